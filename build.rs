@@ -1,0 +1,50 @@
+//! Generates the command table's source list from `commands/*.json`: one entry per file, with
+//! the file's JSON embedded and its `function` bound to the Rust handler it names. A spec naming
+//! a handler that does not exist fails the build, so the table and the code cannot drift apart.
+
+use std::fmt::Write;
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("commands");
+    println!("cargo:rerun-if-changed=commands");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("commands/ directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut out = String::from("pub static SPEC_SOURCES: &[SpecSource] = &[\n");
+    for path in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(&path).expect("readable spec");
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (_, body) = json
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .expect("one command per file");
+        let handler = match body.get("function").and_then(|f| f.as_str()) {
+            Some(f) => {
+                let (module, func) = f.split_once("::").expect("function is module::name");
+                let func = match func {
+                    "type" | "move" | "ref" | "fn" | "match" | "loop" => format!("r#{func}"),
+                    other => other.to_string(),
+                };
+                format!("Some(crate::cmd::{module}::{func})")
+            }
+            None => "None".to_string(),
+        };
+        writeln!(
+            out,
+            "    SpecSource {{ file: {:?}, json: include_str!({:?}), handler: {} }},",
+            path.file_name().unwrap().to_string_lossy(),
+            path.display().to_string(),
+            handler
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("command_specs.rs");
+    std::fs::write(dest, out).unwrap();
+}

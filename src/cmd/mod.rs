@@ -1,0 +1,230 @@
+//! Command execution: the argument cursor, the error texts Redis uses, the per-call context,
+//! and dispatch through the table generated from `commands/*.json`.
+//!
+//! Each command family lives in its own file; a command is a function that reads its
+//! arguments from an [`Args`] cursor and applies itself to the store through a [`Ctx`].
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;
+
+use crate::server::client::Client;
+use crate::server::reply::Reply;
+use crate::server::Server;
+use crate::store::{Db, Shard, Value};
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use table::{Command, CommandTable};
+
+/// A command handler.
+pub type Handler = fn(&mut Ctx<'_>, &mut Args) -> CmdResult;
+pub type CmdResult = Result<Reply, CmdError>;
+/// A reply that arrives later (a model run, a blocking pop): the connection awaits it in order.
+pub type Deferred = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// An error reply: the full line after `-`, e.g. `ERR syntax error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmdError(pub String);
+
+impl CmdError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        CmdError(msg.into())
+    }
+    pub fn syntax() -> Self {
+        CmdError::new(SYNTAX_ERR)
+    }
+    pub fn not_int() -> Self {
+        CmdError::new(NOT_INT_ERR)
+    }
+    pub fn wrong_type() -> Self {
+        CmdError::new(WRONGTYPE_ERR)
+    }
+}
+
+impl From<CmdError> for Reply {
+    fn from(e: CmdError) -> Reply {
+        Reply::Error(e.0)
+    }
+}
+
+pub const SYNTAX_ERR: &str = "ERR syntax error";
+pub const NOT_INT_ERR: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT_ERR: &str = "ERR value is not a valid float";
+pub const WRONGTYPE_ERR: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NO_SUCH_KEY_ERR: &str = "ERR no such key";
+pub const DB_RANGE_ERR: &str = "ERR DB index is out of range";
+
+/// The argument cursor (mini-redis's `Parse`): `args[0]` is the command name (and `args[1]` the
+/// subcommand for containers); the cursor starts after them.
+pub struct Args {
+    args: Vec<Bytes>,
+    pos: usize,
+}
+
+impl Args {
+    pub fn new(args: Vec<Bytes>, skip: usize) -> Self {
+        Args { args, pos: skip }
+    }
+
+    /// All arguments including the command name.
+    pub fn all(&self) -> &[Bytes] {
+        &self.args
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.args.len() - self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    pub fn peek(&self) -> Option<&Bytes> {
+        self.args.get(self.pos)
+    }
+
+    /// The next argument; a missing one is a syntax error (arity was checked before).
+    pub fn next(&mut self) -> Result<Bytes, CmdError> {
+        let b = self
+            .args
+            .get(self.pos)
+            .cloned()
+            .ok_or_else(CmdError::syntax)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub fn next_i64(&mut self) -> Result<i64, CmdError> {
+        crate::util::parse_i64(&self.next()?).ok_or_else(CmdError::not_int)
+    }
+
+    pub fn next_f64(&mut self) -> Result<f64, CmdError> {
+        crate::util::parse_f64(&self.next()?).ok_or_else(|| CmdError::new(NOT_FLOAT_ERR))
+    }
+
+    /// The next argument uppercased, for keyword matching.
+    pub fn next_upper(&mut self) -> Result<String, CmdError> {
+        Ok(String::from_utf8_lossy(&self.next()?).to_ascii_uppercase())
+    }
+
+    /// Consumes the next argument if it equals `kw` (case-insensitively).
+    pub fn eat(&mut self, kw: &str) -> bool {
+        if self
+            .peek()
+            .is_some_and(|a| a.eq_ignore_ascii_case(kw.as_bytes()))
+        {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Everything not yet consumed.
+    pub fn rest(&mut self) -> Vec<Bytes> {
+        let v = self.args[self.pos..].to_vec();
+        self.pos = self.args.len();
+        v
+    }
+
+    /// Fails with a syntax error if arguments are left over.
+    pub fn finish(&self) -> Result<(), CmdError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(CmdError::syntax())
+        }
+    }
+}
+
+/// What a command sees while it runs.
+pub struct Ctx<'a> {
+    pub server: &'a Arc<Server>,
+    pub client: &'a mut Client,
+    pub command: &'a Arc<Command>,
+    /// Set by commands that answer later; the connection awaits it in pipeline order.
+    pub deferred: Option<Deferred>,
+    now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(server: &'a Arc<Server>, client: &'a mut Client, command: &'a Arc<Command>) -> Self {
+        Ctx {
+            server,
+            client,
+            command,
+            deferred: None,
+            now: crate::util::now_ms(),
+        }
+    }
+
+    /// The client's selected database.
+    pub fn db(&self) -> &'a Db {
+        self.server.store.db(self.client.db)
+    }
+
+    /// The time this command runs at, in Unix ms: one clock reading per command, as Redis does.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Records `n` writes for persistence triggers.
+    pub fn dirty(&self, n: u64) {
+        self.server.store.add_dirty(n);
+    }
+
+    /// Answers later with the future's reply.
+    pub fn defer(&mut self, fut: impl Future<Output = Reply> + Send + 'static) -> CmdResult {
+        self.deferred = Some(Box::pin(fut));
+        Ok(Reply::Null)
+    }
+
+    /// Reads a string key: `Ok(None)` when missing, WRONGTYPE for other types.
+    pub fn get_string(&self, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
+        let shard = self.db().read(key);
+        let r = match shard.get(key, self.now) {
+            None => Ok(None),
+            Some(e) => {
+                e.touch();
+                match &e.value {
+                    Value::Str(b) => Ok(Some(b.clone())),
+                    #[allow(unreachable_patterns)]
+                    _ => Err(CmdError::wrong_type()),
+                }
+            }
+        };
+        self.server.store.hit(matches!(r, Ok(Some(_))));
+        r
+    }
+}
+
+/// Reads the string value of `key` in a locked shard, WRONGTYPE for other types.
+pub fn string_in<'s>(
+    shard: &'s Shard,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'s Bytes>, CmdError> {
+    match shard.get(key, now) {
+        None => Ok(None),
+        Some(e) => match &e.value {
+            Value::Str(b) => Ok(Some(b)),
+            #[allow(unreachable_patterns)]
+            _ => Err(CmdError::wrong_type()),
+        },
+    }
+}
+
+/// Gives a value read off the socket its own allocation before it is stored, so a small value
+/// does not pin the whole read buffer it arrived in. Large values already own their buffer.
+pub fn own(b: Bytes) -> Bytes {
+    if b.len() < 16 * 1024 {
+        Bytes::copy_from_slice(&b)
+    } else {
+        b
+    }
+}

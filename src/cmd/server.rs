@@ -1,0 +1,691 @@
+//! Server commands: INFO, CONFIG, COMMAND, SLOWLOG, LATENCY, MEMORY, MONITOR, TIME, SHUTDOWN,
+//! DBSIZE, FLUSHDB, FLUSHALL.
+
+use super::connection::help;
+use super::{Args, CmdError, CmdResult, Ctx};
+use crate::server::reply::Reply;
+use crate::server::Server;
+
+use bytes::Bytes;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+pub fn dbsize(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(ctx.db().len() as i64))
+}
+
+/// Parses FLUSHDB / FLUSHALL's optional ASYNC | SYNC.
+fn flush_mode(args: &mut Args) -> Result<bool, CmdError> {
+    if args.is_empty() {
+        return Ok(false);
+    }
+    let mode = args.next_upper()?;
+    match mode.as_str() {
+        "ASYNC" => Ok(true),
+        "SYNC" => Ok(false),
+        _ => Err(CmdError::syntax()),
+    }
+}
+
+fn drop_maps(maps: Vec<crate::store::KeyMap>, asynchronous: bool) {
+    if asynchronous {
+        std::thread::spawn(move || drop(maps));
+    } else {
+        drop(maps);
+    }
+}
+
+pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let asynchronous = flush_mode(args)?;
+    let maps = ctx.db().clear();
+    ctx.dirty(maps.iter().map(|m| m.len() as u64).sum());
+    drop_maps(maps, asynchronous);
+    Ok(Reply::OK)
+}
+
+pub fn flushall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let asynchronous = flush_mode(args)?;
+    let maps: Vec<_> = ctx
+        .server
+        .store
+        .dbs()
+        .iter()
+        .flat_map(|db| db.clear())
+        .collect();
+    ctx.dirty(maps.iter().map(|m| m.len() as u64).sum::<u64>().max(1));
+    drop_maps(maps, asynchronous);
+    Ok(Reply::OK)
+}
+
+pub fn time(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    let us = crate::util::now_us();
+    Ok(Reply::Array(vec![
+        Reply::bulk(Bytes::from((us / 1_000_000).to_string())),
+        Reply::bulk(Bytes::from((us % 1_000_000).to_string())),
+    ]))
+}
+
+pub fn shutdown(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let mut abort = false;
+    while !args.is_empty() {
+        match args.next_upper()?.as_str() {
+            "NOSAVE" | "SAVE" | "NOW" | "FORCE" => {}
+            "ABORT" => abort = true,
+            _ => return Err(CmdError::syntax()),
+        }
+    }
+    if abort {
+        return Err(CmdError::new("ERR No shutdown in progress."));
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.server.shutdown.trigger();
+    // Redis closes the connection without a reply when the shutdown goes ahead.
+    ctx.client.reply_mode = crate::server::client::ReplyMode::Skip;
+    ctx.client.close_after_reply = true;
+    Ok(Reply::OK)
+}
+
+pub fn monitor(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    ctx.server.clients.start_monitor(ctx.client.info.clone());
+    Ok(Reply::OK)
+}
+
+// ---- SLOWLOG ----
+
+pub fn slowlog_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let count = if args.is_empty() {
+        10
+    } else {
+        let n = args.next_i64()?;
+        if n < -1 {
+            return Err(CmdError::new(
+                "ERR count should be greater than or equal to -1",
+            ));
+        }
+        if n == -1 {
+            usize::MAX
+        } else {
+            n as usize
+        }
+    };
+    let log = ctx.server.slowlog.lock();
+    Ok(Reply::Array(
+        log.entries
+            .iter()
+            .take(count)
+            .map(|e| {
+                Reply::Array(vec![
+                    Reply::Int(e.id as i64),
+                    Reply::Int(e.time as i64),
+                    Reply::Int(e.micros as i64),
+                    Reply::Array(e.argv.iter().cloned().map(Reply::Bulk).collect()),
+                    Reply::bulk_str(&e.addr),
+                    Reply::Bulk(e.name.clone()),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+pub fn slowlog_len(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(ctx.server.slowlog.lock().entries.len() as i64))
+}
+
+pub fn slowlog_reset(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    ctx.server.slowlog.lock().entries.clear();
+    Ok(Reply::OK)
+}
+
+pub fn slowlog_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(help(
+        "SLOWLOG",
+        &[
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+    ))
+}
+
+// ---- LATENCY: Locus records no latency events (latency-monitor-threshold 0 in Redis terms),
+// so these answer as Redis does with the monitor disabled.
+
+pub fn latency_doctor(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Verbatim(Bytes::from_static(
+        b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n",
+    )))
+}
+
+pub fn latency_latest(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Array(vec![]))
+}
+
+pub fn latency_history(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Array(vec![]))
+}
+
+pub fn latency_reset(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(0))
+}
+
+pub fn latency_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(help(
+        "LATENCY",
+        &[
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+        ],
+    ))
+}
+
+// ---- CONFIG ----
+
+pub fn config_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let patterns = args.rest();
+    let pats: Vec<&[u8]> = patterns.iter().map(|p| p.as_ref()).collect();
+    let pairs = ctx.server.config.matching(&pats);
+    Ok(Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::bulk_str(&k), Reply::bulk_str(&v)))
+            .collect(),
+    ))
+}
+
+pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    if args.remaining() % 2 != 0 {
+        return Err(CmdError::new(
+            "ERR wrong number of arguments for 'config|set' command",
+        ));
+    }
+    let rest = args.rest();
+    let pairs: Vec<(String, String)> = rest
+        .chunks(2)
+        .map(|p| {
+            (
+                String::from_utf8_lossy(&p[0]).to_ascii_lowercase(),
+                String::from_utf8_lossy(&p[1]).into_owned(),
+            )
+        })
+        .collect();
+    ctx.server.config.set_many(&pairs).map_err(CmdError)?;
+    Ok(Reply::OK)
+}
+
+pub fn config_resetstat(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    ctx.server.stats.reset();
+    for c in ctx.server.commands.all() {
+        c.stats.reset();
+    }
+    let store = &ctx.server.store;
+    for c in [
+        &store.keyspace_hits,
+        &store.keyspace_misses,
+        &store.expired_keys,
+    ] {
+        c.store(0, Ordering::Relaxed);
+    }
+    Ok(Reply::OK)
+}
+
+pub fn config_rewrite(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    ctx.server.config.rewrite().map_err(CmdError)?;
+    Ok(Reply::OK)
+}
+
+pub fn config_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(help(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    ))
+}
+
+// ---- COMMAND ----
+
+/// Finds a command by name, accepting `container|sub` for subcommands.
+fn lookup<'a>(server: &'a Server, name: &[u8]) -> Option<&'a std::sync::Arc<super::Command>> {
+    let text = String::from_utf8_lossy(name);
+    match text.split_once('|') {
+        Some((top, sub)) => server
+            .commands
+            .get(top.as_bytes())?
+            .subcommands
+            .get(&sub.to_uppercase()),
+        None => server.commands.get(name),
+    }
+}
+
+pub fn command(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Array(
+        ctx.server
+            .commands
+            .commands()
+            .map(|c| c.info_reply())
+            .collect(),
+    ))
+}
+
+pub fn command_count(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(ctx.server.commands.len() as i64))
+}
+
+pub fn command_info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    if args.is_empty() {
+        return command(ctx, args);
+    }
+    Ok(Reply::Array(
+        args.rest()
+            .iter()
+            .map(|n| lookup(ctx.server, n).map_or(Reply::NullArray, |c| c.info_reply()))
+            .collect(),
+    ))
+}
+
+pub fn command_docs(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let docs = if args.is_empty() {
+        ctx.server
+            .commands
+            .commands()
+            .map(|c| (Reply::bulk_str(&c.name), c.docs_reply()))
+            .collect()
+    } else {
+        args.rest()
+            .iter()
+            .filter_map(|n| lookup(ctx.server, n))
+            .map(|c| (Reply::bulk_str(&c.name), c.docs_reply()))
+            .collect()
+    };
+    Ok(Reply::Map(docs))
+}
+
+pub fn command_list(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let mut filter: Option<(String, Bytes)> = None;
+    if !args.is_empty() {
+        if !args.eat("FILTERBY") || args.remaining() != 2 {
+            return Err(CmdError::syntax());
+        }
+        let kind = args.next_upper()?;
+        if !["MODULE", "ACLCAT", "PATTERN"].contains(&kind.as_str()) {
+            return Err(CmdError::syntax());
+        }
+        filter = Some((kind, args.next()?));
+    }
+    let mut names = Vec::new();
+    for c in ctx.server.commands.commands() {
+        for cmd in std::iter::once(c).chain(c.subcommands.values()) {
+            let keep = match &filter {
+                None => true,
+                Some((k, _)) if k == "MODULE" => false,
+                Some((k, v)) if k == "ACLCAT" => {
+                    let cat = String::from_utf8_lossy(v).to_ascii_uppercase();
+                    cmd.acl_categories.iter().any(|a| *a == cat)
+                }
+                Some((_, p)) => crate::store::glob::glob_match(p, cmd.name.as_bytes(), true),
+            };
+            if keep {
+                names.push(Reply::bulk_str(&cmd.name));
+            }
+        }
+    }
+    Ok(Reply::Array(names))
+}
+
+pub fn command_getkeys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let argv = args.rest();
+    let resolved = ctx.server.commands.resolve(&argv);
+    let cmd = match resolved {
+        Ok((c, _)) => c,
+        Err(e) if e.contains("wrong number") => {
+            return Err(CmdError::new(
+                "ERR Invalid number of arguments specified for command",
+            ))
+        }
+        Err(_) => return Err(CmdError::new("ERR Invalid command specified")),
+    };
+    let keys = cmd.key_positions(&argv);
+    if keys.is_empty() {
+        return Err(CmdError::new("ERR The command has no key arguments"));
+    }
+    Ok(Reply::Array(
+        keys.into_iter()
+            .map(|i| Reply::Bulk(argv[i].clone()))
+            .collect(),
+    ))
+}
+
+pub fn command_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(help(
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+        ],
+    ))
+}
+
+// ---- MEMORY ----
+
+pub fn memory_usage(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    if !args.is_empty() {
+        if !args.eat("SAMPLES") || args.remaining() != 1 {
+            return Err(CmdError::syntax());
+        }
+        args.next_i64()?;
+    }
+    let shard = ctx.db().read(&key);
+    // Key bytes + value + the map slot and entry header.
+    Ok(shard.get(&key, ctx.now()).map_or(Reply::Null, |e| {
+        Reply::Int((key.len() + e.value.memory_usage() + 72) as i64)
+    }))
+}
+
+pub fn memory_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(help(
+        "MEMORY",
+        &[
+            "USAGE <key> [SAMPLES <count>]",
+            "    Return memory in bytes used by <key> and its value. Nested values are",
+            "    sampled up to <count> times (default: 5, 0 means sample all).",
+        ],
+    ))
+}
+
+// ---- INFO ----
+
+/// Allocator statistics (jemalloc), refreshed on each call.
+pub fn allocator_stats() -> (usize, usize) {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0);
+    let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0);
+    (allocated, resident)
+}
+
+fn human_bytes(n: usize) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", n / (1024.0 * 1024.0 * 1024.0))
+    } else if n >= 1024.0 * 1024.0 {
+        format!("{:.2}M", n / (1024.0 * 1024.0))
+    } else if n >= 1024.0 {
+        format!("{:.2}K", n / 1024.0)
+    } else {
+        format!("{n}B")
+    }
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let requested: Vec<String> = args
+        .rest()
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let sections: Vec<&str> = if requested.is_empty() || requested.iter().any(|s| s == "default") {
+        DEFAULT_SECTIONS.to_vec()
+    } else if requested.iter().any(|s| s == "all" || s == "everything") {
+        ALL_SECTIONS.to_vec()
+    } else {
+        ALL_SECTIONS
+            .iter()
+            .copied()
+            .filter(|s| requested.iter().any(|r| r == s))
+            .collect()
+    };
+    let mut out = String::new();
+    for s in sections {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        info_section(ctx.server, s, &mut out);
+    }
+    Ok(Reply::Verbatim(Bytes::from(out)))
+}
+
+fn kv(out: &mut String, k: &str, v: &dyn std::fmt::Display) {
+    let _ = write!(out, "{k}:{v}\r\n");
+}
+
+fn info_section(server: &Server, section: &str, out: &mut String) {
+    let uptime = server.started.elapsed().as_secs();
+    match section {
+        "server" => {
+            out.push_str("# Server\r\n");
+            kv(out, "redis_version", &crate::REDIS_VERSION);
+            kv(out, "locus_version", &crate::LOCUS_VERSION);
+            kv(out, "redis_mode", &"standalone");
+            kv(out, "os", &std::env::consts::OS);
+            kv(out, "arch_bits", &64);
+            kv(out, "multiplexing_api", &"epoll");
+            kv(out, "process_id", &std::process::id());
+            kv(out, "run_id", &server.run_id);
+            kv(out, "tcp_port", &server.tcp_port.load(Ordering::Relaxed));
+            kv(out, "server_time_usec", &crate::util::now_us());
+            kv(out, "uptime_in_seconds", &uptime);
+            kv(out, "uptime_in_days", &(uptime / 86400));
+            kv(out, "hz", &server.config.get("hz"));
+            kv(
+                out,
+                "executable",
+                &std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+            kv(
+                out,
+                "config_file",
+                &server
+                    .config
+                    .file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        "clients" => {
+            out.push_str("# Clients\r\n");
+            kv(out, "connected_clients", &server.clients.len());
+            kv(out, "maxclients", &server.config.get("maxclients"));
+            kv(out, "blocked_clients", &0);
+            kv(out, "tracking_clients", &0);
+        }
+        "memory" => {
+            let (allocated, resident) = allocator_stats();
+            out.push_str("# Memory\r\n");
+            kv(out, "used_memory", &allocated);
+            kv(out, "used_memory_human", &human_bytes(allocated));
+            kv(out, "used_memory_rss", &resident);
+            kv(out, "used_memory_rss_human", &human_bytes(resident));
+            kv(out, "maxmemory", &server.config.get("maxmemory"));
+            kv(
+                out,
+                "maxmemory_policy",
+                &server.config.get("maxmemory-policy"),
+            );
+            kv(out, "mem_allocator", &"jemalloc");
+        }
+        "persistence" => {
+            out.push_str("# Persistence\r\n");
+            kv(out, "loading", &0);
+            kv(
+                out,
+                "rdb_changes_since_last_save",
+                &server.store.dirty.load(Ordering::Relaxed),
+            );
+            kv(out, "rdb_bgsave_in_progress", &0);
+            kv(out, "aof_enabled", &0);
+            kv(out, "aof_rewrite_in_progress", &0);
+        }
+        "stats" => {
+            let s = &server.stats;
+            out.push_str("# Stats\r\n");
+            kv(
+                out,
+                "total_connections_received",
+                &s.connections_received.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "total_commands_processed",
+                &s.commands_processed.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "total_net_input_bytes",
+                &s.net_input_bytes.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "total_net_output_bytes",
+                &s.net_output_bytes.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "rejected_connections",
+                &s.rejected_connections.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "expired_keys",
+                &server.store.expired_keys.load(Ordering::Relaxed),
+            );
+            kv(out, "evicted_keys", &0);
+            kv(
+                out,
+                "keyspace_hits",
+                &server.store.keyspace_hits.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "keyspace_misses",
+                &server.store.keyspace_misses.load(Ordering::Relaxed),
+            );
+            kv(out, "pubsub_channels", &0);
+            kv(out, "pubsub_patterns", &0);
+            kv(
+                out,
+                "total_error_replies",
+                &s.error_replies.load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            out.push_str("# Replication\r\n");
+            kv(out, "role", &"master");
+            kv(out, "connected_slaves", &0);
+        }
+        "cpu" => {
+            out.push_str("# CPU\r\n");
+            // SAFETY: getrusage only writes into the struct we pass.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+            let t = |tv: libc::timeval| format!("{}.{:06}", tv.tv_sec, tv.tv_usec);
+            kv(out, "used_cpu_sys", &t(ru.ru_stime));
+            kv(out, "used_cpu_user", &t(ru.ru_utime));
+        }
+        "modules" => out.push_str("# Modules\r\n"),
+        "errorstats" => out.push_str("# Errorstats\r\n"),
+        "cluster" => {
+            out.push_str("# Cluster\r\n");
+            kv(out, "cluster_enabled", &0);
+        }
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            for c in server.commands.all() {
+                let calls = c.stats.calls.load(Ordering::Relaxed);
+                let rejected = c.stats.rejected.load(Ordering::Relaxed);
+                let failed = c.stats.failed.load(Ordering::Relaxed);
+                if calls == 0 && rejected == 0 {
+                    continue;
+                }
+                let usec = c.stats.usec.load(Ordering::Relaxed);
+                let per = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                    c.name
+                );
+            }
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            for (i, db) in server.store.dbs().iter().enumerate() {
+                let keys = db.len();
+                if keys > 0 {
+                    let _ = write!(
+                        out,
+                        "db{i}:keys={keys},expires={},avg_ttl=0\r\n",
+                        db.volatile()
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}

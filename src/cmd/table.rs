@@ -1,0 +1,695 @@
+//! The command table, built at start-up from the specs in `commands/*.json` (embedded by the
+//! build script). It drives lookup, arity checks, `COMMAND INFO` / `COMMAND DOCS`, key
+//! extraction and per-command statistics.
+
+use super::Handler;
+use crate::server::reply::Reply;
+use ahash::RandomState;
+use serde_json::Value as Json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One spec file as the build script embedded it.
+pub struct SpecSource {
+    pub file: &'static str,
+    pub json: &'static str,
+    pub handler: Option<Handler>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/command_specs.rs"));
+
+/// Call statistics for INFO commandstats.
+#[derive(Default)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl CommandStats {
+    pub fn reset(&self) {
+        for c in [&self.calls, &self.usec, &self.rejected, &self.failed] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where a key spec starts looking and how it finds keys (Redis's key-spec model).
+#[derive(Clone, Debug)]
+pub enum BeginSearch {
+    Index(i64),
+    Keyword { keyword: String, startfrom: i64 },
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub enum FindKeys {
+    Range {
+        lastkey: i64,
+        step: i64,
+        limit: i64,
+    },
+    Keynum {
+        keynumidx: i64,
+        firstkey: i64,
+        step: i64,
+    },
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    pub flags: Vec<String>,
+    pub begin: BeginSearch,
+    pub find: FindKeys,
+}
+
+pub struct Command {
+    /// Lowercase name; for subcommands `container|sub`.
+    pub name: String,
+    pub id: usize,
+    pub arity: i64,
+    pub flags: Vec<String>,
+    pub acl_categories: Vec<String>,
+    pub tips: Vec<String>,
+    pub key_specs: Vec<KeySpec>,
+    /// Redis's legacy (first, last, step) key positions.
+    pub legacy_keys: (i64, i64, i64),
+    pub movable_keys: bool,
+    pub handler: Option<Handler>,
+    pub subcommands: BTreeMap<String, Arc<Command>>,
+    /// The spec body, for COMMAND DOCS.
+    pub spec: Json,
+    pub stats: CommandStats,
+    pub no_auth: bool,
+    pub write: bool,
+    pub admin: bool,
+    /// Allowed in RESP2 while subscribed.
+    pub pubsub_ok: bool,
+}
+
+impl Command {
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.iter().any(|x| x == f)
+    }
+
+    pub fn is_container(&self) -> bool {
+        !self.subcommands.is_empty()
+    }
+
+    /// The name Redis uses in arity errors and stats: `get`, `client|list`.
+    pub fn full_name(&self) -> &str {
+        &self.name
+    }
+
+    /// `COMMAND INFO` entry.
+    pub fn info_reply(&self) -> Reply {
+        let set = |v: &[String], prefix: &str| {
+            Reply::Set(
+                v.iter()
+                    .map(|f| Reply::StatusOwned(format!("{prefix}{}", f.to_lowercase())))
+                    .collect(),
+            )
+        };
+        let mut flags = self.flags.clone();
+        if self.movable_keys {
+            flags.push("MOVABLEKEYS".into());
+        }
+        Reply::Array(vec![
+            Reply::bulk_str(&self.name),
+            Reply::Int(self.arity),
+            set(&flags, ""),
+            Reply::Int(self.legacy_keys.0),
+            Reply::Int(self.legacy_keys.1),
+            Reply::Int(self.legacy_keys.2),
+            set(&self.acl_categories, "@"),
+            Reply::Set(
+                self.tips
+                    .iter()
+                    .map(|t| Reply::bulk_str(&t.to_lowercase()))
+                    .collect(),
+            ),
+            Reply::Array(
+                self.spec["key_specs"]
+                    .as_array()
+                    .map(|a| a.iter().map(key_spec_reply).collect())
+                    .unwrap_or_default(),
+            ),
+            Reply::Array(self.subcommands.values().map(|c| c.info_reply()).collect()),
+        ])
+    }
+
+    /// `COMMAND DOCS` entry (the value; the caller pairs it with the name).
+    pub fn docs_reply(&self) -> Reply {
+        let s = &self.spec;
+        let mut m = Vec::new();
+        for field in ["summary", "since", "group", "complexity"] {
+            if let Some(v) = s[field].as_str() {
+                m.push((Reply::bulk_str(field), Reply::bulk_str(v)));
+            }
+        }
+        if let Some(flags) = s["doc_flags"].as_array() {
+            let v = flags
+                .iter()
+                .filter_map(|f| f.as_str())
+                .map(|f| Reply::StatusOwned(f.to_lowercase()))
+                .collect();
+            m.push((Reply::bulk_str("doc_flags"), Reply::Set(v)));
+        }
+        for field in ["deprecated_since", "replaced_by"] {
+            if let Some(v) = s[field].as_str() {
+                m.push((Reply::bulk_str(field), Reply::bulk_str(v)));
+            }
+        }
+        if let Some(h) = s["history"].as_array() {
+            let v = h
+                .iter()
+                .filter_map(|e| e.as_array())
+                .map(|e| {
+                    Reply::Array(
+                        e.iter()
+                            .map(|x| Reply::bulk_str(x.as_str().unwrap_or("")))
+                            .collect(),
+                    )
+                })
+                .collect();
+            m.push((Reply::bulk_str("history"), Reply::Array(v)));
+        }
+        if let Some(args) = s["arguments"].as_array() {
+            m.push((
+                Reply::bulk_str("arguments"),
+                Reply::Array(args.iter().map(arg_doc).collect()),
+            ));
+        }
+        if self.is_container() {
+            let subs = self
+                .subcommands
+                .values()
+                .map(|c| (Reply::bulk_str(&c.name), c.docs_reply()))
+                .collect();
+            m.push((Reply::bulk_str("subcommands"), Reply::Map(subs)));
+        }
+        Reply::Map(m)
+    }
+
+    /// Positions of key arguments in `argv` (COMMAND GETKEYS, cluster routing later).
+    pub fn key_positions(&self, argv: &[bytes::Bytes]) -> Vec<usize> {
+        let argc = argv.len() as i64;
+        let mut out = Vec::new();
+        for ks in &self.key_specs {
+            let start = match &ks.begin {
+                BeginSearch::Index(p) => *p,
+                BeginSearch::Keyword { keyword, startfrom } => {
+                    let found = if *startfrom >= 0 {
+                        (*startfrom..argc)
+                            .find(|&i| argv[i as usize].eq_ignore_ascii_case(keyword.as_bytes()))
+                    } else {
+                        (1..=(argc + startfrom).max(0))
+                            .rev()
+                            .find(|&i| argv[i as usize].eq_ignore_ascii_case(keyword.as_bytes()))
+                    };
+                    match found {
+                        Some(i) => i + 1,
+                        None => continue,
+                    }
+                }
+                BeginSearch::Unknown => continue,
+            };
+            match &ks.find {
+                FindKeys::Range {
+                    lastkey,
+                    step,
+                    limit,
+                } => {
+                    let last = if *lastkey >= 0 {
+                        start + lastkey
+                    } else if *limit > 1 {
+                        start + (argc - start) / limit - 1
+                    } else {
+                        argc + lastkey
+                    };
+                    let mut i = start;
+                    while i <= last.min(argc - 1) {
+                        out.push(i as usize);
+                        i += (*step).max(1);
+                    }
+                }
+                FindKeys::Keynum {
+                    keynumidx,
+                    firstkey,
+                    step,
+                } => {
+                    let Some(n) = argv
+                        .get((start + keynumidx) as usize)
+                        .and_then(|b| crate::util::parse_i64(b))
+                    else {
+                        continue;
+                    };
+                    let first = start + firstkey;
+                    for k in 0..n.max(0) {
+                        let i = first + k * step.max(&1);
+                        if i < argc {
+                            out.push(i as usize);
+                        }
+                    }
+                }
+                FindKeys::Unknown => {}
+            }
+        }
+        out
+    }
+}
+
+fn json_reply(v: &Json) -> Reply {
+    match v {
+        Json::Null => Reply::Null,
+        Json::Bool(b) => Reply::Bool(*b),
+        Json::Number(n) => Reply::Int(n.as_i64().unwrap_or(0)),
+        Json::String(s) => Reply::bulk_str(s),
+        Json::Array(a) => Reply::Array(a.iter().map(json_reply).collect()),
+        Json::Object(o) => Reply::Map(
+            o.iter()
+                .map(|(k, v)| (Reply::bulk_str(k), json_reply(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// COMMAND INFO renders key specs as Redis does: lowercase-free keys, flags as a set.
+fn key_spec_reply(ks: &Json) -> Reply {
+    let mut m = Vec::new();
+    if let Some(notes) = ks["notes"].as_str() {
+        m.push((Reply::bulk_str("notes"), Reply::bulk_str(notes)));
+    }
+    let flags = ks["flags"].as_array().map(|a| {
+        a.iter()
+            .map(|f| Reply::StatusOwned(f.as_str().unwrap_or("").to_string()))
+            .collect()
+    });
+    m.push((
+        Reply::bulk_str("flags"),
+        Reply::Set(flags.unwrap_or_default()),
+    ));
+    for (field, json) in [
+        ("begin_search", &ks["begin_search"]),
+        ("find_keys", &ks["find_keys"]),
+    ] {
+        let (kind, spec) = json
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .map(|(k, v)| (k.as_str(), v))
+            .unwrap_or(("unknown", &Json::Null));
+        m.push((
+            Reply::bulk_str(field),
+            Reply::Map(vec![
+                (Reply::bulk_str("type"), Reply::bulk_str(kind)),
+                (Reply::bulk_str("spec"), json_reply(spec)),
+            ]),
+        ));
+    }
+    Reply::Map(m)
+}
+
+fn arg_doc(a: &Json) -> Reply {
+    let mut m = Vec::new();
+    for field in ["name", "type"] {
+        m.push((
+            Reply::bulk_str(field),
+            Reply::bulk_str(a[field].as_str().unwrap_or("")),
+        ));
+    }
+    if let Some(display) = a["display"].as_str() {
+        m.push((Reply::bulk_str("display_text"), Reply::bulk_str(display)));
+    }
+    if let Some(i) = a["key_spec_index"].as_i64() {
+        m.push((Reply::bulk_str("key_spec_index"), Reply::Int(i)));
+    }
+    for field in ["token", "summary", "since", "deprecated_since"] {
+        if let Some(v) = a[field].as_str() {
+            m.push((Reply::bulk_str(field), Reply::bulk_str(v)));
+        }
+    }
+    let flags: Vec<Reply> = ["optional", "multiple", "multiple_token"]
+        .iter()
+        .filter(|f| a[**f].as_bool() == Some(true))
+        .map(|f| Reply::Status(f))
+        .collect();
+    if !flags.is_empty() {
+        m.push((Reply::bulk_str("flags"), Reply::Set(flags)));
+    }
+    if let Some(sub) = a["arguments"].as_array() {
+        m.push((
+            Reply::bulk_str("arguments"),
+            Reply::Array(sub.iter().map(arg_doc).collect()),
+        ));
+    }
+    Reply::Map(m)
+}
+
+/// ACL categories Redis derives from command flags, in Redis's category order.
+const ACL_ORDER: &[&str] = &[
+    "KEYSPACE",
+    "READ",
+    "WRITE",
+    "SET",
+    "SORTEDSET",
+    "LIST",
+    "HASH",
+    "STRING",
+    "BITMAP",
+    "HYPERLOGLOG",
+    "GEO",
+    "STREAM",
+    "PUBSUB",
+    "ADMIN",
+    "FAST",
+    "SLOW",
+    "BLOCKING",
+    "DANGEROUS",
+    "CONNECTION",
+    "TRANSACTION",
+    "SCRIPTING",
+];
+
+fn implied_acl(flags: &[String], explicit: &[String]) -> Vec<String> {
+    let mut cats: Vec<String> = explicit.to_vec();
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let add = |c: &str, cats: &mut Vec<String>| {
+        if !cats.iter().any(|x| x == c) {
+            cats.push(c.to_string());
+        }
+    };
+    if has("WRITE") {
+        add("WRITE", &mut cats);
+    }
+    if has("READONLY") && !explicit.iter().any(|c| c == "SCRIPTING") {
+        add("READ", &mut cats);
+    }
+    if has("ADMIN") {
+        add("ADMIN", &mut cats);
+        add("DANGEROUS", &mut cats);
+    }
+    if has("PUBSUB") {
+        add("PUBSUB", &mut cats);
+    }
+    if has("FAST") {
+        add("FAST", &mut cats);
+    }
+    if has("BLOCKING") {
+        add("BLOCKING", &mut cats);
+    }
+    if !cats.iter().any(|c| c == "FAST") {
+        add("SLOW", &mut cats);
+    }
+    cats.sort_by_key(|c| ACL_ORDER.iter().position(|o| o == c).unwrap_or(usize::MAX));
+    cats
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_key_spec(ks: &Json) -> KeySpec {
+    let bs = &ks["begin_search"];
+    let begin = if let Some(i) = bs["index"]["pos"].as_i64() {
+        BeginSearch::Index(i)
+    } else if let Some(kw) = bs["keyword"]["keyword"].as_str() {
+        BeginSearch::Keyword {
+            keyword: kw.to_string(),
+            startfrom: bs["keyword"]["startfrom"].as_i64().unwrap_or(1),
+        }
+    } else {
+        BeginSearch::Unknown
+    };
+    let fk = &ks["find_keys"];
+    let find = if fk["range"].is_object() {
+        let r = &fk["range"];
+        FindKeys::Range {
+            lastkey: r["lastkey"].as_i64().unwrap_or(0),
+            step: r["step"].as_i64().unwrap_or(1),
+            limit: r["limit"].as_i64().unwrap_or(0),
+        }
+    } else if fk["keynum"].is_object() {
+        let k = &fk["keynum"];
+        FindKeys::Keynum {
+            keynumidx: k["keynumidx"].as_i64().unwrap_or(0),
+            firstkey: k["firstkey"].as_i64().unwrap_or(1),
+            step: k["step"].as_i64().unwrap_or(1),
+        }
+    } else {
+        FindKeys::Unknown
+    };
+    KeySpec {
+        flags: strings(&ks["flags"]),
+        begin,
+        find,
+    }
+}
+
+/// Redis's `populateCommandLegacyRangeSpec`: the (first, last, step) triple older clients read.
+fn legacy_range(specs: &[KeySpec]) -> ((i64, i64, i64), bool) {
+    let mut movable = false;
+    if specs.is_empty() {
+        return ((0, 0, 0), false);
+    }
+    let abs = |pos: i64, last: i64| if last >= 0 { pos + last } else { last };
+    if let [KeySpec {
+        begin: BeginSearch::Index(pos),
+        find: FindKeys::Range { lastkey, step, .. },
+        flags,
+    }] = specs
+    {
+        movable = flags.iter().any(|f| f == "INCOMPLETE");
+        return ((*pos, abs(*pos, *lastkey), *step), movable);
+    }
+    let (mut first, mut last, mut prev_last) = (i64::MAX, 0i64, 0i64);
+    for ks in specs {
+        let (BeginSearch::Index(pos), FindKeys::Range { lastkey, step, .. }) =
+            (&ks.begin, &ks.find)
+        else {
+            movable = true;
+            continue;
+        };
+        if *step != 1 || (prev_last != 0 && prev_last != pos - 1) {
+            movable = true;
+            continue;
+        }
+        if ks.flags.iter().any(|f| f == "INCOMPLETE") {
+            movable = true;
+        }
+        first = first.min(*pos);
+        let l = abs(*pos, *lastkey);
+        // Unsigned comparison, as Redis does, so that negative (relative) ends win.
+        last = if (l as u64) > (last as u64) { l } else { last };
+        prev_last = last;
+    }
+    if first == i64::MAX {
+        return ((0, 0, 0), movable);
+    }
+    ((first, last, 1), movable)
+}
+
+/// The table: top-level commands by uppercase name.
+pub struct CommandTable {
+    by_name: HashMap<Box<[u8]>, Arc<Command>, RandomState>,
+    all: Vec<Arc<Command>>,
+}
+
+impl CommandTable {
+    /// Builds the table from the embedded specs. Panics on a malformed spec: the build script
+    /// already parsed them, so this only fires on a broken tree.
+    pub fn load() -> Self {
+        let mut tops: BTreeMap<String, Json> = BTreeMap::new();
+        let mut subs: BTreeMap<String, Vec<(String, Json, Option<Handler>)>> = BTreeMap::new();
+        let mut handlers: HashMap<String, Option<Handler>> = HashMap::new();
+        for src in SPEC_SOURCES {
+            let json: Json =
+                serde_json::from_str(src.json).unwrap_or_else(|e| panic!("{}: {e}", src.file));
+            let (name, body) = json
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .expect("one command per file");
+            match body["container"].as_str() {
+                Some(container) => subs.entry(container.to_uppercase()).or_default().push((
+                    name.to_uppercase(),
+                    body.clone(),
+                    src.handler,
+                )),
+                None => {
+                    handlers.insert(name.to_uppercase(), src.handler);
+                    tops.insert(name.to_uppercase(), body.clone());
+                }
+            }
+        }
+        let mut all = Vec::new();
+        let mut by_name = HashMap::default();
+        for (name, body) in tops {
+            let mut subcommands = BTreeMap::new();
+            for (sub, sbody, h) in subs.remove(&name).unwrap_or_default() {
+                let full = format!("{}|{}", name.to_lowercase(), sub.to_lowercase());
+                let c = Arc::new(build(&full, sbody, h, all.len()));
+                all.push(c.clone());
+                subcommands.insert(sub, c);
+            }
+            let mut c = build(&name.to_lowercase(), body, handlers[&name], all.len());
+            c.subcommands = subcommands;
+            let c = Arc::new(c);
+            all.push(c.clone());
+            by_name.insert(name.into_bytes().into_boxed_slice(), c);
+        }
+        assert!(
+            subs.is_empty(),
+            "subcommands without a container spec: {:?}",
+            subs.keys().collect::<Vec<_>>()
+        );
+        CommandTable { by_name, all }
+    }
+
+    /// Looks a top-level command up by name, case-insensitively, without allocating.
+    pub fn get(&self, name: &[u8]) -> Option<&Arc<Command>> {
+        let mut buf = [0u8; 64];
+        self.by_name.get(crate::util::upper(name, &mut buf)?)
+    }
+
+    /// Top-level commands, sorted by name.
+    pub fn commands(&self) -> impl Iterator<Item = &Arc<Command>> {
+        let mut v: Vec<_> = self.by_name.values().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v.into_iter()
+    }
+
+    /// Every command and subcommand, indexed by `Command::id`.
+    pub fn all(&self) -> &[Arc<Command>] {
+        &self.all
+    }
+
+    pub fn by_id(&self, id: usize) -> Option<&Arc<Command>> {
+        self.all.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Resolves `argv` to the command to run and how many leading words name it, checking the
+    /// name, the subcommand and the arity with Redis's error texts.
+    pub fn resolve(&self, argv: &[bytes::Bytes]) -> Result<(Arc<Command>, usize), String> {
+        let Some(cmd) = self.get(&argv[0]) else {
+            let mut args = String::new();
+            for a in argv[1..].iter() {
+                let s = String::from_utf8_lossy(a);
+                let s: String = s.chars().take(128).collect();
+                args.push_str(&format!("'{s}' "));
+            }
+            let name: String = String::from_utf8_lossy(&argv[0])
+                .chars()
+                .take(128)
+                .collect();
+            return Err(format!(
+                "ERR unknown command '{name}', with args beginning with: {args}"
+            ));
+        };
+        if cmd.is_container() && argv.len() >= 2 {
+            let sub = String::from_utf8_lossy(&argv[1]).to_uppercase();
+            let Some(sc) = cmd.subcommands.get(&sub) else {
+                let s: String = String::from_utf8_lossy(&argv[1])
+                    .chars()
+                    .take(128)
+                    .collect();
+                return Err(format!(
+                    "ERR unknown subcommand '{s}'. Try {} HELP.",
+                    cmd.name.to_uppercase()
+                ));
+            };
+            check_arity(sc, argv.len())?;
+            return Ok((sc.clone(), 2));
+        }
+        check_arity(cmd, argv.len())?;
+        Ok((cmd.clone(), 1))
+    }
+}
+
+fn check_arity(cmd: &Command, argc: usize) -> Result<(), String> {
+    let argc = argc as i64;
+    if (cmd.arity > 0 && argc != cmd.arity) || argc < -cmd.arity {
+        return Err(format!(
+            "ERR wrong number of arguments for '{}' command",
+            cmd.name
+        ));
+    }
+    Ok(())
+}
+
+fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command {
+    let flags: Vec<String> = strings(&body["command_flags"]);
+    let key_specs: Vec<KeySpec> = body["key_specs"]
+        .as_array()
+        .map(|a| a.iter().map(parse_key_spec).collect())
+        .unwrap_or_default();
+    let (legacy_keys, movable_keys) = legacy_range(&key_specs);
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    Command {
+        name: name.to_string(),
+        id,
+        arity: body["arity"].as_i64().unwrap_or(-1),
+        acl_categories: implied_acl(&flags, &strings(&body["acl_categories"])),
+        tips: strings(&body["command_tips"]),
+        no_auth: has("NO_AUTH"),
+        write: has("WRITE"),
+        admin: has("ADMIN"),
+        pubsub_ok: matches!(
+            name,
+            "subscribe"
+                | "ssubscribe"
+                | "sunsubscribe"
+                | "unsubscribe"
+                | "psubscribe"
+                | "punsubscribe"
+                | "ping"
+                | "quit"
+                | "reset"
+        ),
+        flags,
+        key_specs,
+        legacy_keys,
+        movable_keys,
+        handler,
+        subcommands: BTreeMap::new(),
+        spec: body,
+        stats: CommandStats::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_loads_and_runnable_commands_have_handlers() {
+        let t = CommandTable::load();
+        assert!(t.len() > 50);
+        for c in t.all() {
+            assert!(
+                c.handler.is_some() || c.is_container(),
+                "{} has no handler",
+                c.name
+            );
+        }
+        let get = t.get(b"get").unwrap();
+        assert_eq!((get.arity, get.legacy_keys), (2, (1, 1, 1)));
+        assert_eq!(t.get(b"MSET").unwrap().legacy_keys, (1, -1, 2));
+        assert_eq!(t.get(b"rename").unwrap().legacy_keys, (1, 2, 1));
+    }
+}

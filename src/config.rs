@@ -1,0 +1,422 @@
+//! Server configuration: redis.conf syntax, `--name value` overrides, and the parameter table
+//! behind CONFIG GET / SET / REWRITE. Values are kept as canonical strings; the ones read on
+//! hot paths are mirrored into atomics in [`Live`].
+
+use crate::store::glob::glob_match;
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Integer within bounds.
+    Int(i64, i64),
+    /// Byte size with optional unit suffix (`1gb`, `512mb`, `64k`).
+    Memory,
+    Bool,
+    Str,
+    Enum(&'static [&'static str]),
+    /// Free-form, validated by a custom check in [`validate`].
+    Special,
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: Kind,
+    /// Whether CONFIG SET may change it while running.
+    pub mutable: bool,
+}
+
+const fn p(name: &'static str, default: &'static str, kind: Kind, mutable: bool) -> Param {
+    Param {
+        name,
+        default,
+        kind,
+        mutable,
+    }
+}
+
+/// Every parameter Locus understands. Redis parameters keep Redis's names and defaults.
+pub static PARAMS: &[Param] = &[
+    p("port", "6379", Kind::Int(0, 65535), false),
+    p("bind", "127.0.0.1 -::1", Kind::Str, false),
+    p("unixsocket", "", Kind::Str, false),
+    p("unixsocketperm", "0", Kind::Int(0, 0o777), false),
+    p("requirepass", "", Kind::Str, true),
+    p("databases", "16", Kind::Int(1, i32::MAX as i64), false),
+    p("maxclients", "10000", Kind::Int(1, i32::MAX as i64), true),
+    p("timeout", "0", Kind::Int(0, i32::MAX as i64), true),
+    p("tcp-keepalive", "300", Kind::Int(0, i32::MAX as i64), true),
+    p(
+        "loglevel",
+        "notice",
+        Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]),
+        true,
+    ),
+    p("logfile", "", Kind::Str, false),
+    p("dir", ".", Kind::Special, true),
+    p("dbfilename", "dump.locus", Kind::Str, true),
+    p("appendfilename", "appendonly.aof", Kind::Str, false),
+    p("appendonly", "no", Kind::Bool, true),
+    p(
+        "appendfsync",
+        "everysec",
+        Kind::Enum(&["always", "everysec", "no"]),
+        true,
+    ),
+    p("save", "3600 1 300 100 60 10000", Kind::Special, true),
+    p("proto-max-bulk-len", "536870912", Kind::Memory, true),
+    p(
+        "client-query-buffer-limit",
+        "1073741824",
+        Kind::Memory,
+        true,
+    ),
+    p(
+        "slowlog-log-slower-than",
+        "10000",
+        Kind::Int(-1, i64::MAX),
+        true,
+    ),
+    p("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
+    p(
+        "latency-monitor-threshold",
+        "0",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p("hz", "10", Kind::Int(1, 500), true),
+    p("maxmemory", "0", Kind::Memory, true),
+    p(
+        "maxmemory-policy",
+        "noeviction",
+        Kind::Enum(&[
+            "noeviction",
+            "allkeys-lru",
+            "volatile-lru",
+            "allkeys-random",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lfu",
+            "volatile-lfu",
+        ]),
+        true,
+    ),
+    p("protected-mode", "yes", Kind::Bool, true),
+    p("daemonize", "no", Kind::Bool, false),
+    p("pidfile", "", Kind::Str, false),
+    p("io-threads", "0", Kind::Int(0, 128), false),
+    p("tensor-max-bytes", "536870912", Kind::Memory, true),
+];
+
+/// Values read on every request, kept in atomics so reading them takes no lock.
+#[derive(Default)]
+pub struct Live {
+    pub proto_max_bulk_len: AtomicUsize,
+    pub client_query_buffer_limit: AtomicUsize,
+    pub slowlog_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicUsize,
+    pub timeout_secs: AtomicU64,
+    pub maxclients: AtomicUsize,
+    pub requirepass_set: AtomicBool,
+    pub tensor_max_bytes: AtomicUsize,
+}
+
+pub struct Config {
+    values: RwLock<BTreeMap<&'static str, String>>,
+    /// The config file the server started with, for CONFIG REWRITE.
+    pub file: Option<PathBuf>,
+    pub live: Live,
+}
+
+pub fn find(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// Parses `1gb`, `64mb`, `100k`, `12345` (Redis's memtoull).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n.to_string(), *m)))
+    .unwrap_or((s.clone(), 1));
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Checks and canonicalises a value for `param`, returning the stored form or Redis's reason.
+pub fn validate(param: &Param, value: &str) -> Result<String, String> {
+    match param.kind {
+        Kind::Int(lo, hi) => {
+            let v: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if v < lo || v > hi {
+                return Err(format!("argument must be between {lo} and {hi} inclusive"));
+            }
+            Ok(v.to_string())
+        }
+        Kind::Memory => parse_memory(value)
+            .map(|v| v.to_string())
+            .ok_or_else(|| "argument must be a memory value".to_string()),
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Enum(opts) => {
+            let v = value.to_ascii_lowercase();
+            if opts.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err("argument(s) must be one of the following: ".to_string() + &opts.join(", "))
+            }
+        }
+        Kind::Str => Ok(value.to_string()),
+        Kind::Special => match param.name {
+            "save" => {
+                let parts: Vec<&str> = value.split_whitespace().collect();
+                if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                    return Err("Invalid save parameters".into());
+                }
+                Ok(parts.join(" "))
+            }
+            "dir" => {
+                if value.is_empty() {
+                    return Err("dir must not be empty".into());
+                }
+                Ok(value.to_string())
+            }
+            _ => Ok(value.to_string()),
+        },
+    }
+}
+
+impl Config {
+    /// Builds a configuration from an optional file and `--name value` overrides (later wins).
+    pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Config, String> {
+        let mut values: BTreeMap<&'static str, String> = PARAMS
+            .iter()
+            .map(|p| (p.name, p.default.to_string()))
+            .collect();
+        let mut pairs: Vec<(String, String, String)> = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "Fatal error, can't open config file '{}': {e}",
+                    path.display()
+                )
+            })?;
+            for (lineno, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let words =
+                    crate::server::protocol::split_args(line.as_bytes()).ok_or_else(|| {
+                        config_error(lineno + 1, line, "Unbalanced quotes in configuration line")
+                    })?;
+                let words: Vec<String> = words
+                    .into_iter()
+                    .map(|w| String::from_utf8_lossy(&w).into_owned())
+                    .collect();
+                let (name, rest) = words.split_first().expect("non-empty line");
+                pairs.push((
+                    name.to_ascii_lowercase(),
+                    rest.join(" "),
+                    format!("line {}: {line}", lineno + 1),
+                ));
+            }
+        }
+        for (n, v) in overrides {
+            pairs.push((n.to_ascii_lowercase(), v.clone(), format!("--{n} {v}")));
+        }
+        for (name, value, origin) in pairs {
+            let param = find(&name).ok_or_else(|| format!("*** FATAL CONFIG FILE ERROR ***\n>>> '{origin}'\nBad directive or wrong number of arguments"))?;
+            let v = validate(param, &value)
+                .map_err(|e| format!("*** FATAL CONFIG FILE ERROR ***\n>>> '{origin}'\n{e}"))?;
+            values.insert(param.name, v);
+        }
+        let cfg = Config {
+            values: RwLock::new(values),
+            file: file.map(Path::to_path_buf),
+            live: Live::default(),
+        };
+        for p in PARAMS {
+            cfg.refresh_live(p.name);
+        }
+        Ok(cfg)
+    }
+
+    pub fn get(&self, name: &str) -> String {
+        self.values.read().get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.get(name) == "yes"
+    }
+
+    /// CONFIG GET: every (name, value) matching any of the glob patterns.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let values = self.values.read();
+        values
+            .iter()
+            .filter(|(n, _)| patterns.iter().any(|p| glob_match(p, n.as_bytes(), true)))
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// CONFIG SET of several pairs, all-or-nothing, with Redis's error texts.
+    pub fn set_many(&self, pairs: &[(String, String)]) -> Result<(), String> {
+        let mut staged = Vec::new();
+        for (name, value) in pairs {
+            let Some(param) = find(name) else {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            };
+            if !param.mutable {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+            }
+            let v = validate(param, value).map_err(|e| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+            })?;
+            if param.name == "dir" && !Path::new(&v).is_dir() {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - No such file or directory"));
+            }
+            staged.push((param.name, v));
+        }
+        let mut values = self.values.write();
+        for (n, v) in &staged {
+            values.insert(n, v.clone());
+        }
+        drop(values);
+        for (n, _) in staged {
+            self.refresh_live(n);
+        }
+        Ok(())
+    }
+
+    fn refresh_live(&self, name: &str) {
+        let l = &self.live;
+        let num = || self.get(name).parse::<u64>().unwrap_or(0);
+        match name {
+            "proto-max-bulk-len" => l
+                .proto_max_bulk_len
+                .store(num() as usize, Ordering::Relaxed),
+            "client-query-buffer-limit" => l
+                .client_query_buffer_limit
+                .store(num() as usize, Ordering::Relaxed),
+            "slowlog-log-slower-than" => l
+                .slowlog_slower_than
+                .store(self.get_i64(name), Ordering::Relaxed),
+            "slowlog-max-len" => l.slowlog_max_len.store(num() as usize, Ordering::Relaxed),
+            "timeout" => l.timeout_secs.store(num(), Ordering::Relaxed),
+            "maxclients" => l.maxclients.store(num() as usize, Ordering::Relaxed),
+            "requirepass" => l
+                .requirepass_set
+                .store(!self.get(name).is_empty(), Ordering::Relaxed),
+            "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    /// CONFIG REWRITE: rewrites the file the server started with, keeping comments and the
+    /// order of existing lines, updating changed values and appending non-default ones.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = &self.file else {
+            return Err("ERR The server is running without a config file".into());
+        };
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let values = self.values.read().clone();
+        let mut written = std::collections::HashSet::new();
+        let mut out = String::new();
+        for line in old.lines() {
+            let t = line.trim();
+            let name = t
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            match find(&name) {
+                Some(p) if !t.starts_with('#') => {
+                    if written.insert(p.name) {
+                        out.push_str(&format_line(p.name, &values[p.name]));
+                    }
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        for p in PARAMS {
+            if !written.contains(p.name) && values[p.name] != p.default {
+                out.push_str(&format_line(p.name, &values[p.name]));
+            }
+        }
+        let tmp = path.with_extension("rewrite.tmp");
+        std::fs::write(&tmp, out)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("ERR Rewriting config file: {e}"))
+    }
+}
+
+fn format_line(name: &str, value: &str) -> String {
+    if value.is_empty() || value.contains(' ') && name != "save" && name != "bind" {
+        format!("{name} \"{value}\"\n")
+    } else {
+        format!("{name} {value}\n")
+    }
+}
+
+fn config_error(line: usize, text: &str, why: &str) -> String {
+    format!("*** FATAL CONFIG FILE ERROR ***\nReading the configuration file, at line {line}\n>>> '{text}'\n{why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("locus-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("locus.conf");
+        std::fs::write(
+            &f,
+            "# comment\nport 7000\nsave 900 1 300 10\nproto-max-bulk-len 1mb\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), &[("port".into(), "7001".into())]).unwrap();
+        assert_eq!(c.get("port"), "7001");
+        assert_eq!(c.get("save"), "900 1 300 10");
+        assert_eq!(c.live.proto_max_bulk_len.load(Ordering::Relaxed), 1 << 20);
+        assert!(Config::load(Some(&f), &[("nosuch".into(), "1".into())]).is_err());
+        c.set_many(&[("maxclients".into(), "50".into())]).unwrap();
+        c.rewrite().unwrap();
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            text.contains("# comment")
+                && text.contains("port 7001")
+                && text.contains("maxclients 50")
+        );
+        assert!(c
+            .set_many(&[("databases".into(), "3".into())])
+            .unwrap_err()
+            .contains("immutable"));
+    }
+}

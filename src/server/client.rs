@@ -1,0 +1,232 @@
+//! Per-connection state: the part only the connection touches ([`Client`]) and the part other
+//! connections read or signal through CLIENT LIST / KILL and MONITOR ([`ClientInfo`]).
+
+use super::reply::Reply;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Messages other parts of the server send to a connection.
+#[derive(Debug)]
+pub enum Control {
+    /// Close the connection (CLIENT KILL, output limit, shutdown).
+    Kill,
+    /// Deliver an out-of-band reply (MONITOR lines, pub/sub messages).
+    Push(Reply),
+}
+
+/// CLIENT REPLY modes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Suppress the reply of the next command only.
+    Skip,
+}
+
+/// What other connections can see of a client.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub created_ms: u64,
+    pub name: Mutex<Bytes>,
+    pub lib_name: Mutex<Bytes>,
+    pub lib_ver: Mutex<Bytes>,
+    pub db: AtomicUsize,
+    pub last_ms: AtomicU64,
+    /// `Command::id + 1` of the last command, 0 before the first.
+    pub last_cmd: AtomicUsize,
+    pub resp: AtomicU8,
+    pub qbuf: AtomicUsize,
+    pub monitor: AtomicBool,
+    pub no_evict: AtomicBool,
+    pub unix: bool,
+    ctrl: mpsc::UnboundedSender<Control>,
+}
+
+impl ClientInfo {
+    pub fn send(&self, c: Control) {
+        let _ = self.ctrl.send(c);
+    }
+
+    /// One CLIENT LIST / CLIENT INFO line, in Redis 7's field order.
+    pub fn describe(&self, server: &super::Server) -> String {
+        let now = crate::util::now_ms();
+        let cmd = match self.last_cmd.load(Ordering::Relaxed) {
+            0 => "NULL".to_string(),
+            n => server
+                .commands
+                .by_id(n - 1)
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| "NULL".into()),
+        };
+        let mut flags = String::new();
+        if self.monitor.load(Ordering::Relaxed) {
+            flags.push('O');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if self.unix {
+            flags.push('U');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let qbuf = self.qbuf.load(Ordering::Relaxed);
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            String::from_utf8_lossy(&self.name.lock()),
+            now.saturating_sub(self.created_ms) / 1000,
+            now.saturating_sub(self.last_ms.load(Ordering::Relaxed)) / 1000,
+            flags,
+            self.db.load(Ordering::Relaxed),
+            qbuf,
+            16384usize.saturating_sub(qbuf),
+            qbuf + 16384 * 2,
+            cmd,
+            self.resp.load(Ordering::Relaxed),
+            String::from_utf8_lossy(&self.lib_name.lock()),
+            String::from_utf8_lossy(&self.lib_ver.lock()),
+        )
+    }
+}
+
+/// The connection's own state.
+pub struct Client {
+    pub id: u64,
+    pub db: usize,
+    pub proto: u8,
+    pub authenticated: bool,
+    pub close_after_reply: bool,
+    pub reply_mode: ReplyMode,
+    pub info: Arc<ClientInfo>,
+}
+
+impl Client {
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Ordering::Relaxed);
+    }
+
+    pub fn set_proto(&mut self, proto: u8) {
+        self.proto = proto;
+        self.info.resp.store(proto, Ordering::Relaxed);
+    }
+}
+
+/// Every live connection, by id (CLIENT LIST order).
+#[derive(Default)]
+pub struct ClientRegistry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    next_id: AtomicU64,
+    /// MONITOR subscribers; the counter lets the hot path skip the lock when there are none.
+    monitors: Mutex<Vec<Arc<ClientInfo>>>,
+    pub monitor_count: AtomicUsize,
+}
+
+impl ClientRegistry {
+    /// Registers a new connection and returns its state and control channel.
+    pub fn register(
+        &self,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        unix: bool,
+        authenticated: bool,
+    ) -> (Client, mpsc::UnboundedReceiver<Control>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = crate::util::now_ms();
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now,
+            name: Mutex::new(Bytes::new()),
+            lib_name: Mutex::new(Bytes::new()),
+            lib_ver: Mutex::new(Bytes::new()),
+            db: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(now),
+            last_cmd: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            qbuf: AtomicUsize::new(0),
+            monitor: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            unix,
+            ctrl: tx,
+        });
+        self.clients.lock().insert(id, info.clone());
+        let client = Client {
+            id,
+            db: 0,
+            proto: 2,
+            authenticated,
+            close_after_reply: false,
+            reply_mode: ReplyMode::On,
+            info,
+        };
+        (client, rx)
+    }
+
+    pub fn unregister(&self, id: u64) {
+        if let Some(info) = self.clients.lock().remove(&id) {
+            if info.monitor.load(Ordering::Relaxed) {
+                self.stop_monitor(id);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
+    pub fn start_monitor(&self, info: Arc<ClientInfo>) {
+        info.monitor.store(true, Ordering::Relaxed);
+        let mut m = self.monitors.lock();
+        m.push(info);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    fn stop_monitor(&self, id: u64) {
+        let mut m = self.monitors.lock();
+        m.retain(|c| c.id != id);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    /// Sends one MONITOR line to every monitoring client.
+    pub fn feed_monitors(&self, line: &str) {
+        for m in self.monitors.lock().iter() {
+            m.send(Control::Push(Reply::StatusOwned(line.to_string())));
+        }
+    }
+
+    /// Asks every connection to close (shutdown).
+    pub fn kill_all(&self) {
+        for c in self.clients.lock().values() {
+            c.send(Control::Kill);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! One task per connection: read, frame every complete request in the buffer, execute them in
+//! order, and write all their replies with one write, so that pipelines cost one syscall pair.
+
+use super::client::Control;
+use super::protocol::{frame_request, Framed, Limits};
+use super::{Outcome, Server};
+use bytes::BytesMut;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub async fn accept_tcp(server: Arc<Server>, listener: TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let laddr = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        spawn_client(&server, stream, peer.to_string(), laddr, fd, false);
+    }
+}
+
+pub async fn accept_unix(server: Arc<Server>, listener: UnixListener) {
+    let path = server.config.get("unixsocket");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        spawn_client(&server, stream, format!("{path}:0"), path.clone(), fd, true);
+    }
+}
+
+fn spawn_client<S>(
+    server: &Arc<Server>,
+    mut stream: S,
+    addr: String,
+    laddr: String,
+    fd: i32,
+    unix: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    server
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let max = server.config.live.maxclients.load(Ordering::Relaxed);
+    let server = server.clone();
+    tokio::spawn(async move {
+        if server.clients.len() >= max {
+            server
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            return;
+        }
+        let authenticated = !server.config.live.requirepass_set.load(Ordering::Relaxed);
+        let (client, ctrl) = server
+            .clients
+            .register(addr, laddr, fd, unix, authenticated);
+        let id = client.id;
+        tracing::debug!("accepted client {id}");
+        if let Err(e) = run(&server, stream, client, ctrl).await {
+            tracing::debug!("client {id} closed: {e}");
+        }
+        server.clients.unregister(id);
+    });
+}
+
+async fn run<S>(
+    server: &Arc<Server>,
+    mut stream: S,
+    mut client: super::client::Client,
+    mut ctrl: tokio::sync::mpsc::UnboundedReceiver<Control>,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut need = 1usize;
+    let live = &server.config.live;
+    loop {
+        // Execute every complete request already buffered.
+        while inbuf.len() >= need {
+            let limits = Limits {
+                max_bulk: live.proto_max_bulk_len.load(Ordering::Relaxed),
+                authenticated: client.authenticated,
+            };
+            match frame_request(&mut inbuf, &limits) {
+                Ok(Framed::Request(argv)) => {
+                    need = 1;
+                    if argv.is_empty() {
+                        continue;
+                    }
+                    client
+                        .info
+                        .last_ms
+                        .store(crate::util::now_ms(), Ordering::Relaxed);
+                    match server.execute(&mut client, argv) {
+                        None => {}
+                        Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),
+                        Some(Outcome::Deferred(fut)) => {
+                            // Flush what is ready, then wait for this reply in pipeline order.
+                            flush(server, &mut stream, &mut out).await?;
+                            let r = fut.await;
+                            r.encode(client.proto, &mut out);
+                        }
+                    }
+                    if client.close_after_reply {
+                        flush(server, &mut stream, &mut out).await?;
+                        return Ok(());
+                    }
+                }
+                Ok(Framed::Incomplete { need: n }) => {
+                    need = n;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!("protocol error from client {}: {}", client.id, e.0);
+                    super::reply::Reply::err(format!("ERR Protocol error: {}", e.0))
+                        .encode(client.proto, &mut out);
+                    flush(server, &mut stream, &mut out).await?;
+                    return Ok(());
+                }
+            }
+        }
+        flush(server, &mut stream, &mut out).await?;
+        client.info.qbuf.store(inbuf.len(), Ordering::Relaxed);
+        if inbuf.len() > live.client_query_buffer_limit.load(Ordering::Relaxed) {
+            tracing::warn!(
+                "Closing client {} that reached max query buffer length",
+                client.id
+            );
+            return Ok(());
+        }
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK.max(need.saturating_sub(inbuf.len())));
+        }
+        let idle = live.timeout_secs.load(Ordering::Relaxed);
+        let read = async {
+            if idle > 0 {
+                match tokio::time::timeout(Duration::from_secs(idle), stream.read_buf(&mut inbuf))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Ok(0),
+                }
+            } else {
+                stream.read_buf(&mut inbuf).await
+            }
+        };
+        tokio::select! {
+            n = read => {
+                let n = n?;
+                if n == 0 {
+                    return Ok(());
+                }
+                server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            msg = ctrl.recv() => match msg {
+                None | Some(Control::Kill) => {
+                    flush(server, &mut stream, &mut out).await?;
+                    return Ok(());
+                }
+                Some(Control::Push(r)) => r.encode(client.proto, &mut out),
+            },
+        }
+    }
+}
+
+async fn flush<S: AsyncWrite + Unpin>(
+    server: &Server,
+    stream: &mut S,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await?;
+    server
+        .stats
+        .net_output_bytes
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    // Do not keep a huge buffer around after one large reply.
+    if out.capacity() > 1 << 20 {
+        *out = BytesMut::with_capacity(READ_CHUNK);
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! The network side: listeners, connections, RESP framing, client registry, slow log, and
+//! orderly shutdown. Commands are executed through [`Server::execute`].
+
+pub mod client;
+pub mod connection;
+pub mod protocol;
+pub mod reply;
+
+use crate::cmd::{Args, CommandTable, Ctx, Deferred};
+use crate::config::Config;
+use crate::store::Store;
+use bytes::Bytes;
+use client::{Client, ClientRegistry, ReplyMode};
+use parking_lot::Mutex;
+use reply::Reply;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+
+/// Server-wide counters for INFO stats.
+#[derive(Default)]
+pub struct Stats {
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub error_replies: AtomicU64,
+}
+
+impl Stats {
+    pub fn reset(&self) {
+        for c in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.error_replies,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+pub struct SlowLogEntry {
+    pub id: u64,
+    pub time: u64,
+    pub micros: u64,
+    pub argv: Vec<Bytes>,
+    pub addr: String,
+    pub name: Bytes,
+}
+
+#[derive(Default)]
+pub struct SlowLog {
+    pub entries: VecDeque<SlowLogEntry>,
+    pub next_id: u64,
+}
+
+/// Shutdown signal shared by listeners, connections and the SHUTDOWN command.
+pub struct Shutdown {
+    tx: watch::Sender<bool>,
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+}
+
+pub struct Server {
+    pub config: Config,
+    pub store: Store,
+    pub commands: CommandTable,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub slowlog: Mutex<SlowLog>,
+    pub shutdown: Shutdown,
+    pub run_id: String,
+    pub started: Instant,
+    /// The TCP port actually bound (differs from the config with `--port 0`… which disables TCP).
+    pub tcp_port: AtomicU16,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Arc<Server> {
+        let databases = config.get_i64("databases") as usize;
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        Arc::new(Server {
+            store: Store::new(databases),
+            commands: CommandTable::load(),
+            clients: ClientRegistry::default(),
+            stats: Stats::default(),
+            slowlog: Mutex::new(SlowLog::default()),
+            shutdown: Shutdown {
+                tx: watch::channel(false).0,
+            },
+            run_id,
+            started: Instant::now(),
+            tcp_port: AtomicU16::new(0),
+            config,
+        })
+    }
+
+    /// Runs one request: resolves the command, checks authentication, executes it and records
+    /// statistics, the slow log and MONITOR output. Returns `None` when no reply is to be sent.
+    pub fn execute(self: &Arc<Self>, client: &mut Client, argv: Vec<Bytes>) -> Option<Outcome> {
+        let before = client.reply_mode;
+        if before == ReplyMode::Skip {
+            client.reply_mode = ReplyMode::On;
+        }
+        let outcome = self.execute_inner(client, argv);
+        // CLIENT REPLY OFF / SKIP are not answered, CLIENT REPLY ON is, and so is every command
+        // run while replies are on.
+        match (before, client.reply_mode) {
+            (ReplyMode::On, ReplyMode::On) | (ReplyMode::Off, ReplyMode::On) => Some(outcome),
+            _ => None,
+        }
+    }
+
+    fn execute_inner(self: &Arc<Self>, client: &mut Client, argv: Vec<Bytes>) -> Outcome {
+        self.stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        let (cmd, skip) = match self.commands.resolve(&argv) {
+            Ok(found) => found,
+            Err(e) => {
+                self.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+                return Outcome::Reply(Reply::Error(e));
+            }
+        };
+        if !client.authenticated
+            && !cmd.no_auth
+            && self.config.live.requirepass_set.load(Ordering::Relaxed)
+        {
+            cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            self.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            return Outcome::Reply(Reply::err("NOAUTH Authentication required."));
+        }
+        let Some(handler) = cmd.handler else {
+            return Outcome::Reply(Reply::err(format!(
+                "ERR wrong number of arguments for '{}' command",
+                cmd.name
+            )));
+        };
+        client.info.last_cmd.store(cmd.id + 1, Ordering::Relaxed);
+        if self.clients.monitor_count.load(Ordering::Relaxed) > 0
+            && !matches!(cmd.name.as_str(), "auth" | "hello" | "monitor")
+        {
+            self.feed_monitors(client, &argv);
+        }
+        let start = Instant::now();
+        let mut args = Args::new(argv, skip);
+        let mut ctx = Ctx::new(self, client, &cmd);
+        let result = handler(&mut ctx, &mut args);
+        let deferred = ctx.deferred.take();
+        let micros = start.elapsed().as_micros() as u64;
+        cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
+        cmd.stats.usec.fetch_add(micros, Ordering::Relaxed);
+        let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
+        if slower_than >= 0 && micros >= slower_than as u64 {
+            self.slowlog_push(client, args.all(), micros);
+        }
+        match (result, deferred) {
+            (Ok(_), Some(d)) => Outcome::Deferred(d),
+            (Ok(r), None) => Outcome::Reply(r),
+            (Err(e), _) => {
+                cmd.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+                Outcome::Reply(e.into())
+            }
+        }
+    }
+
+    fn feed_monitors(&self, client: &Client, argv: &[Bytes]) {
+        let now = crate::util::now_us();
+        let mut line = format!(
+            "{}.{:06} [{} {}]",
+            now / 1_000_000,
+            now % 1_000_000,
+            client.db,
+            client.info.addr
+        );
+        for a in argv {
+            line.push_str(" \"");
+            for &c in a.iter() {
+                match c {
+                    b'\\' => line.push_str("\\\\"),
+                    b'"' => line.push_str("\\\""),
+                    b'\n' => line.push_str("\\n"),
+                    b'\r' => line.push_str("\\r"),
+                    b'\t' => line.push_str("\\t"),
+                    0x20..=0x7e => line.push(c as char),
+                    _ => line.push_str(&format!("\\x{c:02x}")),
+                }
+            }
+            line.push('"');
+        }
+        self.clients.feed_monitors(&line);
+    }
+
+    fn slowlog_push(&self, client: &Client, argv: &[Bytes], micros: u64) {
+        let max_len = self.config.live.slowlog_max_len.load(Ordering::Relaxed);
+        let mut kept: Vec<Bytes> = Vec::new();
+        for (i, a) in argv.iter().enumerate() {
+            if i == 31 && argv.len() > 32 {
+                kept.push(Bytes::from(format!(
+                    "... ({} more arguments)",
+                    argv.len() - 31
+                )));
+                break;
+            }
+            if a.len() > 128 {
+                let mut v = a[..128].to_vec();
+                v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+                kept.push(Bytes::from(v));
+            } else {
+                kept.push(a.clone());
+            }
+        }
+        let mut log = self.slowlog.lock();
+        let id = log.next_id;
+        log.next_id += 1;
+        log.entries.push_front(SlowLogEntry {
+            id,
+            time: crate::util::now_ms() / 1000,
+            micros,
+            argv: kept,
+            addr: client.info.addr.clone(),
+            name: client.info.name.lock().clone(),
+        });
+        log.entries.truncate(max_len);
+    }
+}
+
+/// The result of executing one request.
+pub enum Outcome {
+    Reply(Reply),
+    Deferred(Deferred),
+}
+
+/// Binds the configured listeners and serves until shutdown. Returns when every listener has
+/// stopped and connections have drained (or a grace period passed).
+pub async fn serve(server: Arc<Server>) -> std::io::Result<()> {
+    let port = server.config.get_i64("port") as u16;
+    let mut tcp = Vec::new();
+    if port != 0 {
+        for addr in server.config.get("bind").split_whitespace() {
+            let (optional, addr) = match addr.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, addr),
+            };
+            let addr = if addr == "*" { "0.0.0.0" } else { addr };
+            let sock = if addr.contains(':') {
+                format!("[{addr}]:{port}")
+            } else {
+                format!("{addr}:{port}")
+            };
+            match TcpListener::bind(&sock).await {
+                Ok(l) => {
+                    tracing::info!("Ready to accept connections tcp on {sock}");
+                    tcp.push(l)
+                }
+                Err(e) if optional => tracing::debug!("optional bind {sock} skipped: {e}"),
+                Err(e) => {
+                    tracing::error!("Could not create server TCP listening socket {sock}: {e}");
+                    return Err(e);
+                }
+            }
+        }
+        server.tcp_port.store(port, Ordering::Relaxed);
+    }
+    let unix_path = server.config.get("unixsocket");
+    let unix = if unix_path.is_empty() {
+        None
+    } else {
+        let _ = std::fs::remove_file(&unix_path);
+        let l = UnixListener::bind(&unix_path)?;
+        let perm = server.config.get_i64("unixsocketperm");
+        if perm != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&unix_path, std::fs::Permissions::from_mode(perm as u32))?;
+        }
+        tracing::info!("Ready to accept connections unix on {unix_path}");
+        Some(l)
+    };
+    if tcp.is_empty() && unix.is_none() {
+        return Err(std::io::Error::other(
+            "no listening sockets (port 0 and no unixsocket)",
+        ));
+    }
+
+    let mut tasks = Vec::new();
+    for l in tcp {
+        tasks.push(tokio::spawn(connection::accept_tcp(server.clone(), l)));
+    }
+    if let Some(l) = unix {
+        tasks.push(tokio::spawn(connection::accept_unix(server.clone(), l)));
+    }
+    tokio::spawn(cron(server.clone()));
+
+    let mut stop = server.shutdown.subscribe();
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => {}
+        _ = signal(tokio::signal::unix::SignalKind::terminate()) => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        _ = signal(tokio::signal::unix::SignalKind::interrupt()) => tracing::warn!("Received SIGINT scheduling shutdown..."),
+    }
+    server.shutdown.trigger();
+    for t in tasks {
+        t.abort();
+    }
+    // Let connections answer what they are processing, then close them.
+    server.clients.kill_all();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.clients.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !unix_path.is_empty() {
+        let _ = std::fs::remove_file(&unix_path);
+    }
+    tracing::warn!("Locus is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn signal(kind: tokio::signal::unix::SignalKind) {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Background housekeeping at `hz`: active expiry in small steps so that no client waits long.
+async fn cron(server: Arc<Server>) {
+    let mut cursor = 0usize;
+    loop {
+        let hz = server.config.get_i64("hz").clamp(1, 500) as u64;
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        if server.shutdown.is_triggered() {
+            return;
+        }
+        // Sweep a slice of all shards each tick: the whole keyspace every ~second at hz 10.
+        let budget = (server.store.db_count() * crate::store::SHARDS / hz as usize).max(16);
+        cursor = server
+            .store
+            .active_expire_step(cursor, budget, crate::util::now_ms());
+    }
+}

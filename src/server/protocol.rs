@@ -1,0 +1,322 @@
+//! Request framing: RESP multibulk requests (decoded by `redis-protocol`) and inline commands,
+//! with Redis's limits and its exact `Protocol error: …` texts.
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::{decode::decode_bytes_mut, types::BytesFrame};
+
+/// Longest inline request or length line Redis accepts before the terminating newline.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Redis's multibulk element cap (INT_MAX).
+const MULTIBULK_MAX: i64 = i32::MAX as i64;
+
+/// Limits that apply to one connection's requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_bulk: usize,
+    /// Before AUTH succeeds Redis accepts only tiny requests, so that an unauthenticated peer
+    /// cannot make the server buffer large amounts.
+    pub authenticated: bool,
+}
+
+/// The outcome of trying to frame one request.
+#[derive(Debug, PartialEq)]
+pub enum Framed {
+    /// A request's arguments (possibly empty: Redis ignores `*0` and blank inline lines).
+    Request(Vec<Bytes>),
+    /// More bytes are needed; nothing is worth retrying until the buffer holds `need` bytes.
+    Incomplete { need: usize },
+}
+
+/// A protocol violation; the text follows `Protocol error: ` in the reply.
+#[derive(Debug, PartialEq)]
+pub struct ProtocolError(pub String);
+
+pub fn frame_request(buf: &mut BytesMut, limits: &Limits) -> Result<Framed, ProtocolError> {
+    if buf.is_empty() {
+        return Ok(Framed::Incomplete { need: 1 });
+    }
+    if buf[0] != b'*' {
+        return frame_inline(buf);
+    }
+    match decode_bytes_mut(buf) {
+        Ok(Some((frame, _, _))) => request_args(frame, limits),
+        Ok(None) | Err(_) => check_partial(buf, limits),
+    }
+}
+
+/// Turns a decoded multibulk into arguments, enforcing the element rules Redis enforces.
+fn request_args(frame: BytesFrame, limits: &Limits) -> Result<Framed, ProtocolError> {
+    let items = match frame {
+        BytesFrame::Array(items) => items,
+        BytesFrame::Null => return Ok(Framed::Request(Vec::new())),
+        _ => return Err(ProtocolError("invalid multibulk length".into())),
+    };
+    if !limits.authenticated && items.len() > 10 {
+        return Err(ProtocolError("unauthenticated multibulk length".into()));
+    }
+    let mut args = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            BytesFrame::BulkString(b) => {
+                if !limits.authenticated && b.len() > 16384 {
+                    return Err(ProtocolError("unauthenticated bulk length".into()));
+                }
+                if b.len() > limits.max_bulk {
+                    return Err(ProtocolError("invalid bulk length".into()));
+                }
+                args.push(b)
+            }
+            other => {
+                let c = match other {
+                    BytesFrame::SimpleString(_) => '+',
+                    BytesFrame::Error(_) => '-',
+                    BytesFrame::Integer(_) => ':',
+                    BytesFrame::Array(_) => '*',
+                    _ => '$',
+                };
+                // A null bulk (`$-1`) is a negative length to Redis.
+                if c == '$' {
+                    return Err(ProtocolError("invalid bulk length".into()));
+                }
+                return Err(ProtocolError(format!("expected '$', got '{c}'")));
+            }
+        }
+    }
+    Ok(Framed::Request(args))
+}
+
+/// Reads one `\r\n`-terminated number line starting at `pos` (just after the type byte).
+fn read_len(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = &buf[pos.min(buf.len())..];
+    let end = rest.iter().position(|&c| c == b'\r')?;
+    if rest.len() < end + 2 {
+        return None;
+    }
+    Some((&rest[..end], pos + end + 2))
+}
+
+/// Walks an incomplete (or undecodable) multibulk header so that bad lengths are refused before
+/// their bytes arrive, and tells how many bytes the request needs at least, so that a large
+/// bulk is read into one reserved buffer instead of being re-parsed on every read.
+fn check_partial(buf: &mut BytesMut, limits: &Limits) -> Result<Framed, ProtocolError> {
+    let Some((count, mut pos)) = read_len(buf, 1) else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError("too big mbulk count string".into()));
+        }
+        return Ok(Framed::Incomplete {
+            need: buf.len() + 1,
+        });
+    };
+    let count = match crate::util::parse_i64(count) {
+        Some(n) if n <= MULTIBULK_MAX => n,
+        _ => return Err(ProtocolError("invalid multibulk length".into())),
+    };
+    if !limits.authenticated && count > 10 {
+        return Err(ProtocolError("unauthenticated multibulk length".into()));
+    }
+    for _ in 0..count.max(0) {
+        if pos >= buf.len() {
+            return Ok(Framed::Incomplete { need: pos + 1 });
+        }
+        if buf[pos] != b'$' {
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                buf[pos] as char
+            )));
+        }
+        let Some((len, body)) = read_len(buf, pos + 1) else {
+            if buf.len() - pos > INLINE_MAX {
+                return Err(ProtocolError("too big bulk count string".into()));
+            }
+            return Ok(Framed::Incomplete {
+                need: buf.len() + 1,
+            });
+        };
+        let len = match crate::util::parse_i64(len) {
+            Some(n) if n >= 0 && (n as usize) <= limits.max_bulk => n as usize,
+            _ => return Err(ProtocolError("invalid bulk length".into())),
+        };
+        if !limits.authenticated && len > 16384 {
+            return Err(ProtocolError("unauthenticated bulk length".into()));
+        }
+        let end = body + len + 2;
+        if end > buf.len() {
+            if len >= 32 * 1024 {
+                buf.reserve(end - buf.len());
+            }
+            return Ok(Framed::Incomplete { need: end });
+        }
+        if &buf[end - 2..end] != b"\r\n" {
+            return Err(ProtocolError("invalid bulk format".into()));
+        }
+        pos = end;
+    }
+    // Every element is complete yet the decoder refused the request.
+    Err(ProtocolError("invalid multibulk format".into()))
+}
+
+fn frame_inline(buf: &mut BytesMut) -> Result<Framed, ProtocolError> {
+    let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        return Ok(Framed::Incomplete {
+            need: buf.len() + 1,
+        });
+    };
+    let line = buf.split_to(nl + 1);
+    let mut line = &line[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    split_args(line)
+        .map(|v| Framed::Request(v.into_iter().map(Bytes::from).collect()))
+        .ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))
+}
+
+/// Redis's `sdssplitargs`: whitespace-separated words, "double quotes" with C escapes and
+/// `\xHH`, 'single quotes' with `\'`. A closing quote must be followed by space or the end.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    let h = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
+                    cur.push(u8::from_str_radix(h, 16).ok()?);
+                    i += 3;
+                } else if line[i] == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if line[i] == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else if insq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if line[i] == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        i += 1;
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(cur);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Limits = Limits {
+        max_bulk: 512 * 1024 * 1024,
+        authenticated: true,
+    };
+
+    fn frame(s: &[u8]) -> Result<Framed, ProtocolError> {
+        frame_request(&mut BytesMut::from(s), &L)
+    }
+
+    fn req(words: &[&str]) -> Framed {
+        Framed::Request(
+            words
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        assert_eq!(
+            frame(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(),
+            req(&["GET", "k"])
+        );
+        assert_eq!(frame(b"PING\r\n").unwrap(), req(&["PING"]));
+        assert_eq!(
+            frame(b"set k \"a b\\x41\"\n").unwrap(),
+            req(&["set", "k", "a bA"])
+        );
+        assert_eq!(frame(b"\r\n").unwrap(), req(&[]));
+        assert!(matches!(
+            frame(b"*2\r\n$3\r\nGET\r\n").unwrap(),
+            Framed::Incomplete { .. }
+        ));
+    }
+
+    #[test]
+    fn redis_protocol_errors() {
+        let e = |s: &[u8]| frame(s).unwrap_err().0;
+        assert_eq!(e(b"*abc\r\n"), "invalid multibulk length");
+        assert_eq!(e(b"*1\r\n:1\r\n"), "expected '$', got ':'");
+        assert_eq!(e(b"*1\r\n$-5\r\n"), "invalid bulk length");
+        assert_eq!(e(b"*1\r\n$99999999999\r\n"), "invalid bulk length");
+        assert_eq!(e(b"*1\r\n$1\r\nab\r\n"), "invalid bulk format");
+        assert_eq!(e(b"set k \"abc\n"), "unbalanced quotes in request");
+        assert_eq!(e(&vec![b'a'; INLINE_MAX + 1]), "too big inline request");
+    }
+
+    #[test]
+    fn large_bulk_reserves_once() {
+        let mut b = BytesMut::from(&b"*1\r\n$1000000\r\nxx"[..]);
+        match frame_request(&mut b, &L).unwrap() {
+            Framed::Incomplete { need } => assert_eq!(need, 15 + 1_000_000 + 2),
+            other => panic!("{other:?}"),
+        }
+        assert!(b.capacity() >= 1_000_000);
+    }
+}

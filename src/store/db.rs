@@ -1,0 +1,233 @@
+//! One logical database (`SELECT n`): a fixed set of shards, each a hash map behind its own
+//! reader-writer lock, so that connections on different cores rarely meet on the same lock.
+
+use super::value::Entry;
+use ahash::RandomState;
+use bytes::Bytes;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::HashMap;
+
+/// Shards per database. A power of two; SCAN cursors are shard indexes.
+pub const SHARDS: usize = 256;
+
+pub type KeyMap = HashMap<Bytes, Entry, RandomState>;
+
+/// One shard's keys. Expired keys may linger until they are touched or active expiry reaches
+/// them; every accessor here hides them.
+#[derive(Default)]
+pub struct Shard {
+    map: KeyMap,
+    /// Keys with an expiry; a hint that lets active expiry skip shards with none.
+    volatile: usize,
+}
+
+impl Shard {
+    /// The live entry for `key`, if any.
+    pub fn get(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.map.get(key).filter(|e| !e.is_expired(now))
+    }
+
+    /// The live entry for `key` for update, removing it first if it has expired.
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.purge_if_expired(key, now);
+        self.map.get_mut(key)
+    }
+
+    pub fn contains(&self, key: &[u8], now: u64) -> bool {
+        self.get(key, now).is_some()
+    }
+
+    /// Inserts or replaces, returning the previous live entry.
+    pub fn insert(&mut self, key: Bytes, entry: Entry, now: u64) -> Option<Entry> {
+        if entry.expire_at != 0 {
+            self.volatile += 1;
+        }
+        let old = self.map.insert(key, entry)?;
+        if old.expire_at != 0 {
+            self.volatile -= 1;
+        }
+        (!old.is_expired(now)).then_some(old)
+    }
+
+    /// Removes `key`, returning its entry if it was live.
+    pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        let old = self.map.remove(key)?;
+        if old.expire_at != 0 {
+            self.volatile -= 1;
+        }
+        (!old.is_expired(now)).then_some(old)
+    }
+
+    /// Sets (or clears, with 0) a live key's expiry. Returns false if the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], at: u64, now: u64) -> bool {
+        self.purge_if_expired(key, now);
+        let Some(e) = self.map.get_mut(key) else {
+            return false;
+        };
+        match (e.expire_at != 0, at != 0) {
+            (false, true) => self.volatile += 1,
+            (true, false) => self.volatile -= 1,
+            _ => {}
+        }
+        e.expire_at = at;
+        true
+    }
+
+    fn purge_if_expired(&mut self, key: &[u8], now: u64) {
+        if self.map.get(key).is_some_and(|e| e.is_expired(now)) {
+            self.remove(key, now);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn volatile(&self) -> usize {
+        self.volatile
+    }
+
+    /// Live entries, in the shard's order.
+    pub fn iter(&self, now: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+    }
+
+    /// Drops every expired key; returns how many went.
+    pub fn expire_all(&mut self, now: u64) -> usize {
+        let before = self.map.len();
+        let mut gone_volatile = 0;
+        self.map.retain(|_, e| {
+            let keep = !e.is_expired(now);
+            if !keep {
+                gone_volatile += 1;
+            }
+            keep
+        });
+        self.volatile -= gone_volatile;
+        before - self.map.len()
+    }
+
+    pub fn clear(&mut self) -> KeyMap {
+        self.volatile = 0;
+        std::mem::take(&mut self.map)
+    }
+}
+
+/// A database: `SHARDS` shards chosen by key hash.
+pub struct Db {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db::new()
+    }
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Db {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Index of the shard that owns `key`.
+    pub fn shard_index(&self, key: &[u8]) -> usize {
+        (self.hasher.hash_one(key) >> (64 - SHARDS.trailing_zeros())) as usize
+    }
+
+    pub fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
+        self.shards[self.shard_index(key)].read()
+    }
+
+    pub fn write(&self, key: &[u8]) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[self.shard_index(key)].write()
+    }
+
+    pub fn shard(&self, index: usize) -> &RwLock<Shard> {
+        &self.shards[index]
+    }
+
+    /// Write-locks every shard that owns one of `keys`, in index order so that two multi-key
+    /// commands can never deadlock; the result answers for any of those keys.
+    pub fn write_many<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> MultiGuard<'a> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.shard_index(k.as_ref())).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let guards = idx.iter().map(|&i| (i, self.shards[i].write())).collect();
+        MultiGuard { db: self, guards }
+    }
+
+    /// Read-locks every shard that owns one of `keys` (in index order), for multi-key reads that
+    /// must see one consistent state, like MGET racing an MSET.
+    pub fn read_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> MultiReadGuard<'_> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.shard_index(k.as_ref())).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let guards = idx.iter().map(|&i| (i, self.shards[i].read())).collect();
+        MultiReadGuard { db: self, guards }
+    }
+
+    /// Number of keys (expired keys not yet reclaimed included, as Redis counts them).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.read().is_empty())
+    }
+
+    pub fn volatile(&self) -> usize {
+        self.shards.iter().map(|s| s.read().volatile()).sum()
+    }
+
+    /// Empties the database, returning the old maps so the caller can drop them elsewhere
+    /// (FLUSHALL ASYNC frees memory off the client's thread).
+    pub fn clear(&self) -> Vec<KeyMap> {
+        self.shards
+            .iter()
+            .map(|s| s.write().clear())
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+}
+
+/// Write guards over several shards of one database.
+pub struct MultiGuard<'a> {
+    db: &'a Db,
+    guards: Vec<(usize, RwLockWriteGuard<'a, Shard>)>,
+}
+
+impl MultiGuard<'_> {
+    pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let i = self.db.shard_index(key);
+        let pos = self
+            .guards
+            .binary_search_by_key(&i, |(j, _)| *j)
+            .expect("key's shard is locked");
+        &mut self.guards[pos].1
+    }
+}
+
+/// Read guards over several shards of one database.
+pub struct MultiReadGuard<'a> {
+    db: &'a Db,
+    guards: Vec<(usize, RwLockReadGuard<'a, Shard>)>,
+}
+
+impl MultiReadGuard<'_> {
+    pub fn shard(&self, key: &[u8]) -> &Shard {
+        let i = self.db.shard_index(key);
+        let pos = self
+            .guards
+            .binary_search_by_key(&i, |(j, _)| *j)
+            .expect("key's shard is locked");
+        &self.guards[pos].1
+    }
+}

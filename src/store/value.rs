@@ -1,0 +1,97 @@
+//! Values held in the keyspace and the entry that wraps them with expiry and access metadata.
+
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A value of any Redis or Locus type. Binary-safe: strings are raw bytes, never `String`.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Str(Bytes),
+}
+
+impl Value {
+    /// The name `TYPE` answers.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// The name `OBJECT ENCODING` answers, following Redis's rules for strings.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(b) => {
+                if b.len() <= 20 && crate::util::parse_i64(b).is_some() {
+                    "int"
+                } else if b.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+        }
+    }
+
+    /// Approximate heap bytes owned by the value (for `MEMORY USAGE` and accounting).
+    pub fn memory_usage(&self) -> usize {
+        match self {
+            Value::Str(b) => b.len() + 32,
+        }
+    }
+}
+
+/// A key's slot in the keyspace: the value, its absolute expiry and the last access time.
+#[derive(Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 means the key is persistent. Change it only through
+    /// [`crate::store::Shard::set_expire`] so that the shard's count of volatile keys stays right.
+    pub(crate) expire_at: u64,
+    /// Seconds since server start of the last access, for `OBJECT IDLETIME`. Atomic so that
+    /// readers holding only a shared lock can record their access.
+    access: AtomicU32,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        Entry {
+            value: self.value.clone(),
+            expire_at: self.expire_at,
+            access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Entry {
+    pub fn new(value: Value) -> Self {
+        Entry {
+            value,
+            expire_at: 0,
+            access: AtomicU32::new(crate::util::clock_secs()),
+        }
+    }
+
+    pub fn with_expiry(value: Value, expire_at: u64) -> Self {
+        Entry {
+            expire_at,
+            ..Entry::new(value)
+        }
+    }
+
+    pub fn expire_at(&self) -> u64 {
+        self.expire_at
+    }
+
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now_ms
+    }
+
+    pub fn touch(&self) {
+        self.access
+            .store(crate::util::clock_secs(), Ordering::Relaxed);
+    }
+
+    pub fn idle_secs(&self) -> u32 {
+        crate::util::clock_secs().saturating_sub(self.access.load(Ordering::Relaxed))
+    }
+}
