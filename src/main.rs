@@ -4,6 +4,7 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use locus::config::Config;
+use locus::server::io_pool::IoPool;
 use locus::server::{self, Server};
 use std::path::PathBuf;
 
@@ -104,18 +105,35 @@ fn main() {
         eprintln!("Can't chdir to '{dir}': {e}");
         std::process::exit(1)
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // io-threads: how many event loops serve sockets. 0 (the default) takes half the cores,
+    // leaving the rest to model execution and to clients on the same machine.
+    let io_threads = match config.get_i64("io-threads") {
+        0 => (std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            / 2)
+        .max(1),
+        n => n as usize,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("locus-io")
         .build()
         .expect("tokio runtime");
+    let pool = match IoPool::start(runtime.handle().clone(), io_threads - 1) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(e) => {
+            eprintln!("Can't start the event-loop threads: {e}");
+            std::process::exit(1)
+        }
+    };
     let server = Server::new(config);
     tracing::info!(
         "Locus {} starting, pid {}",
         locus::LOCUS_VERSION,
         std::process::id()
     );
-    let result = runtime.block_on(server::serve(server));
+    let result = runtime.block_on(server::serve(server, pool.clone()));
+    pool.stop();
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Err(e) = result {
         tracing::error!("{e}");

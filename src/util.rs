@@ -1,5 +1,6 @@
 //! Small helpers shared across layers: Redis's strict number parsing and formatting, clocks.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -113,20 +114,58 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// The wall clock, read through the CPU's time-stamp counter: reading the OS clock costs a
+/// syscall-like exit on some virtual machines, and the command path reads the time often. The
+/// anchor is refreshed by [`resync_clock`] (from the server's cron) so drift stays tiny.
+struct WallAnchor {
+    wall_us: AtomicU64,
+    tsc: OnceLock<(quanta::Clock, quanta::Instant)>,
 }
 
-/// Current Unix time in microseconds.
-pub fn now_us() -> u64 {
+static ANCHOR: WallAnchor = WallAnchor {
+    wall_us: AtomicU64::new(0),
+    tsc: OnceLock::new(),
+};
+
+fn os_now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+fn anchor() -> &'static (quanta::Clock, quanta::Instant) {
+    ANCHOR.tsc.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        let now = clock.now();
+        ANCHOR.wall_us.store(os_now_us(), Ordering::Relaxed);
+        (clock, now)
+    })
+}
+
+/// Re-anchors the fast wall clock on the OS clock.
+pub fn resync_clock() {
+    let (clock, base) = anchor();
+    let elapsed = clock.now().duration_since(*base).as_micros() as u64;
+    ANCHOR
+        .wall_us
+        .store(os_now_us().saturating_sub(elapsed), Ordering::Relaxed);
+}
+
+/// A cheap monotonic instant (time-stamp counter based).
+pub fn instant() -> quanta::Instant {
+    anchor().0.now()
+}
+
+/// Current Unix time in microseconds.
+pub fn now_us() -> u64 {
+    let (clock, base) = anchor();
+    ANCHOR.wall_us.load(Ordering::Relaxed) + clock.now().duration_since(*base).as_micros() as u64
+}
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    now_us() / 1000
 }
 
 fn start() -> &'static Instant {
@@ -134,14 +173,20 @@ fn start() -> &'static Instant {
     START.get_or_init(Instant::now)
 }
 
-/// Seconds since the process started (for idle times and uptime).
+/// Unix seconds (for idle times), from the fast clock.
 pub fn clock_secs() -> u32 {
-    start().elapsed().as_secs() as u32
+    (now_ms() / 1000) as u32
 }
 
-/// Starts the process clock (call once at start-up so uptime counts from then).
+/// Starts the process clocks (call once at start-up so uptime counts from then).
 pub fn init_clock() {
     let _ = start();
+    resync_clock();
+}
+
+/// Seconds since the process started.
+pub fn uptime_secs() -> u64 {
+    start().elapsed().as_secs()
 }
 
 /// ASCII-uppercases into a stack buffer for case-insensitive lookups without allocating.

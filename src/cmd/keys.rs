@@ -54,7 +54,7 @@ pub fn touch(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .iter()
         .filter(|k| {
             let s = db.read(k);
-            s.get(k, now).map(|e| e.touch()).is_some()
+            s.get(k, now).map(|e| e.touch(now)).is_some()
         })
         .count();
     Ok(Reply::Int(n as i64))

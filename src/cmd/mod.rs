@@ -89,6 +89,7 @@ impl Args {
     }
 
     /// The next argument; a missing one is a syntax error (arity was checked before).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Bytes, CmdError> {
         let b = self
             .args
@@ -190,8 +191,11 @@ impl<'a> Ctx<'a> {
         let r = match shard.get(key, self.now) {
             None => Ok(None),
             Some(e) => {
-                e.touch();
+                e.touch(self.now);
                 match &e.value {
+                    // Copying a small value is cheaper than sharing its reference count with
+                    // every other core reading the same key.
+                    Value::Str(b) if b.len() <= 1024 => Ok(Some(Bytes::copy_from_slice(b))),
                     Value::Str(b) => Ok(Some(b.clone())),
                     #[allow(unreachable_patterns)]
                     _ => Err(CmdError::wrong_type()),

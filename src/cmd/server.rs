@@ -206,7 +206,7 @@ pub fn config_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    if args.remaining() % 2 != 0 {
+    if !args.remaining().is_multiple_of(2) {
         return Err(CmdError::new(
             "ERR wrong number of arguments for 'config|set' command",
         ));
@@ -340,7 +340,7 @@ pub fn command_list(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 Some((k, _)) if k == "MODULE" => false,
                 Some((k, v)) if k == "ACLCAT" => {
                     let cat = String::from_utf8_lossy(v).to_ascii_uppercase();
-                    cmd.acl_categories.iter().any(|a| *a == cat)
+                    cmd.acl_categories.contains(&cat)
                 }
                 Some((_, p)) => crate::store::glob::glob_match(p, cmd.name.as_bytes(), true),
             };

@@ -149,7 +149,7 @@ pub fn mget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 fn mset_generic(ctx: &mut Ctx, args: &mut Args, nx: bool, name: &str) -> Result<bool, CmdError> {
-    if args.remaining() % 2 != 0 {
+    if !args.remaining().is_multiple_of(2) {
         return Err(CmdError::new(format!(
             "ERR wrong number of arguments for '{name}' command"
         )));

@@ -86,6 +86,7 @@ pub struct Command {
     pub no_auth: bool,
     pub write: bool,
     pub admin: bool,
+    pub fast: bool,
     /// Allowed in RESP2 while subscribed.
     pub pubsub_ok: bool,
 }
@@ -649,6 +650,7 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         no_auth: has("NO_AUTH"),
         write: has("WRITE"),
         admin: has("ADMIN"),
+        fast: has("FAST"),
         pubsub_ok: matches!(
             name,
             "subscribe"

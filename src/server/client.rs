@@ -2,6 +2,7 @@
 //! connections read or signal through CLIENT LIST / KILL and MONITOR ([`ClientInfo`]).
 
 use super::reply::Reply;
+use crate::cmd::Command;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -101,8 +102,88 @@ impl ClientInfo {
     }
 }
 
+/// The time base of one batch of pipelined requests: the wall clock read once for the batch
+/// (what commands see as "now", as Redis caches its clock) and the monotonic instant the
+/// previous command ended, so that timing a command costs one clock reading.
+pub struct BatchClock {
+    pub now_ms: u64,
+    pub last: quanta::Instant,
+}
+
+impl BatchClock {
+    pub fn new() -> Self {
+        let last = crate::util::instant();
+        BatchClock {
+            now_ms: crate::util::now_ms(),
+            last,
+        }
+    }
+}
+
+impl Default for BatchClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Statistics gathered by one connection and published once per batch, so that pipelined
+/// commands on many cores do not contend on shared counters.
+#[derive(Default)]
+pub struct LocalStats {
+    pub processed: u64,
+    pub errors: u64,
+    per_command: Vec<(Arc<Command>, u64, u64, u64)>,
+}
+
+impl LocalStats {
+    pub fn record(&mut self, cmd: &Arc<Command>, micros: u64, failed: bool) {
+        if failed {
+            self.errors += 1;
+        }
+        match self.per_command.iter_mut().find(|e| Arc::ptr_eq(&e.0, cmd)) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += micros;
+                e.3 += failed as u64;
+            }
+            None => self
+                .per_command
+                .push((cmd.clone(), 1, micros, failed as u64)),
+        }
+    }
+
+    /// Adds what was gathered to the server-wide counters.
+    pub fn flush(&mut self, server: &super::Server) {
+        if self.processed > 0 {
+            server
+                .stats
+                .commands_processed
+                .fetch_add(self.processed, Ordering::Relaxed);
+            self.processed = 0;
+        }
+        if self.errors > 0 {
+            server
+                .stats
+                .error_replies
+                .fetch_add(self.errors, Ordering::Relaxed);
+            self.errors = 0;
+        }
+        for (cmd, calls, usec, failed) in self.per_command.drain(..) {
+            cmd.stats.calls.fetch_add(calls, Ordering::Relaxed);
+            cmd.stats.usec.fetch_add(usec, Ordering::Relaxed);
+            if failed > 0 {
+                cmd.stats.failed.fetch_add(failed, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// The connection's own state.
 pub struct Client {
+    pub clock: BatchClock,
+    pub stats: LocalStats,
+    /// `Command::id + 1` of the last command, published to [`ClientInfo`] once per batch.
+    pub last_cmd: usize,
     pub id: u64,
     pub db: usize,
     pub proto: u8,
@@ -113,6 +194,20 @@ pub struct Client {
 }
 
 impl Client {
+    /// Starts a batch of requests: reads the clocks once.
+    pub fn begin_batch(&mut self) {
+        self.clock = BatchClock::new();
+    }
+
+    /// Ends a batch: publishes statistics and what CLIENT LIST shows.
+    pub fn end_batch(&mut self, server: &super::Server) {
+        self.stats.flush(server);
+        self.info.last_cmd.store(self.last_cmd, Ordering::Relaxed);
+        self.info
+            .last_ms
+            .store(self.clock.now_ms, Ordering::Relaxed);
+    }
+
     pub fn select(&mut self, db: usize) {
         self.db = db;
         self.info.db.store(db, Ordering::Relaxed);
@@ -168,6 +263,9 @@ impl ClientRegistry {
         });
         self.clients.lock().insert(id, info.clone());
         let client = Client {
+            clock: BatchClock::new(),
+            stats: LocalStats::default(),
+            last_cmd: 0,
             id,
             db: 0,
             proto: 2,

@@ -2,6 +2,7 @@
 //! order, and write all their replies with one write, so that pipelines cost one syscall pair.
 
 use super::client::Control;
+use super::io_pool::IoPool;
 use super::protocol::{frame_request, Framed, Limits};
 use super::{Outcome, Server};
 use bytes::BytesMut;
@@ -13,7 +14,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub async fn accept_tcp(server: Arc<Server>, listener: TcpListener) {
+pub async fn accept_tcp(server: Arc<Server>, pool: Arc<IoPool>, listener: TcpListener) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -29,11 +30,23 @@ pub async fn accept_tcp(server: Arc<Server>, listener: TcpListener) {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-        spawn_client(&server, stream, peer.to_string(), laddr, fd, false);
+        // Re-register the socket with the event loop that will own it.
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        spawn_client(
+            &server,
+            &pool,
+            peer.to_string(),
+            laddr,
+            fd,
+            false,
+            move || tokio::net::TcpStream::from_std(std_stream),
+        );
     }
 }
 
-pub async fn accept_unix(server: Arc<Server>, listener: UnixListener) {
+pub async fn accept_unix(server: Arc<Server>, pool: Arc<IoPool>, listener: UnixListener) {
     let path = server.config.get("unixsocket");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -41,19 +54,32 @@ pub async fn accept_unix(server: Arc<Server>, listener: UnixListener) {
             continue;
         };
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-        spawn_client(&server, stream, format!("{path}:0"), path.clone(), fd, true);
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        spawn_client(
+            &server,
+            &pool,
+            format!("{path}:0"),
+            path.clone(),
+            fd,
+            true,
+            move || tokio::net::UnixStream::from_std(std_stream),
+        );
     }
 }
 
-fn spawn_client<S>(
+fn spawn_client<S, F>(
     server: &Arc<Server>,
-    mut stream: S,
+    pool: &IoPool,
     addr: String,
     laddr: String,
     fd: i32,
     unix: bool,
+    open: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce() -> std::io::Result<S> + Send + 'static,
 {
     server
         .stats
@@ -61,7 +87,8 @@ fn spawn_client<S>(
         .fetch_add(1, Ordering::Relaxed);
     let max = server.config.live.maxclients.load(Ordering::Relaxed);
     let server = server.clone();
-    tokio::spawn(async move {
+    pool.spawn(async move {
+        let Ok(mut stream) = open() else { return };
         if server.clients.len() >= max {
             server
                 .stats
@@ -100,6 +127,7 @@ where
     let live = &server.config.live;
     loop {
         // Execute every complete request already buffered.
+        client.begin_batch();
         while inbuf.len() >= need {
             let limits = Limits {
                 max_bulk: live.proto_max_bulk_len.load(Ordering::Relaxed),
@@ -123,9 +151,11 @@ where
                             flush(server, &mut stream, &mut out).await?;
                             let r = fut.await;
                             r.encode(client.proto, &mut out);
+                            client.begin_batch();
                         }
                     }
                     if client.close_after_reply {
+                        client.end_batch(server);
                         flush(server, &mut stream, &mut out).await?;
                         return Ok(());
                     }
@@ -138,11 +168,13 @@ where
                     tracing::debug!("protocol error from client {}: {}", client.id, e.0);
                     super::reply::Reply::err(format!("ERR Protocol error: {}", e.0))
                         .encode(client.proto, &mut out);
+                    client.end_batch(server);
                     flush(server, &mut stream, &mut out).await?;
                     return Ok(());
                 }
             }
         }
+        client.end_batch(server);
         flush(server, &mut stream, &mut out).await?;
         client.info.qbuf.store(inbuf.len(), Ordering::Relaxed);
         if inbuf.len() > live.client_query_buffer_limit.load(Ordering::Relaxed) {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod io_pool;
 pub mod protocol;
 pub mod reply;
 
@@ -133,13 +134,11 @@ impl Server {
     }
 
     fn execute_inner(self: &Arc<Self>, client: &mut Client, argv: Vec<Bytes>) -> Outcome {
-        self.stats
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
+        client.stats.processed += 1;
         let (cmd, skip) = match self.commands.resolve(&argv) {
             Ok(found) => found,
             Err(e) => {
-                self.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+                client.stats.errors += 1;
                 return Outcome::Reply(Reply::Error(e));
             }
         };
@@ -148,7 +147,7 @@ impl Server {
             && self.config.live.requirepass_set.load(Ordering::Relaxed)
         {
             cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            self.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            client.stats.errors += 1;
             return Outcome::Reply(Reply::err("NOAUTH Authentication required."));
         }
         let Some(handler) = cmd.handler else {
@@ -157,20 +156,27 @@ impl Server {
                 cmd.name
             )));
         };
-        client.info.last_cmd.store(cmd.id + 1, Ordering::Relaxed);
+        if !cmd.fast {
+            // Slow commands (INFO among them) see every earlier command's statistics.
+            client.stats.flush(self);
+        }
+        client.last_cmd = cmd.id + 1;
         if self.clients.monitor_count.load(Ordering::Relaxed) > 0
             && !matches!(cmd.name.as_str(), "auth" | "hello" | "monitor")
         {
             self.feed_monitors(client, &argv);
         }
-        let start = Instant::now();
+        let start = client.clock.last;
         let mut args = Args::new(argv, skip);
         let mut ctx = Ctx::new(self, client, &cmd);
         let result = handler(&mut ctx, &mut args);
         let deferred = ctx.deferred.take();
-        let micros = start.elapsed().as_micros() as u64;
-        cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
-        cmd.stats.usec.fetch_add(micros, Ordering::Relaxed);
+        // One clock reading per command: this command's end is the next one's start.
+        let end = crate::util::instant();
+        client.clock.last = end;
+        let micros = end.duration_since(start).as_micros() as u64;
+        let failed = result.is_err();
+        client.stats.record(&cmd, micros, failed);
         let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
         if slower_than >= 0 && micros >= slower_than as u64 {
             self.slowlog_push(client, args.all(), micros);
@@ -178,11 +184,7 @@ impl Server {
         match (result, deferred) {
             (Ok(_), Some(d)) => Outcome::Deferred(d),
             (Ok(r), None) => Outcome::Reply(r),
-            (Err(e), _) => {
-                cmd.stats.failed.fetch_add(1, Ordering::Relaxed);
-                self.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-                Outcome::Reply(e.into())
-            }
+            (Err(e), _) => Outcome::Reply(e.into()),
         }
     }
 
@@ -255,7 +257,7 @@ pub enum Outcome {
 
 /// Binds the configured listeners and serves until shutdown. Returns when every listener has
 /// stopped and connections have drained (or a grace period passed).
-pub async fn serve(server: Arc<Server>) -> std::io::Result<()> {
+pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::Result<()> {
     let port = server.config.get_i64("port") as u16;
     let mut tcp = Vec::new();
     if port != 0 {
@@ -306,10 +308,18 @@ pub async fn serve(server: Arc<Server>) -> std::io::Result<()> {
 
     let mut tasks = Vec::new();
     for l in tcp {
-        tasks.push(tokio::spawn(connection::accept_tcp(server.clone(), l)));
+        tasks.push(tokio::spawn(connection::accept_tcp(
+            server.clone(),
+            pool.clone(),
+            l,
+        )));
     }
     if let Some(l) = unix {
-        tasks.push(tokio::spawn(connection::accept_unix(server.clone(), l)));
+        tasks.push(tokio::spawn(connection::accept_unix(
+            server.clone(),
+            pool.clone(),
+            l,
+        )));
     }
     tokio::spawn(cron(server.clone()));
 
@@ -356,6 +366,7 @@ async fn cron(server: Arc<Server>) {
         }
         // Sweep a slice of all shards each tick: the whole keyspace every ~second at hz 10.
         let budget = (server.store.db_count() * crate::store::SHARDS / hz as usize).max(16);
+        crate::util::resync_clock();
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());

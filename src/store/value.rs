@@ -86,9 +86,14 @@ impl Entry {
         self.expire_at != 0 && self.expire_at <= now_ms
     }
 
-    pub fn touch(&self) {
-        self.access
-            .store(crate::util::clock_secs(), Ordering::Relaxed);
+    /// Records an access at `now_ms` (the command's clock; no clock read here).
+    pub fn touch(&self, now_ms: u64) {
+        let secs = (now_ms / 1000) as u32;
+        // Skip the store when nothing changes, so readers on many cores do not fight over the
+        // cache line.
+        if self.access.load(Ordering::Relaxed) != secs {
+            self.access.store(secs, Ordering::Relaxed);
+        }
     }
 
     pub fn idle_secs(&self) -> u32 {
