@@ -249,7 +249,22 @@ def _hashable(v):
 def server():
     srv = ServerProcess()
     yield srv
+    alive = srv.alive()
+    log = srv.read_log()
     srv.stop()
+    if not alive:
+        pytest.fail(f"the shared server died during the session; log tail:\n{log[-4000:]}")
+
+
+@pytest.fixture(autouse=True)
+def _shared_server_still_alive(server):
+    """Fails the test (at teardown) that left the shared server dead, with its log."""
+    yield
+    if not server.alive():
+        pytest.fail(
+            f"the shared server exited with {server.proc.returncode} during this test; "
+            f"log tail:\n{server.read_log()[-4000:]}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, RESET, CLIENT *."""
 
-import time
 
 import pytest
 import redis
@@ -561,6 +560,40 @@ def test_client_kill_addr_filter(raw):
     assert killer.cmd("CLIENT", "KILL", "ADDR", addr) == 1
     assert victim.read_closed()
     assert killer.cmd("CLIENT", "KILL", "ADDR", addr) == 0
+
+
+def test_client_kill_filters(raw):
+    c = raw()
+    assert c.cmd("CLIENT", "KILL", "TYPE", "pubsub") == 0
+    rep = c.cmd("CLIENT", "KILL", "TYPE", "bogus")
+    assert str(rep) == "ERR Unknown client type 'bogus'"
+    assert c.cmd("CLIENT", "KILL", "LADDR", "1.2.3.4:5") == 0
+    assert c.cmd("CLIENT", "KILL", "USER", "default", "ID", "999999999") == 0
+    rep = c.cmd("CLIENT", "KILL", "ID", "1", "ID")
+    assert str(rep) == "ERR syntax error"
+
+
+def test_client_kill_unknown_user(raw):
+    c = raw()
+    rep = c.cmd("CLIENT", "KILL", "USER", "nosuchuser")
+    assert isinstance(rep, ErrorReply)
+    assert str(rep) == "ERR No such user 'nosuchuser'"
+
+
+def test_client_kill_laddr(raw, server_port):
+    victim = raw()
+    killer = raw()
+    vid = victim.cmd("CLIENT", "ID")
+    laddr = parse_client_line(victim.cmd("CLIENT", "INFO").decode())["laddr"]
+    assert laddr.endswith(f":{server_port}")
+    n = killer.cmd("CLIENT", "KILL", "LADDR", laddr, "SKIPME", "yes")
+    assert n >= 1
+    assert victim.read_closed()
+    assert killer.cmd("PING") == "PONG"
+    assert all(
+        parse_client_line(l)["id"] != str(vid)
+        for l in killer.cmd("CLIENT", "LIST").decode().strip().split("\n")
+    )
 
 
 def test_client_kill_skipme(raw):

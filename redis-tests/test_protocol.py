@@ -447,10 +447,16 @@ def test_proto_max_bulk_len_config_set(spawn):
 
 
 def test_proto_max_bulk_len_minimum(r):
-    with pytest.raises(redis.ResponseError) as e:
-        r.config_set("proto-max-bulk-len", "1000")
-    assert "proto-max-bulk-len" in str(e.value)
-    assert r.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": "536870912"}
+    try:
+        with pytest.raises(redis.ResponseError) as e:
+            r.config_set("proto-max-bulk-len", "1000")
+        assert str(e.value) == (
+            "CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - argument "
+            "must be between 1048576 and 9223372036854775807 inclusive"
+        )
+        assert r.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": "536870912"}
+    finally:
+        r.config_set("proto-max-bulk-len", "512mb")
 
 
 # ---------------------------------------------------------------- many clients
@@ -468,3 +474,94 @@ def test_many_concurrent_clients(server_port):
     finally:
         for c in conns:
             c.close()
+
+
+# ---------------------------------------------------------------- exact wire shapes
+
+# (command, RESP2 reply bytes, RESP3 reply bytes), run in order on a fresh, flushed connection
+# after `SET s v` and `SET n 5`. Taken from real Redis 7.
+WIRE_SHAPES = [
+    (("GET", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("SET", "s", "x", "NX"), b"$-1\r\n", b"_\r\n"),
+    (("SET", "q", "x", "GET"), b"$-1\r\n", b"_\r\n"),
+    (("MGET", "s", "missing"), b"*2\r\n$1\r\nv\r\n$-1\r\n", b"*2\r\n$1\r\nv\r\n_\r\n"),
+    (("OBJECT", "ENCODING", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("OBJECT", "IDLETIME", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("OBJECT", "REFCOUNT", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("INCRBYFLOAT", "f", "1.5"), b"$3\r\n1.5\r\n", b"$3\r\n1.5\r\n"),
+    (("CLIENT", "GETNAME"), b"$-1\r\n", b"_\r\n"),
+    (("MEMORY", "USAGE", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("GETDEL", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("GETEX", "missing"), b"$-1\r\n", b"_\r\n"),
+    (("TYPE", "s"), b"+string\r\n", b"+string\r\n"),
+    (("LATENCY", "LATEST"), b"*0\r\n", b"*0\r\n"),
+    (("SCAN", "0", "MATCH", "zz*"), b"*2\r\n$1\r\n0\r\n*0\r\n", b"*2\r\n$1\r\n0\r\n*0\r\n"),
+    (("KEYS", "zz*"), b"*0\r\n", b"*0\r\n"),
+    (("COMMAND", "INFO", "nosuch"), b"*1\r\n$-1\r\n", b"*1\r\n_\r\n"),
+    (("COMMAND", "DOCS", "nosuch"), b"*0\r\n", b"%0\r\n"),
+    (("CONFIG", "GET", "nosuch"), b"*0\r\n", b"%0\r\n"),
+    (("EXPIRETIME", "s"), b":-1\r\n", b":-1\r\n"),
+    (("TTL", "missing"), b":-2\r\n", b":-2\r\n"),
+    (("COPY", "s", "s2"), b":1\r\n", b":1\r\n"),
+    (("RENAMENX", "s", "n"), b":0\r\n", b":0\r\n"),
+    (("MOVE", "missing", "1"), b":0\r\n", b":0\r\n"),
+    (("EXISTS", "s"), b":1\r\n", b":1\r\n"),
+    (("PERSIST", "s"), b":0\r\n", b":0\r\n"),
+    (("EXPIRE", "s", "100"), b":1\r\n", b":1\r\n"),
+    (("SETNX", "s", "1"), b":0\r\n", b":0\r\n"),
+    (("MSETNX", "s", "1"), b":0\r\n", b":0\r\n"),
+    (("INCR", "n"), b":6\r\n", b":6\r\n"),
+    (("APPEND", "s", "1"), b":2\r\n", b":2\r\n"),
+    (("SETRANGE", "s", "0", "a"), b":2\r\n", b":2\r\n"),
+    (("STRLEN", "s"), b":2\r\n", b":2\r\n"),
+    (("GETRANGE", "s", "0", "0"), b"$1\r\na\r\n", b"$1\r\na\r\n"),
+    (("LATENCY", "HISTORY", "command"), b"*0\r\n", b"*0\r\n"),
+    (("LATENCY", "RESET"), b":0\r\n", b":0\r\n"),
+    (("ECHO", "hi"), b"$2\r\nhi\r\n", b"$2\r\nhi\r\n"),
+    (("PING",), b"+PONG\r\n", b"+PONG\r\n"),
+    (("PING", "x"), b"$1\r\nx\r\n", b"$1\r\nx\r\n"),
+    (("CLIENT", "NO-EVICT", "off"), b"+OK\r\n", b"+OK\r\n"),
+    (("CLIENT", "SETNAME", "x"), b"+OK\r\n", b"+OK\r\n"),
+    (("CLIENT", "KILL", "ID", "999999999"), b":0\r\n", b":0\r\n"),
+    (("DBSIZE",), b":5\r\n", b":5\r\n"),
+    (("UNLINK", "missing"), b":0\r\n", b":0\r\n"),
+    (("TOUCH", "s"), b":1\r\n", b":1\r\n"),
+    (("SELECT", "0"), b"+OK\r\n", b"+OK\r\n"),
+    (("FLUSHDB",), b"+OK\r\n", b"+OK\r\n"),
+    (("RANDOMKEY",), b"$-1\r\n", b"_\r\n"),
+    (("COMMAND", "GETKEYS", "get", "a"), b"*1\r\n$1\r\na\r\n", b"*1\r\n$1\r\na\r\n"),
+    (("CONFIG", "SET", "hz", "10"), b"+OK\r\n", b"+OK\r\n"),
+    (("RESET",), b"+RESET\r\n", b"+RESET\r\n"),
+]
+
+
+@pytest.mark.parametrize("proto", [2, 3], ids=["resp2", "resp3"])
+def test_reply_wire_shapes(raw, proto):
+    c = raw()
+    assert c.cmd("FLUSHALL") == "OK"
+    c.cmd("HELLO", str(proto))
+    assert c.cmd("SET", "s", "v") == "OK"
+    assert c.cmd("SET", "n", "5") == "OK"
+    mismatches = []
+    for args, want2, want3 in WIRE_SHAPES:
+        want = want2 if proto == 2 else want3
+        c.send(encode_command(*args))
+        got = b""
+        c.sock.settimeout(2)
+        while len(got) < len(want):
+            chunk = c.sock.recv(len(want) - len(got))
+            if not chunk:
+                break
+            got += chunk
+            if got.startswith(b"-") and got.endswith(b"\r\n"):
+                break
+        if got != want:
+            # Re-synchronise: collect whatever else this reply had, then go on.
+            time.sleep(0.1)
+            c.sock.settimeout(0.1)
+            try:
+                got += c.sock.recv(65536)
+            except socket.timeout:
+                pass
+            mismatches.append((" ".join(args), want, got))
+    assert mismatches == []

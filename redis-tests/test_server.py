@@ -1,16 +1,13 @@
 """Server commands: DBSIZE, FLUSH*, INFO, TIME, SLOWLOG, MONITOR, CONFIG, COMMAND, LATENCY,
 and the generic error replies."""
 
-import os
 import re
-import socket
-import threading
 import time
 
 import pytest
 import redis
 
-from conftest import ErrorReply, RawConn, encode_command
+from conftest import ErrorReply, RawConn, encode_command, free_port
 
 NOT_INT = "value is not an integer or out of range"
 
@@ -99,6 +96,13 @@ def test_flushall_async(r, server_port):
 def test_flush_syntax_error(r):
     expect_error(r.execute_command, "FLUSHALL", "bogus", text="syntax error")
     expect_error(r.execute_command, "FLUSHDB", "bogus", text="syntax error")
+
+
+def test_flush_conflicting_options(r):
+    r.set("keep", "1")
+    expect_error(r.execute_command, "FLUSHALL", "SYNC", "ASYNC", text="syntax error")
+    expect_error(r.execute_command, "FLUSHDB", "ASYNC", "SYNC", text="syntax error")
+    assert r.get("keep") == "1"
 
 
 # ---------------------------------------------------------------- INFO
@@ -684,7 +688,6 @@ def test_config_set_enum_error_lists_redis_order(r):
 def test_config_set_port_is_mutable(spawn):
     srv = spawn()
     c = srv.client()
-    from conftest import free_port
 
     new_port = free_port()
     assert c.config_set("port", new_port) is True
@@ -1005,6 +1008,55 @@ def test_memory_usage(r):
 
 
 # ---------------------------------------------------------------- SHUTDOWN
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("NOSAVE", "SAVE"), ("SAVE", "NOSAVE", "NOW"), ("NOSAVE", "ABORT"), ("ABORT", "FORCE")],
+    ids=lambda a: "-".join(a),
+)
+def test_shutdown_conflicting_options_is_an_error(spawn, args):
+    srv = spawn()
+    c = RawConn(srv.port)
+    try:
+        rep = c.cmd("SHUTDOWN", *args)
+        assert isinstance(rep, ErrorReply) and str(rep) == "ERR syntax error", rep
+        assert c.cmd("PING") == "PONG"
+    finally:
+        c.close()
+    assert srv.alive()
+
+
+def test_shutdown_abort_without_shutdown(spawn):
+    srv = spawn()
+    c = RawConn(srv.port)
+    try:
+        rep = c.cmd("SHUTDOWN", "ABORT")
+        assert str(rep) == "ERR No shutdown in progress."
+    finally:
+        c.close()
+    assert srv.alive()
+
+
+def test_maxclients(spawn):
+    srv = spawn("--maxclients", "2")
+    a, b = RawConn(srv.port), RawConn(srv.port)
+    try:
+        assert a.cmd("PING") == "PONG"
+        assert b.cmd("PING") == "PONG"
+        third = RawConn(srv.port)
+        third.send(b"PING\r\n")
+        assert third.readline() == b"-ERR max number of clients reached"
+        assert third.read_closed()
+        third.close()
+        a.close()
+        time.sleep(0.2)
+        fourth = RawConn(srv.port)
+        assert fourth.cmd("PING") == "PONG"
+        fourth.close()
+    finally:
+        a.close()
+        b.close()
 
 
 def test_shutdown(spawn):

@@ -446,3 +446,16 @@ def test_large_value(rb):
     rb.set(b"big", v)
     assert rb.get(b"big") == v
     assert rb.strlen(b"big") == len(v)
+
+
+def test_incrbyfloat_long_double_semantics(r):
+    """Redis computes INCRBYFLOAT in C `long double` (80-bit on x86-64) and parses with strtold.
+    Low priority for clients, but it is what Redis replies."""
+    r.incrbyfloat("h", "3.0000000000000001")
+    assert r.get("h") == "3.0000000000000001"
+    r.set("hex", "0x10")
+    r.incrbyfloat("hex", "1")
+    assert r.get("hex") == "17"
+    r.incrbyfloat("x", "1e400")
+    big = r.get("x")
+    assert big.startswith("1000000000000000000") and len(big) == 401

@@ -157,6 +157,12 @@ pub fn instant() -> quanta::Instant {
     anchor().0.now()
 }
 
+/// The Unix time in milliseconds at `at`, a reading of [`instant`].
+pub fn wall_ms_at(at: quanta::Instant) -> u64 {
+    let (_, base) = anchor();
+    (ANCHOR.wall_us.load(Ordering::Relaxed) + at.duration_since(*base).as_micros() as u64) / 1000
+}
+
 /// Current Unix time in microseconds.
 pub fn now_us() -> u64 {
     let (clock, base) = anchor();
@@ -173,10 +179,13 @@ fn start() -> &'static Instant {
     START.get_or_init(Instant::now)
 }
 
-/// Unix seconds (for idle times), from the fast clock.
+/// Unix seconds for idle times, cached: refreshed by [`resync_clock`] on every server tick, which
+/// is finer than the one-second resolution idle times have.
 pub fn clock_secs() -> u32 {
-    (now_ms() / 1000) as u32
+    CACHED_SECS.load(Ordering::Relaxed)
 }
+
+static CACHED_SECS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Starts the process clocks (call once at start-up so uptime counts from then).
 pub fn init_clock() {

@@ -54,7 +54,7 @@ pub fn auth(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         2 => (args.next()?, args.next()?),
         _ => return Err(CmdError::syntax()),
     };
-    if args.all().len() == 2 && ctx.server.config.get("requirepass").is_empty() {
+    if args.argc() == 2 && ctx.server.config.get("requirepass").is_empty() {
         return Err(CmdError::new(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));

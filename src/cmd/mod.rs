@@ -11,6 +11,7 @@ pub mod strings;
 pub mod table;
 
 use crate::server::client::Client;
+use crate::server::protocol::Request;
 use crate::server::reply::Reply;
 use crate::server::Server;
 use crate::store::{Db, Shard, Value};
@@ -59,58 +60,94 @@ pub const WRONGTYPE_ERR: &str = "WRONGTYPE Operation against a key holding the w
 pub const NO_SUCH_KEY_ERR: &str = "ERR no such key";
 pub const DB_RANGE_ERR: &str = "ERR DB index is out of range";
 
-/// The argument cursor (mini-redis's `Parse`): `args[0]` is the command name (and `args[1]` the
-/// subcommand for containers); the cursor starts after them.
+/// Read access to a request's arguments, whether framed off the socket or built in memory.
+pub trait ArgList {
+    fn argc(&self) -> usize;
+    fn arg(&self, i: usize) -> &[u8];
+}
+
+impl ArgList for Request {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        Request::arg(self, i)
+    }
+}
+
+impl ArgList for [Bytes] {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        &self[i]
+    }
+}
+
+/// The argument cursor (mini-redis's `Parse`): argument 0 is the command name (and argument 1
+/// the subcommand for containers); the cursor starts after them.
 pub struct Args {
-    args: Vec<Bytes>,
+    req: Request,
     pos: usize,
 }
 
 impl Args {
-    pub fn new(args: Vec<Bytes>, skip: usize) -> Self {
-        Args { args, pos: skip }
+    pub fn new(req: Request, skip: usize) -> Self {
+        Args { req, pos: skip }
     }
 
-    /// All arguments including the command name.
-    pub fn all(&self) -> &[Bytes] {
-        &self.args
+    /// The whole request, command name included.
+    pub fn request(&self) -> &Request {
+        &self.req
+    }
+
+    /// Number of words in the request, command name included.
+    pub fn argc(&self) -> usize {
+        self.req.len()
     }
 
     pub fn remaining(&self) -> usize {
-        self.args.len() - self.pos
+        self.req.len() - self.pos
     }
 
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
-    pub fn peek(&self) -> Option<&Bytes> {
-        self.args.get(self.pos)
+    pub fn peek(&self) -> Option<&[u8]> {
+        (self.pos < self.req.len()).then(|| self.req.arg(self.pos))
     }
 
     /// The next argument; a missing one is a syntax error (arity was checked before).
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Bytes, CmdError> {
-        let b = self
-            .args
-            .get(self.pos)
-            .cloned()
-            .ok_or_else(CmdError::syntax)?;
+        if self.pos >= self.req.len() {
+            return Err(CmdError::syntax());
+        }
         self.pos += 1;
-        Ok(b)
+        Ok(self.req.bytes(self.pos - 1))
+    }
+
+    /// The next argument as a borrowed slice (no handle is taken).
+    pub fn next_slice(&mut self) -> Result<&[u8], CmdError> {
+        if self.pos >= self.req.len() {
+            return Err(CmdError::syntax());
+        }
+        self.pos += 1;
+        Ok(self.req.arg(self.pos - 1))
     }
 
     pub fn next_i64(&mut self) -> Result<i64, CmdError> {
-        crate::util::parse_i64(&self.next()?).ok_or_else(CmdError::not_int)
+        crate::util::parse_i64(self.next_slice()?).ok_or_else(CmdError::not_int)
     }
 
     pub fn next_f64(&mut self) -> Result<f64, CmdError> {
-        crate::util::parse_f64(&self.next()?).ok_or_else(|| CmdError::new(NOT_FLOAT_ERR))
+        crate::util::parse_f64(self.next_slice()?).ok_or_else(|| CmdError::new(NOT_FLOAT_ERR))
     }
 
     /// The next argument uppercased, for keyword matching.
     pub fn next_upper(&mut self) -> Result<String, CmdError> {
-        Ok(String::from_utf8_lossy(&self.next()?).to_ascii_uppercase())
+        Ok(String::from_utf8_lossy(self.next_slice()?).to_ascii_uppercase())
     }
 
     /// Consumes the next argument if it equals `kw` (case-insensitively).
@@ -128,8 +165,10 @@ impl Args {
 
     /// Everything not yet consumed.
     pub fn rest(&mut self) -> Vec<Bytes> {
-        let v = self.args[self.pos..].to_vec();
-        self.pos = self.args.len();
+        let v = (self.pos..self.req.len())
+            .map(|i| self.req.bytes(i))
+            .collect();
+        self.pos = self.req.len();
         v
     }
 

@@ -354,7 +354,7 @@ pub fn command_list(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn command_getkeys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let argv = args.rest();
-    let resolved = ctx.server.commands.resolve(&argv);
+    let resolved = ctx.server.commands.resolve(&argv[..]);
     let cmd = match resolved {
         Ok((c, _)) => c,
         Err(e) if e.contains("wrong number") => {

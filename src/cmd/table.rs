@@ -586,15 +586,21 @@ impl CommandTable {
 
     /// Resolves `argv` to the command to run and how many leading words name it, checking the
     /// name, the subcommand and the arity with Redis's error texts.
-    pub fn resolve(&self, argv: &[bytes::Bytes]) -> Result<(Arc<Command>, usize), String> {
-        let Some(cmd) = self.get(&argv[0]) else {
+    pub fn resolve<A: super::ArgList + ?Sized>(
+        &self,
+        argv: &A,
+    ) -> Result<(Arc<Command>, usize), String> {
+        let argc = argv.argc();
+        let Some(cmd) = self.get(argv.arg(0)) else {
             let mut args = String::new();
-            for a in argv[1..].iter() {
-                let s = String::from_utf8_lossy(a);
-                let s: String = s.chars().take(128).collect();
+            for i in 1..argc {
+                let s: String = String::from_utf8_lossy(argv.arg(i))
+                    .chars()
+                    .take(128)
+                    .collect();
                 args.push_str(&format!("'{s}' "));
             }
-            let name: String = String::from_utf8_lossy(&argv[0])
+            let name: String = String::from_utf8_lossy(argv.arg(0))
                 .chars()
                 .take(128)
                 .collect();
@@ -602,10 +608,10 @@ impl CommandTable {
                 "ERR unknown command '{name}', with args beginning with: {args}"
             ));
         };
-        if cmd.is_container() && argv.len() >= 2 {
-            let sub = String::from_utf8_lossy(&argv[1]).to_uppercase();
+        if cmd.is_container() && argc >= 2 {
+            let sub = String::from_utf8_lossy(argv.arg(1)).to_uppercase();
             let Some(sc) = cmd.subcommands.get(&sub) else {
-                let s: String = String::from_utf8_lossy(&argv[1])
+                let s: String = String::from_utf8_lossy(argv.arg(1))
                     .chars()
                     .take(128)
                     .collect();
@@ -614,10 +620,10 @@ impl CommandTable {
                     cmd.name.to_uppercase()
                 ));
             };
-            check_arity(sc, argv.len())?;
+            check_arity(sc, argc)?;
             return Ok((sc.clone(), 2));
         }
-        check_arity(cmd, argv.len())?;
+        check_arity(cmd, argc)?;
         Ok((cmd.clone(), 1))
     }
 }

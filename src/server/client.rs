@@ -114,7 +114,7 @@ impl BatchClock {
     pub fn new() -> Self {
         let last = crate::util::instant();
         BatchClock {
-            now_ms: crate::util::now_ms(),
+            now_ms: crate::util::wall_ms_at(last),
             last,
         }
     }
@@ -132,23 +132,22 @@ impl Default for BatchClock {
 pub struct LocalStats {
     pub processed: u64,
     pub errors: u64,
-    per_command: Vec<(Arc<Command>, u64, u64, u64)>,
+    /// (command id, calls, microseconds, failures)
+    per_command: Vec<(usize, u64, u64, u64)>,
 }
 
 impl LocalStats {
-    pub fn record(&mut self, cmd: &Arc<Command>, micros: u64, failed: bool) {
+    pub fn record(&mut self, cmd: &Command, micros: u64, failed: bool) {
         if failed {
             self.errors += 1;
         }
-        match self.per_command.iter_mut().find(|e| Arc::ptr_eq(&e.0, cmd)) {
+        match self.per_command.iter_mut().find(|e| e.0 == cmd.id) {
             Some(e) => {
                 e.1 += 1;
                 e.2 += micros;
                 e.3 += failed as u64;
             }
-            None => self
-                .per_command
-                .push((cmd.clone(), 1, micros, failed as u64)),
+            None => self.per_command.push((cmd.id, 1, micros, failed as u64)),
         }
     }
 
@@ -168,7 +167,10 @@ impl LocalStats {
                 .fetch_add(self.errors, Ordering::Relaxed);
             self.errors = 0;
         }
-        for (cmd, calls, usec, failed) in self.per_command.drain(..) {
+        for (id, calls, usec, failed) in self.per_command.drain(..) {
+            let Some(cmd) = server.commands.by_id(id) else {
+                continue;
+            };
             cmd.stats.calls.fetch_add(calls, Ordering::Relaxed);
             cmd.stats.usec.fetch_add(usec, Ordering::Relaxed);
             if failed > 0 {

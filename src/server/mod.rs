@@ -13,6 +13,7 @@ use crate::store::Store;
 use bytes::Bytes;
 use client::{Client, ClientRegistry, ReplyMode};
 use parking_lot::Mutex;
+use protocol::Request;
 use reply::Reply;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -119,7 +120,7 @@ impl Server {
 
     /// Runs one request: resolves the command, checks authentication, executes it and records
     /// statistics, the slow log and MONITOR output. Returns `None` when no reply is to be sent.
-    pub fn execute(self: &Arc<Self>, client: &mut Client, argv: Vec<Bytes>) -> Option<Outcome> {
+    pub fn execute(self: &Arc<Self>, client: &mut Client, argv: Request) -> Option<Outcome> {
         let before = client.reply_mode;
         if before == ReplyMode::Skip {
             client.reply_mode = ReplyMode::On;
@@ -133,7 +134,7 @@ impl Server {
         }
     }
 
-    fn execute_inner(self: &Arc<Self>, client: &mut Client, argv: Vec<Bytes>) -> Outcome {
+    fn execute_inner(self: &Arc<Self>, client: &mut Client, argv: Request) -> Outcome {
         client.stats.processed += 1;
         let (cmd, skip) = match self.commands.resolve(&argv) {
             Ok(found) => found,
@@ -179,7 +180,7 @@ impl Server {
         client.stats.record(&cmd, micros, failed);
         let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
         if slower_than >= 0 && micros >= slower_than as u64 {
-            self.slowlog_push(client, args.all(), micros);
+            self.slowlog_push(client, &args.request().to_vec(), micros);
         }
         match (result, deferred) {
             (Ok(_), Some(d)) => Outcome::Deferred(d),
@@ -188,7 +189,7 @@ impl Server {
         }
     }
 
-    fn feed_monitors(&self, client: &Client, argv: &[Bytes]) {
+    fn feed_monitors(&self, client: &Client, argv: &Request) {
         let now = crate::util::now_us();
         let mut line = format!(
             "{}.{:06} [{} {}]",
@@ -197,7 +198,8 @@ impl Server {
             client.db,
             client.info.addr
         );
-        for a in argv {
+        for i in 0..argv.len() {
+            let a = argv.arg(i);
             line.push_str(" \"");
             for &c in a.iter() {
                 match c {

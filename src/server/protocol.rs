@@ -2,7 +2,7 @@
 //! with Redis's limits and its exact `Protocol error: …` texts.
 
 use bytes::{Bytes, BytesMut};
-use redis_protocol::resp2::{decode::decode_bytes_mut, types::BytesFrame};
+use redis_protocol::resp2::{decode::decode_range, types::RangeFrame};
 
 /// Longest inline request or length line Redis accepts before the terminating newline.
 pub const INLINE_MAX: usize = 64 * 1024;
@@ -18,11 +18,72 @@ pub struct Limits {
     pub authenticated: bool,
 }
 
+/// One request's arguments as ranges of a single frozen buffer: framing a request allocates one
+/// range list rather than a shared handle per argument, and commands slice out (or copy) only
+/// the arguments they keep.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    buf: Bytes,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Request {
+    /// Builds a request from separate arguments (inline commands, tests, internal calls).
+    pub fn from_args<I, A>(args: I) -> Request
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<[u8]>,
+    {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for a in args {
+            let start = buf.len();
+            buf.extend_from_slice(a.as_ref());
+            ranges.push((start, buf.len()));
+        }
+        Request {
+            buf: Bytes::from(buf),
+            ranges,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Argument `i` as a byte slice.
+    pub fn arg(&self, i: usize) -> &[u8] {
+        let (s, e) = self.ranges[i];
+        &self.buf[s..e]
+    }
+
+    /// Argument `i` as a shared handle on the request buffer.
+    pub fn bytes(&self, i: usize) -> Bytes {
+        let (s, e) = self.ranges[i];
+        self.buf.slice(s..e)
+    }
+
+    pub fn to_vec(&self) -> Vec<Bytes> {
+        (0..self.len()).map(|i| self.bytes(i)).collect()
+    }
+}
+
+/// Requests are equal when their arguments are, wherever the bytes live.
+impl PartialEq for Request {
+    fn eq(&self, other: &Request) -> bool {
+        self.len() == other.len() && (0..self.len()).all(|i| self.arg(i) == other.arg(i))
+    }
+}
+
 /// The outcome of trying to frame one request.
 #[derive(Debug, PartialEq)]
 pub enum Framed {
     /// A request's arguments (possibly empty: Redis ignores `*0` and blank inline lines).
-    Request(Vec<Bytes>),
+    Request(Request),
     /// More bytes are needed; nothing is worth retrying until the buffer holds `need` bytes.
     Incomplete { need: usize },
 }
@@ -38,51 +99,49 @@ pub fn frame_request(buf: &mut BytesMut, limits: &Limits) -> Result<Framed, Prot
     if buf[0] != b'*' {
         return frame_inline(buf);
     }
-    match decode_bytes_mut(buf) {
-        Ok(Some((frame, _, _))) => request_args(frame, limits),
+    match decode_range(&buf[..]) {
+        Ok(Some((frame, amt))) => request_args(frame, buf.split_to(amt).freeze(), limits),
         Ok(None) | Err(_) => check_partial(buf, limits),
     }
 }
 
 /// Turns a decoded multibulk into arguments, enforcing the element rules Redis enforces.
-fn request_args(frame: BytesFrame, limits: &Limits) -> Result<Framed, ProtocolError> {
+fn request_args(frame: RangeFrame, buf: Bytes, limits: &Limits) -> Result<Framed, ProtocolError> {
     let items = match frame {
-        BytesFrame::Array(items) => items,
-        BytesFrame::Null => return Ok(Framed::Request(Vec::new())),
+        RangeFrame::Array(items) => items,
+        RangeFrame::Null => return Ok(Framed::Request(Request::default())),
         _ => return Err(ProtocolError("invalid multibulk length".into())),
     };
     if !limits.authenticated && items.len() > 10 {
         return Err(ProtocolError("unauthenticated multibulk length".into()));
     }
-    let mut args = Vec::with_capacity(items.len());
+    let mut ranges = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            BytesFrame::BulkString(b) => {
-                if !limits.authenticated && b.len() > 16384 {
+            RangeFrame::BulkString((s, e)) => {
+                let len = e - s;
+                if !limits.authenticated && len > 16384 {
                     return Err(ProtocolError("unauthenticated bulk length".into()));
                 }
-                if b.len() > limits.max_bulk {
+                if len > limits.max_bulk {
                     return Err(ProtocolError("invalid bulk length".into()));
                 }
-                args.push(b)
+                ranges.push((s, e))
             }
+            // A null bulk (`$-1`) is a negative length to Redis.
+            RangeFrame::Null => return Err(ProtocolError("invalid bulk length".into())),
             other => {
                 let c = match other {
-                    BytesFrame::SimpleString(_) => '+',
-                    BytesFrame::Error(_) => '-',
-                    BytesFrame::Integer(_) => ':',
-                    BytesFrame::Array(_) => '*',
-                    _ => '$',
+                    RangeFrame::SimpleString(_) => '+',
+                    RangeFrame::Error(_) => '-',
+                    RangeFrame::Integer(_) => ':',
+                    _ => '*',
                 };
-                // A null bulk (`$-1`) is a negative length to Redis.
-                if c == '$' {
-                    return Err(ProtocolError("invalid bulk length".into()));
-                }
                 return Err(ProtocolError(format!("expected '$', got '{c}'")));
             }
         }
     }
-    Ok(Framed::Request(args))
+    Ok(Framed::Request(Request { buf, ranges }))
 }
 
 /// Reads one `\r\n`-terminated number line starting at `pos` (just after the type byte).
@@ -167,7 +226,7 @@ fn frame_inline(buf: &mut BytesMut) -> Result<Framed, ProtocolError> {
         line = &line[..line.len() - 1];
     }
     split_args(line)
-        .map(|v| Framed::Request(v.into_iter().map(Bytes::from).collect()))
+        .map(|v| Framed::Request(Request::from_args(v)))
         .ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))
 }
 
@@ -269,12 +328,7 @@ mod tests {
     }
 
     fn req(words: &[&str]) -> Framed {
-        Framed::Request(
-            words
-                .iter()
-                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-                .collect(),
-        )
+        Framed::Request(Request::from_args(words.iter().map(|w| w.as_bytes())))
     }
 
     #[test]
@@ -318,8 +372,7 @@ mod tests {
             }
             wire.extend_from_slice(b"*1\r\n$4\r\nPI");
             let mut buf = BytesMut::from(&wire[..]);
-            let want: Vec<Bytes> = argv.iter().map(|a| Bytes::copy_from_slice(a)).collect();
-            proptest::prop_assert_eq!(frame_request(&mut buf, &L).unwrap(), Framed::Request(want));
+            proptest::prop_assert_eq!(frame_request(&mut buf, &L).unwrap(), Framed::Request(Request::from_args(&argv)));
             let rest = frame_request(&mut buf, &L).unwrap();
             proptest::prop_assert!(matches!(rest, Framed::Incomplete { .. }), "{:?}", rest);
         }
