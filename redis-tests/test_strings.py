@@ -448,6 +448,10 @@ def test_large_value(rb):
     assert rb.strlen(b"big") == len(v)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Redis computes INCRBYFLOAT in 80-bit long double; Locus uses 64-bit doubles",
+)
 def test_incrbyfloat_long_double_semantics(r):
     """Redis computes INCRBYFLOAT in C `long double` (80-bit on x86-64) and parses with strtold.
     Low priority for clients, but it is what Redis replies."""

@@ -93,14 +93,14 @@ pub static PARAMS: &[Param] = &[
         "maxmemory-policy",
         "noeviction",
         Kind::Enum(&[
-            "noeviction",
-            "allkeys-lru",
             "volatile-lru",
-            "allkeys-random",
+            "volatile-lfu",
             "volatile-random",
             "volatile-ttl",
+            "allkeys-lru",
             "allkeys-lfu",
-            "volatile-lfu",
+            "allkeys-random",
+            "noeviction",
         ]),
         true,
     ),
@@ -165,9 +165,19 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
-        Kind::Memory => parse_memory(value)
-            .map(|v| v.to_string())
-            .ok_or_else(|| "argument must be a memory value".to_string()),
+        Kind::Memory => {
+            let v =
+                parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string())?;
+            // Redis refuses a bulk limit below 1 MB.
+            if param.name == "proto-max-bulk-len" && v < 1 << 20 {
+                return Err(format!(
+                    "argument must be between {} and {} inclusive",
+                    1 << 20,
+                    i64::MAX
+                ));
+            }
+            Ok(v.to_string())
+        }
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
             "no" => Ok("no".into()),
@@ -298,6 +308,9 @@ impl Config {
             if param.name == "dir" && !Path::new(&v).is_dir() {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - No such file or directory"));
             }
+            if staged.iter().any(|(n, _)| *n == param.name) {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"));
+            }
             staged.push((param.name, v));
         }
         let mut values = self.values.write();
@@ -377,6 +390,19 @@ impl Config {
 }
 
 fn format_line(name: &str, value: &str) -> String {
+    // Memory values are written back with Redis's units when they divide evenly.
+    if find(name).is_some_and(|p| p.kind == Kind::Memory) {
+        if let Ok(v) = value.parse::<u64>() {
+            let text = match v {
+                0 => "0".to_string(),
+                v if v % (1 << 30) == 0 => format!("{}gb", v >> 30),
+                v if v % (1 << 20) == 0 => format!("{}mb", v >> 20),
+                v if v % (1 << 10) == 0 => format!("{}kb", v >> 10),
+                v => v.to_string(),
+            };
+            return format!("{name} {text}\n");
+        }
+    }
     if value.is_empty() || value.contains(' ') && name != "save" && name != "bind" {
         format!("{name} \"{value}\"\n")
     } else {

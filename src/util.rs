@@ -147,9 +147,11 @@ fn anchor() -> &'static (quanta::Clock, quanta::Instant) {
 pub fn resync_clock() {
     let (clock, base) = anchor();
     let elapsed = clock.now().duration_since(*base).as_micros() as u64;
+    let wall = os_now_us();
     ANCHOR
         .wall_us
-        .store(os_now_us().saturating_sub(elapsed), Ordering::Relaxed);
+        .store(wall.saturating_sub(elapsed), Ordering::Relaxed);
+    CACHED_SECS.store((wall / 1_000_000) as u32, Ordering::Relaxed);
 }
 
 /// A cheap monotonic instant (time-stamp counter based).

@@ -81,6 +81,7 @@ pub fn hello(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut name = None;
     let mut authed = false;
     while !args.is_empty() {
+        let raw = String::from_utf8_lossy(args.peek().unwrap_or_default()).into_owned();
         let opt = args.next_upper()?;
         match opt.as_str() {
             "AUTH" if args.remaining() >= 2 => {
@@ -91,8 +92,7 @@ pub fn hello(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             "SETNAME" if !args.is_empty() => name = Some(args.next()?),
             _ => {
                 return Err(CmdError::new(format!(
-                    "ERR Syntax error in HELLO option '{}'",
-                    opt.to_lowercase()
+                    "ERR Syntax error in HELLO option '{raw}'"
                 )))
             }
         }
@@ -117,7 +117,6 @@ pub fn hello(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         (s("mode"), s("standalone")),
         (s("role"), s("master")),
         (s("modules"), Reply::Array(vec![])),
-        (s("locus_version"), s(crate::LOCUS_VERSION)),
     ]))
 }
 
@@ -256,7 +255,15 @@ pub fn client_kill(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             }
             "ADDR" => addr = Some(v),
             "LADDR" => laddr = Some(v),
-            "USER" => user = Some(v),
+            "USER" => {
+                if !v.eq_ignore_ascii_case(b"default") {
+                    return Err(CmdError::new(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(&v)
+                    )));
+                }
+                user = Some(v)
+            }
             "MAXAGE" => maxage = Some(crate::util::parse_i64(&v).ok_or_else(CmdError::not_int)?),
             "TYPE" => {
                 let t = String::from_utf8_lossy(&v).to_ascii_lowercase();

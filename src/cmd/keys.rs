@@ -399,12 +399,21 @@ fn with_entry<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(&Entry) -> R) -> Option<R
 
 pub fn object_encoding(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    Ok(with_entry(ctx, &key, |e| Reply::bulk_str(e.value.encoding())).unwrap_or(Reply::Null))
+    Ok(with_entry(ctx, &key, |e| Reply::bulk_str(e.encoding())).unwrap_or(Reply::Null))
 }
 
 pub fn object_refcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    Ok(with_entry(ctx, &key, |_| Reply::Int(1)).unwrap_or(Reply::Null))
+    // Redis shares the integers 0..10000 and reports them with the shared refcount.
+    Ok(with_entry(ctx, &key, |e| match &e.value {
+        crate::store::Value::Str(b)
+            if crate::util::parse_i64(b).is_some_and(|n| (0..10000).contains(&n)) =>
+        {
+            Reply::Int(i32::MAX as i64)
+        }
+        _ => Reply::Int(1),
+    })
+    .unwrap_or(Reply::Null))
 }
 
 pub fn object_idletime(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

@@ -228,7 +228,13 @@ impl<'a> Ctx<'a> {
     pub fn get_string(&self, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
         let shard = self.db().read(key);
         let r = match shard.get(key, self.now) {
-            None => Ok(None),
+            None => {
+                if shard.holds_expired(key, self.now) {
+                    drop(shard);
+                    self.db().reclaim(key, self.now);
+                }
+                Ok(None)
+            }
             Some(e) => {
                 e.touch(self.now);
                 match &e.value {

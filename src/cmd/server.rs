@@ -19,6 +19,9 @@ fn flush_mode(args: &mut Args) -> Result<bool, CmdError> {
     if args.is_empty() {
         return Ok(false);
     }
+    if args.remaining() > 1 {
+        return Err(CmdError::syntax());
+    }
     let mode = args.next_upper()?;
     match mode.as_str() {
         "ASYNC" => Ok(true),
@@ -66,13 +69,18 @@ pub fn time(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 }
 
 pub fn shutdown(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let mut abort = false;
+    let (mut abort, mut save, mut nosave, mut other) = (false, false, false, false);
     while !args.is_empty() {
         match args.next_upper()?.as_str() {
-            "NOSAVE" | "SAVE" | "NOW" | "FORCE" => {}
+            "NOSAVE" => nosave = true,
+            "SAVE" => save = true,
+            "NOW" | "FORCE" => other = true,
             "ABORT" => abort = true,
             _ => return Err(CmdError::syntax()),
         }
+    }
+    if (abort && (save || nosave || other)) || (save && nosave) {
+        return Err(CmdError::syntax());
     }
     if abort {
         return Err(CmdError::new("ERR No shutdown in progress."));
@@ -96,7 +104,9 @@ pub fn slowlog_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let count = if args.is_empty() {
         10
     } else {
-        let n = args.next_i64()?;
+        let n = args
+            .next_i64()
+            .map_err(|_| CmdError::new("ERR count should be greater than or equal to -1"))?;
         if n < -1 {
             return Err(CmdError::new(
                 "ERR count should be greater than or equal to -1",
@@ -158,7 +168,8 @@ pub fn slowlog_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 
 pub fn latency_doctor(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     Ok(Reply::Verbatim(Bytes::from_static(
-        b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n",
+        b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.
+",
     )))
 }
 
@@ -227,6 +238,7 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn config_resetstat(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     ctx.server.stats.reset();
+    ctx.server.error_kinds.lock().clear();
     for c in ctx.server.commands.all() {
         c.stats.reset();
     }
@@ -234,7 +246,7 @@ pub fn config_resetstat(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     for c in [
         &store.keyspace_hits,
         &store.keyspace_misses,
-        &store.expired_keys,
+        &crate::store::EXPIRED_KEYS,
     ] {
         c.store(0, Ordering::Relaxed);
     }
@@ -298,7 +310,7 @@ pub fn command_info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::Array(
         args.rest()
             .iter()
-            .map(|n| lookup(ctx.server, n).map_or(Reply::NullArray, |c| c.info_reply()))
+            .map(|n| lookup(ctx.server, n).map_or(Reply::Null, |c| c.info_reply()))
             .collect(),
     ))
 }
@@ -527,6 +539,7 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "uptime_in_seconds", &uptime);
             kv(out, "uptime_in_days", &(uptime / 86400));
             kv(out, "hz", &server.config.get("hz"));
+            kv(out, "configured_hz", &server.config.get("hz"));
             kv(
                 out,
                 "executable",
@@ -559,7 +572,21 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "used_memory_human", &human_bytes(allocated));
             kv(out, "used_memory_rss", &resident);
             kv(out, "used_memory_rss_human", &human_bytes(resident));
-            kv(out, "maxmemory", &server.config.get("maxmemory"));
+            let peak = server
+                .memory_peak
+                .fetch_max(allocated, Ordering::Relaxed)
+                .max(allocated);
+            kv(out, "used_memory_peak", &peak);
+            kv(out, "used_memory_peak_human", &human_bytes(peak));
+            let maxmemory = server.config.get_i64("maxmemory").max(0) as usize;
+            kv(out, "maxmemory", &maxmemory);
+            kv(out, "maxmemory_human", &human_bytes(maxmemory));
+            let ratio = if allocated > 0 {
+                resident as f64 / allocated as f64
+            } else {
+                0.0
+            };
+            kv(out, "mem_fragmentation_ratio", &format!("{ratio:.2}"));
             kv(
                 out,
                 "maxmemory_policy",
@@ -592,6 +619,7 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
                 "total_commands_processed",
                 &s.commands_processed.load(Ordering::Relaxed),
             );
+            kv(out, "instantaneous_ops_per_sec", &server.ops_per_sec());
             kv(
                 out,
                 "total_net_input_bytes",
@@ -610,7 +638,7 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(
                 out,
                 "expired_keys",
-                &server.store.expired_keys.load(Ordering::Relaxed),
+                &crate::store::EXPIRED_KEYS.load(Ordering::Relaxed),
             );
             kv(out, "evicted_keys", &0);
             kv(
@@ -646,7 +674,12 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "used_cpu_user", &t(ru.ru_utime));
         }
         "modules" => out.push_str("# Modules\r\n"),
-        "errorstats" => out.push_str("# Errorstats\r\n"),
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            for (kind, count) in server.error_kinds.lock().iter() {
+                let _ = write!(out, "errorstat_{kind}:count={count}\r\n");
+            }
+        }
         "cluster" => {
             out.push_str("# Cluster\r\n");
             kv(out, "cluster_enabled", &0);

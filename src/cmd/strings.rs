@@ -279,7 +279,9 @@ pub fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             };
             m.extend_from_slice(&tail);
             *b = m.freeze();
-            b.len()
+            let len = b.len();
+            e.mark_modified();
+            len
         }
     };
     ctx.dirty(1);
@@ -345,7 +347,10 @@ pub fn setrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     buf[offset..offset + value.len()].copy_from_slice(&value);
     let len = buf.len();
     match shard.get_mut(&key, now) {
-        Some(e) => e.value = Value::Str(Bytes::from(buf)),
+        Some(e) => {
+            e.value = Value::Str(Bytes::from(buf));
+            e.mark_modified();
+        }
         None => {
             shard.insert(own(key), Entry::new(Value::Str(Bytes::from(buf))), now);
         }

@@ -132,13 +132,13 @@ impl Command {
                     .map(|t| Reply::bulk_str(&t.to_lowercase()))
                     .collect(),
             ),
-            Reply::Array(
+            Reply::Set(
                 self.spec["key_specs"]
                     .as_array()
                     .map(|a| a.iter().map(key_spec_reply).collect())
                     .unwrap_or_default(),
             ),
-            Reply::Array(self.subcommands.values().map(|c| c.info_reply()).collect()),
+            Reply::Set(self.subcommands.values().map(|c| c.info_reply()).collect()),
         ])
     }
 
@@ -286,7 +286,16 @@ fn key_spec_reply(ks: &Json) -> Reply {
     }
     let flags = ks["flags"].as_array().map(|a| {
         a.iter()
-            .map(|f| Reply::StatusOwned(f.as_str().unwrap_or("").to_string()))
+            .map(|f| {
+                // Redis prints the access-type flags upper case and the rest lower case.
+                let f = f.as_str().unwrap_or("");
+                let f = if ["RO", "RW", "OW", "RM"].contains(&f) {
+                    f.to_string()
+                } else {
+                    f.to_lowercase()
+                };
+                Reply::StatusOwned(f)
+            })
             .collect()
     });
     m.push((
@@ -306,11 +315,34 @@ fn key_spec_reply(ks: &Json) -> Reply {
             Reply::bulk_str(field),
             Reply::Map(vec![
                 (Reply::bulk_str("type"), Reply::bulk_str(kind)),
-                (Reply::bulk_str("spec"), json_reply(spec)),
+                (Reply::bulk_str("spec"), key_spec_detail(kind, spec)),
             ]),
         ));
     }
     Reply::Map(m)
+}
+
+/// The `spec` map of a key spec, with the field names COMMAND INFO uses (`index`, `keystep`).
+fn key_spec_detail(kind: &str, spec: &Json) -> Reply {
+    let field = |name: &str, json: &str| (Reply::bulk_str(name), json_reply(&spec[json]));
+    match kind {
+        "index" => Reply::Map(vec![field("index", "pos")]),
+        "keyword" => Reply::Map(vec![
+            field("keyword", "keyword"),
+            field("startfrom", "startfrom"),
+        ]),
+        "range" => Reply::Map(vec![
+            field("lastkey", "lastkey"),
+            field("keystep", "step"),
+            field("limit", "limit"),
+        ]),
+        "keynum" => Reply::Map(vec![
+            field("keynumidx", "keynumidx"),
+            field("firstkey", "firstkey"),
+            field("keystep", "step"),
+        ]),
+        _ => json_reply(spec),
+    }
 }
 
 fn arg_doc(a: &Json) -> Reply {

@@ -138,9 +138,6 @@ pub struct LocalStats {
 
 impl LocalStats {
     pub fn record(&mut self, cmd: &Command, micros: u64, failed: bool) {
-        if failed {
-            self.errors += 1;
-        }
         match self.per_command.iter_mut().find(|e| e.0 == cmd.id) {
             Some(e) => {
                 e.1 += 1;

@@ -94,6 +94,12 @@ pub struct Server {
     pub started: Instant,
     /// The TCP port actually bound (differs from the config with `--port 0`… which disables TCP).
     pub tcp_port: AtomicU16,
+    /// Error replies by kind (first word), for INFO errorstats.
+    pub error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Highest allocator figure seen (INFO used_memory_peak).
+    pub memory_peak: std::sync::atomic::AtomicUsize,
+    /// (Unix ms, commands processed) samples for INFO instantaneous_ops_per_sec.
+    pub ops_samples: Mutex<VecDeque<(u64, u64)>>,
 }
 
 impl Server {
@@ -114,6 +120,9 @@ impl Server {
             run_id,
             started: Instant::now(),
             tcp_port: AtomicU16::new(0),
+            error_kinds: Mutex::new(Default::default()),
+            memory_peak: Default::default(),
+            ops_samples: Mutex::new(VecDeque::new()),
             config,
         })
     }
@@ -139,8 +148,20 @@ impl Server {
         let (cmd, skip) = match self.commands.resolve(&argv) {
             Ok(found) => found,
             Err(e) => {
-                client.stats.errors += 1;
-                return Outcome::Reply(Reply::Error(e));
+                // A known command refused for its arity counts as a rejected call, as in Redis.
+                if e.contains("wrong number of arguments") {
+                    if let Some(c) = self.commands.get(argv.arg(0)) {
+                        let c = match (c.is_container(), argv.len() >= 2) {
+                            (true, true) => c
+                                .subcommands
+                                .get(&String::from_utf8_lossy(argv.arg(1)).to_uppercase())
+                                .unwrap_or(c),
+                            _ => c,
+                        };
+                        c.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                return Outcome::Reply(self.error_reply(client, e));
             }
         };
         if !client.authenticated
@@ -148,8 +169,9 @@ impl Server {
             && self.config.live.requirepass_set.load(Ordering::Relaxed)
         {
             cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            client.stats.errors += 1;
-            return Outcome::Reply(Reply::err("NOAUTH Authentication required."));
+            return Outcome::Reply(
+                self.error_reply(client, "NOAUTH Authentication required.".into()),
+            );
         }
         let Some(handler) = cmd.handler else {
             return Outcome::Reply(Reply::err(format!(
@@ -162,10 +184,9 @@ impl Server {
             client.stats.flush(self);
         }
         client.last_cmd = cmd.id + 1;
-        if self.clients.monitor_count.load(Ordering::Relaxed) > 0
-            && !matches!(cmd.name.as_str(), "auth" | "hello" | "monitor")
-        {
-            self.feed_monitors(client, &argv);
+        client.info.last_cmd.store(cmd.id + 1, Ordering::Relaxed);
+        if self.clients.monitor_count.load(Ordering::Relaxed) > 0 && cmd.name != "monitor" {
+            self.feed_monitors(client, &argv, &cmd.name);
         }
         let start = client.clock.last;
         let mut args = Args::new(argv, skip);
@@ -185,11 +206,42 @@ impl Server {
         match (result, deferred) {
             (Ok(_), Some(d)) => Outcome::Deferred(d),
             (Ok(r), None) => Outcome::Reply(r),
-            (Err(e), _) => Outcome::Reply(e.into()),
+            (Err(e), _) => Outcome::Reply(self.error_reply(client, e.0)),
         }
     }
 
-    fn feed_monitors(&self, client: &Client, argv: &Request) {
+    /// Records the samples INFO derives rates and peaks from (called on every cron tick).
+    pub fn sample_metrics(&self) {
+        let (allocated, _) = crate::cmd::server::allocator_stats();
+        self.memory_peak.fetch_max(allocated, Ordering::Relaxed);
+        let mut s = self.ops_samples.lock();
+        s.push_back((
+            crate::util::now_ms(),
+            self.stats.commands_processed.load(Ordering::Relaxed),
+        ));
+        while s.len() > 16 {
+            s.pop_front();
+        }
+    }
+
+    /// Commands per second over the last samples.
+    pub fn ops_per_sec(&self) -> u64 {
+        let s = self.ops_samples.lock();
+        match (s.front(), s.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) * 1000 / (b.0 - a.0),
+            _ => 0,
+        }
+    }
+
+    /// An error reply, counted in INFO errorstats by its first word.
+    fn error_reply(&self, client: &mut Client, e: String) -> Reply {
+        client.stats.errors += 1;
+        let kind = e.split(' ').next().unwrap_or("ERR").to_string();
+        *self.error_kinds.lock().entry(kind).or_default() += 1;
+        Reply::Error(e)
+    }
+
+    fn feed_monitors(&self, client: &Client, argv: &Request, name: &str) {
         let now = crate::util::now_us();
         let mut line = format!(
             "{}.{:06} [{} {}]",
@@ -198,8 +250,20 @@ impl Server {
             client.db,
             client.info.addr
         );
+        // Credentials never reach MONITOR: Redis shows them as "(redacted)".
+        let redact_from = match name {
+            "auth" => 1,
+            "hello" => (0..argv.len())
+                .find(|&i| argv.arg(i).eq_ignore_ascii_case(b"AUTH"))
+                .map_or(usize::MAX, |i| i + 1),
+            _ => usize::MAX,
+        };
         for i in 0..argv.len() {
-            let a = argv.arg(i);
+            let a = if i >= redact_from {
+                &b"(redacted)"[..]
+            } else {
+                argv.arg(i)
+            };
             line.push_str(" \"");
             for &c in a.iter() {
                 match c {
@@ -369,6 +433,7 @@ async fn cron(server: Arc<Server>) {
         // Sweep a slice of all shards each tick: the whole keyspace every ~second at hz 10.
         let budget = (server.store.db_count() * crate::store::SHARDS / hz as usize).max(16);
         crate::util::resync_clock();
+        server.sample_metrics();
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());

@@ -56,6 +56,10 @@ impl Reply {
     /// Appends this reply's wire form for protocol version `proto` (2 or 3).
     pub fn encode(&self, proto: u8, out: &mut BytesMut) {
         if proto >= 3 {
+            if self.has_unhashable_set() {
+                self.encode_resp3_special(out);
+                return;
+            }
             let frame = self.to_resp3();
             // Encoding an in-memory frame into a growable buffer cannot fail.
             let _ = resp3::encode::complete::extend_encode(out, &frame, false);
@@ -63,6 +67,51 @@ impl Reply {
             let _ = resp2::encode::extend_encode(out, &frame, false);
         } else {
             self.encode_resp2_special(out);
+        }
+    }
+
+    /// redis-protocol's RESP3 sets hold only hashable (scalar) frames, but Redis sends sets of
+    /// maps (COMMAND INFO key specs): such replies are laid out here, scalars still encoded by
+    /// the crate.
+    fn has_unhashable_set(&self) -> bool {
+        match self {
+            Reply::Set(items) => items
+                .iter()
+                .any(|i| i.is_aggregate() || i.has_unhashable_set()),
+            Reply::Array(items) | Reply::Push(items) => items.iter().any(Reply::has_unhashable_set),
+            Reply::Map(pairs) => pairs
+                .iter()
+                .any(|(k, v)| k.has_unhashable_set() || v.has_unhashable_set()),
+            _ => false,
+        }
+    }
+
+    fn is_aggregate(&self) -> bool {
+        matches!(
+            self,
+            Reply::Array(_) | Reply::Map(_) | Reply::Set(_) | Reply::Push(_)
+        )
+    }
+
+    fn encode_resp3_special(&self, out: &mut BytesMut) {
+        let (prefix, items): (u8, Vec<&Reply>) = match self {
+            Reply::Set(items) => (b'~', items.iter().collect()),
+            Reply::Array(items) => (b'*', items.iter().collect()),
+            Reply::Push(items) => (b'>', items.iter().collect()),
+            Reply::Map(pairs) => {
+                out.put_slice(format!("%{}\r\n", pairs.len()).as_bytes());
+                for (k, v) in pairs {
+                    k.encode(3, out);
+                    v.encode(3, out);
+                }
+                return;
+            }
+            other => return other.encode(3, out),
+        };
+        out.put_u8(prefix);
+        out.put_slice(format!("{}\r\n", items.len()).as_bytes());
+        for it in items {
+            it.encode(3, out);
         }
     }
 

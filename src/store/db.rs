@@ -6,6 +6,16 @@ use ahash::RandomState;
 use bytes::Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Keys removed because they expired, whoever noticed (INFO's `expired_keys`).
+pub static EXPIRED_KEYS: AtomicU64 = AtomicU64::new(0);
+
+fn count_expired(n: usize) {
+    if n > 0 {
+        EXPIRED_KEYS.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
 
 /// Shards per database. A power of two; SCAN cursors are shard indexes.
 pub const SHARDS: usize = 256;
@@ -33,6 +43,11 @@ impl Shard {
         self.map.get_mut(key)
     }
 
+    /// Whether `key` is present but expired (so a reader should reclaim it under a write lock).
+    pub fn holds_expired(&self, key: &[u8], now: u64) -> bool {
+        self.map.get(key).is_some_and(|e| e.is_expired(now))
+    }
+
     pub fn contains(&self, key: &[u8], now: u64) -> bool {
         self.get(key, now).is_some()
     }
@@ -46,7 +61,11 @@ impl Shard {
         if old.expire_at != 0 {
             self.volatile -= 1;
         }
-        (!old.is_expired(now)).then_some(old)
+        if old.is_expired(now) {
+            count_expired(1);
+            return None;
+        }
+        Some(old)
     }
 
     /// Removes `key`, returning its entry if it was live.
@@ -55,7 +74,11 @@ impl Shard {
         if old.expire_at != 0 {
             self.volatile -= 1;
         }
-        (!old.is_expired(now)).then_some(old)
+        if old.is_expired(now) {
+            count_expired(1);
+            return None;
+        }
+        Some(old)
     }
 
     /// Sets (or clears, with 0) a live key's expiry. Returns false if the key is absent.
@@ -108,6 +131,7 @@ impl Shard {
             keep
         });
         self.volatile -= gone_volatile;
+        count_expired(before - self.map.len());
         before - self.map.len()
     }
 
@@ -148,6 +172,12 @@ impl Db {
 
     pub fn write(&self, key: &[u8]) -> RwLockWriteGuard<'_, Shard> {
         self.shards[self.shard_index(key)].write()
+    }
+
+    /// Removes `key` if it has expired: readers call this after seeing an expired key under a
+    /// shared lock, so expired keys go (and are counted) when read, as in Redis.
+    pub fn reclaim(&self, key: &[u8], now: u64) {
+        self.write(key).purge_if_expired(key, now);
     }
 
     pub fn shard(&self, index: usize) -> &RwLock<Shard> {

@@ -5,7 +5,7 @@ mod db;
 pub mod glob;
 mod value;
 
-pub use db::{Db, KeyMap, MultiGuard, MultiReadGuard, Shard, SHARDS};
+pub use db::{Db, KeyMap, MultiGuard, MultiReadGuard, Shard, EXPIRED_KEYS, SHARDS};
 pub use value::{Entry, Value};
 
 use parking_lot::RwLockWriteGuard;
@@ -16,7 +16,6 @@ pub struct Store {
     dbs: Vec<Db>,
     /// Writes since the last snapshot (Redis's `dirty`).
     pub dirty: AtomicU64,
-    pub expired_keys: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
 }
@@ -26,7 +25,6 @@ impl Store {
         Store {
             dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
             dirty: AtomicU64::new(0),
-            expired_keys: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
         }
@@ -89,8 +87,7 @@ impl Store {
         for _ in 0..budget.min(total) {
             let shard = self.dbs[pos / SHARDS].shard(pos % SHARDS);
             if shard.read().volatile() > 0 {
-                let n = shard.write().expire_all(now);
-                self.expired_keys.fetch_add(n as u64, Ordering::Relaxed);
+                shard.write().expire_all(now);
             }
             pos = (pos + 1) % total;
         }

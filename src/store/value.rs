@@ -50,6 +50,9 @@ pub struct Entry {
     /// Seconds since server start of the last access, for `OBJECT IDLETIME`. Atomic so that
     /// readers holding only a shared lock can record their access.
     access: AtomicU32,
+    /// Set once a string is modified in place (APPEND, SETRANGE): Redis reports such strings as
+    /// `raw` whatever their length.
+    pub(crate) modified: bool,
 }
 
 impl Clone for Entry {
@@ -58,6 +61,7 @@ impl Clone for Entry {
             value: self.value.clone(),
             expire_at: self.expire_at,
             access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
+            modified: self.modified,
         }
     }
 }
@@ -68,6 +72,7 @@ impl Entry {
             value,
             expire_at: 0,
             access: AtomicU32::new(crate::util::clock_secs()),
+            modified: false,
         }
     }
 
@@ -76,6 +81,19 @@ impl Entry {
             expire_at,
             ..Entry::new(value)
         }
+    }
+
+    /// `OBJECT ENCODING`.
+    pub fn encoding(&self) -> &'static str {
+        match &self.value {
+            Value::Str(_) if self.modified => "raw",
+            v => v.encoding(),
+        }
+    }
+
+    /// Marks a string as modified in place.
+    pub fn mark_modified(&mut self) {
+        self.modified = true;
     }
 
     pub fn expire_at(&self) -> u64 {
