@@ -54,6 +54,7 @@ MODULE_BY_GROUP = {
     "generic": "keys",
     "connection": "connection",
     "server": "server",
+    "hash": "hashes",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -77,13 +78,16 @@ WANTED = {
     "OBJECT": ["ENCODING", "REFCOUNT", "IDLETIME", "FREQ", "HELP"],
     # server
     "DBSIZE": [], "FLUSHDB": [], "FLUSHALL": [], "INFO": [], "TIME": [],
-    "SHUTDOWN": [], "MONITOR": [], "LASTSAVE": [], "SAVE": [], "BGSAVE": [],
-    "BGREWRITEAOF": [],
+    "SHUTDOWN": [], "MONITOR": [],
     "SLOWLOG": ["GET", "LEN", "RESET", "HELP"],
     "LATENCY": ["DOCTOR", "LATEST", "HISTORY", "RESET", "HELP"],
     "CONFIG": ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"],
     "COMMAND": ["COUNT", "INFO", "DOCS", "LIST", "GETKEYS", "HELP"],
     "MEMORY": ["USAGE", "HELP"],
+    # hash
+    "HSET": [], "HSETNX": [], "HGET": [], "HMGET": [], "HMSET": [], "HGETALL": [],
+    "HDEL": [], "HEXISTS": [], "HLEN": [], "HKEYS": [], "HVALS": [], "HINCRBY": [],
+    "HINCRBYFLOAT": [], "HSTRLEN": [],
 }
 
 # Hand-written specs (already in JSON-file shape, minus "function") for
@@ -305,7 +309,8 @@ def build_spec(info, docs, container):
 def finish(spec, cmd, sub):
     if sub is not None:  # plain commands and subcommands get a handler
         spec["function"] = handler_function(spec["group"], cmd, sub)
-    elif not WANTED[cmd]:
+    elif not WANTED[cmd] or spec.get("arity") == -1:
+        # Plain commands, and containers that also run bare (COMMAND), get a handler.
         spec["function"] = handler_function(spec["group"], cmd, None)
     spec = {k: v for k, v in spec.items() if v not in (None, [], {})}
     unknown = set(spec) - set(FIELD_ORDER)

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod config;
 pub mod server;
 pub mod store;
+pub mod tensor;
 pub mod util;
 
 /// The version Locus reports as `redis_version`, so that clients that gate features on it see a

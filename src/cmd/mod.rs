@@ -5,10 +5,12 @@
 //! arguments from an [`Args`] cursor and applies itself to the store through a [`Ctx`].
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
 pub mod server;
 pub mod strings;
 pub mod table;
+pub mod tensors;
 
 use crate::server::client::Client;
 use crate::server::protocol::Request;
@@ -242,7 +244,6 @@ impl<'a> Ctx<'a> {
                     // every other core reading the same key.
                     Value::Str(b) if b.len() <= 1024 => Ok(Some(Bytes::copy_from_slice(b))),
                     Value::Str(b) => Ok(Some(b.clone())),
-                    #[allow(unreachable_patterns)]
                     _ => Err(CmdError::wrong_type()),
                 }
             }
@@ -262,7 +263,6 @@ pub fn string_in<'s>(
         None => Ok(None),
         Some(e) => match &e.value {
             Value::Str(b) => Ok(Some(b)),
-            #[allow(unreachable_patterns)]
             _ => Err(CmdError::wrong_type()),
         },
     }

@@ -141,7 +141,6 @@ pub fn mget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 value: Value::Str(b),
                 ..
             }) => Reply::Bulk(b.clone()),
-            #[allow(unreachable_patterns)]
             _ => Reply::Null,
         })
         .collect();
@@ -264,9 +263,7 @@ pub fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             tail.len()
         }
         Some(e) => {
-            #[allow(irrefutable_let_patterns)]
-            let Value::Str(b) = &mut e.value
-            else {
+            let Value::Str(b) = &mut e.value else {
                 return Err(CmdError::wrong_type());
             };
             if b.len() + tail.len() > max {

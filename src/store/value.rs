@@ -1,12 +1,22 @@
 //! Values held in the keyspace and the entry that wraps them with expiry and access metadata.
 
+use crate::tensor::Tensor;
+use ahash::RandomState;
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// A hash's fields.
+pub type HashValue = HashMap<Bytes, Bytes, RandomState>;
 
 /// A value of any Redis or Locus type. Binary-safe: strings are raw bytes, never `String`.
 #[derive(Clone, Debug)]
 pub enum Value {
     Str(Bytes),
+    Hash(Box<HashValue>),
+    /// Shared so that model runs and replies read it while a writer swaps in a new one.
+    Tensor(Arc<Tensor>),
 }
 
 impl Value {
@@ -14,6 +24,8 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Tensor(_) => "AI__TENSOR",
         }
     }
 
@@ -29,6 +41,14 @@ impl Value {
                     "raw"
                 }
             }
+            Value::Hash(h) => {
+                if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::Tensor(_) => "raw",
         }
     }
 
@@ -36,6 +56,8 @@ impl Value {
     pub fn memory_usage(&self) -> usize {
         match self {
             Value::Str(b) => b.len() + 32,
+            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 80).sum::<usize>() + 48,
+            Value::Tensor(t) => t.memory_usage(),
         }
     }
 }

@@ -1,0 +1,212 @@
+//! Hash commands: field maps under one key, the usual home of raw features.
+
+use super::{own, Args, CmdError, CmdResult, Ctx};
+use crate::server::reply::Reply;
+use crate::store::{Entry, HashValue, Shard, Value};
+use bytes::Bytes;
+
+/// The hash at `key` in a locked shard: `Ok(None)` when missing, WRONGTYPE for other types.
+pub fn hash_in<'s>(
+    shard: &'s Shard,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'s HashValue>, CmdError> {
+    match shard.get(key, now) {
+        None => Ok(None),
+        Some(Entry {
+            value: Value::Hash(h),
+            ..
+        }) => Ok(Some(h)),
+        Some(_) => Err(CmdError::wrong_type()),
+    }
+}
+
+/// The hash at `key` for update, created empty when missing.
+fn hash_mut<'s>(
+    shard: &'s mut Shard,
+    key: &Bytes,
+    now: u64,
+) -> Result<&'s mut HashValue, CmdError> {
+    if shard.get(key, now).is_none() {
+        shard.insert(
+            own(key.clone()),
+            Entry::new(Value::Hash(Box::default())),
+            now,
+        );
+    }
+    match shard.get_mut(key, now) {
+        Some(Entry {
+            value: Value::Hash(h),
+            ..
+        }) => Ok(h),
+        _ => Err(CmdError::wrong_type()),
+    }
+}
+
+/// Reads a hash under a shared lock.
+fn read<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(Option<&HashValue>) -> R) -> Result<R, CmdError> {
+    let shard = ctx.db().read(key);
+    Ok(f(hash_in(&shard, key, ctx.now())?))
+}
+
+fn set_pairs(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdError> {
+    let key = args.next()?;
+    if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
+        return Err(CmdError::new(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        )));
+    }
+    let pairs = args.rest();
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    let h = hash_mut(&mut shard, &key, now)?;
+    let mut added = 0;
+    for p in pairs.chunks(2) {
+        if h.insert(own(p[0].clone()), own(p[1].clone())).is_none() {
+            added += 1;
+        }
+    }
+    ctx.dirty(1);
+    Ok(added)
+}
+
+pub fn hset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(set_pairs(ctx, args, "hset")?))
+}
+
+pub fn hmset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    set_pairs(ctx, args, "hmset")?;
+    Ok(Reply::OK)
+}
+
+pub fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field, value) = (args.next()?, args.next()?, args.next()?);
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    if hash_in(&shard, &key, now)?.is_some_and(|h| h.contains_key(&field)) {
+        return Ok(Reply::Int(0));
+    }
+    hash_mut(&mut shard, &key, now)?.insert(own(field), own(value));
+    ctx.dirty(1);
+    Ok(Reply::Int(1))
+}
+
+pub fn hget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next()?, args.next()?);
+    read(ctx, &key, |h| h.and_then(|h| h.get(&field)).cloned().into())
+}
+
+pub fn hmget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let fields = args.rest();
+    read(ctx, &key, |h| {
+        Reply::Array(
+            fields
+                .iter()
+                .map(|f| h.and_then(|h| h.get(f)).cloned().into())
+                .collect(),
+        )
+    })
+}
+
+pub fn hgetall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    read(ctx, &key, |h| {
+        Reply::Map(h.map_or_else(Vec::new, |h| {
+            h.iter()
+                .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
+                .collect()
+        }))
+    })
+}
+
+pub fn hkeys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    read(ctx, &key, |h| {
+        Reply::Array(h.map_or_else(Vec::new, |h| h.keys().cloned().map(Reply::Bulk).collect()))
+    })
+}
+
+pub fn hvals(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    read(ctx, &key, |h| {
+        Reply::Array(h.map_or_else(Vec::new, |h| h.values().cloned().map(Reply::Bulk).collect()))
+    })
+}
+
+pub fn hlen(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    read(ctx, &key, |h| Reply::Int(h.map_or(0, |h| h.len() as i64)))
+}
+
+pub fn hexists(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next()?, args.next()?);
+    read(ctx, &key, |h| {
+        Reply::Int(h.is_some_and(|h| h.contains_key(&field)) as i64)
+    })
+}
+
+pub fn hstrlen(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next()?, args.next()?);
+    read(ctx, &key, |h| {
+        Reply::Int(h.and_then(|h| h.get(&field)).map_or(0, |v| v.len() as i64))
+    })
+}
+
+pub fn hdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let fields = args.rest();
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    if hash_in(&shard, &key, now)?.is_none() {
+        return Ok(Reply::Int(0));
+    }
+    let h = hash_mut(&mut shard, &key, now)?;
+    let removed = fields.iter().filter(|f| h.remove(*f).is_some()).count();
+    if h.is_empty() {
+        shard.remove(&key, now);
+    }
+    if removed > 0 {
+        ctx.dirty(removed as u64);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+pub fn hincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next()?, args.next()?);
+    let by = args.next_i64()?;
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    // Compute first, so that a failed increment never leaves an empty hash behind.
+    let current = match hash_in(&shard, &key, now)?.and_then(|h| h.get(&field)) {
+        None => 0,
+        Some(v) => crate::util::parse_i64(v)
+            .ok_or_else(|| CmdError::new("ERR hash value is not an integer"))?,
+    };
+    let next = current
+        .checked_add(by)
+        .ok_or_else(|| CmdError::new("ERR increment or decrement would overflow"))?;
+    hash_mut(&mut shard, &key, now)?.insert(own(field), Bytes::from(next.to_string()));
+    ctx.dirty(1);
+    Ok(Reply::Int(next))
+}
+
+pub fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next()?, args.next()?);
+    let by = args.next_f64()?;
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    let current = match hash_in(&shard, &key, now)?.and_then(|h| h.get(&field)) {
+        None => 0.0,
+        Some(v) => crate::util::parse_f64(v)
+            .ok_or_else(|| CmdError::new("ERR hash value is not a float"))?,
+    };
+    let next = current + by;
+    if !next.is_finite() {
+        return Err(CmdError::new("ERR increment would produce NaN or Infinity"));
+    }
+    let text = Bytes::from(crate::util::format_f64_human(next));
+    hash_mut(&mut shard, &key, now)?.insert(own(field), text.clone());
+    ctx.dirty(1);
+    Ok(Reply::Bulk(text))
+}
