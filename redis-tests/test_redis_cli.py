@@ -166,3 +166,100 @@ def test_auth(spawn):
     assert out(srv.port, "-3", "-a", "secret", "--no-auth-warning", "--no-raw", "config", "get", "port") == (
         f'1# "port" => "{srv.port}"\n'
     )
+
+
+# ---------------------------------------------------------------- tensors and hashes
+
+
+def test_tensorset_tensorget(port):
+    assert out(port, "AI.TENSORSET", "t", "FLOAT", "2", "VALUES", "1", "2") == "OK\n"
+    assert out(port, "AI.TENSORGET", "t", "VALUES") == "1\n2\n"
+    assert out(port, "--no-raw", "AI.TENSORGET", "t", "VALUES") == '1) "1"\n2) "2"\n'
+    assert out(port, "type", "t") == "AI__TENSOR\n"
+    assert out(port, "--no-raw", "AI.TENSORGET", "t", "META", "VALUES") == (
+        '1) "dtype"\n2) "FLOAT"\n3) "shape"\n4) 1) (integer) 2\n5) "values"\n6) 1) "1"\n   2) "2"\n'
+    )
+    assert out(port, "AI.TENSORGET", "t", "META", "VALUES") == "dtype\nFLOAT\nshape\n2\nvalues\n1\n2\n"
+    assert out(port, "--csv", "AI.TENSORGET", "t", "META", "VALUES") == (
+        '"dtype","FLOAT","shape",2,"values","1","2"\n'
+    )
+    assert out(port, "AI.TENSORSET", "f", "FLOAT", "1", "VALUES", "0.1") == "OK\n"
+    assert out(port, "AI.TENSORGET", "f", "VALUES") == "0.10000000149011612\n"
+
+
+def test_tensorget_resp3(port):
+    out(port, "AI.TENSORSET", "t", "DOUBLE", "1", "2", "VALUES", "1.5", "-2")
+    assert out(port, "-3", "--no-raw", "AI.TENSORGET", "t", "META", "VALUES") == (
+        '1# "dtype" => "DOUBLE"\n'
+        '2# "shape" => \n'
+        "   1) (integer) 1\n"
+        "   2) (integer) 2\n"
+        '3# "values" => \n'
+        "   1) (double) 1.5\n"
+        "   2) (double) -2\n"
+    )
+    assert out(port, "-3", "--no-raw", "AI.TENSORGET", "t", "VALUES") == "1) (double) 1.5\n2) (double) -2\n"
+    assert out(port, "-3", "AI.TENSORGET", "t", "META") == "dtype DOUBLE\nshape 1\n2\n"
+
+
+def test_tensor_blob_from_stdin(port):
+    assert out(port, "-x", "AI.TENSORSET", "u", "UINT8", "2", "2", "BLOB", stdin=b"\x01\x02\x03\xff") == "OK\n"
+    assert out(port, "AI.TENSORGET", "u", "VALUES") == "1\n2\n3\n255\n"
+    assert out(port, "--no-raw", "AI.TENSORGET", "u", "BLOB") == '"\\x01\\x02\\x03\\xff"\n'
+    assert out(port, "AI.TENSORGET", "u", "BLOB").encode("latin-1", "replace")[:3] == b"\x01\x02\x03"
+
+
+def test_tensor_errors(port):
+    assert out(port, "--no-raw", "AI.TENSORSET", "t", "FOO", "1") == "(error) ERR invalid data type\n"
+    assert out(port, "--no-raw", "AI.TENSORGET", "nokey") == (
+        "(error) ERR tensor key is empty or in a different shard\n"
+    )
+    out(port, "set", "s", "v")
+    assert out(port, "--no-raw", "AI.TENSORGET", "s") == (
+        "(error) WRONGTYPE Operation against a key holding the wrong kind of value\n"
+    )
+    assert out(port, "--no-raw", "AI.TENSORSET", "t", "FLOAT", "2", "VALUES", "1") == (
+        "(error) ERR wrong number of values was given in 'AI.TENSORSET' command\n"
+    )
+
+
+def test_tensor_stdin_script(port):
+    script = (
+        b"AI.TENSORSET a INT32 1 2 VALUES 1 2\n"
+        b"AI.TENSORSET b INT32 1 2 VALUES 3 4\n"
+        b"AI.TENSORSTACK c a b\n"
+        b"AI.TENSORGET c VALUES\n"
+        b"HSET h x 5 y 6\n"
+        b"AI.TENSORFROMHASH d INT64 h y x\n"
+        b"AI.TENSORGET d VALUES\n"
+        b"TYPE d\n"
+    )
+    assert out(port, stdin=script) == "OK\nOK\nOK\n1\n2\n3\n4\n2\nOK\n6\n5\nAI__TENSOR\n"
+
+
+def test_tensor_bigkeys_memkeys_scan(port):
+    out(port, "AI.TENSORSET", "small", "FLOAT", "2")
+    out(port, "AI.TENSORSET", "large", "FLOAT", "100", "100")
+    out(port, "set", "str", "x")
+    text = out(port, "--memkeys")
+    assert "Biggest AI__TENSOR found '\"large\"'" in text
+    assert "2 AI__TENSORs with" in text
+    text = out(port, "--bigkeys")
+    assert "2 AI__TENSORs with" in text
+    lines = out(port, "scan", "0", "type", "AI__TENSOR", "count", "1000").split()
+    assert lines[0] == "0"
+    assert sorted(lines[1:]) == ["large", "small"]
+
+
+def test_hash_commands(port):
+    assert out(port, "hset", "h", "a", "1", "b", "2") == "2\n"
+    assert out(port, "hget", "h", "a") == "1\n"
+    assert out(port, "--no-raw", "hget", "h", "zz") == "(nil)\n"
+    assert out(port, "hincrby", "h", "a", "10") == "11\n"
+    assert out(port, "hincrbyfloat", "h", "b", "0.5") == "2.5\n"
+    assert out(port, "hlen", "h") == "2\n"
+    assert out(port, "type", "h") == "hash\n"
+    assert sorted(out(port, "hkeys", "h").split()) == ["a", "b"]
+    assert out(port, "--no-raw", "hincrby", "h", "b", "1") == "(error) ERR hash value is not an integer\n"
+    text = out(port, "-3", "--no-raw", "hgetall", "h")
+    assert sorted(l.split(" ", 1)[1] for l in text.splitlines()) == ['"a" => "11"', '"b" => "2.5"']

@@ -109,6 +109,25 @@ pub static PARAMS: &[Param] = &[
     p("pidfile", "", Kind::Str, false),
     p("io-threads", "0", Kind::Int(0, 128), false),
     p("tensor-max-bytes", "536870912", Kind::Memory, true),
+    // RedisAI's load-time settings.
+    p("threads-per-queue", "1", Kind::Int(1, 1024), false),
+    p("intra-op-parallelism", "0", Kind::Int(0, 1024), false),
+    p("inter-op-parallelism", "0", Kind::Int(0, 1024), false),
+    p(
+        "model-execution-timeout",
+        "5000",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p("backend-memory-limit", "0", Kind::Int(0, i64::MAX), false),
+    p(
+        "model-chunk-size",
+        "535822336",
+        Kind::Int(1, i64::MAX),
+        true,
+    ),
+    p("backendspath", "", Kind::Str, true),
+    p("onnxruntime-library", "", Kind::Str, false),
 ];
 
 /// Values read on every request, kept in atomics so reading them takes no lock.
@@ -131,8 +150,11 @@ pub struct Config {
     pub live: Live,
 }
 
+/// Looks a parameter up case-insensitively, `_` and `-` alike (so RedisAI's THREADS_PER_QUEUE
+/// style works too).
 pub fn find(name: &str) -> Option<&'static Param> {
-    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    let name = name.replace('_', "-");
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(&name))
 }
 
 /// Parses `1gb`, `64mb`, `100k`, `12345` (Redis's memtoull).

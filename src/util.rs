@@ -80,6 +80,9 @@ pub fn format_f64_human(v: f64) -> String {
 
 /// Formats a double as Redis 7.0 replies with it (`%.17g`), e.g. ZSCORE and RESP3 doubles.
 pub fn format_f64_g17(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }

@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod models;
 pub mod server;
 pub mod strings;
 pub mod table;

@@ -233,6 +233,7 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs).map_err(CmdError)?;
+    ctx.server.sync_engine_config();
     Ok(Reply::OK)
 }
 
@@ -474,6 +475,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "ai",
 ];
 const ALL_SECTIONS: &[&str] = &[
     "server",
@@ -488,6 +490,7 @@ const ALL_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "ai",
 ];
 
 pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -703,6 +706,47 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
                     out,
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
                     c.name
+                );
+            }
+        }
+        "ai" => {
+            let engine = &server.engine;
+            let c = engine.config.read().clone();
+            out.push_str("# AI\r\n");
+            match engine.loaded_backend() {
+                Some(b) => {
+                    kv(out, "ai_onnxruntime_version", &b.version);
+                    kv(out, "ai_onnxruntime_library", &b.path.display());
+                    kv(out, "ai_onnxruntime_cuda", &(b.has_cuda as u8));
+                }
+                None => kv(out, "ai_onnxruntime_version", &"not loaded"),
+            }
+            kv(out, "ai_threads_per_queue", &c.threads_per_queue);
+            kv(out, "ai_inter_op_parallelism", &c.inter_op_parallelism);
+            kv(out, "ai_intra_op_parallelism", &c.intra_op_parallelism);
+            kv(
+                out,
+                "ai_model_execution_timeout",
+                &c.model_execution_timeout_ms,
+            );
+            kv(out, "ai_backend_memory_limit", &c.backend_memory_limit_mb);
+            kv(out, "ai_model_chunk_size", &c.model_chunk_size);
+            kv(out, "ai_runs", &engine.stats.runs.load(Ordering::Relaxed));
+            kv(
+                out,
+                "ai_batched_runs",
+                &engine.stats.batches.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "ai_terminated_runs",
+                &engine.stats.terminated.load(Ordering::Relaxed),
+            );
+            for (device, len) in engine.queue_lengths() {
+                kv(
+                    out,
+                    &format!("ai_queue_{}_length", device.replace(':', "_")),
+                    &len,
                 );
             }
         }

@@ -70,6 +70,31 @@ pub fn put_tensor(ctx: &Ctx, key: &Bytes, t: Tensor) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// Stores a tensor from outside a command's context (a finished model run): same rules as
+/// [`put_tensor`].
+pub fn put_tensor_in(
+    server: &crate::server::Server,
+    db: usize,
+    key: &Bytes,
+    t: Tensor,
+) -> Result<(), CmdError> {
+    let now = crate::util::now_ms();
+    let mut shard = server.store.db(db).write(key);
+    if shard
+        .get(key, now)
+        .is_some_and(|e| !matches!(e.value, Value::Tensor(_)))
+    {
+        return Err(CmdError::wrong_type());
+    }
+    shard.insert(
+        own(key.clone()),
+        Entry::new(Value::Tensor(Arc::new(t))),
+        now,
+    );
+    server.store.add_dirty(1);
+    Ok(())
+}
+
 enum Data {
     None,
     Blob,

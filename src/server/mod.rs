@@ -100,6 +100,7 @@ pub struct Server {
     pub memory_peak: std::sync::atomic::AtomicUsize,
     /// (Unix ms, commands processed) samples for INFO instantaneous_ops_per_sec.
     pub ops_samples: Mutex<VecDeque<(u64, u64)>>,
+    pub engine: Arc<crate::engine::Engine>,
 }
 
 impl Server {
@@ -123,6 +124,7 @@ impl Server {
             error_kinds: Mutex::new(Default::default()),
             memory_peak: Default::default(),
             ops_samples: Mutex::new(VecDeque::new()),
+            engine: crate::engine::Engine::new(engine_config(&config)),
             config,
         })
     }
@@ -315,6 +317,38 @@ impl Server {
     }
 }
 
+/// The engine's settings from the server configuration.
+pub fn engine_config(config: &Config) -> crate::engine::EngineConfig {
+    let path = |name: &str| {
+        Some(config.get(name))
+            .filter(|s| !s.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    crate::engine::EngineConfig {
+        threads_per_queue: config.get_i64("threads-per-queue").max(1) as usize,
+        intra_op_parallelism: config.get_i64("intra-op-parallelism").max(0) as usize,
+        inter_op_parallelism: config.get_i64("inter-op-parallelism").max(0) as usize,
+        model_execution_timeout_ms: config.get_i64("model-execution-timeout").max(0) as u64,
+        backend_memory_limit_mb: config.get_i64("backend-memory-limit").max(0) as u64,
+        model_chunk_size: config.get_i64("model-chunk-size").max(1) as usize,
+        backends_path: path("backendspath"),
+        library: path("onnxruntime-library"),
+    }
+}
+
+impl Server {
+    /// Applies CONFIG SET changes of engine settings that may change at run time.
+    pub fn sync_engine_config(&self) {
+        let fresh = engine_config(&self.config);
+        let mut c = self.engine.config.write();
+        c.model_execution_timeout_ms = fresh.model_execution_timeout_ms;
+        c.model_chunk_size = fresh.model_chunk_size;
+        if fresh.backends_path.is_some() {
+            c.backends_path = fresh.backends_path;
+        }
+    }
+}
+
 /// The result of executing one request.
 pub enum Outcome {
     Reply(Reply),
@@ -388,6 +422,14 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
         )));
     }
     tokio::spawn(cron(server.clone()));
+    // Find (or provision) ONNX Runtime now, so the first MODELSTORE does not wait for it and
+    // the log says where it came from.
+    let engine = server.engine.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = engine.onnx(None) {
+            tracing::warn!("{e}");
+        }
+    });
 
     let mut stop = server.shutdown.subscribe();
     tokio::select! {

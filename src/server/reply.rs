@@ -56,7 +56,7 @@ impl Reply {
     /// Appends this reply's wire form for protocol version `proto` (2 or 3).
     pub fn encode(&self, proto: u8, out: &mut BytesMut) {
         if proto >= 3 {
-            if self.has_unhashable_set() {
+            if self.needs_manual_resp3() {
                 self.encode_resp3_special(out);
                 return;
             }
@@ -73,15 +73,17 @@ impl Reply {
     /// redis-protocol's RESP3 sets hold only hashable (scalar) frames, but Redis sends sets of
     /// maps (COMMAND INFO key specs): such replies are laid out here, scalars still encoded by
     /// the crate.
-    fn has_unhashable_set(&self) -> bool {
+    fn needs_manual_resp3(&self) -> bool {
         match self {
             Reply::Set(items) => items
                 .iter()
-                .any(|i| i.is_aggregate() || i.has_unhashable_set()),
-            Reply::Array(items) | Reply::Push(items) => items.iter().any(Reply::has_unhashable_set),
+                .any(|i| i.is_aggregate() || i.needs_manual_resp3()),
+            Reply::Array(items) | Reply::Push(items) => items.iter().any(Reply::needs_manual_resp3),
             Reply::Map(pairs) => pairs
                 .iter()
-                .any(|(k, v)| k.has_unhashable_set() || v.has_unhashable_set()),
+                .any(|(k, v)| k.needs_manual_resp3() || v.needs_manual_resp3()),
+            // Doubles are written as Redis writes them (%.17g, exponent for extremes).
+            Reply::Double(_) => true,
             _ => false,
         }
     }
@@ -104,6 +106,10 @@ impl Reply {
                     k.encode(3, out);
                     v.encode(3, out);
                 }
+                return;
+            }
+            Reply::Double(d) => {
+                out.put_slice(format!(",{}\r\n", crate::util::format_f64_g17(*d)).as_bytes());
                 return;
             }
             other => return other.encode(3, out),

@@ -17,6 +17,9 @@ pub enum Value {
     Hash(Box<HashValue>),
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
+    /// A stored model; runs hold their own reference, so replacing or deleting the key while a
+    /// run is in flight is safe.
+    Model(Arc<crate::engine::model::Model>),
 }
 
 impl Value {
@@ -26,6 +29,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Tensor(_) => "AI__TENSOR",
+            Value::Model(_) => "AI__MODEL",
         }
     }
 
@@ -48,7 +52,7 @@ impl Value {
                     "hashtable"
                 }
             }
-            Value::Tensor(_) => "raw",
+            Value::Tensor(_) | Value::Model(_) => "raw",
         }
     }
 
@@ -58,6 +62,7 @@ impl Value {
             Value::Str(b) => b.len() + 32,
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 80).sum::<usize>() + 48,
             Value::Tensor(t) => t.memory_usage(),
+            Value::Model(m) => m.memory_usage(),
         }
     }
 }

@@ -1,0 +1,409 @@
+//! The AI engine: ONNX Runtime loading, stored models, and per-device run queues served by
+//! worker threads, with RedisAI's dynamic batching and a watchdog that terminates runaway runs.
+//! Knows nothing of sockets or RESP.
+
+pub mod backend;
+pub mod model;
+
+use crate::tensor::Tensor;
+use backend::OnnxBackend;
+use model::{Device, Model, SessionOptions};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// RedisAI's load-time settings (also changeable through AI.CONFIG where RedisAI allows it).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub threads_per_queue: usize,
+    pub intra_op_parallelism: usize,
+    pub inter_op_parallelism: usize,
+    /// Runs past this are terminated (the kill switch), in ms; 0 disables it.
+    pub model_execution_timeout_ms: u64,
+    pub backend_memory_limit_mb: u64,
+    pub model_chunk_size: usize,
+    pub backends_path: Option<PathBuf>,
+    /// An explicit ONNX Runtime library (config `onnxruntime-library`).
+    pub library: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            threads_per_queue: 1,
+            intra_op_parallelism: 0,
+            inter_op_parallelism: 0,
+            model_execution_timeout_ms: 5000,
+            backend_memory_limit_mb: 0,
+            model_chunk_size: 511 * 1024 * 1024,
+            backends_path: None,
+            library: None,
+        }
+    }
+}
+
+/// What a run produces: output tensors, or an error line for the client.
+pub type RunResult = Result<Vec<Tensor>, String>;
+
+/// One queued request.
+pub struct RunJob {
+    pub model: Arc<Model>,
+    pub inputs: Vec<Arc<Tensor>>,
+    /// Set by the client side when it stopped waiting (TIMEOUT): the job is skipped.
+    pub cancelled: Arc<AtomicBool>,
+    pub reply: oneshot::Sender<RunResult>,
+}
+
+impl RunJob {
+    /// Rows this request adds to a batch (dimension 0 of its first input).
+    fn rows(&self) -> usize {
+        self.inputs
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(1)
+    }
+
+    /// Whether `other` can share a batch with this job: same model, same input types and
+    /// dimensions beyond the first.
+    fn batchable_with(&self, other: &RunJob) -> bool {
+        Arc::ptr_eq(&self.model, &other.model)
+            && self.inputs.len() == other.inputs.len()
+            && self.inputs.iter().zip(&other.inputs).all(|(a, b)| {
+                a.dtype() == b.dtype()
+                    && a.shape().len() == b.shape().len()
+                    && !a.shape().is_empty()
+                    && a.shape()[1..] == b.shape()[1..]
+            })
+    }
+}
+
+/// A device's queue and the runs in flight on it.
+struct Queue {
+    jobs: Mutex<VecDeque<RunJob>>,
+    ready: Condvar,
+    stop: AtomicBool,
+    /// Runs in flight with their start, so the watchdog can terminate overdue ones.
+    running: Mutex<Vec<(u64, Instant, Arc<ort::session::RunOptions>, bool)>>,
+}
+
+/// Engine-wide statistics for INFO.
+#[derive(Default)]
+pub struct EngineStats {
+    pub runs: AtomicU64,
+    pub batches: AtomicU64,
+    pub terminated: AtomicU64,
+}
+
+pub struct Engine {
+    pub config: RwLock<EngineConfig>,
+    backend: Mutex<Option<Arc<OnnxBackend>>>,
+    /// The last backend load error, reported by MODELSTORE until a load succeeds.
+    backend_error: Mutex<Option<String>>,
+    queues: Mutex<HashMap<Device, Arc<Queue>>>,
+    next_run_id: AtomicU64,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
+            config: RwLock::new(config),
+            backend: Mutex::new(None),
+            backend_error: Mutex::new(None),
+            queues: Mutex::new(HashMap::new()),
+            next_run_id: AtomicU64::new(1),
+            stats: EngineStats::default(),
+        });
+        let weak = Arc::downgrade(&engine);
+        std::thread::Builder::new()
+            .name("locus-ai-watchdog".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.watchdog_tick();
+                    drop(engine);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+            .expect("watchdog thread");
+        engine
+    }
+
+    /// The loaded ONNX backend, loading it (and provisioning the library) on first use.
+    /// Blocking: call off the I/O threads.
+    pub fn onnx(&self, explicit: Option<PathBuf>) -> Result<Arc<OnnxBackend>, String> {
+        let mut slot = self.backend.lock();
+        if let Some(b) = slot.as_ref() {
+            if explicit.as_ref().is_some_and(|p| *p != b.path) {
+                return Err("ERR ONNX backend already loaded".into());
+            }
+            return Ok(b.clone());
+        }
+        let explicit = explicit
+            .or_else(|| self.config.read().library.clone())
+            .or_else(|| {
+                self.config
+                    .read()
+                    .backends_path
+                    .clone()
+                    .map(|d| d.join("libonnxruntime.so"))
+                    .filter(|p| p.exists())
+            });
+        let (path, origin) = backend::resolve(explicit.as_deref()).map_err(|e| self.fail(e))?;
+        let b = Arc::new(backend::load(&path).map_err(|e| self.fail(e))?);
+        tracing::info!(
+            "ONNX Runtime {} loaded from {} ({origin})",
+            b.version,
+            b.path.display()
+        );
+        *slot = Some(b.clone());
+        *self.backend_error.lock() = None;
+        Ok(b)
+    }
+
+    fn fail(&self, e: String) -> String {
+        tracing::warn!("ONNX backend unavailable: {e}");
+        *self.backend_error.lock() = Some(e.clone());
+        format!("ERR ONNX backend could not be loaded: {e}")
+    }
+
+    /// The backend if it is loaded (no loading).
+    pub fn loaded_backend(&self) -> Option<Arc<OnnxBackend>> {
+        self.backend.lock().clone()
+    }
+
+    pub fn session_options(&self) -> SessionOptions {
+        let c = self.config.read();
+        SessionOptions {
+            intra_op: c.intra_op_parallelism,
+            inter_op: c.inter_op_parallelism,
+        }
+    }
+
+    /// The queue for `device`, starting its workers on first use.
+    fn queue(self: &Arc<Self>, device: &Device) -> Arc<Queue> {
+        let mut queues = self.queues.lock();
+        if let Some(q) = queues.get(device) {
+            return q.clone();
+        }
+        let q = Arc::new(Queue {
+            jobs: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            stop: AtomicBool::new(false),
+            running: Mutex::new(Vec::new()),
+        });
+        let threads = self.config.read().threads_per_queue.max(1);
+        for i in 0..threads {
+            let (engine, queue) = (Arc::downgrade(self), q.clone());
+            let name = format!(
+                "locus-ai-{}-{i}",
+                device.name().to_lowercase().replace(':', "")
+            );
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker(engine, queue))
+                .expect("worker thread");
+        }
+        queues.insert(device.clone(), q.clone());
+        q
+    }
+
+    /// Queues a run and returns the receiver of its result.
+    pub fn submit(
+        self: &Arc<Self>,
+        model: Arc<Model>,
+        inputs: Vec<Arc<Tensor>>,
+        cancelled: Arc<AtomicBool>,
+    ) -> oneshot::Receiver<RunResult> {
+        let (tx, rx) = oneshot::channel();
+        let q = self.queue(&model.spec.device);
+        q.jobs.lock().push_back(RunJob {
+            model,
+            inputs,
+            cancelled,
+            reply: tx,
+        });
+        // Every worker may be waiting to fill a batch, so all hear of the new job.
+        q.ready.notify_all();
+        rx
+    }
+
+    /// Jobs waiting, per device (INFO).
+    pub fn queue_lengths(&self) -> Vec<(String, usize)> {
+        self.queues
+            .lock()
+            .iter()
+            .map(|(d, q)| (d.name(), q.jobs.lock().len()))
+            .collect()
+    }
+
+    /// Terminates runs that exceeded MODEL_EXECUTION_TIMEOUT.
+    fn watchdog_tick(&self) {
+        let limit = self.config.read().model_execution_timeout_ms;
+        if limit == 0 {
+            return;
+        }
+        for q in self.queues.lock().values() {
+            for (_, started, opts, terminated) in q.running.lock().iter_mut() {
+                if !*terminated && started.elapsed() > Duration::from_millis(limit) && opts.terminate().is_ok() {
+                    *terminated = true;
+                    self.stats.terminated.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for q in self.queues.lock().values() {
+            q.stop.store(true, Ordering::Relaxed);
+            q.ready.notify_all();
+        }
+    }
+}
+
+/// Takes the next job and, for a model stored with BATCHSIZE, the compatible jobs queued behind
+/// it, waiting up to MINBATCHTIMEOUT for MINBATCHSIZE rows as RedisAI does.
+fn next_batch(queue: &Queue) -> Option<Vec<RunJob>> {
+    let mut jobs = queue.jobs.lock();
+    loop {
+        if queue.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        match jobs.pop_front() {
+            Some(job) if job.cancelled.load(Ordering::Relaxed) => continue,
+            Some(job) => {
+                let spec = &job.model.spec;
+                let (max, min, wait) = (spec.batchsize, spec.minbatchsize, spec.minbatchtimeout);
+                let mut batch = vec![job];
+                if max == 0 {
+                    return Some(batch);
+                }
+                let deadline = (wait > 0).then(|| Instant::now() + Duration::from_millis(wait));
+                loop {
+                    let mut rows: usize = batch.iter().map(RunJob::rows).sum();
+                    let mut i = 0;
+                    while i < jobs.len() && rows < max {
+                        if batch[0].batchable_with(&jobs[i]) && rows + jobs[i].rows() <= max {
+                            let j = jobs.remove(i).expect("index in range");
+                            if !j.cancelled.load(Ordering::Relaxed) {
+                                rows += j.rows();
+                                batch.push(j);
+                            }
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if min == 0 || rows >= min || rows >= max {
+                        return Some(batch);
+                    }
+                    match deadline {
+                        Some(d) if Instant::now() >= d => return Some(batch),
+                        Some(d) => {
+                            queue.ready.wait_until(&mut jobs, d);
+                        }
+                        None => queue.ready.wait(&mut jobs),
+                    }
+                    if queue.stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                }
+            }
+            None => queue.ready.wait(&mut jobs),
+        }
+    }
+}
+
+fn worker(engine: std::sync::Weak<Engine>, queue: Arc<Queue>) {
+    while let Some(batch) = next_batch(&queue) {
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        run_batch(&engine, &queue, batch);
+    }
+}
+
+/// Runs a batch: inputs concatenated along dimension 0, one run, outputs split back.
+fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
+    let model = batch[0].model.clone();
+    let n_inputs = batch[0].inputs.len();
+    let rows: Vec<usize> = batch.iter().map(RunJob::rows).collect();
+    let total: usize = rows.iter().sum();
+    let inputs: Result<Vec<Tensor>, String> = if batch.len() == 1 {
+        Ok(Vec::new())
+    } else {
+        (0..n_inputs)
+            .map(|i| {
+                let parts: Vec<&Tensor> = batch.iter().map(|j| j.inputs[i].as_ref()).collect();
+                Tensor::concat_batch(&parts, usize::MAX).map_err(|e| e.0)
+            })
+            .collect()
+    };
+    let opts = match ort::session::RunOptions::new() {
+        Ok(o) => Arc::new(o),
+        Err(e) => return fail_all(batch, format!("ERR {e}")),
+    };
+    let run_id = engine.next_run_id.fetch_add(1, Ordering::Relaxed);
+    queue
+        .running
+        .lock()
+        .push((run_id, Instant::now(), opts.clone()));
+    let start = Instant::now();
+    let result = inputs.and_then(|owned| {
+        let refs: Vec<&Tensor> = if batch.len() == 1 {
+            batch[0].inputs.iter().map(|t| t.as_ref()).collect()
+        } else {
+            owned.iter().collect()
+        };
+        model.run(&refs, &opts)
+    });
+    queue.running.lock().retain(|(id, ..)| *id != run_id);
+    let micros = start.elapsed().as_micros() as u64;
+    let stats = &model.stats;
+    stats.duration_us.fetch_add(micros, Ordering::Relaxed);
+    stats.calls.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats.samples.fetch_add(total as u64, Ordering::Relaxed);
+    engine.stats.runs.fetch_add(1, Ordering::Relaxed);
+    if batch.len() > 1 {
+        engine.stats.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    let outputs = match result {
+        Ok(o) => o,
+        Err(e) => {
+            stats
+                .errors
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            return fail_all(batch, e);
+        }
+    };
+    if batch.len() == 1 {
+        let job = batch.into_iter().next().expect("one job");
+        let _ = job.reply.send(Ok(outputs));
+        return;
+    }
+    if outputs.iter().any(|o| o.shape().first() != Some(&total)) {
+        stats
+            .errors
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        return fail_all(
+            batch,
+            "ERR Model did not generate the expected batch size".into(),
+        );
+    }
+    let mut offset = 0;
+    for (job, n) in batch.into_iter().zip(rows) {
+        let parts = outputs.iter().map(|o| o.slice_batch(offset, n)).collect();
+        let _ = job.reply.send(Ok(parts));
+        offset += n;
+    }
+}
+
+fn fail_all(batch: Vec<RunJob>, e: String) {
+    for job in batch {
+        let _ = job.reply.send(Err(e.clone()));
+    }
+}

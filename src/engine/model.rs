@@ -1,0 +1,399 @@
+//! A stored model: its settings (RedisAI's MODELSTORE options), its ONNX blob, its signature
+//! read from the graph, and a pool of ONNX Runtime sessions (a session runs one request at a
+//! time, so each worker takes its own).
+
+use super::backend::OnnxBackend;
+use crate::tensor::{DType, Tensor};
+use bytes::Bytes;
+use ort::session::{builder::GraphOptimizationLevel, RunOptions, Session, SessionInputValue};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where a model runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Device {
+    Cpu,
+    Gpu(u32),
+}
+
+impl Device {
+    /// Parses `CPU`, `GPU`, `GPU:n` (case-insensitively).
+    pub fn parse(s: &[u8]) -> Option<Device> {
+        let s = String::from_utf8_lossy(s).to_ascii_uppercase();
+        match s.as_str() {
+            "CPU" => Some(Device::Cpu),
+            "GPU" => Some(Device::Gpu(0)),
+            _ => s
+                .strip_prefix("GPU:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Gpu),
+        }
+    }
+
+    /// The name MODELGET echoes back (`CPU`, `GPU:1`…); RedisAI keeps what the user wrote.
+    pub fn name(&self) -> String {
+        match self {
+            Device::Cpu => "CPU".into(),
+            Device::Gpu(n) => format!("GPU:{n}"),
+        }
+    }
+}
+
+/// One input or output of the graph.
+#[derive(Clone, Debug)]
+pub struct Port {
+    pub name: String,
+    /// `None` for non-tensor values (sequences, maps).
+    pub dtype: Option<DType>,
+    /// Dimensions, -1 where dynamic; empty for non-tensors.
+    pub dims: Vec<i64>,
+}
+
+/// Settings given at MODELSTORE.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub backend: String,
+    pub device: Device,
+    /// The device as the user wrote it, echoed by MODELGET.
+    pub device_name: String,
+    pub tag: Bytes,
+    pub batchsize: usize,
+    pub minbatchsize: usize,
+    pub minbatchtimeout: u64,
+    /// Input/output names to bind (RedisAI's INPUTS/OUTPUTS); empty = the graph's own.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+/// Run statistics for AI.INFO.
+#[derive(Default)]
+pub struct ModelStats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+    pub samples: AtomicU64,
+    pub duration_us: AtomicU64,
+}
+
+impl ModelStats {
+    pub fn reset(&self) {
+        for c in [&self.calls, &self.errors, &self.samples, &self.duration_us] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Session options that apply to every model.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionOptions {
+    pub intra_op: usize,
+    pub inter_op: usize,
+}
+
+pub struct Model {
+    pub spec: ModelSpec,
+    pub blob: Bytes,
+    /// Graph inputs in the order MODELEXECUTE binds keys to them.
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+    pub stats: ModelStats,
+    sessions: Mutex<Vec<Session>>,
+    backend: Arc<OnnxBackend>,
+    options: SessionOptions,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("spec", &self.spec)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .finish()
+    }
+}
+
+fn dtype_of(t: TensorElementType) -> Option<DType> {
+    Some(match t {
+        TensorElementType::Float32 => DType::Float,
+        TensorElementType::Float64 => DType::Double,
+        TensorElementType::Int8 => DType::Int8,
+        TensorElementType::Int16 => DType::Int16,
+        TensorElementType::Int32 => DType::Int32,
+        TensorElementType::Int64 => DType::Int64,
+        TensorElementType::Uint8 => DType::Uint8,
+        TensorElementType::Uint16 => DType::Uint16,
+        TensorElementType::Uint32 => DType::Uint32,
+        TensorElementType::Uint64 => DType::Uint64,
+        TensorElementType::Bool => DType::Bool,
+        TensorElementType::String => DType::String,
+        TensorElementType::Float16 => DType::Float16,
+        TensorElementType::Bfloat16 => DType::BFloat16,
+        _ => return None,
+    })
+}
+
+fn port(name: &str, ty: &ValueType) -> Port {
+    match ty {
+        ValueType::Tensor { ty, shape, .. } => Port {
+            name: name.to_string(),
+            dtype: dtype_of(*ty),
+            dims: shape.to_vec(),
+        },
+        _ => Port {
+            name: name.to_string(),
+            dtype: None,
+            dims: Vec::new(),
+        },
+    }
+}
+
+/// Builds one session for `blob` with the engine's options and the model's device.
+fn new_session(
+    backend: &OnnxBackend,
+    blob: &[u8],
+    device: &Device,
+    opts: SessionOptions,
+) -> Result<Session, String> {
+    let err = |e: ort::Error| e.to_string();
+    let mut b = Session::builder(&backend.env).map_err(err)?;
+    b = b
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| e.to_string())?;
+    if opts.intra_op > 0 {
+        b = b
+            .with_intra_threads(opts.intra_op)
+            .map_err(|e| e.to_string())?;
+    }
+    if opts.inter_op > 0 {
+        b = b
+            .with_inter_threads(opts.inter_op)
+            .map_err(|e| e.to_string())?;
+    }
+    if let Device::Gpu(n) = device {
+        let cuda = ort::ep::CUDA::default()
+            .with_device_id(*n as i32)
+            .build()
+            .error_on_failure();
+        b = b
+            .with_execution_providers([cuda])
+            .map_err(|e| e.to_string())?;
+    }
+    b.commit_from_memory(blob).map_err(err)
+}
+
+impl Model {
+    /// Parses and optimises the model once (call off the I/O threads). Errors carry the text
+    /// the client sees.
+    pub fn load(
+        backend: Arc<OnnxBackend>,
+        spec: ModelSpec,
+        blob: Bytes,
+        options: SessionOptions,
+    ) -> Result<Model, String> {
+        if let Device::Gpu(_) = spec.device {
+            if !backend.has_cuda {
+                return Err(format!(
+                    "ERR GPU requested but the loaded ONNX Runtime ({}) has no CUDA execution provider; install the onnxruntime-gpu wheel",
+                    backend.path.display()
+                ));
+            }
+        }
+        let session =
+            new_session(&backend, &blob, &spec.device, options).map_err(|e| format!("ERR {e}"))?;
+        let mut inputs: Vec<Port> = session
+            .inputs()
+            .iter()
+            .map(|o| port(o.name(), o.dtype()))
+            .collect();
+        let mut outputs: Vec<Port> = session
+            .outputs()
+            .iter()
+            .map(|o| port(o.name(), o.dtype()))
+            .collect();
+        // RedisAI's INPUTS/OUTPUTS name (and order) the graph ports the keys bind to.
+        if !spec.inputs.is_empty() {
+            inputs = bind_names(&inputs, &spec.inputs, "input")?;
+        }
+        if !spec.outputs.is_empty() {
+            outputs = bind_names(&outputs, &spec.outputs, "output")?;
+        }
+        Ok(Model {
+            spec,
+            blob,
+            inputs,
+            outputs,
+            stats: ModelStats::default(),
+            sessions: Mutex::new(vec![session]),
+            backend,
+            options,
+        })
+    }
+
+    /// Runs the model on `inputs` (one per input port, already checked), returning one tensor
+    /// per output port. `opts` lets the watchdog terminate the run.
+    pub fn run(&self, inputs: &[&Tensor], opts: &RunOptions) -> Result<Vec<Tensor>, String> {
+        let mut session = match self.sessions.lock().pop() {
+            Some(s) => s,
+            None => new_session(&self.backend, &self.blob, &self.spec.device, self.options)
+                .map_err(|e| format!("ERR {e}"))?,
+        };
+        let result = self.run_with(&mut session, inputs, opts);
+        self.sessions.lock().push(session);
+        result
+    }
+
+    fn run_with(
+        &self,
+        session: &mut Session,
+        inputs: &[&Tensor],
+        opts: &RunOptions,
+    ) -> Result<Vec<Tensor>, String> {
+        let mut strings: Vec<Vec<String>> = Vec::new();
+        let mut values: Vec<(String, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (port, t) in self.inputs.iter().zip(inputs) {
+            let v = input_value(t, &mut strings).map_err(|e| format!("ERR {e}"))?;
+            values.push((port.name.clone(), v));
+        }
+        let outputs = session
+            .run_with_options(values, opts)
+            .map_err(|e| format!("ERR {e}"))?;
+        let mut result = Vec::with_capacity(self.outputs.len());
+        for port in &self.outputs {
+            let v = outputs
+                .get(&port.name)
+                .ok_or_else(|| format!("ERR model produced no output '{}'", port.name))?;
+            result.push(output_tensor(&port.name, v)?);
+        }
+        Ok(result)
+    }
+
+    /// Bytes held by the model (blob plus a rough per-session figure), for INFO.
+    pub fn memory_usage(&self) -> usize {
+        self.blob.len() * (1 + self.sessions.lock().len())
+    }
+}
+
+fn bind_names(ports: &[Port], names: &[String], what: &str) -> Result<Vec<Port>, String> {
+    names
+        .iter()
+        .map(|n| {
+            ports
+                .iter()
+                .find(|p| &p.name == n)
+                .cloned()
+                .ok_or_else(|| format!("ERR the model has no {what} named '{n}'"))
+        })
+        .collect()
+}
+
+/// Reinterprets an aligned blob as elements of `T`, without copying.
+fn typed<T: bytemuck::Pod>(blob: &[u8]) -> Result<&[T], String> {
+    bytemuck::try_cast_slice(blob)
+        .map_err(|e| format!("tensor data is not aligned for its type: {e}"))
+}
+
+/// A borrowed ONNX Runtime view over a stored tensor (strings are converted).
+fn input_value<'a>(
+    t: &'a Tensor,
+    strings: &mut Vec<Vec<String>>,
+) -> Result<SessionInputValue<'a>, String> {
+    let shape: Vec<usize> = t.shape().to_vec();
+    let blob = &t.blob()[..];
+    macro_rules! view {
+        ($ty:ty) => {
+            TensorRef::<$ty>::from_array_view((shape, typed::<$ty>(blob)?))
+                .map_err(|e| e.to_string())?
+                .into_dyn()
+                .into()
+        };
+    }
+    Ok(match t.dtype() {
+        DType::Float => view!(f32),
+        DType::Double => view!(f64),
+        DType::Int8 => view!(i8),
+        DType::Int16 => view!(i16),
+        DType::Int32 => view!(i32),
+        DType::Int64 => view!(i64),
+        DType::Uint8 => view!(u8),
+        DType::Uint16 => view!(u16),
+        DType::Uint32 => view!(u32),
+        DType::Uint64 => view!(u64),
+        DType::Float16 => view!(half::f16),
+        DType::BFloat16 => view!(half::bf16),
+        DType::Bool => {
+            // Stored bytes are validated 0/1, which is exactly Rust's bool.
+            let bools: &[bool] =
+                unsafe { std::slice::from_raw_parts(blob.as_ptr() as *const bool, blob.len()) };
+            TensorRef::<bool>::from_array_view((shape, bools))
+                .map_err(|e| e.to_string())?
+                .into_dyn()
+                .into()
+        }
+        DType::String => {
+            let s: Vec<String> = t
+                .strings()
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect();
+            strings.push(s.clone());
+            ort::value::Tensor::from_string_array((shape, &s[..]))
+                .map_err(|e| e.to_string())?
+                .into_dyn()
+                .into()
+        }
+    })
+}
+
+/// Copies one output into a stored tensor.
+fn output_tensor(name: &str, v: &ort::value::DynValue) -> Result<Tensor, String> {
+    let ValueType::Tensor { ty, .. } = v.dtype() else {
+        return Err(format!(
+            "ERR model output '{name}' is not a tensor (for scikit-learn classifiers, export with zipmap=False)"
+        ));
+    };
+    let dtype = dtype_of(*ty).ok_or_else(|| {
+        format!("ERR model output '{name}' has an unsupported element type {ty:?}")
+    })?;
+    macro_rules! extract {
+        ($t:ty) => {{
+            let (shape, data) = v
+                .try_extract_tensor::<$t>()
+                .map_err(|e| format!("ERR {e}"))?;
+            let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            Tensor::from_raw(dtype, &dims, bytemuck::cast_slice(data))
+        }};
+    }
+    Ok(match dtype {
+        DType::Float => extract!(f32),
+        DType::Double => extract!(f64),
+        DType::Int8 => extract!(i8),
+        DType::Int16 => extract!(i16),
+        DType::Int32 => extract!(i32),
+        DType::Int64 => extract!(i64),
+        DType::Uint8 => extract!(u8),
+        DType::Uint16 => extract!(u16),
+        DType::Uint32 => extract!(u32),
+        DType::Uint64 => extract!(u64),
+        DType::Float16 => extract!(half::f16),
+        DType::BFloat16 => extract!(half::bf16),
+        DType::Bool => {
+            let (shape, data) = v
+                .try_extract_tensor::<bool>()
+                .map_err(|e| format!("ERR {e}"))?;
+            let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            let bytes: Vec<u8> = data.iter().map(|&b| b as u8).collect();
+            Tensor::from_raw(dtype, &dims, &bytes)
+        }
+        DType::String => {
+            let (shape, strings) = v.try_extract_strings().map_err(|e| format!("ERR {e}"))?;
+            let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            let mut blob = Vec::new();
+            for s in strings {
+                blob.extend_from_slice(s.as_bytes());
+                blob.push(0);
+            }
+            Tensor::from_raw(dtype, &dims, &blob)
+        }
+    })
+}
