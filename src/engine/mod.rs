@@ -248,7 +248,10 @@ impl Engine {
         }
         for q in self.queues.lock().values() {
             for (_, started, opts, terminated) in q.running.lock().iter_mut() {
-                if !*terminated && started.elapsed() > Duration::from_millis(limit) && opts.terminate().is_ok() {
+                if !*terminated
+                    && started.elapsed() > Duration::from_millis(limit)
+                    && opts.terminate().is_ok()
+                {
                     *terminated = true;
                     self.stats.terminated.fetch_add(1, Ordering::Relaxed);
                 }
@@ -351,7 +354,7 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
     queue
         .running
         .lock()
-        .push((run_id, Instant::now(), opts.clone()));
+        .push((run_id, Instant::now(), opts.clone(), false));
     let start = Instant::now();
     let result = inputs.and_then(|owned| {
         let refs: Vec<&Tensor> = if batch.len() == 1 {
