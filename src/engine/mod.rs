@@ -81,13 +81,16 @@ impl RunJob {
     }
 }
 
+/// A run in flight: (id, start, its run options for terminating it, terminated yet).
+type InFlight = (u64, Instant, Arc<ort::session::RunOptions>, bool);
+
 /// A device's queue and the runs in flight on it.
 struct Queue {
     jobs: Mutex<VecDeque<RunJob>>,
     ready: Condvar,
     stop: AtomicBool,
     /// Runs in flight with their start, so the watchdog can terminate overdue ones.
-    running: Mutex<Vec<(u64, Instant, Arc<ort::session::RunOptions>, bool)>>,
+    running: Mutex<Vec<InFlight>>,
 }
 
 /// Engine-wide statistics for INFO.
