@@ -127,12 +127,7 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
                 }
             }
             "BLOB" => break,
-            _ => {
-                return Err(CmdError::new(format!(
-                    "ERR Invalid argument: {}",
-                    String::from_utf8_lossy(a_str(&kw))
-                )))
-            }
+            _ => return Err(CmdError::new("ERR Invalid argument, expected BLOB")),
         }
     }
     if spec.minbatchsize > 0 && spec.batchsize == 0 {
@@ -152,10 +147,6 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
         ));
     }
     Ok((spec, chunks))
-}
-
-fn a_str(s: &str) -> &[u8] {
-    s.as_bytes()
 }
 
 fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
@@ -303,6 +294,9 @@ pub struct ExecRequest {
 }
 
 fn parse_timeout(args: &mut Args) -> Result<u64, CmdError> {
+    if args.is_empty() {
+        return Err(CmdError::new("ERR No value provided for TIMEOUT"));
+    }
     args.next_i64()
         .ok()
         .filter(|t| *t > 0)
@@ -327,7 +321,7 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         let n = parse_count(args, "input")?;
         if n != model.inputs.len() {
             return Err(CmdError::new(
-                "ERR Number of keys given as INPUTS here does not match model definition",
+                "Number of keys given as INPUTS here does not match model definition",
             ));
         }
         for _ in 0..n {
@@ -342,7 +336,7 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         }
         if inputs.len() != model.inputs.len() {
             return Err(CmdError::new(
-                "ERR Number of keys given as INPUTS here does not match model definition",
+                "Number of keys given as INPUTS here does not match model definition",
             ));
         }
     }
@@ -354,7 +348,7 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         let n = parse_count(args, "output")?;
         if n != model.outputs.len() {
             return Err(CmdError::new(
-                "ERR Number of keys given as OUTPUTS here does not match model definition",
+                "Number of keys given as OUTPUTS here does not match model definition",
             ));
         }
         for _ in 0..n {
@@ -363,11 +357,17 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         if args.eat("TIMEOUT") {
             timeout_ms = Some(parse_timeout(args)?);
         }
+        if let Some(extra) = args.peek() {
+            return Err(CmdError::new(format!(
+                "Invalid argument: {}",
+                String::from_utf8_lossy(extra)
+            )));
+        }
     } else {
         outputs = args.rest();
         if outputs.len() != model.outputs.len() {
             return Err(CmdError::new(
-                "ERR Number of keys given as OUTPUTS here does not match model definition",
+                "Number of keys given as OUTPUTS here does not match model definition",
             ));
         }
     }

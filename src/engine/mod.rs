@@ -170,7 +170,7 @@ impl Engine {
     fn fail(&self, e: String) -> String {
         tracing::warn!("ONNX backend unavailable: {e}");
         *self.backend_error.lock() = Some(e.clone());
-        format!("ERR ONNX backend could not be loaded: {e}")
+        format!("ERR Could not load backend: {e}")
     }
 
     /// The backend if it is loaded (no loading).
