@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 # Toolkits this script needs (PyPI names; CI does not run it, the outputs are committed):
-#   pip install numpy onnx onnxruntime scikit-learn skl2onnx onnxmltools xgboost lightgbm statsmodels torch onnxscript
+#   pip install numpy onnx onnxruntime scikit-learn skl2onnx onnxmltools xgboost lightgbm statsmodels torch
 # Versions the committed files were made with: scikit-learn 1.9.1, skl2onnx 1.20.0,
-# onnxmltools 1.16.0, xgboost 3.2.0, lightgbm 4.7.0, statsmodels 0.15.0, torch (see the report
-# of the run: printed at the end), onnx 1.23.2, onnxruntime 1.31.1.
+# onnxmltools 1.16.0, xgboost 3.2.0, lightgbm 4.7.0, statsmodels 0.15.0, torch 2.15.0 (PyPI
+# wheel; its TorchScript exporter, dynamo=False, needs no onnxscript), onnx 1.23.2, numpy 2.4.6.
 """Trains small models from common ML toolkits on deterministic synthetic data and exports
 them to ONNX, for Locus's model tests (test_models.py::test_toolkit_*).
 
