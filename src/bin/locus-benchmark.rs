@@ -826,7 +826,10 @@ fn run_inprocess(o: &Arc<Opts>, rt: &tokio::runtime::Runtime, blob: &[u8], sig: 
                             handle.block_on(c.call(&cmd)).expect("GET")
                         {
                             let last = data.len() - 1;
-                            data[last] = bytemuck::pod_collect_to_vec::<u8, f32>(&b);
+                            data[last] = b
+                                .chunks_exact(4)
+                                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                                .collect();
                         }
                     }
                     let values: Vec<(String, ort::session::SessionInputValue<'_>)> = inputs
