@@ -111,7 +111,7 @@ pub static PARAMS: &[Param] = &[
     p("tensor-max-bytes", "536870912", Kind::Memory, true),
     // RedisAI's load-time settings.
     p("threads-per-queue", "1", Kind::Int(1, 1024), false),
-    p("intra-op-parallelism", "0", Kind::Int(0, 1024), false),
+    p("intra-op-parallelism", "1", Kind::Int(0, 1024), false),
     p("inter-op-parallelism", "0", Kind::Int(0, 1024), false),
     p(
         "model-execution-timeout",

@@ -35,7 +35,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             threads_per_queue: 1,
-            intra_op_parallelism: 0,
+            intra_op_parallelism: 1,
             inter_op_parallelism: 0,
             model_execution_timeout_ms: 5000,
             backend_memory_limit_mb: 0,

@@ -165,6 +165,10 @@ fn new_session(
             .with_intra_threads(opts.intra_op)
             .map_err(|e| e.to_string())?;
     }
+    // Idle ONNX Runtime pool threads must sleep, not spin: spinning threads would take the cores
+    // the event loops need to answer other clients.
+    b = b.with_intra_op_spinning(false).map_err(|e| e.to_string())?;
+    b = b.with_inter_op_spinning(false).map_err(|e| e.to_string())?;
     if opts.inter_op > 0 {
         b = b
             .with_inter_threads(opts.inter_op)

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""The reference runner: starts Debian's redis-server and locus-server side by side and measures
+every comparison the issues ask for in one run, printing BENCHMARKS.md sections (ratios first,
+absolute numbers second). Each comparison alternates target and reference over several rounds
+and reports medians, because the machine is shared and noisy.
+
+Usage: benches/compare.py [--rounds 3] [--sections resp,tensors,memory,models] > BENCHMARKS.md
+"""
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCUS = os.path.join(ROOT, "target/release/locus-server")
+BENCH = os.path.join(ROOT, "target/release/locus-benchmark")
+MODELS = os.path.join(ROOT, "redis-tests/models")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp_compare import free_port, start  # noqa: E402
+
+
+def lb(port, *args):
+    """Runs locus-benchmark with --json and returns its reports."""
+    out = subprocess.run([BENCH, "-p", str(port), "--json", *map(str, args)], check=True, capture_output=True, text=True).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def median_runs(rounds, fn):
+    vals = [fn() for _ in range(rounds)]
+    return {k: statistics.median(v[k] for v in vals) for k in vals[0]}
+
+
+def redis_cmd(port, *args):
+    import redis
+    return redis.Redis(port=port).execute_command(*args)
+
+
+def section_resp(args):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benches/resp_compare.py"), "--rounds", str(args.rounds)],
+                         check=True, capture_output=True, text=True).stdout
+    print("## RESP commands: locus-server vs redis-server (issue: server foundation)\n")
+    print("Target: Locus req/s >= Redis on every line, p50 no worse.\n")
+    print(out)
+
+
+def section_tensors(args, rport, lport):
+    print("## Tensors: AI.TENSORSET / AI.TENSORGET BLOB vs redis-server SET / GET of the same bytes\n")
+    print("Same load generator (locus-benchmark, 50 clients, pipeline 1) for both servers. Target: ratio >= 0.9.\n")
+    print("| payload | Locus TENSORSET / Redis SET | Locus TENSORGET / Redis GET | TENSORSET req/s | SET req/s | TENSORGET req/s | GET req/s |")
+    print("|---|---|---|---|---|---|---|")
+    for size, n in ((1024, 100000), (16384, 40000), (1 << 20, 1500)):
+        def one():
+            r = {x["test"]: x["rps"] for x in lb(rport, "-c", 50, "-n", n, "-d", size, "-t", "set,get")}
+            l = {x["test"]: x["rps"] for x in lb(lport, "-c", 50, "-n", n, "-d", size, "-t", "tensorset,tensorget")}
+            return {"set": r["SET"], "get": r["GET"], "tset": l["TENSORSET"], "tget": l["TENSORGET"]}
+        m = median_runs(args.rounds, one)
+        print(f"| {size // 1024} KiB | **{m['tset'] / m['set']:.2f}** | **{m['tget'] / m['get']:.2f}** | {m['tset']:,.0f} | {m['set']:,.0f} | {m['tget']:,.0f} | {m['get']:,.0f} |")
+    print(f"\nCommand: `locus-benchmark -p PORT -c 50 -n N -d SIZE -t set,get` (redis-server) and `-t tensorset,tensorget` (Locus), median of {args.rounds} rounds.\n")
+
+
+def used_memory(port):
+    import redis
+    return int(redis.Redis(port=port).info("memory")["used_memory"])
+
+
+def section_memory(args, rport, lport):
+    import redis
+    n, size = 100000, 1024
+    blob = bytes(range(256)) * 4
+    r, l = redis.Redis(port=rport), redis.Redis(port=lport)
+    r.flushall()
+    l.flushall()
+    time.sleep(0.5)
+    r0, l0 = used_memory(rport), used_memory(lport)
+    for start in range(0, n, 1000):
+        p = r.pipeline(transaction=False)
+        q = l.pipeline(transaction=False)
+        for i in range(start, start + 1000):
+            p.set(f"key:{i:08d}", blob)
+            q.execute_command("AI.TENSORSET", f"key:{i:08d}", "FLOAT", 256, "BLOB", blob)
+        p.execute()
+        q.execute()
+    time.sleep(0.5)
+    r1, l1 = used_memory(rport), used_memory(lport)
+    per_r, per_l = (r1 - r0) / n, (l1 - l0) / n
+    print("## Memory per stored 1 KiB value\n")
+    print("100,000 keys `key:NNNNNNNN`, each 1 KiB: strings in redis-server, FLOAT[256] tensors in Locus; `INFO memory` used_memory before and after. Target: ratio <= 1.3.\n")
+    print("| Locus/Redis | Locus bytes per tensor | Redis bytes per string |")
+    print("|---|---|---|")
+    print(f"| **{per_l / per_r:.2f}** | {per_l:,.0f} | {per_r:,.0f} |\n")
+    r.flushall()
+    l.flushall()
+
+
+def section_models(args, rport, lport):
+    fraud = os.path.join(MODELS, "fraud.onnx")
+    print("## Models: fraud workload (shared/reference/fraud-model.md)\n")
+    # 1. One client latency vs in-process ONNX Runtime + PING round trip.
+    rows = []
+    for _ in range(args.rounds):
+        ex = lb(lport, "--model", fraud, "--model-key", "fraud1", "-c", 1, "-n", 5000)[0]
+        inproc = lb(lport, "--model", fraud, "--inprocess", "-c", 1, "-n", 5000, "--intra-threads", 1)[0]
+        ping = lb(rport, "-c", 1, "-n", 5000, "-t", "ping")[0]
+        rows.append((ex["latency_ms"]["p50"], inproc["latency_ms"]["p50"], ping["latency_ms"]["p50"]))
+    ex, inproc, ping = (statistics.median(r[i] for r in rows) for i in range(3))
+    budget = inproc + ping + 0.030
+    print("### One client, AI.MODELEXECUTE on stored inputs (batch 1)\n")
+    print("Target: Locus p50 <= in-process ONNX Runtime p50 + redis-server PING p50 + 30 µs.\n")
+    print("| Locus p50 | budget (in-process + PING + 30 µs) | in-process ORT p50 | redis-server PING p50 | within target |")
+    print("|---|---|---|---|---|")
+    print(f"| {ex * 1000:.0f} µs | {budget * 1000:.0f} µs | {inproc * 1000:.0f} µs | {ping * 1000:.0f} µs | {'yes' if ex <= budget else 'no'} |\n")
+    # 2. 32 clients with and without BATCHSIZE vs GET.
+    def batched():
+        b = lb(lport, "--model", fraud, "--model-key", "fraud32", "--batchsize", 32, "-c", 32, "-n", 40000)[0]["rps"]
+        nb = lb(lport, "--model", fraud, "--model-key", "fraud0", "-c", 32, "-n", 40000)[0]["rps"]
+        get = lb(rport, "-c", 32, "-n", 100000, "-t", "get")[0]["rps"]
+        return {"b": b, "nb": nb, "get": get}
+    m = median_runs(args.rounds, batched)
+    print("### 32 concurrent clients, AI.MODELEXECUTE\n")
+    print("Target: with BATCHSIZE 32, >= 0.7x redis-server GET req/s (same load generator and clients), and clearly above the unbatched run.\n")
+    print("| BATCHSIZE 32 / Redis GET | BATCHSIZE 32 req/s | no BATCHSIZE req/s | redis-server GET req/s |")
+    print("|---|---|---|---|")
+    print(f"| **{m['b'] / m['get']:.2f}** | {m['b']:,.0f} | {m['nb']:,.0f} | {m['get']:,.0f} |\n")
+    # 3. PING p99 of 10 clients while one client runs a model for >= 1 s.
+    spin = os.path.join(MODELS, "spin.onnx")
+    redis_cmd(lport, "CONFIG", "SET", "model-execution-timeout", "1500")
+    with open(spin, "rb") as f:
+        redis_cmd(lport, "AI.MODELSTORE", "spin", "ONNX", "CPU", "BLOB", f.read())
+    redis_cmd(lport, "AI.TENSORSET", "x", "FLOAT", 1, "VALUES", 0)
+    stop = time.time() + 4
+    def runner():
+        while time.time() < stop:
+            try:
+                redis_cmd(lport, "AI.MODELEXECUTE", "spin", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+            except Exception:
+                pass
+    t = threading.Thread(target=runner)
+    t.start()
+    time.sleep(0.3)
+    p = lb(lport, "-c", 10, "-n", 100000, "-t", "ping")[0]
+    t.join()
+    redis_cmd(lport, "CONFIG", "SET", "model-execution-timeout", "5000")
+    print("### PING while a model runs for 1.5 s (until the kill switch stops it), repeatedly\n")
+    print("Target: PING p99 of 10 other clients under 1 ms.\n")
+    print("| PING p50 | PING p99 | PING max | requests |")
+    print("|---|---|---|---|")
+    print(f"| {p['latency_ms']['p50']:.3f} ms | **{p['latency_ms']['p99']:.3f} ms** | {p['latency_ms']['max']:.3f} ms | {p['completed']} |\n")
+    print(f"Commands: `locus-benchmark --model fraud.onnx -c 1 -n 5000` vs `--inprocess --intra-threads 1`; `-c 32 -n 40000 --batchsize 32`; `-t ping -c 10` while `AI.MODELEXECUTE spin` loops. Medians of {args.rounds} rounds.\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sections", default="resp,tensors,memory,models")
+    args = ap.parse_args()
+    sections = args.sections.split(",")
+    print("# Benchmarks\n")
+    print(f"Generated by `benches/compare.py --rounds {args.rounds}` on {time.strftime('%Y-%m-%d')}: "
+          f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}, "
+          f"{subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}. "
+          "Every figure is a ratio against a reference measured in the same run; absolute numbers follow. "
+          "The machine is shared, so absolute numbers vary between runs.\n")
+    if "resp" in sections:
+        section_resp(args)
+    tmp = tempfile.mkdtemp(prefix="locus-bench-")
+    rport, lport = free_port(), free_port()
+    redis = start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport)
+    locus = start([LOCUS, "--port", str(lport), "--dir", tmp], lport)
+    try:
+        time.sleep(1)
+        if "tensors" in sections:
+            section_tensors(args, rport, lport)
+        if "memory" in sections:
+            section_memory(args, rport, lport)
+        if "models" in sections:
+            section_models(args, rport, lport)
+    finally:
+        for p in (redis, locus):
+            p.terminate()
+            p.wait()
+
+
+if __name__ == "__main__":
+    main()
