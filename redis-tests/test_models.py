@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import redis
 
-from conftest import ErrorReply, _client
+from conftest import ErrorReply, RawConn, _client
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -659,7 +659,6 @@ def test_timeout_while_queued(spawn):
     reply = c.execute_command("AI.MODELRUN", "add", "TIMEOUT", 100, "INPUTS", "a", "a", "OUTPUTS", "out2")
     assert reply == b"TIMEDOUT"
     # Over raw RESP it is the simple string +TIMEDOUT.
-    from conftest import RawConn
     conn = RawConn(srv.port)
     try:
         assert conn.cmd("AI.MODELEXECUTE", "add", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "out3",

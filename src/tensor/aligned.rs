@@ -2,7 +2,7 @@
 //! prefer), handed to `Bytes` as its owner so that replies and model inputs share it.
 
 use bytes::Bytes;
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 
 pub const ALIGN: usize = 64;
@@ -30,10 +30,22 @@ impl AlignedBuf {
         AlignedBuf { ptr, len }
     }
 
-    /// A buffer about to be overwritten in full. Zeroed all the same: zeroing costs little next
-    /// to the copy that follows, and no uninitialised byte can ever leak into a reply.
-    pub fn uninit_zeroed(len: usize) -> AlignedBuf {
-        Self::zeroed(len)
+    /// A buffer for `fill` to write in full, in order (no zeroing pass: for large tensors that
+    /// would touch every page twice). Only `fill` sees it before it is complete.
+    pub fn filled(len: usize, fill: impl FnOnce(&mut Writer<'_>)) -> AlignedBuf {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has non-zero size.
+        let ptr = unsafe { alloc(layout) };
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        let mut buf = AlignedBuf { ptr, len };
+        let mut w = Writer {
+            buf: &mut buf,
+            at: 0,
+        };
+        fill(&mut w);
+        let written = w.at;
+        assert_eq!(written, len, "aligned buffer filled in full");
+        buf
     }
 
     pub fn as_slice(&self) -> &[u8] {
@@ -49,6 +61,30 @@ impl AlignedBuf {
     /// Hands the buffer to a `Bytes`, which keeps it (aligned) until the last handle drops.
     pub fn into_bytes(self) -> Bytes {
         Bytes::from_owner(self)
+    }
+}
+
+/// Appends bytes to an [`AlignedBuf`] being filled; it cannot write past the end.
+pub struct Writer<'a> {
+    buf: &'a mut AlignedBuf,
+    at: usize,
+}
+
+impl Writer<'_> {
+    pub fn put(&mut self, bytes: &[u8]) {
+        assert!(
+            self.at + bytes.len() <= self.buf.len,
+            "write past the end of an aligned buffer"
+        );
+        // SAFETY: in bounds (checked above); the source cannot overlap a fresh allocation.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.buf.ptr.as_ptr().add(self.at),
+                bytes.len(),
+            )
+        };
+        self.at += bytes.len();
     }
 }
 

@@ -207,12 +207,7 @@ impl Tensor {
             _ if total != bytes => return Err(TensorError::new(ERR_BLOB_LEN)),
             _ => {}
         }
-        let mut buf = AlignedBuf::uninit_zeroed(total);
-        let mut at = 0;
-        for c in chunks {
-            buf.as_mut_slice()[at..at + c.len()].copy_from_slice(c);
-            at += c.len();
-        }
+        let buf = AlignedBuf::filled(total, |w| chunks.iter().for_each(|c| w.put(c)));
         match dtype {
             DType::String => {
                 let nuls = buf.as_slice().iter().filter(|&&b| b == 0).count();
@@ -246,19 +241,18 @@ impl Tensor {
             if total > max_bytes {
                 return Err(too_big(total, max_bytes));
             }
-            let mut buf = AlignedBuf::uninit_zeroed(total);
-            let mut at = 0;
-            for v in values {
-                let v = v.as_ref();
-                if v.contains(&0) {
-                    return Err(TensorError::new(ERR_NUL_IN_STRING));
-                }
-                buf.as_mut_slice()[at..at + v.len()].copy_from_slice(v);
-                at += v.len() + 1;
+            if values.iter().any(|v| v.as_ref().contains(&0)) {
+                return Err(TensorError::new(ERR_NUL_IN_STRING));
             }
+            let buf = AlignedBuf::filled(total, |w| {
+                for v in values {
+                    w.put(v.as_ref());
+                    w.put(&[0]);
+                }
+            });
             return Ok(Tensor::from_parts(dtype, shape, buf.into_bytes()));
         }
-        let mut buf = AlignedBuf::uninit_zeroed(bytes);
+        let mut buf = AlignedBuf::zeroed(bytes);
         let size = dtype.size().expect("fixed-size type");
         let out = buf.as_mut_slice();
         for (i, v) in values.iter().enumerate() {
@@ -395,12 +389,7 @@ impl Tensor {
         if parts.len() == 1 {
             return Ok((*first).clone());
         }
-        let mut buf = AlignedBuf::uninit_zeroed(total);
-        let mut at = 0;
-        for t in parts {
-            buf.as_mut_slice()[at..at + t.data.len()].copy_from_slice(&t.data);
-            at += t.data.len();
-        }
+        let buf = AlignedBuf::filled(total, |w| parts.iter().for_each(|t| w.put(&t.data)));
         Ok(Tensor::from_parts(first.dtype, &shape, buf.into_bytes()))
     }
 
@@ -417,8 +406,7 @@ impl Tensor {
                 buf.extend_from_slice(s);
                 buf.push(0);
             }
-            let mut aligned = AlignedBuf::uninit_zeroed(buf.len());
-            aligned.as_mut_slice().copy_from_slice(&buf);
+            let aligned = AlignedBuf::filled(buf.len(), |w| w.put(&buf));
             return Tensor::from_parts(self.dtype, &shape, aligned.into_bytes());
         }
         let row_bytes = self.data.len() / self.shape[0].max(1);
@@ -426,16 +414,14 @@ impl Tensor {
         if (offset * row_bytes).is_multiple_of(64) {
             return Tensor::from_parts(self.dtype, &shape, self.data.slice(range));
         }
-        let mut aligned = AlignedBuf::uninit_zeroed(range.len());
-        aligned.as_mut_slice().copy_from_slice(&self.data[range]);
+        let aligned = AlignedBuf::filled(range.len(), |w| w.put(&self.data[range.clone()]));
         Tensor::from_parts(self.dtype, &shape, aligned.into_bytes())
     }
 
     /// Builds a tensor over data produced elsewhere (model outputs), copied into an aligned
     /// buffer.
     pub fn from_raw(dtype: DType, shape: &[usize], data: &[u8]) -> Tensor {
-        let mut buf = AlignedBuf::uninit_zeroed(data.len());
-        buf.as_mut_slice().copy_from_slice(data);
+        let buf = AlignedBuf::filled(data.len(), |w| w.put(data));
         Tensor::from_parts(dtype, shape, buf.into_bytes())
     }
 }
