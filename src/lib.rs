@@ -6,6 +6,7 @@
 
 pub mod cmd;
 pub mod config;
+pub mod dag;
 pub mod engine;
 pub mod server;
 pub mod store;

@@ -5,6 +5,7 @@
 //! arguments from an [`Args`] cursor and applies itself to the store through a [`Ctx`].
 
 pub mod connection;
+pub mod dag;
 pub mod hashes;
 pub mod keys;
 pub mod models;

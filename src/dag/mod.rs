@@ -1,0 +1,279 @@
+//! DAG execution: one request that loads tensors from the keyspace, sets request tensors, runs
+//! models and returns or persists results, with the data never leaving the server.
+//!
+//! Ops run as soon as the tensors they read exist: a model op is queued right away unless one of
+//! its inputs comes from a model op still running, so independent models run at the same time.
+//! Model ops join their model's batching queue exactly like standalone calls. Knows nothing of
+//! RESP: the command layer parses requests into a [`Plan`] and renders the [`Outcome`].
+
+use crate::engine::model::Model;
+use crate::engine::{Engine, RunResult};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// One operation of a DAG.
+pub enum Op {
+    /// AI.TENSORSET: a DAG-local tensor.
+    Set { name: Vec<u8>, tensor: Arc<Tensor> },
+    /// AI.TENSORGET: reply with a tensor; `format` is the command layer's reply format.
+    Get { name: Vec<u8>, format: u8 },
+    /// AI.MODELEXECUTE: run a model on DAG tensors, producing DAG tensors.
+    Exec {
+        model: Arc<Model>,
+        inputs: Vec<Vec<u8>>,
+        outputs: Vec<Vec<u8>>,
+    },
+}
+
+pub struct Plan {
+    /// Tensors read from the keyspace once, at the start.
+    pub loaded: Vec<(Vec<u8>, Arc<Tensor>)>,
+    pub ops: Vec<Op>,
+    /// DAG tensors written to the keyspace at the end if every op succeeded.
+    pub persist: Vec<Vec<u8>>,
+    pub deadline: Option<Instant>,
+}
+
+/// What one op produced.
+#[derive(Debug)]
+pub enum OpResult {
+    Ok,
+    Tensor(Arc<Tensor>, u8),
+    Error(String),
+    /// Not run (or its result not used) because an earlier op failed.
+    NotRun,
+}
+
+pub enum Outcome {
+    Done {
+        results: Vec<OpResult>,
+        persist: Vec<(Vec<u8>, Arc<Tensor>)>,
+    },
+    TimedOut,
+}
+
+/// Checks that every op reads tensors that exist by then and that PERSIST names produced ones,
+/// with RedisAI's texts.
+pub fn validate(plan: &Plan) -> Result<(), String> {
+    if plan.ops.is_empty() {
+        return Err("ERR DAG is empty".into());
+    }
+    let mut known: std::collections::HashSet<&[u8]> =
+        plan.loaded.iter().map(|(n, _)| n.as_slice()).collect();
+    for op in &plan.ops {
+        match op {
+            Op::Set { name, .. } => {
+                known.insert(name);
+            }
+            Op::Get { name, .. } => {
+                if !known.contains(name.as_slice()) {
+                    return Err("ERR INPUT key cannot be found in DAG".into());
+                }
+            }
+            Op::Exec {
+                inputs, outputs, ..
+            } => {
+                if inputs.iter().any(|i| !known.contains(i.as_slice())) {
+                    return Err("ERR INPUT key cannot be found in DAG".into());
+                }
+                known.extend(outputs.iter().map(|o| o.as_slice()));
+            }
+        }
+    }
+    if plan.persist.iter().any(|p| !known.contains(p.as_slice())) {
+        return Err("ERR PERSIST key cannot be found in DAG".into());
+    }
+    Ok(())
+}
+
+/// Where a DAG tensor's current value comes from.
+enum Slot {
+    Ready(Arc<Tensor>),
+    /// An output of model op `op`, still running.
+    Pending {
+        op: usize,
+    },
+    Failed,
+}
+
+struct Running {
+    rx: Option<oneshot::Receiver<RunResult>>,
+    outputs: Vec<Vec<u8>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Runs a validated plan.
+pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
+    let mut slots: HashMap<Vec<u8>, Slot> = plan
+        .loaded
+        .into_iter()
+        .map(|(n, t)| (n, Slot::Ready(t)))
+        .collect();
+    let mut results: Vec<OpResult> = Vec::with_capacity(plan.ops.len());
+    let mut running: HashMap<usize, Running> = HashMap::new();
+    let mut failed = false;
+    let deadline = plan.deadline;
+
+    for (i, op) in plan.ops.into_iter().enumerate() {
+        if failed {
+            results.push(OpResult::NotRun);
+            continue;
+        }
+        match op {
+            Op::Set { name, tensor } => {
+                slots.insert(name, Slot::Ready(tensor));
+                results.push(OpResult::Ok);
+            }
+            Op::Get { name, format } => {
+                match resolve(&mut slots, &mut running, &mut results, &name, deadline).await {
+                    Some(Ok(t)) => results.push(OpResult::Tensor(t, format)),
+                    Some(Err(_)) => {
+                        failed = true;
+                        results.push(OpResult::NotRun);
+                    }
+                    None => return timed_out(running),
+                }
+            }
+            Op::Exec {
+                model,
+                inputs,
+                outputs,
+            } => {
+                let mut tensors = Vec::with_capacity(inputs.len());
+                for name in &inputs {
+                    match resolve(&mut slots, &mut running, &mut results, name, deadline).await {
+                        Some(Ok(t)) => tensors.push(t),
+                        Some(Err(_)) => {
+                            failed = true;
+                            break;
+                        }
+                        None => return timed_out(running),
+                    }
+                }
+                if failed {
+                    results.push(OpResult::NotRun);
+                    continue;
+                }
+                let cancelled = Arc::new(AtomicBool::new(false));
+                let rx = engine.submit(model, tensors, cancelled.clone());
+                for o in &outputs {
+                    slots.insert(o.clone(), Slot::Pending { op: i });
+                }
+                running.insert(
+                    i,
+                    Running {
+                        rx: Some(rx),
+                        outputs,
+                        cancelled,
+                    },
+                );
+                // Filled in when the run finishes.
+                results.push(OpResult::Ok);
+            }
+        }
+    }
+    // Wait for every model op still running; any failure fails the DAG.
+    let pending: Vec<usize> = running.keys().copied().collect();
+    for op in pending {
+        match finish(&mut slots, &mut running, &mut results, op, deadline).await {
+            Some(true) => {}
+            Some(false) => failed = true,
+            None => return timed_out(running),
+        }
+    }
+    if failed {
+        // Nothing persists after a failure; later ops already say NA.
+        return Outcome::Done {
+            results,
+            persist: Vec::new(),
+        };
+    }
+    let persist = plan
+        .persist
+        .into_iter()
+        .filter_map(|name| match slots.get(&name) {
+            Some(Slot::Ready(t)) => Some((name, t.clone())),
+            _ => None,
+        })
+        .collect();
+    Outcome::Done { results, persist }
+}
+
+fn timed_out(running: HashMap<usize, Running>) -> Outcome {
+    for r in running.values() {
+        r.cancelled.store(true, Ordering::Relaxed);
+    }
+    Outcome::TimedOut
+}
+
+/// The value of DAG tensor `name`, waiting for the model op that produces it if needed.
+/// `None` when the deadline passed.
+async fn resolve(
+    slots: &mut HashMap<Vec<u8>, Slot>,
+    running: &mut HashMap<usize, Running>,
+    results: &mut [OpResult],
+    name: &[u8],
+    deadline: Option<Instant>,
+) -> Option<Result<Arc<Tensor>, ()>> {
+    if let Some(Slot::Pending { op }) = slots.get(name) {
+        let op = *op;
+        finish(slots, running, results, op, deadline).await?;
+    }
+    Some(match slots.get(name) {
+        Some(Slot::Ready(t)) => Ok(t.clone()),
+        _ => Err(()),
+    })
+}
+
+/// Waits for model op `op` and records its outputs. `Some(success)`, or `None` on timeout.
+async fn finish(
+    slots: &mut HashMap<Vec<u8>, Slot>,
+    running: &mut HashMap<usize, Running>,
+    results: &mut [OpResult],
+    op: usize,
+    deadline: Option<Instant>,
+) -> Option<bool> {
+    let Some(r) = running.get_mut(&op) else {
+        return Some(true);
+    };
+    let Some(rx) = r.rx.take() else {
+        return Some(!matches!(results[op], OpResult::Error(_)));
+    };
+    let result = match deadline {
+        Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
+            Ok(r) => r,
+            Err(_) => return None,
+        },
+        None => rx.await,
+    };
+    let outputs = std::mem::take(&mut r.outputs);
+    match result {
+        Ok(Ok(tensors)) => {
+            for (name, t) in outputs.into_iter().zip(tensors) {
+                // A later op may have replaced the name; only fill it if it is still ours.
+                if matches!(slots.get(&name), Some(Slot::Pending { op: o }) if *o == op) {
+                    slots.insert(name, Slot::Ready(Arc::new(t)));
+                }
+            }
+            results[op] = OpResult::Ok;
+            Some(true)
+        }
+        other => {
+            let e = match other {
+                Ok(Err(e)) => e,
+                _ => "ERR model run was abandoned by the engine".into(),
+            };
+            for name in outputs {
+                if matches!(slots.get(&name), Some(Slot::Pending { op: o }) if *o == op) {
+                    slots.insert(name, Slot::Failed);
+                }
+            }
+            results[op] = OpResult::Error(e);
+            Some(false)
+        }
+    }
+}
