@@ -131,10 +131,34 @@ def spin(path):
     save(helper.make_model(graph, opset_imports=OPSET, producer_name="locus-tests"), path)
 
 
+def slow(path):
+    """y = x + n after n loop iterations: a model whose run time the caller chooses (INT64 n [1]),
+    for measuring overlap and queueing."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("iter", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
+        [numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")])
+    squeeze = helper.make_node("Squeeze", ["n"], ["trips"])
+    loop = helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)
+    graph = helper.make_graph(
+        [squeeze, loop], "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("n", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [numpy_helper.from_array(np.array(True), "cond")])
+    save(helper.make_model(graph, opset_imports=OPSET, producer_name="locus-tests"), path)
+
+
 def main():
     out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else pathlib.Path(__file__).parent)
     out.mkdir(parents=True, exist_ok=True)
-    for f in (fraud, add, sum_all, int_identity, string_label, spin):
+    for f in (fraud, add, sum_all, int_identity, string_label, spin, slow):
         f(out / f"{f.__name__}.onnx")
     if "--big" in sys.argv:
         mlp_big(out / "mlp_big.onnx")
