@@ -156,10 +156,33 @@ def section_models(args, rport, lport):
     print(f"Commands: `locus-benchmark --model fraud.onnx -c 1 -n 5000` vs `--inprocess --intra-threads 1`; `-c 32 -n 40000 --batchsize 32`; `-t ping -c 10` while `AI.MODELEXECUTE spin` loops. Medians of {args.rounds} rounds.\n")
 
 
+def section_dag(args, rport, lport):
+    fraud = os.path.join(MODELS, "fraud.onnx")
+    print("## Data-local scoring: one AI.DAGEXECUTE vs Redis + client-side inference\n")
+    print("Locus: `AI.DAGEXECUTE LOAD 1 ref:{id} |> AI.TENSORSET txn … |> AI.MODELEXECUTE fraud … |> AI.TENSORGET out BLOB`, "
+          "1,000 stored reference tensors chosen at random, model stored with BATCHSIZE 32. Peer: a compiled client that GETs the "
+          "reference blob from redis-server and runs ONNX Runtime in-process with one intra-op thread per client. "
+          "Both closed loop from locus-benchmark on the same machine. Target: Locus throughput >= 1.3x the peer's with 32 clients, and lower p99.\n")
+    rows = {}
+    for clients, n in ((32, 40000), (1, 5000)):
+        def one():
+            l = lb(lport, "--model", fraud, "--model-key", "fraudd", "--batchsize", 32, "--mode", "dag", "--refs", 1000, "-c", clients, "-n", n)[0]
+            p = lb(lport, "--model", fraud, "--inprocess", "--peer-redis", rport, "--refs", 1000, "-c", clients, "-n", n, "--intra-threads", 1)[0]
+            return {"lr": l["rps"], "pr": p["rps"], "l50": l["latency_ms"]["p50"], "p50": p["latency_ms"]["p50"],
+                    "l99": l["latency_ms"]["p99"], "p99": p["latency_ms"]["p99"]}
+        rows[clients] = median_runs(args.rounds, one)
+    print("| clients | Locus/peer req/s | Locus req/s | peer req/s | Locus p50 | peer p50 | Locus p99 | peer p99 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c, m in rows.items():
+        print(f"| {c} | **{m['lr'] / m['pr']:.2f}** | {m['lr']:,.0f} | {m['pr']:,.0f} | {m['l50']:.3f} ms | {m['p50']:.3f} ms | {m['l99']:.3f} ms | {m['p99']:.3f} ms |")
+    print(f"\nCommands: `locus-benchmark --model fraud.onnx --batchsize 32 --mode dag --refs 1000 -c C` and "
+          f"`locus-benchmark --model fraud.onnx --inprocess --peer-redis REDIS_PORT --refs 1000 --intra-threads 1 -c C`. Medians of {args.rounds} rounds.\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,tensors,memory,models")
+    ap.add_argument("--sections", default="resp,tensors,memory,models,dag")
     args = ap.parse_args()
     sections = args.sections.split(",")
     print("# Benchmarks\n")
@@ -182,6 +205,8 @@ def main():
             section_memory(args, rport, lport)
         if "models" in sections:
             section_models(args, rport, lport)
+        if "dag" in sections:
+            section_dag(args, rport, lport)
     finally:
         for p in (redis, locus):
             p.terminate()

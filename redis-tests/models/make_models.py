@@ -155,10 +155,33 @@ def slow(path):
     save(helper.make_model(graph, opset_imports=OPSET, producer_name="locus-tests"), path)
 
 
+def cnn(path):
+    """A small image classifier: [N,3,8,8] -> Conv 3x3 (4) + Relu -> global average pool ->
+    Gemm (10 classes) -> logits [N,10]. For the image-style DAG pipeline."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "conv_w")
+    b = numpy_helper.from_array((rng.standard_normal(4) * 0.1).astype(np.float32), "conv_b")
+    fw = numpy_helper.from_array((rng.standard_normal((4, 10)) * 0.5).astype(np.float32), "fc_w")
+    fb = numpy_helper.from_array((rng.standard_normal(10) * 0.1).astype(np.float32), "fc_b")
+    nodes = [
+        helper.make_node("Conv", ["image", "conv_w", "conv_b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [w, b, fw, fb])
+    save(helper.make_model(graph, opset_imports=OPSET, producer_name="locus-tests"), path)
+
+
 def main():
     out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else pathlib.Path(__file__).parent)
     out.mkdir(parents=True, exist_ok=True)
-    for f in (fraud, add, sum_all, int_identity, string_label, spin, slow):
+    for f in (fraud, add, sum_all, int_identity, string_label, spin, slow, cnn):
         f(out / f"{f.__name__}.onnx")
     if "--big" in sys.argv:
         mlp_big(out / "mlp_big.onnx")

@@ -152,6 +152,16 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                     outputs: req.outputs.iter().map(|b| b.to_vec()).collect(),
                 });
             }
+            "AI.TENSOROP" => {
+                let spec = super::tensorops::parse(&mut a)?;
+                ops.push(Op::Compute {
+                    op: spec.op,
+                    inputs: spec.srcs.iter().map(|b| b.to_vec()).collect(),
+                    output: spec.dst.to_vec(),
+                    values: spec.values_dst.map(|b| b.to_vec()),
+                    max_bytes: max,
+                });
+            }
             _ => return Err(CmdError::new("Unsupported command within DAG")),
         }
     }
@@ -218,6 +228,12 @@ fn check_signatures(plan: &Plan) -> Result<(), CmdError> {
                 }
                 for o in outputs {
                     known.remove(o.as_slice());
+                }
+            }
+            Op::Compute { output, values, .. } => {
+                known.remove(output.as_slice());
+                if let Some(v) = values {
+                    known.remove(v.as_slice());
                 }
             }
             Op::Get { .. } => {}

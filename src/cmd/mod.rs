@@ -12,6 +12,7 @@ pub mod models;
 pub mod server;
 pub mod strings;
 pub mod table;
+pub mod tensorops;
 pub mod tensors;
 
 use crate::server::client::Client;

@@ -8,6 +8,7 @@
 
 use crate::engine::model::Model;
 use crate::engine::{Engine, RunResult};
+use crate::tensor::ops::TensorOp;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,14 @@ pub enum Op {
         model: Arc<Model>,
         inputs: Vec<Vec<u8>>,
         outputs: Vec<Vec<u8>>,
+    },
+    /// AI.TENSOROP: a built-in op (TOPK may also write its values to a second name).
+    Compute {
+        op: TensorOp,
+        inputs: Vec<Vec<u8>>,
+        output: Vec<u8>,
+        values: Option<Vec<u8>>,
+        max_bytes: usize,
     },
 }
 
@@ -81,6 +90,20 @@ pub fn validate(plan: &Plan) -> Result<(), String> {
                     return Err("ERR INPUT key cannot be found in DAG".into());
                 }
                 known.extend(outputs.iter().map(|o| o.as_slice()));
+            }
+            Op::Compute {
+                inputs,
+                output,
+                values,
+                ..
+            } => {
+                if inputs.iter().any(|i| !known.contains(i.as_slice())) {
+                    return Err("ERR INPUT key cannot be found in DAG".into());
+                }
+                known.insert(output);
+                if let Some(v) = values {
+                    known.insert(v);
+                }
             }
         }
     }
@@ -173,6 +196,52 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 );
                 // Filled in when the run finishes.
                 results.push(OpResult::Ok);
+            }
+            Op::Compute {
+                op,
+                inputs,
+                output,
+                values,
+                max_bytes,
+            } => {
+                let mut tensors = Vec::with_capacity(inputs.len());
+                for name in &inputs {
+                    match resolve(&mut slots, &mut running, &mut results, name, deadline).await {
+                        Some(Ok(t)) => tensors.push(t),
+                        Some(Err(_)) => {
+                            failed = true;
+                            break;
+                        }
+                        None => return timed_out(running),
+                    }
+                }
+                if failed {
+                    results.push(OpResult::NotRun);
+                    continue;
+                }
+                // Tensor ops run off the event loop, like models.
+                let computed = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&Tensor> = tensors.iter().map(|t| t.as_ref()).collect();
+                    crate::tensor::ops::apply(&op, &refs, max_bytes)
+                })
+                .await;
+                match computed {
+                    Ok(Ok((t, v))) => {
+                        slots.insert(output, Slot::Ready(Arc::new(t)));
+                        if let (Some(name), Some(v)) = (values, v) {
+                            slots.insert(name, Slot::Ready(Arc::new(v)));
+                        }
+                        results.push(OpResult::Ok);
+                    }
+                    Ok(Err(e)) => {
+                        failed = true;
+                        results.push(OpResult::Error(e.0));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        results.push(OpResult::Error(format!("ERR tensor op failed: {e}")));
+                    }
+                }
             }
         }
     }

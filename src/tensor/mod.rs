@@ -3,6 +3,7 @@
 //! error texts are RedisAI's so the command layer can pass them through.
 
 mod aligned;
+pub mod ops;
 
 pub use aligned::AlignedBuf;
 
