@@ -78,7 +78,7 @@ WANTED = {
     "OBJECT": ["ENCODING", "REFCOUNT", "IDLETIME", "FREQ", "HELP"],
     # server
     "DBSIZE": [], "FLUSHDB": [], "FLUSHALL": [], "INFO": [], "TIME": [],
-    "SHUTDOWN": [], "MONITOR": [],
+    "SHUTDOWN": [], "MONITOR": [], "LASTSAVE": [], "SAVE": [], "BGSAVE": [],
     "SLOWLOG": ["GET", "LEN", "RESET", "HELP"],
     "LATENCY": ["DOCTOR", "LATEST", "HISTORY", "RESET", "HELP"],
     "CONFIG": ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"],

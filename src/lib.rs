@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod config;
 pub mod dag;
 pub mod engine;
+pub mod persist;
 pub mod server;
 pub mod store;
 pub mod tensor;

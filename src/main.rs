@@ -127,6 +127,11 @@ fn main() {
         }
     };
     let server = Server::new(config);
+    if let Err(e) = server.load_snapshot() {
+        tracing::error!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1)
+    }
     tracing::info!(
         "Locus {} starting, pid {}",
         locus::LOCUS_VERSION,

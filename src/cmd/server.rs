@@ -85,12 +85,42 @@ pub fn shutdown(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if abort {
         return Err(CmdError::new("ERR No shutdown in progress."));
     }
+    let mode = if save {
+        1
+    } else if nosave {
+        2
+    } else {
+        0
+    };
+    ctx.server.shutdown_save.store(mode, Ordering::Relaxed);
     tracing::warn!("User requested shutdown...");
     ctx.server.shutdown.trigger();
     // Redis closes the connection without a reply when the shutdown goes ahead.
     ctx.client.reply_mode = crate::server::client::ReplyMode::Skip;
     ctx.client.close_after_reply = true;
     Ok(Reply::OK)
+}
+
+pub fn save(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    ctx.server.save_now().map_err(CmdError)?;
+    Ok(Reply::OK)
+}
+
+pub fn bgsave(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    if !args.is_empty() && !args.eat("SCHEDULE") {
+        return Err(CmdError::syntax());
+    }
+    if ctx.server.bgsave() {
+        Ok(Reply::Status("Background saving started"))
+    } else {
+        Err(CmdError::new("ERR Background save already in progress"))
+    }
+}
+
+pub fn lastsave(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(
+        ctx.server.saves.last_save.load(Ordering::Relaxed) as i64,
+    ))
 }
 
 pub fn monitor(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
@@ -233,6 +263,14 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs).map_err(CmdError)?;
+    // Redis changes its working directory on CONFIG SET dir: snapshots go there.
+    if let Some((_, dir)) = pairs.iter().find(|(n, _)| n == "dir") {
+        std::env::set_current_dir(dir).map_err(|e| {
+            CmdError::new(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {e}"
+            ))
+        })?;
+    }
     ctx.server.sync_engine_config();
     Ok(Reply::OK)
 }
@@ -605,9 +643,35 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
                 "rdb_changes_since_last_save",
                 &server.store.dirty.load(Ordering::Relaxed),
             );
-            kv(out, "rdb_bgsave_in_progress", &0);
+            let s = &server.saves;
+            kv(
+                out,
+                "rdb_bgsave_in_progress",
+                &(s.in_progress.load(Ordering::Relaxed) as u8),
+            );
+            kv(
+                out,
+                "rdb_last_save_time",
+                &s.last_save.load(Ordering::Relaxed),
+            );
+            kv(
+                out,
+                "rdb_last_bgsave_status",
+                &if s.last_ok.load(Ordering::Relaxed) {
+                    "ok"
+                } else {
+                    "err"
+                },
+            );
+            kv(
+                out,
+                "rdb_last_bgsave_time_sec",
+                &(s.last_duration_ms.load(Ordering::Relaxed) / 1000),
+            );
+            kv(out, "rdb_saves", &s.saves.load(Ordering::Relaxed));
             kv(out, "aof_enabled", &0);
             kv(out, "aof_rewrite_in_progress", &0);
+            kv(out, "aof_last_write_status", &"ok");
         }
         "stats" => {
             let s = &server.stats;

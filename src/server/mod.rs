@@ -101,6 +101,9 @@ pub struct Server {
     /// (Unix ms, commands processed) samples for INFO instantaneous_ops_per_sec.
     pub ops_samples: Mutex<VecDeque<(u64, u64)>>,
     pub engine: Arc<crate::engine::Engine>,
+    pub saves: crate::persist::SaveState,
+    /// What SHUTDOWN asked for: 0 follow the save rules, 1 save, 2 do not save.
+    pub shutdown_save: std::sync::atomic::AtomicU8,
 }
 
 impl Server {
@@ -125,6 +128,8 @@ impl Server {
             memory_peak: Default::default(),
             ops_samples: Mutex::new(VecDeque::new()),
             engine: crate::engine::Engine::new(engine_config(&config)),
+            saves: crate::persist::SaveState::default(),
+            shutdown_save: Default::default(),
             config,
         })
     }
@@ -317,6 +322,130 @@ impl Server {
     }
 }
 
+impl Server {
+    fn snapshot_path(&self) -> std::path::PathBuf {
+        crate::persist::snapshot_path(&self.config.get("dbfilename"))
+    }
+
+    fn finish_save(
+        &self,
+        result: std::io::Result<()>,
+        dirty_before: u64,
+        started: Instant,
+        entries: usize,
+    ) -> Result<(), String> {
+        let s = &self.saves;
+        s.last_duration_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                self.store.dirty.fetch_sub(
+                    dirty_before.min(self.store.dirty.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+                s.last_save
+                    .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+                s.last_ok.store(true, Ordering::Relaxed);
+                s.saves.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "DB saved on disk ({entries} keys, {} ms)",
+                    started.elapsed().as_millis()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                s.last_ok.store(false, Ordering::Relaxed);
+                tracing::warn!("Failed saving the DB: {e}");
+                Err(format!("ERR {e}"))
+            }
+        }
+    }
+
+    /// SAVE: writes the snapshot now, on the caller's thread.
+    pub fn save_now(&self) -> Result<(), String> {
+        if self.saves.in_progress.load(Ordering::Relaxed) {
+            return Err("ERR Background save already in progress".into());
+        }
+        let dirty_before = self.store.dirty.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let image = crate::persist::Image::capture(&self.store, crate::util::now_ms());
+        let r = crate::persist::write(&image, &self.snapshot_path());
+        self.finish_save(r, dirty_before, started, image.len())
+    }
+
+    /// BGSAVE: captures the keyspace (shared references, no data copied) and writes it on a
+    /// background thread. False if a save is already running.
+    pub fn bgsave(self: &Arc<Self>) -> bool {
+        if self.saves.in_progress.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let dirty_before = self.store.dirty.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let image = crate::persist::Image::capture(&self.store, crate::util::now_ms());
+        let server = self.clone();
+        std::thread::spawn(move || {
+            let r = crate::persist::write(&image, &server.snapshot_path());
+            let _ = server.finish_save(r, dirty_before, started, image.len());
+            server.saves.in_progress.store(false, Ordering::Release);
+        });
+        true
+    }
+
+    /// The `save` rules: (seconds, changes) pairs.
+    fn save_rules(&self) -> Vec<(u64, u64)> {
+        let v: Vec<u64> = self
+            .config
+            .get("save")
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        v.chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0], c[1]))
+            .collect()
+    }
+
+    /// Starts a background save when a `save <seconds> <changes>` rule is due.
+    fn check_save_rules(self: &Arc<Self>) {
+        let dirty = self.store.dirty.load(Ordering::Relaxed);
+        if dirty == 0 || self.saves.in_progress.load(Ordering::Relaxed) {
+            return;
+        }
+        let since = (crate::util::now_ms() / 1000)
+            .saturating_sub(self.saves.last_save.load(Ordering::Relaxed));
+        if self
+            .save_rules()
+            .iter()
+            .any(|&(secs, changes)| dirty >= changes && since >= secs)
+        {
+            tracing::info!("{dirty} changes in {since} seconds. Saving...");
+            self.bgsave();
+        }
+    }
+
+    /// Loads the snapshot at start-up, if there is one. A bad file stops the start.
+    pub fn load_snapshot(&self) -> Result<(), String> {
+        let path = self.snapshot_path();
+        self.saves
+            .last_save
+            .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+        self.saves.last_ok.store(true, Ordering::Relaxed);
+        if !path.exists() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let records = crate::persist::read(&path)
+            .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
+        let n = crate::persist::apply(&self.store, &self.engine, records)
+            .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
+        tracing::info!(
+            "DB loaded from disk: {n} keys in {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
 /// The engine's settings from the server configuration.
 pub fn engine_config(config: &Config) -> crate::engine::EngineConfig {
     let path = |name: &str| {
@@ -441,6 +570,21 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     for t in tasks {
         t.abort();
     }
+    // Save on the way out when asked to, or when save rules are configured (as Redis does).
+    let save = match server.shutdown_save.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => !server.save_rules().is_empty(),
+    };
+    if save {
+        tracing::warn!("Saving the final snapshot before exiting.");
+        while server.saves.in_progress.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(e) = server.save_now() {
+            tracing::error!("Error trying to save the DB, can't exit: {e}");
+        }
+    }
     // Let connections answer what they are processing, then close them.
     server.clients.kill_all();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -476,6 +620,7 @@ async fn cron(server: Arc<Server>) {
         let budget = (server.store.db_count() * crate::store::SHARDS / hz as usize).max(16);
         crate::util::resync_clock();
         server.sample_metrics();
+        server.check_save_rules();
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());

@@ -419,6 +419,20 @@ impl Tensor {
         Tensor::from_parts(self.dtype, &shape, aligned.into_bytes())
     }
 
+    /// Wraps data that already lives somewhere suitable (a memory-mapped snapshot), without
+    /// copying when it is 64-byte aligned. The length must match the shape.
+    pub fn from_shared(dtype: DType, shape: &[usize], data: Bytes) -> Result<Tensor, TensorError> {
+        if let Some(size) = dtype.size() {
+            if shape.iter().product::<usize>() * size != data.len() {
+                return Err(TensorError::new(ERR_BLOB_LEN));
+            }
+        }
+        if (data.as_ptr() as usize).is_multiple_of(aligned::ALIGN) {
+            return Ok(Tensor::from_parts(dtype, shape, data));
+        }
+        Ok(Tensor::from_raw(dtype, shape, &data))
+    }
+
     /// Builds a tensor over data produced elsewhere (model outputs), copied into an aligned
     /// buffer.
     pub fn from_raw(dtype: DType, shape: &[usize], data: &[u8]) -> Tensor {
