@@ -112,10 +112,9 @@ pub struct BatchClock {
 
 impl BatchClock {
     pub fn new() -> Self {
-        let last = crate::util::instant();
         BatchClock {
-            now_ms: crate::util::wall_ms_at(last),
-            last,
+            now_ms: crate::util::coarse_now_ms(),
+            last: crate::util::instant(),
         }
     }
 }
@@ -132,20 +131,42 @@ impl Default for BatchClock {
 pub struct LocalStats {
     pub processed: u64,
     pub errors: u64,
-    /// (command id, calls, microseconds, failures)
-    per_command: Vec<(usize, u64, u64, u64)>,
+    /// (command id, calls, microseconds, failures, calls not timed one by one)
+    per_command: Vec<(usize, u64, u64, u64, u64)>,
+    /// Time spent in individually timed commands this batch.
+    timed_us: u64,
+    untimed: u64,
 }
 
 impl LocalStats {
-    pub fn record(&mut self, cmd: &Command, micros: u64, failed: bool) {
+    /// Records a call; `micros` is `None` for a fast command not timed on its own (it gets a
+    /// share of its batch's time in [`LocalStats::share_batch_time`]).
+    pub fn record(&mut self, cmd: &Command, micros: Option<u64>, failed: bool) {
+        let untimed = micros.is_none() as u64;
+        let us = micros.unwrap_or(0);
+        self.timed_us += us;
+        self.untimed += untimed;
         match self.per_command.iter_mut().find(|e| e.0 == cmd.id) {
             Some(e) => {
                 e.1 += 1;
-                e.2 += micros;
+                e.2 += us;
                 e.3 += failed as u64;
+                e.4 += untimed;
             }
-            None => self.per_command.push((cmd.id, 1, micros, failed as u64)),
+            None => self
+                .per_command
+                .push((cmd.id, 1, us, failed as u64, untimed)),
         }
+    }
+
+    /// Spreads a batch's time, less what timed commands took, over its untimed commands.
+    pub fn share_batch_time(&mut self, batch_us: u64) {
+        let rest = batch_us.saturating_sub(self.timed_us);
+        for e in self.per_command.iter_mut().filter(|e| e.4 > 0) {
+            e.2 += (rest * e.4).checked_div(self.untimed).unwrap_or(0);
+        }
+        self.timed_us = 0;
+        self.untimed = 0;
     }
 
     /// Adds what was gathered to the server-wide counters.
@@ -164,7 +185,7 @@ impl LocalStats {
                 .fetch_add(self.errors, Ordering::Relaxed);
             self.errors = 0;
         }
-        for (id, calls, usec, failed) in self.per_command.drain(..) {
+        for (id, calls, usec, failed, _) in self.per_command.drain(..) {
             let Some(cmd) = server.commands.by_id(id) else {
                 continue;
             };
@@ -200,6 +221,10 @@ impl Client {
 
     /// Ends a batch: publishes statistics and what CLIENT LIST shows.
     pub fn end_batch(&mut self, server: &super::Server) {
+        let batch_us = crate::util::instant()
+            .duration_since(self.clock.last)
+            .as_micros() as u64;
+        self.stats.share_batch_time(batch_us);
         self.stats.flush(server);
         self.info.last_cmd.store(self.last_cmd, Ordering::Relaxed);
         self.info

@@ -195,20 +195,23 @@ impl Server {
         if self.clients.monitor_count.load(Ordering::Relaxed) > 0 && cmd.name != "monitor" {
             self.feed_monitors(client, &argv, &cmd.name);
         }
-        let start = client.clock.last;
+        // Fast commands are not timed one by one (a clock reading can cost more than the
+        // command): they share their batch's time. Others, and every command when the slow
+        // log threshold is low, are timed on their own.
+        let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
+        let timed = !cmd.fast || (0..=1000).contains(&slower_than);
+        let start = timed.then(crate::util::instant);
         let mut args = Args::new(argv, skip);
         let mut ctx = Ctx::new(self, client, &cmd);
         let result = handler(&mut ctx, &mut args);
         let deferred = ctx.deferred.take();
-        // One clock reading per command: this command's end is the next one's start.
-        let end = crate::util::instant();
-        client.clock.last = end;
-        let micros = end.duration_since(start).as_micros() as u64;
+        let micros = start.map(|s| crate::util::instant().duration_since(s).as_micros() as u64);
         let failed = result.is_err();
         client.stats.record(&cmd, micros, failed);
-        let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
-        if slower_than >= 0 && micros >= slower_than as u64 {
-            self.slowlog_push(client, &args.request().to_vec(), micros);
+        if let Some(micros) = micros {
+            if slower_than >= 0 && micros >= slower_than as u64 {
+                self.slowlog_push(client, &args.request().to_vec(), micros);
+            }
         }
         match (result, deferred) {
             (Ok(_), Some(d)) => Outcome::Deferred(d),

@@ -55,6 +55,39 @@ impl Reply {
 
     /// Appends this reply's wire form for protocol version `proto` (2 or 3).
     pub fn encode(&self, proto: u8, out: &mut BytesMut) {
+        // The replies nearly every request gets have one wire form in both protocol versions
+        // (or a trivial one): write them directly, which the crate's frame building cannot
+        // match on the hot path. Everything else goes through redis-protocol.
+        match self {
+            Reply::Bulk(b) => {
+                let mut len = itoa::Buffer::new();
+                out.reserve(b.len() + 16);
+                out.put_u8(b'$');
+                out.put_slice(len.format(b.len()).as_bytes());
+                out.put_slice(b"\r\n");
+                out.put_slice(b);
+                out.put_slice(b"\r\n");
+                return;
+            }
+            Reply::Status(s) => {
+                out.put_u8(b'+');
+                out.put_slice(s.as_bytes());
+                out.put_slice(b"\r\n");
+                return;
+            }
+            Reply::Int(i) => {
+                let mut n = itoa::Buffer::new();
+                out.put_u8(b':');
+                out.put_slice(n.format(*i).as_bytes());
+                out.put_slice(b"\r\n");
+                return;
+            }
+            Reply::Null => {
+                out.put_slice(if proto >= 3 { b"_\r\n" } else { b"$-1\r\n" });
+                return;
+            }
+            _ => {}
+        }
         if proto >= 3 {
             if self.needs_manual_resp3() {
                 self.encode_resp3_special(out);
