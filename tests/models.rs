@@ -316,3 +316,46 @@ fn queued_request_times_out() {
         0
     );
 }
+
+/// BACKEND_MEMORY_LIMIT caps the bytes stored models hold; freeing a model makes room again.
+#[test]
+fn backend_memory_limit_refuses_models_over_the_cap() {
+    let s = TestServer::start(&["--backend-memory-limit", "1"]);
+    let mut c = s.conn();
+    let fraud = model("fraud.onnx");
+    for key in ["f1", "f2"] {
+        let _: () = redis::cmd("AI.MODELSTORE")
+            .arg(key)
+            .arg("ONNX")
+            .arg("CPU")
+            .arg("BLOB")
+            .arg(&fraud)
+            .query(&mut c)
+            .unwrap();
+    }
+    let e = redis::cmd("AI.MODELSTORE")
+        .arg("f3")
+        .arg("ONNX")
+        .arg("CPU")
+        .arg("BLOB")
+        .arg(&fraud)
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("backend memory limit exceeded"),
+        "{e}"
+    );
+    assert_eq!(
+        redis::cmd("EXISTS").arg("f3").query::<i64>(&mut c).unwrap(),
+        0
+    );
+    let _: () = redis::cmd("AI.MODELDEL").arg("f1").query(&mut c).unwrap();
+    let _: () = redis::cmd("AI.MODELSTORE")
+        .arg("f3")
+        .arg("ONNX")
+        .arg("CPU")
+        .arg("BLOB")
+        .arg(&fraud)
+        .query(&mut c)
+        .unwrap();
+}

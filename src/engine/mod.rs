@@ -183,6 +183,7 @@ impl Engine {
         SessionOptions {
             intra_op: c.intra_op_parallelism,
             inter_op: c.inter_op_parallelism,
+            memory_limit_mb: c.backend_memory_limit_mb,
         }
     }
 

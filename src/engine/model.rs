@@ -89,7 +89,13 @@ impl ModelStats {
 pub struct SessionOptions {
     pub intra_op: usize,
     pub inter_op: usize,
+    /// BACKEND_MEMORY_LIMIT in MB (0: none): the CUDA provider's memory limit on GPUs, and a
+    /// cap on the bytes held by stored models.
+    pub memory_limit_mb: u64,
 }
+
+/// Bytes held by stored models (their graphs, counted once per session), for the cap above.
+pub static MODEL_BYTES: AtomicU64 = AtomicU64::new(0);
 
 pub struct Model {
     pub spec: ModelSpec,
@@ -101,6 +107,15 @@ pub struct Model {
     sessions: Mutex<Vec<Session>>,
     backend: Arc<OnnxBackend>,
     options: SessionOptions,
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        let held = self.blob.len() as u64 * (1 + self.sessions.get_mut().len() as u64);
+        let _ = MODEL_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(held))
+        });
+    }
 }
 
 impl std::fmt::Debug for Model {
@@ -175,10 +190,11 @@ fn new_session(
             .map_err(|e| e.to_string())?;
     }
     if let Device::Gpu(n) = device {
-        let cuda = ort::ep::CUDA::default()
-            .with_device_id(*n as i32)
-            .build()
-            .error_on_failure();
+        let mut cuda = ort::ep::CUDA::default().with_device_id(*n as i32);
+        if opts.memory_limit_mb > 0 {
+            cuda = cuda.with_memory_limit((opts.memory_limit_mb as usize) << 20);
+        }
+        let cuda = cuda.build().error_on_failure();
         b = b
             .with_execution_providers([cuda])
             .map_err(|e| e.to_string())?;
@@ -203,8 +219,17 @@ impl Model {
                 ));
             }
         }
+        let limit = options.memory_limit_mb << 20;
+        if limit > 0 && MODEL_BYTES.load(Ordering::Relaxed) + 2 * blob.len() as u64 > limit {
+            return Err(format!(
+                "ERR backend memory limit exceeded: BACKEND_MEMORY_LIMIT is {} MB",
+                options.memory_limit_mb
+            ));
+        }
         let session =
             new_session(&backend, &blob, &spec.device, options).map_err(|e| format!("ERR {e}"))?;
+        // The graph is counted twice: the stored blob and the session built from it.
+        MODEL_BYTES.fetch_add(2 * blob.len() as u64, Ordering::Relaxed);
         let mut inputs: Vec<Port> = session
             .inputs()
             .iter()
@@ -239,8 +264,12 @@ impl Model {
     pub fn run(&self, inputs: &[&Tensor], opts: &RunOptions) -> Result<Vec<Tensor>, String> {
         let mut session = match self.sessions.lock().pop() {
             Some(s) => s,
-            None => new_session(&self.backend, &self.blob, &self.spec.device, self.options)
-                .map_err(|e| format!("ERR {e}"))?,
+            None => {
+                let s = new_session(&self.backend, &self.blob, &self.spec.device, self.options)
+                    .map_err(|e| format!("ERR {e}"))?;
+                MODEL_BYTES.fetch_add(self.blob.len() as u64, Ordering::Relaxed);
+                s
+            }
         };
         let result = self.run_with(&mut session, inputs, opts);
         self.sessions.lock().push(session);
