@@ -96,6 +96,16 @@ impl Command {
         self.flags.iter().any(|x| x == f)
     }
 
+    /// Whether `argc` words (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        if self.arity > 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
     pub fn is_container(&self) -> bool {
         !self.subcommands.is_empty()
     }

@@ -204,6 +204,8 @@ pub struct Client {
     pub stats: LocalStats,
     /// `Command::id + 1` of the last command, published to [`ClientInfo`] once per batch.
     pub last_cmd: usize,
+    /// The last top-level command run, tried first when resolving the next request.
+    pub last_command: Option<Arc<Command>>,
     pub id: u64,
     pub db: usize,
     pub proto: u8,
@@ -290,6 +292,7 @@ impl ClientRegistry {
             clock: BatchClock::new(),
             stats: LocalStats::default(),
             last_cmd: 0,
+            last_command: None,
             id,
             db: 0,
             proto: 2,

@@ -152,8 +152,25 @@ impl Server {
 
     fn execute_inner(self: &Arc<Self>, client: &mut Client, argv: Request) -> Outcome {
         client.stats.processed += 1;
-        let (cmd, skip) = match self.commands.resolve(&argv) {
-            Ok(found) => found,
+        // Pipelines repeat the same command: try the connection's last one before the table.
+        let cached = client
+            .last_command
+            .as_ref()
+            .filter(|c| {
+                c.name.as_bytes().eq_ignore_ascii_case(argv.arg(0)) && c.arity_ok(argv.len())
+            })
+            .cloned();
+        let resolved = match cached {
+            Some(c) => Ok((c, 1)),
+            None => self.commands.resolve(&argv),
+        };
+        let (cmd, skip) = match resolved {
+            Ok(found) => {
+                if found.1 == 1 && !found.0.is_container() {
+                    client.last_command = Some(found.0.clone());
+                }
+                found
+            }
             Err(e) => {
                 // A known command refused for its arity counts as a rejected call, as in Redis.
                 if e.contains("wrong number of arguments") {

@@ -3,6 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::{decode::decode_range, types::RangeFrame};
+use smallvec::SmallVec;
 
 /// Longest inline request or length line Redis accepts before the terminating newline.
 pub const INLINE_MAX: usize = 64 * 1024;
@@ -24,7 +25,8 @@ pub struct Limits {
 #[derive(Clone, Debug, Default)]
 pub struct Request {
     buf: Bytes,
-    ranges: Vec<(usize, usize)>,
+    /// Argument ranges; most requests have few arguments, kept inline without an allocation.
+    ranges: SmallVec<[(usize, usize); 6]>,
 }
 
 impl Request {
@@ -35,7 +37,7 @@ impl Request {
         A: AsRef<[u8]>,
     {
         let mut buf = Vec::new();
-        let mut ranges = Vec::new();
+        let mut ranges = SmallVec::new();
         for a in args {
             let start = buf.len();
             buf.extend_from_slice(a.as_ref());
@@ -115,7 +117,7 @@ fn request_args(frame: RangeFrame, buf: Bytes, limits: &Limits) -> Result<Framed
     if !limits.authenticated && items.len() > 10 {
         return Err(ProtocolError("unauthenticated multibulk length".into()));
     }
-    let mut ranges = Vec::with_capacity(items.len());
+    let mut ranges = SmallVec::with_capacity(items.len());
     for item in items {
         match item {
             RangeFrame::BulkString((s, e)) => {
