@@ -6,23 +6,8 @@ use common::TestServer;
 use redis::Value;
 use std::time::{Duration, Instant};
 
-fn model(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/redis-tests/models/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
 fn store(c: &mut redis::Connection, key: &str, file: &str) {
-    let _: () = redis::cmd("AI.MODELSTORE")
-        .arg(key)
-        .arg("ONNX")
-        .arg("CPU")
-        .arg("BLOB")
-        .arg(model(file))
-        .query(c)
-        .unwrap();
+    common::store_model(c, key, file);
 }
 
 fn dag(c: &mut redis::Connection, words: &[&str]) -> redis::RedisResult<Value> {

@@ -7,11 +7,7 @@ use redis::Value;
 use std::time::{Duration, Instant};
 
 fn model(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/redis-tests/models/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    common::model_file(name)
 }
 
 fn f32s(v: &[f32]) -> Vec<u8> {
@@ -22,14 +18,7 @@ fn f32s(v: &[f32]) -> Vec<u8> {
 fn store_execute_and_read_back() {
     let s = TestServer::start(&[]);
     let mut c = s.conn();
-    let _: () = redis::cmd("AI.MODELSTORE")
-        .arg("m")
-        .arg("ONNX")
-        .arg("CPU")
-        .arg("BLOB")
-        .arg(model("add.onnx"))
-        .query(&mut c)
-        .unwrap();
+    common::store_model(&mut c, "m", "add.onnx");
     let _: () = redis::cmd("AI.TENSORSET")
         .arg("a")
         .arg("FLOAT")
@@ -111,14 +100,7 @@ fn store_execute_and_read_back() {
 fn runaway_model_is_terminated_and_others_are_not_slowed() {
     let s = TestServer::start(&["--model-execution-timeout", "1500"]);
     let mut c = s.conn();
-    let _: () = redis::cmd("AI.MODELSTORE")
-        .arg("spin")
-        .arg("ONNX")
-        .arg("CPU")
-        .arg("BLOB")
-        .arg(model("spin.onnx"))
-        .query(&mut c)
-        .unwrap();
+    common::store_model(&mut c, "spin", "spin.onnx");
     let _: () = redis::cmd("AI.TENSORSET")
         .arg("x")
         .arg("FLOAT")
@@ -248,22 +230,8 @@ fn dynamic_batching_splits_results_back() {
 fn queued_request_times_out() {
     let s = TestServer::start(&["--model-execution-timeout", "2000"]);
     let mut c = s.conn();
-    let _: () = redis::cmd("AI.MODELSTORE")
-        .arg("spin")
-        .arg("ONNX")
-        .arg("CPU")
-        .arg("BLOB")
-        .arg(model("spin.onnx"))
-        .query(&mut c)
-        .unwrap();
-    let _: () = redis::cmd("AI.MODELSTORE")
-        .arg("m")
-        .arg("ONNX")
-        .arg("CPU")
-        .arg("BLOB")
-        .arg(model("add.onnx"))
-        .query(&mut c)
-        .unwrap();
+    common::store_model(&mut c, "spin", "spin.onnx");
+    common::store_model(&mut c, "m", "add.onnx");
     let _: () = redis::cmd("AI.TENSORSET")
         .arg("x")
         .arg("FLOAT")

@@ -108,10 +108,9 @@ def string_label(path):
     save(helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("ai.onnx.ml", 2)], producer_name="locus-tests"), path)
 
 
-def spin(path):
-    """A model that never finishes: a Loop with no trip limit whose condition stays true.
-    The kill switch (MODEL_EXECUTION_TIMEOUT) must stop it."""
-    body = helper.make_graph(
+def counting_body():
+    """A Loop body that adds one to its float state and keeps its condition as it is."""
+    return helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
          helper.make_node("Add", ["v_in", "one"], ["v_out"])],
         "body",
@@ -121,6 +120,12 @@ def spin(path):
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
         [numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")])
+
+
+def spin(path):
+    """A model that never finishes: a Loop with no trip limit whose condition stays true.
+    The kill switch (MODEL_EXECUTION_TIMEOUT) must stop it."""
+    body = counting_body()
     loop = helper.make_node("Loop", ["", "cond"], ["v_final"], body=body)
     loop.input.append("x")
     graph = helper.make_graph(
@@ -134,16 +139,7 @@ def spin(path):
 def slow(path):
     """y = x + n after n loop iterations: a model whose run time the caller chooses (INT64 n [1]),
     for measuring overlap and queueing."""
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
-        "body",
-        [helper.make_tensor_value_info("iter", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])],
-        [numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")])
+    body = counting_body()
     squeeze = helper.make_node("Squeeze", ["n"], ["trips"])
     loop = helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)
     graph = helper.make_graph(

@@ -166,21 +166,16 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 inputs,
                 outputs,
             } => {
-                let mut tensors = Vec::with_capacity(inputs.len());
-                for name in &inputs {
-                    match resolve(&mut slots, &mut running, &mut results, name, deadline).await {
-                        Some(Ok(t)) => tensors.push(t),
-                        Some(Err(_)) => {
+                let tensors =
+                    match gather(&mut slots, &mut running, &mut results, &inputs, deadline).await {
+                        Some(Ok(t)) => t,
+                        Some(Err(())) => {
                             failed = true;
-                            break;
+                            results.push(OpResult::NotRun);
+                            continue;
                         }
                         None => return timed_out(running),
-                    }
-                }
-                if failed {
-                    results.push(OpResult::NotRun);
-                    continue;
-                }
+                    };
                 let cancelled = Arc::new(AtomicBool::new(false));
                 let rx = engine.submit(model, tensors, cancelled.clone());
                 for o in &outputs {
@@ -204,21 +199,16 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 values,
                 max_bytes,
             } => {
-                let mut tensors = Vec::with_capacity(inputs.len());
-                for name in &inputs {
-                    match resolve(&mut slots, &mut running, &mut results, name, deadline).await {
-                        Some(Ok(t)) => tensors.push(t),
-                        Some(Err(_)) => {
+                let tensors =
+                    match gather(&mut slots, &mut running, &mut results, &inputs, deadline).await {
+                        Some(Ok(t)) => t,
+                        Some(Err(())) => {
                             failed = true;
-                            break;
+                            results.push(OpResult::NotRun);
+                            continue;
                         }
                         None => return timed_out(running),
-                    }
-                }
-                if failed {
-                    results.push(OpResult::NotRun);
-                    continue;
-                }
+                    };
                 // Tensor ops run off the event loop, like models.
                 let computed = tokio::task::spawn_blocking(move || {
                     let refs: Vec<&Tensor> = tensors.iter().map(|t| t.as_ref()).collect();
@@ -296,6 +286,24 @@ async fn resolve(
         Some(Slot::Ready(t)) => Ok(t.clone()),
         _ => Err(()),
     })
+}
+
+/// The values of several DAG tensors (an op's inputs), in order.
+async fn gather(
+    slots: &mut HashMap<Vec<u8>, Slot>,
+    running: &mut HashMap<usize, Running>,
+    results: &mut [OpResult],
+    names: &[Vec<u8>],
+    deadline: Option<Instant>,
+) -> Option<Result<Vec<Arc<Tensor>>, ()>> {
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        match resolve(slots, running, results, name, deadline).await? {
+            Ok(t) => tensors.push(t),
+            Err(()) => return Some(Err(())),
+        }
+    }
+    Some(Ok(tensors))
 }
 
 /// Waits for model op `op` and records its outputs. `Some(success)`, or `None` on timeout.

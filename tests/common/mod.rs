@@ -142,3 +142,24 @@ pub fn roundtrip_raw(s: &mut std::net::TcpStream, data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The bytes of a test model in redis-tests/models/.
+pub fn model_file(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/redis-tests/models/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// AI.MODELSTORE `key` ONNX CPU BLOB <redis-tests/models/file>.
+pub fn store_model(c: &mut redis::Connection, key: &str, file: &str) {
+    let _: () = redis::cmd("AI.MODELSTORE")
+        .arg(key)
+        .arg("ONNX")
+        .arg("CPU")
+        .arg("BLOB")
+        .arg(model_file(file))
+        .query(c)
+        .unwrap();
+}
