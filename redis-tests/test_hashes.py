@@ -313,3 +313,27 @@ def test_hash_keyspace(r):
     assert sorted(r.scan_iter(_type="hash")) == ["h2", "h3"]
     assert r.memory_usage("h2") > 0
     assert r.delete("h2", "h3") == 2
+
+
+def test_hrandfield_and_hscan(r2):
+    r2.hset("h", mapping={"a": "1", "b": "2", "c": "3"})
+    assert r2.hrandfield("h") in {"a", "b", "c"}
+    two = r2.hrandfield("h", 2)
+    assert len(two) == 2 and len(set(two)) == 2
+    assert len(r2.hrandfield("h", 10)) == 3
+    many = r2.hrandfield("h", -7, withvalues=True)
+    assert len(many) == 14
+    for f, v in zip(many[::2], many[1::2]):
+        assert r2.hget("h", f) == v
+    assert r2.hrandfield("missing") is None
+    assert r2.hrandfield("missing", 3) == []
+    cursor, fields = r2.hscan("h", 0, match="[ab]")
+    assert cursor == 0 and fields == {"a": "1", "b": "2"}
+    assert dict(r2.hscan_iter("h")) == {"a": "1", "b": "2", "c": "3"}
+    r2.set("s", "x")
+    for cmd in (("HRANDFIELD", "s"), ("HSCAN", "s", 0)):
+        try:
+            r2.execute_command(*cmd)
+            raise AssertionError("expected WRONGTYPE")
+        except Exception as e:
+            assert "WRONGTYPE" in str(e)

@@ -87,7 +87,7 @@ WANTED = {
     # hash
     "HSET": [], "HSETNX": [], "HGET": [], "HMGET": [], "HMSET": [], "HGETALL": [],
     "HDEL": [], "HEXISTS": [], "HLEN": [], "HKEYS": [], "HVALS": [], "HINCRBY": [],
-    "HINCRBYFLOAT": [], "HSTRLEN": [],
+    "HINCRBYFLOAT": [], "HSTRLEN": [], "HRANDFIELD": [], "HSCAN": [],
 }
 
 # Hand-written specs (already in JSON-file shape, minus "function") for

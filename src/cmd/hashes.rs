@@ -210,3 +210,86 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     ctx.dirty(1);
     Ok(Reply::Bulk(text))
 }
+
+pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    use rand::seq::SliceRandom;
+    let key = args.next()?;
+    let count = if args.is_empty() {
+        None
+    } else {
+        Some(args.next_i64()?)
+    };
+    let with_values = args.eat("WITHVALUES");
+    if with_values && count.is_none() {
+        return Err(CmdError::syntax());
+    }
+    args.finish()?;
+    let proto = ctx.client.proto;
+    read(ctx, &key, |h| {
+        let pairs: Vec<(&Bytes, &Bytes)> = h.map(|h| h.iter().collect()).unwrap_or_default();
+        let mut rng = rand::thread_rng();
+        let Some(count) = count else {
+            return pairs
+                .choose(&mut rng)
+                .map_or(Reply::Null, |(f, _)| Reply::Bulk((*f).clone()));
+        };
+        // A positive count gives distinct fields; a negative one may repeat them.
+        let picked: Vec<&(&Bytes, &Bytes)> = if count >= 0 {
+            let mut v: Vec<_> = pairs.iter().collect();
+            v.shuffle(&mut rng);
+            v.truncate(count as usize);
+            v
+        } else if pairs.is_empty() {
+            Vec::new()
+        } else {
+            (0..count.unsigned_abs())
+                .map(|_| pairs.choose(&mut rng).expect("non-empty"))
+                .collect()
+        };
+        let out = picked.into_iter().map(|(f, v)| {
+            match (with_values, proto >= 3) {
+                (false, _) => vec![Reply::Bulk((*f).clone())],
+                // RESP3 pairs each field with its value in a two-element array.
+                (true, true) => vec![Reply::Array(vec![
+                    Reply::Bulk((*f).clone()),
+                    Reply::Bulk((*v).clone()),
+                ])],
+                (true, false) => vec![Reply::Bulk((*f).clone()), Reply::Bulk((*v).clone())],
+            }
+        });
+        Reply::Array(out.flatten().collect())
+    })
+}
+
+/// HSCAN returns the whole hash in one call (cursor 0), as Redis does for compact hashes:
+/// every field present for the whole scan is returned, which is SCAN's guarantee.
+pub fn hscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let cursor = args.next()?;
+    crate::util::parse_u64(&cursor).ok_or_else(|| CmdError::new("ERR invalid cursor"))?;
+    let mut pattern = None;
+    while !args.is_empty() {
+        match args.next_upper()?.as_str() {
+            "MATCH" if !args.is_empty() => pattern = Some(args.next()?),
+            "COUNT" if !args.is_empty() => {
+                if args.next_i64()? < 1 {
+                    return Err(CmdError::syntax());
+                }
+            }
+            _ => return Err(CmdError::syntax()),
+        }
+    }
+    read(ctx, &key, |h| {
+        let mut items = Vec::new();
+        for (f, v) in h.into_iter().flat_map(|h| h.iter()) {
+            if pattern
+                .as_ref()
+                .is_none_or(|p| crate::store::glob::glob_match(p, f, false))
+            {
+                items.push(Reply::Bulk(f.clone()));
+                items.push(Reply::Bulk(v.clone()));
+            }
+        }
+        Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(items)])
+    })
+}
