@@ -55,6 +55,7 @@ MODULE_BY_GROUP = {
     "connection": "connection",
     "server": "server",
     "hash": "hashes",
+    "list": "lists",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -88,6 +89,10 @@ WANTED = {
     "HSET": [], "HSETNX": [], "HGET": [], "HMGET": [], "HMSET": [], "HGETALL": [],
     "HDEL": [], "HEXISTS": [], "HLEN": [], "HKEYS": [], "HVALS": [], "HINCRBY": [],
     "HINCRBYFLOAT": [], "HSTRLEN": [], "HRANDFIELD": [], "HSCAN": [],
+    # list (the blocking ones come with blocking support)
+    "LPUSH": [], "RPUSH": [], "LPUSHX": [], "RPUSHX": [], "LPOP": [], "RPOP": [],
+    "LLEN": [], "LRANGE": [], "LINDEX": [], "LSET": [], "LREM": [], "LTRIM": [],
+    "LINSERT": [], "LPOS": [], "LMOVE": [], "LMPOP": [],
 }
 
 # Hand-written specs (already in JSON-file shape, minus "function") for

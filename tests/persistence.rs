@@ -36,6 +36,15 @@ fn dump(c: &mut redis::Connection) -> BTreeMap<Vec<u8>, String> {
                         .query::<Value>(c)
                         .unwrap()
                 ),
+                "list" => format!(
+                    "{:?}",
+                    redis::cmd("LRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .query::<Vec<Vec<u8>>>(c)
+                        .unwrap()
+                ),
                 other => other.to_string(),
             };
             let ttl: i64 = redis::cmd("PTTL").arg(&k).query(c).unwrap();
@@ -56,6 +65,7 @@ enum Cmd {
     SetEx(u8, Vec<u8>),
     HSet(u8, u8, Vec<u8>),
     Tensor(u8, Vec<u8>),
+    RPush(u8, Vec<u8>),
     Del(u8),
 }
 
@@ -66,7 +76,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         (0u8..12, v.clone()).prop_map(|(k, v)| Cmd::SetEx(k, v)),
         (12u8..16, 0u8..4, v.clone()).prop_map(|(k, f, v)| Cmd::HSet(k, f, v)),
         (16u8..20, prop::collection::vec(any::<u8>(), 4..=4)).prop_map(|(k, v)| Cmd::Tensor(k, v)),
-        (0u8..20).prop_map(Cmd::Del),
+        (20u8..24, v.clone()).prop_map(|(k, v)| Cmd::RPush(k, v)),
+        (0u8..24).prop_map(Cmd::Del),
     ]
 }
 
@@ -93,6 +104,7 @@ fn apply(c: &mut redis::Connection, cmd: &Cmd) {
             .arg("BLOB")
             .arg(v)
             .query(c),
+        Cmd::RPush(k, v) => redis::cmd("RPUSH").arg(key(k)).arg(v).query(c),
         Cmd::Del(k) => redis::cmd("DEL").arg(key(k)).query(c),
     };
     r.unwrap();

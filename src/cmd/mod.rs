@@ -8,6 +8,7 @@ pub mod connection;
 pub mod dag;
 pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod models;
 pub mod server;
 pub mod strings;

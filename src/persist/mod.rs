@@ -26,6 +26,7 @@ const KIND_STRING: u8 = 1;
 const KIND_HASH: u8 = 2;
 const KIND_TENSOR: u8 = 3;
 const KIND_MODEL: u8 = 4;
+const KIND_LIST: u8 = 5;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -128,6 +129,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::Hash(_) => KIND_HASH,
                 Value::Tensor(_) => KIND_TENSOR,
                 Value::Model(_) => KIND_MODEL,
+                Value::List(_) => KIND_LIST,
             };
             w.u8(kind)?;
             w.u16(*db)?;
@@ -142,6 +144,12 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                     w.u32(h.len() as u32)?;
                     for (f, v) in h.iter() {
                         w.bytes(f)?;
+                        w.bytes(v)?;
+                    }
+                }
+                Value::List(l) => {
+                    w.u32(l.len() as u32)?;
+                    for v in l.iter() {
                         w.bytes(v)?;
                     }
                 }
@@ -343,6 +351,14 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                     h.insert(f, v);
                 }
                 Value::Hash(Box::new(h))
+            }
+            KIND_LIST => {
+                let n = r.u32()?;
+                let mut l = std::collections::VecDeque::with_capacity(n as usize);
+                for _ in 0..n {
+                    l.push_back(Bytes::copy_from_slice(&r.bytes()?));
+                }
+                Value::List(Box::new(l))
             }
             KIND_TENSOR => {
                 let dt = *DType::ALL

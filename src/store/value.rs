@@ -15,6 +15,7 @@ pub type HashValue = HashMap<Bytes, Bytes, RandomState>;
 pub enum Value {
     Str(Bytes),
     Hash(Box<HashValue>),
+    List(Box<std::collections::VecDeque<Bytes>>),
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
     /// A stored model; runs hold their own reference, so replacing or deleting the key while a
@@ -28,6 +29,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::List(_) => "list",
             Value::Tensor(_) => "AI__TENSOR",
             Value::Model(_) => "AI__MODEL",
         }
@@ -52,6 +54,13 @@ impl Value {
                     "hashtable"
                 }
             }
+            Value::List(l) => {
+                if l.len() <= 128 && l.iter().all(|v| v.len() <= 64) {
+                    "listpack"
+                } else {
+                    "quicklist"
+                }
+            }
             Value::Tensor(_) | Value::Model(_) => "raw",
         }
     }
@@ -61,6 +70,7 @@ impl Value {
         match self {
             Value::Str(b) => b.len() + 32,
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 80).sum::<usize>() + 48,
+            Value::List(l) => l.iter().map(|v| v.len() + 32).sum::<usize>() + 48,
             Value::Tensor(t) => t.memory_usage(),
             Value::Model(m) => m.memory_usage(),
         }
