@@ -56,6 +56,7 @@ MODULE_BY_GROUP = {
     "server": "server",
     "hash": "hashes",
     "list": "lists",
+    "set": "sets",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -93,6 +94,10 @@ WANTED = {
     "LPUSH": [], "RPUSH": [], "LPUSHX": [], "RPUSHX": [], "LPOP": [], "RPOP": [],
     "LLEN": [], "LRANGE": [], "LINDEX": [], "LSET": [], "LREM": [], "LTRIM": [],
     "LINSERT": [], "LPOS": [], "LMOVE": [], "LMPOP": [],
+    # set
+    "SADD": [], "SREM": [], "SMEMBERS": [], "SISMEMBER": [], "SMISMEMBER": [], "SCARD": [],
+    "SPOP": [], "SRANDMEMBER": [], "SMOVE": [], "SINTER": [], "SINTERCARD": [], "SUNION": [],
+    "SDIFF": [], "SINTERSTORE": [], "SUNIONSTORE": [], "SDIFFSTORE": [], "SSCAN": [],
 }
 
 # Hand-written specs (already in JSON-file shape, minus "function") for

@@ -36,6 +36,13 @@ fn dump(c: &mut redis::Connection) -> BTreeMap<Vec<u8>, String> {
                         .query::<Value>(c)
                         .unwrap()
                 ),
+                "set" => format!(
+                    "{:?}",
+                    redis::cmd("SMEMBERS")
+                        .arg(&k)
+                        .query::<std::collections::BTreeSet<Vec<u8>>>(c)
+                        .unwrap()
+                ),
                 "list" => format!(
                     "{:?}",
                     redis::cmd("LRANGE")
@@ -66,6 +73,7 @@ enum Cmd {
     HSet(u8, u8, Vec<u8>),
     Tensor(u8, Vec<u8>),
     RPush(u8, Vec<u8>),
+    SAdd(u8, Vec<u8>),
     Del(u8),
 }
 
@@ -77,7 +85,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         (12u8..16, 0u8..4, v.clone()).prop_map(|(k, f, v)| Cmd::HSet(k, f, v)),
         (16u8..20, prop::collection::vec(any::<u8>(), 4..=4)).prop_map(|(k, v)| Cmd::Tensor(k, v)),
         (20u8..24, v.clone()).prop_map(|(k, v)| Cmd::RPush(k, v)),
-        (0u8..24).prop_map(Cmd::Del),
+        (24u8..28, v.clone()).prop_map(|(k, v)| Cmd::SAdd(k, v)),
+        (0u8..28).prop_map(Cmd::Del),
     ]
 }
 
@@ -105,6 +114,7 @@ fn apply(c: &mut redis::Connection, cmd: &Cmd) {
             .arg(v)
             .query(c),
         Cmd::RPush(k, v) => redis::cmd("RPUSH").arg(key(k)).arg(v).query(c),
+        Cmd::SAdd(k, v) => redis::cmd("SADD").arg(key(k)).arg(v).query(c),
         Cmd::Del(k) => redis::cmd("DEL").arg(key(k)).query(c),
     };
     r.unwrap();

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lists;
 pub mod models;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 pub mod tensorops;

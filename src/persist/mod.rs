@@ -27,6 +27,7 @@ const KIND_HASH: u8 = 2;
 const KIND_TENSOR: u8 = 3;
 const KIND_MODEL: u8 = 4;
 const KIND_LIST: u8 = 5;
+const KIND_SET: u8 = 6;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -130,6 +131,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::Tensor(_) => KIND_TENSOR,
                 Value::Model(_) => KIND_MODEL,
                 Value::List(_) => KIND_LIST,
+                Value::Set(_) => KIND_SET,
             };
             w.u8(kind)?;
             w.u16(*db)?;
@@ -150,6 +152,12 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::List(l) => {
                     w.u32(l.len() as u32)?;
                     for v in l.iter() {
+                        w.bytes(v)?;
+                    }
+                }
+                Value::Set(s) => {
+                    w.u32(s.len() as u32)?;
+                    for v in s.iter() {
                         w.bytes(v)?;
                     }
                 }
@@ -359,6 +367,17 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                     l.push_back(Bytes::copy_from_slice(&r.bytes()?));
                 }
                 Value::List(Box::new(l))
+            }
+            KIND_SET => {
+                let n = r.u32()?;
+                let mut s = std::collections::HashSet::with_capacity_and_hasher(
+                    n as usize,
+                    ahash::RandomState::new(),
+                );
+                for _ in 0..n {
+                    s.insert(Bytes::copy_from_slice(&r.bytes()?));
+                }
+                Value::Set(Box::new(s))
             }
             KIND_TENSOR => {
                 let dt = *DType::ALL

@@ -16,6 +16,7 @@ pub enum Value {
     Str(Bytes),
     Hash(Box<HashValue>),
     List(Box<std::collections::VecDeque<Bytes>>),
+    Set(Box<std::collections::HashSet<Bytes, RandomState>>),
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
     /// A stored model; runs hold their own reference, so replacing or deleting the key while a
@@ -30,6 +31,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
             Value::Tensor(_) => "AI__TENSOR",
             Value::Model(_) => "AI__MODEL",
         }
@@ -61,6 +63,15 @@ impl Value {
                     "quicklist"
                 }
             }
+            Value::Set(s) => {
+                if s.len() <= 512 && s.iter().all(|v| crate::util::parse_i64(v).is_some()) {
+                    "intset"
+                } else if s.len() <= 128 && s.iter().all(|v| v.len() <= 64) {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
             Value::Tensor(_) | Value::Model(_) => "raw",
         }
     }
@@ -71,6 +82,7 @@ impl Value {
             Value::Str(b) => b.len() + 32,
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 80).sum::<usize>() + 48,
             Value::List(l) => l.iter().map(|v| v.len() + 32).sum::<usize>() + 48,
+            Value::Set(s) => s.iter().map(|v| v.len() + 48).sum::<usize>() + 48,
             Value::Tensor(t) => t.memory_usage(),
             Value::Model(m) => m.memory_usage(),
         }

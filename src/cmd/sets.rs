@@ -1,0 +1,372 @@
+//! Set commands: membership, algebra (inter / union / diff and their STORE forms), random picks.
+
+use super::{own, Args, CmdError, CmdResult, Ctx};
+use crate::server::reply::Reply;
+use crate::store::{Entry, Shard, Value};
+use ahash::RandomState;
+use bytes::Bytes;
+use std::collections::HashSet;
+
+pub type SetValue = HashSet<Bytes, RandomState>;
+
+fn set_in<'s>(shard: &'s Shard, key: &[u8], now: u64) -> Result<Option<&'s SetValue>, CmdError> {
+    match shard.get(key, now) {
+        None => Ok(None),
+        Some(Entry {
+            value: Value::Set(s),
+            ..
+        }) => Ok(Some(s)),
+        Some(_) => Err(CmdError::wrong_type()),
+    }
+}
+
+fn set_mut<'s>(
+    shard: &'s mut Shard,
+    key: &Bytes,
+    now: u64,
+    create: bool,
+) -> Result<Option<&'s mut SetValue>, CmdError> {
+    set_in(shard, key, now)?;
+    if create && shard.get(key, now).is_none() {
+        shard.insert(
+            own(key.clone()),
+            Entry::new(Value::Set(Box::default())),
+            now,
+        );
+    }
+    Ok(match shard.get_mut(key, now) {
+        Some(Entry {
+            value: Value::Set(s),
+            ..
+        }) => Some(s),
+        _ => None,
+    })
+}
+
+fn drop_if_empty(shard: &mut Shard, key: &[u8], now: u64) {
+    if matches!(shard.get(key, now), Some(Entry { value: Value::Set(s), .. }) if s.is_empty()) {
+        shard.remove(key, now);
+    }
+}
+
+fn members(v: impl IntoIterator<Item = Bytes>) -> Reply {
+    Reply::Set(v.into_iter().map(Reply::Bulk).collect())
+}
+
+pub fn sadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let vals = args.rest();
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    let s = set_mut(&mut shard, &key, now, true)?.expect("created");
+    let added = vals
+        .into_iter()
+        .filter(|v| s.insert(own(v.clone())))
+        .count();
+    if added > 0 {
+        ctx.dirty(added as u64);
+    }
+    Ok(Reply::Int(added as i64))
+}
+
+pub fn srem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let vals = args.rest();
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    let Some(s) = set_mut(&mut shard, &key, now, false)? else {
+        return Ok(Reply::Int(0));
+    };
+    let removed = vals.iter().filter(|v| s.remove(*v)).count();
+    drop_if_empty(&mut shard, &key, now);
+    if removed > 0 {
+        ctx.dirty(removed as u64);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+fn read<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(Option<&SetValue>) -> R) -> Result<R, CmdError> {
+    let shard = ctx.db().read(key);
+    Ok(f(set_in(&shard, key, ctx.now())?))
+}
+
+pub fn smembers(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    read(ctx, &key, |s| {
+        members(s.into_iter().flat_map(|s| s.iter().cloned()))
+    })
+}
+
+pub fn sismember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, v) = (args.next()?, args.next()?);
+    read(ctx, &key, |s| {
+        Reply::Int(s.is_some_and(|s| s.contains(&v)) as i64)
+    })
+}
+
+pub fn smismember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let vals = args.rest();
+    read(ctx, &key, |s| {
+        Reply::Array(
+            vals.iter()
+                .map(|v| Reply::Int(s.is_some_and(|s| s.contains(v)) as i64))
+                .collect(),
+        )
+    })
+}
+
+pub fn scard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    read(ctx, &key, |s| Reply::Int(s.map_or(0, |s| s.len() as i64)))
+}
+
+fn count_arg(args: &mut Args) -> Result<Option<i64>, CmdError> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let n = args.next_i64()?;
+    args.finish()?;
+    Ok(Some(n))
+}
+
+pub fn spop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    use rand::seq::IteratorRandom;
+    let key = args.next()?;
+    let count = count_arg(args)?;
+    if count.is_some_and(|c| c < 0) {
+        return Err(CmdError::new("ERR value is out of range, must be positive"));
+    }
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    let Some(s) = set_mut(&mut shard, &key, now, false)? else {
+        return Ok(if count.is_some() {
+            Reply::Set(vec![])
+        } else {
+            Reply::Null
+        });
+    };
+    let n = count.unwrap_or(1) as usize;
+    let picked: Vec<Bytes> = s
+        .iter()
+        .cloned()
+        .choose_multiple(&mut rand::thread_rng(), n);
+    for p in &picked {
+        s.remove(p);
+    }
+    drop_if_empty(&mut shard, &key, now);
+    if !picked.is_empty() {
+        ctx.dirty(picked.len() as u64);
+    }
+    Ok(match count {
+        None => picked.into_iter().next().map_or(Reply::Null, Reply::Bulk),
+        Some(_) => members(picked),
+    })
+}
+
+pub fn srandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    use rand::seq::{IteratorRandom, SliceRandom};
+    let key = args.next()?;
+    let count = count_arg(args)?;
+    read(ctx, &key, |s| {
+        let mut rng = rand::thread_rng();
+        let all: Vec<&Bytes> = s.map(|s| s.iter().collect()).unwrap_or_default();
+        match count {
+            None => all
+                .choose(&mut rng)
+                .map_or(Reply::Null, |b| Reply::Bulk((*b).clone())),
+            // Positive: distinct members; negative: may repeat.
+            Some(c) if c >= 0 => Reply::Array(
+                all.into_iter()
+                    .choose_multiple(&mut rng, c as usize)
+                    .into_iter()
+                    .cloned()
+                    .map(Reply::Bulk)
+                    .collect(),
+            ),
+            Some(_) if all.is_empty() => Reply::Array(vec![]),
+            Some(c) => Reply::Array(
+                (0..c.unsigned_abs())
+                    .map(|_| Reply::Bulk((*all.choose(&mut rng).expect("non-empty")).clone()))
+                    .collect(),
+            ),
+        }
+    })
+}
+
+pub fn smove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst, v) = (args.next()?, args.next()?, args.next()?);
+    let now = ctx.now();
+    let keys = [src.clone(), dst.clone()];
+    let mut guard = ctx.db().write_many(&keys);
+    let Some(has) = set_in(guard.shard(&src), &src, now)?.map(|s| s.contains(&v)) else {
+        return Ok(Reply::Int(0));
+    };
+    set_in(guard.shard(&dst), &dst, now)?;
+    if !has {
+        return Ok(Reply::Int(0));
+    }
+    if src == dst {
+        return Ok(Reply::Int(1));
+    }
+    set_mut(guard.shard(&src), &src, now, false)?
+        .expect("exists")
+        .remove(&v);
+    drop_if_empty(guard.shard(&src), &src, now);
+    set_mut(guard.shard(&dst), &dst, now, true)?
+        .expect("created")
+        .insert(own(v));
+    ctx.dirty(1);
+    Ok(Reply::Int(1))
+}
+
+#[derive(Clone, Copy)]
+enum Algebra {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// Computes the set algebra over `keys` under one consistent lock of their shards.
+fn algebra(ctx: &Ctx, keys: &[Bytes], op: Algebra) -> Result<SetValue, CmdError> {
+    let now = ctx.now();
+    let guard = ctx.db().read_many(keys);
+    let sets: Vec<Option<&SetValue>> = keys
+        .iter()
+        .map(|k| set_in(guard.shard(k), k, now))
+        .collect::<Result<_, _>>()?;
+    let mut out = SetValue::default();
+    match op {
+        Algebra::Union => sets
+            .iter()
+            .flatten()
+            .for_each(|s| out.extend(s.iter().cloned())),
+        Algebra::Inter => {
+            if sets.iter().all(|s| s.is_some()) {
+                let mut ordered: Vec<&SetValue> = sets.iter().flatten().copied().collect();
+                ordered.sort_by_key(|s| s.len());
+                if let Some((first, rest)) = ordered.split_first() {
+                    out.extend(
+                        first
+                            .iter()
+                            .filter(|m| rest.iter().all(|s| s.contains(*m)))
+                            .cloned(),
+                    );
+                }
+            }
+        }
+        Algebra::Diff => {
+            if let Some(Some(first)) = sets.first() {
+                out.extend(
+                    first
+                        .iter()
+                        .filter(|m| sets[1..].iter().flatten().all(|s| !s.contains(*m)))
+                        .cloned(),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn algebra_cmd(ctx: &mut Ctx, args: &mut Args, op: Algebra) -> CmdResult {
+    let keys = args.rest();
+    Ok(members(algebra(ctx, &keys, op)?))
+}
+
+fn algebra_store(ctx: &mut Ctx, args: &mut Args, op: Algebra) -> CmdResult {
+    let dst = args.next()?;
+    let keys = args.rest();
+    let result = algebra(ctx, &keys, op)?;
+    let n = result.len();
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&dst);
+    if n == 0 {
+        shard.remove(&dst, now);
+    } else {
+        shard.insert(own(dst), Entry::new(Value::Set(Box::new(result))), now);
+    }
+    ctx.dirty(1);
+    Ok(Reply::Int(n as i64))
+}
+
+pub fn sinter(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    algebra_cmd(ctx, args, Algebra::Inter)
+}
+
+pub fn sunion(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    algebra_cmd(ctx, args, Algebra::Union)
+}
+
+pub fn sdiff(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    algebra_cmd(ctx, args, Algebra::Diff)
+}
+
+pub fn sinterstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    algebra_store(ctx, args, Algebra::Inter)
+}
+
+pub fn sunionstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    algebra_store(ctx, args, Algebra::Union)
+}
+
+pub fn sdiffstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    algebra_store(ctx, args, Algebra::Diff)
+}
+
+pub fn sintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let n = args.next_i64()?;
+    if n <= 0 {
+        return Err(CmdError::new("ERR numkeys should be greater than 0"));
+    }
+    let keys: Vec<Bytes> = (0..n)
+        .map(|_| {
+            args.next().map_err(|_| {
+                CmdError::new("ERR Number of keys can't be greater than number of args")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut limit = 0usize;
+    if args.eat("LIMIT") {
+        let l = args.next_i64()?;
+        if l < 0 {
+            return Err(CmdError::new("ERR LIMIT can't be negative"));
+        }
+        limit = l as usize;
+    }
+    args.finish()?;
+    let n = algebra(ctx, &keys, Algebra::Inter)?.len();
+    Ok(Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64))
+}
+
+/// SSCAN returns the whole set in one call (cursor 0), which meets SCAN's guarantee.
+pub fn sscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    crate::util::parse_u64(&args.next()?).ok_or_else(|| CmdError::new("ERR invalid cursor"))?;
+    let mut pattern = None;
+    while !args.is_empty() {
+        match args.next_upper()?.as_str() {
+            "MATCH" if !args.is_empty() => pattern = Some(args.next()?),
+            "COUNT" if !args.is_empty() => {
+                if args.next_i64()? < 1 {
+                    return Err(CmdError::syntax());
+                }
+            }
+            _ => return Err(CmdError::syntax()),
+        }
+    }
+    read(ctx, &key, |s| {
+        let items = s
+            .into_iter()
+            .flat_map(|s| s.iter())
+            .filter(|m| {
+                pattern
+                    .as_ref()
+                    .is_none_or(|p| crate::store::glob::glob_match(p, m, false))
+            })
+            .cloned()
+            .map(Reply::Bulk)
+            .collect();
+        Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(items)])
+    })
+}
