@@ -1,8 +1,8 @@
 //! Hash commands: field maps under one key, the usual home of raw features.
 
-use super::{own, Args, CmdError, CmdResult, Ctx};
+use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx};
 use crate::server::reply::Reply;
-use crate::store::{Entry, HashValue, Shard, Value};
+use crate::store::{HashValue, Shard};
 use bytes::Bytes;
 
 /// The hash at `key` in a locked shard: `Ok(None)` when missing, WRONGTYPE for other types.
@@ -11,14 +11,7 @@ pub fn hash_in<'s>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'s HashValue>, CmdError> {
-    match shard.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::Hash(h),
-            ..
-        }) => Ok(Some(h)),
-        Some(_) => Err(CmdError::wrong_type()),
-    }
+    typed(shard, key, now)
 }
 
 /// The hash at `key` for update, created empty when missing.
@@ -27,20 +20,7 @@ fn hash_mut<'s>(
     key: &Bytes,
     now: u64,
 ) -> Result<&'s mut HashValue, CmdError> {
-    if shard.get(key, now).is_none() {
-        shard.insert(
-            own(key.clone()),
-            Entry::new(Value::Hash(Box::default())),
-            now,
-        );
-    }
-    match shard.get_mut(key, now) {
-        Some(Entry {
-            value: Value::Hash(h),
-            ..
-        }) => Ok(h),
-        _ => Err(CmdError::wrong_type()),
-    }
+    Ok(typed_mut(shard, key, now, true)?.expect("created"))
 }
 
 /// Reads a hash under a shared lock.

@@ -1,54 +1,28 @@
 //! List commands (the non-blocking ones): pushes, pops, ranges, edits and moves.
 
-use super::{own, Args, CmdError, CmdResult, Ctx, NO_SUCH_KEY_ERR};
+use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx, NO_SUCH_KEY_ERR};
 use crate::server::reply::Reply;
-use crate::store::{Entry, Shard, Value};
+use crate::store::Shard;
 use bytes::Bytes;
 use std::collections::VecDeque;
 
 pub type ListValue = VecDeque<Bytes>;
 
-/// The list at `key`: `Ok(None)` when missing, WRONGTYPE for other types.
 fn list_in<'s>(shard: &'s Shard, key: &[u8], now: u64) -> Result<Option<&'s ListValue>, CmdError> {
-    match shard.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::List(l),
-            ..
-        }) => Ok(Some(l)),
-        Some(_) => Err(CmdError::wrong_type()),
-    }
+    typed(shard, key, now)
 }
 
-/// The list at `key` for update; created empty when missing and `create` is set.
 fn list_mut<'s>(
     shard: &'s mut Shard,
     key: &Bytes,
     now: u64,
     create: bool,
 ) -> Result<Option<&'s mut ListValue>, CmdError> {
-    list_in(shard, key, now)?;
-    if create && shard.get(key, now).is_none() {
-        shard.insert(
-            own(key.clone()),
-            Entry::new(Value::List(Box::default())),
-            now,
-        );
-    }
-    Ok(match shard.get_mut(key, now) {
-        Some(Entry {
-            value: Value::List(l),
-            ..
-        }) => Some(l),
-        _ => None,
-    })
+    typed_mut(shard, key, now, create)
 }
 
-/// Removes `key` if its list became empty (Redis never keeps empty aggregates).
 fn drop_if_empty(shard: &mut Shard, key: &[u8], now: u64) {
-    if matches!(shard.get(key, now), Some(Entry { value: Value::List(l), .. }) if l.is_empty()) {
-        shard.remove(key, now);
-    }
+    super::drop_if_empty::<ListValue>(shard, key, now)
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -258,6 +258,82 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A value type commands reach by key: where it sits in a [`Value`] and what an empty one is.
+pub trait Kind: Sized {
+    fn of(v: &Value) -> Option<&Self>;
+    fn of_mut(v: &mut Value) -> Option<&mut Self>;
+    fn empty() -> Value;
+    fn is_empty(&self) -> bool;
+}
+
+macro_rules! kind {
+    ($t:ty, $variant:ident) => {
+        impl Kind for $t {
+            fn of(v: &Value) -> Option<&Self> {
+                match v {
+                    Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn of_mut(v: &mut Value) -> Option<&mut Self> {
+                match v {
+                    Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn empty() -> Value {
+                Value::$variant(Box::default())
+            }
+            fn is_empty(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
+}
+
+kind!(crate::store::HashValue, Hash);
+kind!(lists::ListValue, List);
+kind!(sets::SetValue, Set);
+
+/// The value of kind `T` at `key`: `Ok(None)` when missing, WRONGTYPE for another kind.
+pub fn typed<'s, T: Kind>(
+    shard: &'s Shard,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'s T>, CmdError> {
+    match shard.get(key, now) {
+        None => Ok(None),
+        Some(e) => T::of(&e.value).map(Some).ok_or_else(CmdError::wrong_type),
+    }
+}
+
+/// The value of kind `T` at `key` for update, created empty when missing if `create` is set.
+pub fn typed_mut<'s, T: Kind>(
+    shard: &'s mut Shard,
+    key: &Bytes,
+    now: u64,
+    create: bool,
+) -> Result<Option<&'s mut T>, CmdError> {
+    typed::<T>(shard, key, now)?;
+    if create && shard.get(key, now).is_none() {
+        shard.insert(own(key.clone()), crate::store::Entry::new(T::empty()), now);
+    }
+    Ok(shard
+        .get_mut(key, now)
+        .and_then(|e| T::of_mut(&mut e.value)))
+}
+
+/// Removes `key` if its aggregate became empty (Redis never keeps empty aggregates).
+pub fn drop_if_empty<T: Kind>(shard: &mut Shard, key: &[u8], now: u64) {
+    if shard
+        .get(key, now)
+        .and_then(|e| T::of(&e.value))
+        .is_some_and(|v| v.is_empty())
+    {
+        shard.remove(key, now);
+    }
+}
+
 /// Reads the string value of `key` in a locked shard, WRONGTYPE for other types.
 pub fn string_in<'s>(
     shard: &'s Shard,

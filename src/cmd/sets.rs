@@ -1,6 +1,6 @@
 //! Set commands: membership, algebra (inter / union / diff and their STORE forms), random picks.
 
-use super::{own, Args, CmdError, CmdResult, Ctx};
+use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx};
 use crate::server::reply::Reply;
 use crate::store::{Entry, Shard, Value};
 use ahash::RandomState;
@@ -10,14 +10,7 @@ use std::collections::HashSet;
 pub type SetValue = HashSet<Bytes, RandomState>;
 
 fn set_in<'s>(shard: &'s Shard, key: &[u8], now: u64) -> Result<Option<&'s SetValue>, CmdError> {
-    match shard.get(key, now) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::Set(s),
-            ..
-        }) => Ok(Some(s)),
-        Some(_) => Err(CmdError::wrong_type()),
-    }
+    typed(shard, key, now)
 }
 
 fn set_mut<'s>(
@@ -26,27 +19,11 @@ fn set_mut<'s>(
     now: u64,
     create: bool,
 ) -> Result<Option<&'s mut SetValue>, CmdError> {
-    set_in(shard, key, now)?;
-    if create && shard.get(key, now).is_none() {
-        shard.insert(
-            own(key.clone()),
-            Entry::new(Value::Set(Box::default())),
-            now,
-        );
-    }
-    Ok(match shard.get_mut(key, now) {
-        Some(Entry {
-            value: Value::Set(s),
-            ..
-        }) => Some(s),
-        _ => None,
-    })
+    typed_mut(shard, key, now, create)
 }
 
 fn drop_if_empty(shard: &mut Shard, key: &[u8], now: u64) {
-    if matches!(shard.get(key, now), Some(Entry { value: Value::Set(s), .. }) if s.is_empty()) {
-        shard.remove(key, now);
-    }
+    super::drop_if_empty::<SetValue>(shard, key, now)
 }
 
 fn members(v: impl IntoIterator<Item = Bytes>) -> Reply {
