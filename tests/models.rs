@@ -327,3 +327,33 @@ fn backend_memory_limit_refuses_models_over_the_cap() {
         .query(&mut c)
         .unwrap();
 }
+
+/// With no ONNX Runtime configured and none in the Python it looks at, the server installs the
+/// pinned onnxruntime wheel from PyPI into its cache by itself, and models run.
+#[test]
+fn provisions_onnx_runtime_when_none_is_installed() {
+    let dir = std::env::temp_dir().join(format!("locus-provision-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let venv = dir.join("venv");
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "python3 -m venv");
+    let (python, cache) = (venv.join("bin/python"), dir.join("cache"));
+    let s = TestServer::start_env(
+        &dir,
+        &["--save", ""],
+        &[("LOCUS_PYTHON", &python), ("LOCUS_CACHE_DIR", &cache)],
+    );
+    let mut c = s.conn();
+    common::store_model(&mut c, "m", "add.onnx");
+    let info: String = redis::cmd("INFO").arg("ai").query(&mut c).unwrap();
+    assert!(
+        info.contains(&format!("{}", dir.join("cache").display())),
+        "{info}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,15 @@ impl TestServer {
     }
 
     pub fn start_in(dir: &std::path::Path, args: &[&str]) -> TestServer {
+        Self::start_env(dir, args, &[])
+    }
+
+    /// Starts a server with extra environment variables (for it alone).
+    pub fn start_env(
+        dir: &std::path::Path,
+        args: &[&str],
+        envs: &[(&str, &std::path::Path)],
+    ) -> TestServer {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_locus-server"));
@@ -37,6 +46,9 @@ impl TestServer {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                     Ok(())
                 });
+            }
+            for (k, v) in envs {
+                cmd.env(k, v);
             }
             let child = cmd
                 .args([
