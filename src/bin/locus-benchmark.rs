@@ -393,29 +393,26 @@ fn print_report(o: &Opts, r: &serde_json::Value) {
     let l = &r["latency_ms"];
     if o.json {
         println!("{r}");
-    } else if o.csv {
-        println!(
-            "\"{}\",\"{:.2}\",\"{:.3}\",\"{:.3}\",\"{:.3}\",\"{:.3}\",\"{:.3}\",\"{}\"",
-            r["test"].as_str().unwrap_or(""),
-            r["rps"].as_f64().unwrap_or(0.0),
-            l["p50"].as_f64().unwrap_or(0.0),
-            l["p90"].as_f64().unwrap_or(0.0),
-            l["p99"].as_f64().unwrap_or(0.0),
-            l["p99.9"].as_f64().unwrap_or(0.0),
-            l["max"].as_f64().unwrap_or(0.0),
-            r["errors"]
-        );
     } else {
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+        let (test, rps) = (r["test"].as_str().unwrap_or(""), f(&r["rps"]));
+        let q = [
+            f(&l["p50"]),
+            f(&l["p90"]),
+            f(&l["p99"]),
+            f(&l["p99.9"]),
+            f(&l["max"]),
+        ];
+        if o.csv {
+            println!(
+                "\"{test}\",\"{rps:.2}\",\"{:.3}\",\"{:.3}\",\"{:.3}\",\"{:.3}\",\"{:.3}\",\"{}\"",
+                q[0], q[1], q[2], q[3], q[4], r["errors"]
+            );
+            return;
+        }
         println!(
-            "{}: {:.2} requests per second, p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3} msec, {} errors",
-            r["test"].as_str().unwrap_or(""),
-            r["rps"].as_f64().unwrap_or(0.0),
-            l["p50"].as_f64().unwrap_or(0.0),
-            l["p90"].as_f64().unwrap_or(0.0),
-            l["p99"].as_f64().unwrap_or(0.0),
-            l["p99.9"].as_f64().unwrap_or(0.0),
-            l["max"].as_f64().unwrap_or(0.0),
-            r["errors"]
+            "{test}: {rps:.2} requests per second, p50={:.3} p90={:.3} p99={:.3} p99.9={:.3} max={:.3} msec, {} errors",
+            q[0], q[1], q[2], q[3], q[4], r["errors"]
         );
         if let Some(m) = r["error_messages"].as_object() {
             for (k, v) in m {
