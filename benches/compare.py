@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,tensors,memory,models] > BENCHMARKS.md
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag] > BENCHMARKS.md
 """
 import argparse
 import json
@@ -48,6 +48,13 @@ def section_resp(args):
                          check=True, capture_output=True, text=True).stdout
     print("## RESP commands: locus-server vs redis-server (issue: server foundation)\n")
     print("Target: Locus req/s >= Redis on every line, p50 no worse.\n")
+    print(out)
+
+
+def section_durability(args):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benches/durability.py"), "--rounds", str(args.rounds)],
+                         check=True, capture_output=True, text=True).stdout
+    print("## Durability: AOF writes and restart time (issue: durability)\n")
     print(out)
 
 
@@ -182,7 +189,7 @@ def section_dag(args, rport, lport):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,tensors,memory,models,dag")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag")
     args = ap.parse_args()
     sections = args.sections.split(",")
     print("# Benchmarks\n")
@@ -193,6 +200,8 @@ def main():
           "The machine is shared, so absolute numbers vary between runs.\n")
     if "resp" in sections:
         section_resp(args)
+    if "durability" in sections:
+        section_durability(args)
     tmp = tempfile.mkdtemp(prefix="locus-bench-")
     rport, lport = free_port(), free_port()
     redis = start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport)

@@ -81,6 +81,7 @@ WANTED = {
     # server
     "DBSIZE": [], "FLUSHDB": [], "FLUSHALL": [], "INFO": [], "TIME": [],
     "SHUTDOWN": [], "MONITOR": [], "LASTSAVE": [], "SAVE": [], "BGSAVE": [],
+    "BGREWRITEAOF": [],
     "SLOWLOG": ["GET", "LEN", "RESET", "HELP"],
     "LATENCY": ["DOCTOR", "LATEST", "HISTORY", "RESET", "HELP"],
     "CONFIG": ["GET", "SET", "RESETSTAT", "REWRITE", "HELP"],

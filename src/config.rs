@@ -59,6 +59,16 @@ pub static PARAMS: &[Param] = &[
     p("dir", ".", Kind::Special, true),
     p("dbfilename", "dump.locus", Kind::Str, true),
     p("appendfilename", "appendonly.aof", Kind::Str, false),
+    p("appenddirname", "appendonlydir", Kind::Str, false),
+    p(
+        "auto-aof-rewrite-percentage",
+        "100",
+        Kind::Int(0, i32::MAX as i64),
+        true,
+    ),
+    p("auto-aof-rewrite-min-size", "67108864", Kind::Memory, true),
+    p("aof-load-truncated", "yes", Kind::Bool, true),
+    p("aof-use-rdb-preamble", "yes", Kind::Bool, true),
     p("appendonly", "no", Kind::Bool, true),
     p(
         "appendfsync",

@@ -127,7 +127,7 @@ fn main() {
         }
     };
     let server = Server::new(config);
-    if let Err(e) = server.load_snapshot() {
+    if let Err(e) = runtime.block_on(server.load_data()) {
         tracing::error!("{e}");
         eprintln!("{e}");
         std::process::exit(1)

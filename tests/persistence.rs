@@ -3,62 +3,11 @@
 
 mod common;
 
-use common::TestServer;
+use common::{dump, TestServer};
 use proptest::prelude::*;
 use redis::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-
-fn dump(c: &mut redis::Connection) -> BTreeMap<Vec<u8>, String> {
-    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).unwrap();
-    keys.into_iter()
-        .map(|k| {
-            let t: String = redis::cmd("TYPE").arg(&k).query(c).unwrap();
-            let v = match t.as_str() {
-                "string" => format!(
-                    "{:?}",
-                    redis::cmd("GET").arg(&k).query::<Vec<u8>>(c).unwrap()
-                ),
-                "hash" => format!(
-                    "{:?}",
-                    redis::cmd("HGETALL")
-                        .arg(&k)
-                        .query::<BTreeMap<Vec<u8>, Vec<u8>>>(c)
-                        .unwrap()
-                ),
-                "AI__TENSOR" => format!(
-                    "{:?}",
-                    redis::cmd("AI.TENSORGET")
-                        .arg(&k)
-                        .arg("META")
-                        .arg("BLOB")
-                        .query::<Value>(c)
-                        .unwrap()
-                ),
-                "set" => format!(
-                    "{:?}",
-                    redis::cmd("SMEMBERS")
-                        .arg(&k)
-                        .query::<std::collections::BTreeSet<Vec<u8>>>(c)
-                        .unwrap()
-                ),
-                "list" => format!(
-                    "{:?}",
-                    redis::cmd("LRANGE")
-                        .arg(&k)
-                        .arg(0)
-                        .arg(-1)
-                        .query::<Vec<Vec<u8>>>(c)
-                        .unwrap()
-                ),
-                other => other.to_string(),
-            };
-            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(c).unwrap();
-            (k, format!("{t} {v} {}", ttl > 0))
-        })
-        .collect()
-}
 
 fn restart(s: TestServer, args: &[&str]) -> TestServer {
     let dir = s.dir.clone();
@@ -253,14 +202,7 @@ fn bgsave_is_point_in_time_under_writes() {
 }
 
 fn check(path: &Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_locus-check"))
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    common::locus_check(&[path])
 }
 
 #[test]
@@ -287,19 +229,8 @@ fn damaged_snapshots_are_refused() {
     std::fs::write(&good, &flipped).unwrap();
     let (ok, text) = check(&good);
     assert!(!ok && text.contains("checksum mismatch"), "{text}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_locus-server"))
-        .args([
-            "--port",
-            "0",
-            "--unixsocket",
-            dir.join("s").to_str().unwrap(),
-            "--dir",
-            dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Bad snapshot file 'dump.locus'"));
+    let log = common::failed_start(&dir, &[]);
+    assert!(log.contains("Bad snapshot file 'dump.locus'"), "{log}");
     // A torn file (cut in the middle).
     std::fs::write(&good, &data[..data.len() / 2]).unwrap();
     let (ok, text) = check(&good);

@@ -2,7 +2,9 @@
 //! [`crate::dag::Plan`] and rendering its outcome with RedisAI's layout (one entry per op).
 
 use super::models::check_inputs;
-use super::tensors::{get_tensor, parse_format, parse_tensor, put_tensor_in, tensor_reply, Format};
+use super::tensors::{
+    get_tensor, parse_format, parse_tensor, put_tensors_in, tensor_reply, Format,
+};
 use super::{Args, CmdError, CmdResult, Ctx};
 use crate::dag::{self, Op, OpResult, Outcome, Plan};
 use crate::server::protocol::Request;
@@ -184,10 +186,12 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
         match dag::run(server.engine.clone(), plan).await {
             Outcome::TimedOut => Reply::Status("TIMEDOUT"),
             Outcome::Done { results, persist } => {
-                for (key, t) in persist {
-                    if let Err(e) = put_tensor_in(&server, db, &Bytes::from(key), (*t).clone()) {
-                        return e.into();
-                    }
+                let persist = persist
+                    .into_iter()
+                    .map(|(key, t)| (Bytes::from(key), (*t).clone()))
+                    .collect();
+                if let Err(e) = put_tensors_in(&server, db, persist) {
+                    return e.into();
                 }
                 Reply::Array(
                     results

@@ -196,17 +196,31 @@ pub struct Ctx<'a> {
     pub command: &'a Arc<Command>,
     /// Set by commands that answer later; the connection awaits it in pipeline order.
     pub deferred: Option<Deferred>,
+    /// What the AOF logs for this command when it is not the command itself (SPOP logs the
+    /// SREM of what it picked).
+    pub propagate: Option<Vec<Vec<Bytes>>>,
     now: u64,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(server: &'a Arc<Server>, client: &'a mut Client, command: &'a Arc<Command>) -> Self {
+        Self::at(server, client, command, crate::util::now_ms())
+    }
+
+    /// A context whose clock reads `now`: AOF replay runs a command at its original time.
+    pub fn at(
+        server: &'a Arc<Server>,
+        client: &'a mut Client,
+        command: &'a Arc<Command>,
+        now: u64,
+    ) -> Self {
         Ctx {
             server,
             client,
             command,
             deferred: None,
-            now: crate::util::now_ms(),
+            propagate: None,
+            now,
         }
     }
 

@@ -2,7 +2,7 @@
 //! deprecated AI.MODELSET), AI.MODELGET, AI.MODELDEL, AI._MODELSCAN, AI.MODELEXECUTE (and the
 //! deprecated AI.MODELRUN), AI.INFO and AI.CONFIG.
 
-use super::tensors::{put_tensor_in, ERR_EMPTY_KEY};
+use super::tensors::{put_tensors_in, ERR_EMPTY_KEY};
 use super::{own, Args, CmdError, CmdResult, Ctx};
 use crate::engine::model::{Device, Model, ModelSpec};
 use crate::server::reply::Reply;
@@ -167,6 +167,8 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     };
     let server = ctx.server.clone();
     let db = ctx.client.db;
+    // The AOF logs the command as given once the model is in place.
+    let argv = args.request().to_vec();
     ctx.defer(async move {
         // Parsing and optimising a model takes a while: never on an I/O thread.
         let engine = server.engine.clone();
@@ -178,6 +180,7 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
         .unwrap_or_else(|e| Err(format!("ERR model loading failed: {e}")));
         match loaded {
             Ok(model) => {
+                let mut txn = server.aof.begin();
                 let now = crate::util::now_ms();
                 let mut shard = server.store.db(db).write(&key);
                 if shard
@@ -187,6 +190,9 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
                     return Reply::err(crate::cmd::WRONGTYPE_ERR);
                 }
                 shard.insert(own(key), Entry::new(Value::Model(Arc::new(model))), now);
+                if let Some(txn) = txn.as_mut() {
+                    txn.record(db, now, [argv.iter()]);
+                }
                 server.store.add_dirty(1);
                 Reply::OK
             }
@@ -480,12 +486,11 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     ctx.defer(async move {
         match run_model(&server, req.model, tensors, req.timeout_ms).await {
             Ok(outputs) => {
-                for (key, t) in req.outputs.iter().zip(outputs) {
-                    if let Err(e) = put_tensor_in(&server, db, key, t) {
-                        return e.into();
-                    }
+                let results = req.outputs.iter().cloned().zip(outputs).collect();
+                match put_tensors_in(&server, db, results) {
+                    Ok(()) => Reply::OK,
+                    Err(e) => e.into(),
                 }
-                Reply::OK
             }
             Err(r) => r,
         }

@@ -262,7 +262,9 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             )
         })
         .collect();
+    let aof_before = ctx.server.config.get("appendonly");
     ctx.server.config.set_many(&pairs).map_err(CmdError)?;
+    apply_aof_settings(ctx, &pairs, &aof_before)?;
     // Redis changes its working directory on CONFIG SET dir: snapshots go there.
     if let Some((_, dir)) = pairs.iter().find(|(n, _)| n == "dir") {
         std::env::set_current_dir(dir).map_err(|e| {
@@ -273,6 +275,48 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     ctx.server.sync_engine_config();
     Ok(Reply::OK)
+}
+
+/// CONFIG SET appendfsync / appendonly take effect at once: `appendonly yes` starts a rewrite
+/// that creates the AOF from the current data, `no` flushes and closes it.
+fn apply_aof_settings(ctx: &Ctx, pairs: &[(String, String)], before: &str) -> Result<(), CmdError> {
+    let server = ctx.server;
+    if pairs.iter().any(|(n, _)| n == "appendfsync") {
+        server.aof.set_fsync(crate::persist::aof::Fsync::parse(
+            &server.config.get("appendfsync"),
+        ));
+    }
+    if !pairs.iter().any(|(n, _)| n == "appendonly") {
+        return Ok(());
+    }
+    let now = server.config.get("appendonly");
+    match (before, now.as_str()) {
+        ("no", "yes") if !server.aof.is_enabled() => {
+            if let Err(e) = server.aof.start_rewrite(&server.store, true) {
+                let _ = server
+                    .config
+                    .set_many(&[("appendonly".into(), "no".into())]);
+                return Err(CmdError::new(format!(
+                    "ERR CONFIG SET failed (possibly related to argument 'appendonly') - {}",
+                    e.trim_start_matches("ERR ")
+                )));
+            }
+        }
+        ("yes", "no") => server.aof.disable(),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// BGREWRITEAOF: compacts the AOF into a new base snapshot while clients keep writing.
+pub fn bgrewriteaof(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    ctx.server
+        .aof
+        .start_rewrite(&ctx.server.store, false)
+        .map_err(CmdError)?;
+    Ok(Reply::Status(
+        "Background append only file rewriting started",
+    ))
 }
 
 pub fn config_resetstat(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
@@ -637,7 +681,11 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");
-            kv(out, "loading", &0);
+            kv(
+                out,
+                "loading",
+                &(server.loading.load(Ordering::Relaxed) as u8),
+            );
             kv(
                 out,
                 "rdb_changes_since_last_save",
@@ -669,9 +717,53 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
                 &(s.last_duration_ms.load(Ordering::Relaxed) / 1000),
             );
             kv(out, "rdb_saves", &s.saves.load(Ordering::Relaxed));
-            kv(out, "aof_enabled", &0);
-            kv(out, "aof_rewrite_in_progress", &0);
-            kv(out, "aof_last_write_status", &"ok");
+            let a = &server.aof;
+            let st = &a.stats;
+            let rewriting = st.rewrite_in_progress.load(Ordering::Relaxed);
+            let status = |ok: bool| if ok { "ok" } else { "err" };
+            kv(out, "aof_enabled", &(a.is_enabled() as u8));
+            kv(out, "aof_rewrite_in_progress", &(rewriting as u8));
+            kv(out, "aof_rewrite_scheduled", &0);
+            kv(
+                out,
+                "aof_last_rewrite_time_sec",
+                &st.last_rewrite_secs.load(Ordering::Relaxed),
+            );
+            let current = if rewriting {
+                (crate::util::now_ms()
+                    .saturating_sub(st.rewrite_started_ms.load(Ordering::Relaxed))
+                    / 1000) as i64
+            } else {
+                -1
+            };
+            kv(out, "aof_current_rewrite_time_sec", &current);
+            kv(
+                out,
+                "aof_last_bgrewrite_status",
+                &status(st.last_rewrite_ok.load(Ordering::Relaxed)),
+            );
+            kv(out, "aof_rewrites", &st.rewrites.load(Ordering::Relaxed));
+            kv(
+                out,
+                "aof_last_write_status",
+                &status(st.last_write_ok.load(Ordering::Relaxed)),
+            );
+            if a.is_enabled() {
+                kv(
+                    out,
+                    "aof_current_size",
+                    &st.current_size.load(Ordering::Relaxed),
+                );
+                kv(out, "aof_base_size", &st.base_size.load(Ordering::Relaxed));
+                kv(out, "aof_pending_rewrite", &0);
+                kv(out, "aof_buffer_length", &a.buffer_len());
+                kv(out, "aof_pending_bio_fsync", &0);
+                kv(
+                    out,
+                    "aof_delayed_fsync",
+                    &st.delayed_fsync.load(Ordering::Relaxed),
+                );
+            }
         }
         "stats" => {
             let s = &server.stats;

@@ -135,6 +135,14 @@ pub fn spop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if !picked.is_empty() {
         ctx.dirty(picked.len() as u64);
     }
+    // The pick is random: the AOF gets the members that went.
+    let mut srem = vec![Bytes::from_static(b"SREM"), key.clone()];
+    srem.extend(picked.iter().cloned());
+    ctx.propagate = Some(if picked.is_empty() {
+        vec![]
+    } else {
+        vec![srem]
+    });
     Ok(match count {
         None => picked.into_iter().next().map_or(Reply::Null, Reply::Bulk),
         Some(_) => members(picked),

@@ -6,7 +6,7 @@
 //! `SOFTMAX src [AXIS a]`, `ARGMAX src [AXIS a]`, `TOPK src k [AXIS a] [VALUES dst2]`,
 //! `ADD src (src2 | SCALAR v)`, `MUL src (src2 | SCALAR v)`.
 
-use super::tensors::{get_tensor, put_tensor_in};
+use super::tensors::{get_tensor, put_tensors_in};
 use super::{Args, CmdError, CmdResult, Ctx};
 use crate::server::reply::Reply;
 use crate::tensor::ops::{apply, Operand, TensorOp, LAST_AXIS};
@@ -190,15 +190,14 @@ pub fn tensorop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .await;
         match result {
             Ok(Ok((t, values))) => {
-                if let Err(e) = put_tensor_in(&server, db, &spec.dst, t) {
-                    return e.into();
-                }
+                let mut out = vec![(spec.dst.clone(), t)];
                 if let (Some(k), Some(v)) = (&spec.values_dst, values) {
-                    if let Err(e) = put_tensor_in(&server, db, k, v) {
-                        return e.into();
-                    }
+                    out.push((k.clone(), v));
                 }
-                Reply::OK
+                match put_tensors_in(&server, db, out) {
+                    Ok(()) => Reply::OK,
+                    Err(e) => e.into(),
+                }
             }
             Ok(Err(e)) => Reply::Error(e.0),
             Err(e) => Reply::err(format!("ERR tensor op failed: {e}")),

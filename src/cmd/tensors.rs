@@ -70,29 +70,57 @@ pub fn put_tensor(ctx: &Ctx, key: &Bytes, t: Tensor) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// Stores a tensor from outside a command's context (a finished model run): same rules as
-/// [`put_tensor`].
-pub fn put_tensor_in(
+/// Stores tensors from outside a command's context (a finished model run, a DAG's PERSIST):
+/// same rules as [`put_tensor`], all or none, and logged to the AOF as one record of
+/// `AI.TENSORSET … BLOB` commands, so a replay restores the results without running anything.
+pub fn put_tensors_in(
     server: &crate::server::Server,
     db: usize,
-    key: &Bytes,
-    t: Tensor,
+    tensors: Vec<(Bytes, Tensor)>,
 ) -> Result<(), CmdError> {
+    let mut txn = server.aof.begin();
     let now = crate::util::now_ms();
-    let mut shard = server.store.db(db).write(key);
-    if shard
-        .get(key, now)
-        .is_some_and(|e| !matches!(e.value, Value::Tensor(_)))
-    {
-        return Err(CmdError::wrong_type());
+    let store = server.store.db(db);
+    let keys: Vec<&Bytes> = tensors.iter().map(|(k, _)| k).collect();
+    let mut guard = store.write_many(&keys);
+    for (key, _) in &tensors {
+        if guard
+            .shard(key)
+            .get(key, now)
+            .is_some_and(|e| !matches!(e.value, Value::Tensor(_)))
+        {
+            return Err(CmdError::wrong_type());
+        }
     }
-    shard.insert(
-        own(key.clone()),
-        Entry::new(Value::Tensor(Arc::new(t))),
-        now,
-    );
-    server.store.add_dirty(1);
+    if let Some(txn) = txn.as_mut() {
+        let cmds: Vec<Vec<Bytes>> = tensors
+            .iter()
+            .map(|(key, t)| tensorset_command(key, t))
+            .collect();
+        txn.record(db, now, cmds.iter().map(|c| c.iter()));
+    }
+    server.store.add_dirty(tensors.len() as u64);
+    for (key, t) in tensors {
+        guard.shard(&key).insert(
+            own(key.clone()),
+            Entry::new(Value::Tensor(Arc::new(t))),
+            now,
+        );
+    }
     Ok(())
+}
+
+/// `AI.TENSORSET key type dims… BLOB data`: the command that re-creates `t`.
+pub fn tensorset_command(key: &Bytes, t: &Tensor) -> Vec<Bytes> {
+    let mut cmd = vec![
+        Bytes::from_static(b"AI.TENSORSET"),
+        key.clone(),
+        Bytes::from_static(t.dtype().name().as_bytes()),
+    ];
+    cmd.extend(t.shape().iter().map(|d| Bytes::from(d.to_string())));
+    cmd.push(Bytes::from_static(b"BLOB"));
+    cmd.push(t.blob().clone());
+    cmd
 }
 
 enum Data {

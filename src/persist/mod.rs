@@ -8,6 +8,8 @@
 //! Record: kind u8 (1 string, 2 hash, 3 tensor, 4 model), db u16, expire-at ms u64, key
 //! (u32 length + bytes), then the value.
 
+pub mod aof;
+
 use crate::engine::model::{Device, Model, ModelSpec};
 use crate::engine::Engine;
 use crate::store::{Entry, Store, Value, SHARDS};
@@ -445,8 +447,15 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
     Ok(out)
 }
 
-/// Loads a verified snapshot into `store`, re-creating models through `engine`.
-pub fn apply(store: &Store, engine: &Engine, records: Vec<Loaded>) -> Result<usize, String> {
+/// Loads a verified snapshot into `store`, re-creating models through `engine`. Keys already
+/// expired are dropped unless `keep_expired` is set: an AOF base keeps them, because the
+/// commands replayed after it run at their original times and may still see them live.
+pub fn apply(
+    store: &Store,
+    engine: &Engine,
+    records: Vec<Loaded>,
+    keep_expired: bool,
+) -> Result<usize, String> {
     let now = crate::util::now_ms();
     let mut n = 0;
     for rec in records {
@@ -480,7 +489,7 @@ pub fn apply(store: &Store, engine: &Engine, records: Vec<Loaded>) -> Result<usi
                 store.db_count()
             ));
         }
-        if entry.is_expired(now) {
+        if entry.is_expired(now) && !keep_expired {
             continue;
         }
         store

@@ -213,6 +213,9 @@ pub struct Client {
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
     pub info: Arc<ClientInfo>,
+    /// The AOF record of this client's last write: under `appendfsync always` its replies wait
+    /// until that record is on disk.
+    pub aof_seq: u64,
 }
 
 impl Client {
@@ -300,6 +303,7 @@ impl ClientRegistry {
             close_after_reply: false,
             reply_mode: ReplyMode::On,
             info,
+            aof_seq: 0,
         };
         (client, rx)
     }

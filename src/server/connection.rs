@@ -148,14 +148,18 @@ where
                         Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),
                         Some(Outcome::Deferred(fut)) => {
                             // Flush what is ready, then wait for this reply in pipeline order.
+                            durable(server, &client).await;
                             flush(server, &mut stream, &mut out).await?;
                             let r = fut.await;
+                            // What it wrote was logged when it finished.
+                            client.aof_seq = client.aof_seq.max(server.aof.appended());
                             r.encode(client.proto, &mut out);
                             client.begin_batch();
                         }
                     }
                     if client.close_after_reply {
                         client.end_batch(server);
+                        durable(server, &client).await;
                         flush(server, &mut stream, &mut out).await?;
                         return Ok(());
                     }
@@ -169,12 +173,14 @@ where
                     super::reply::Reply::err(format!("ERR Protocol error: {}", e.0))
                         .encode(client.proto, &mut out);
                     client.end_batch(server);
+                    durable(server, &client).await;
                     flush(server, &mut stream, &mut out).await?;
                     return Ok(());
                 }
             }
         }
         client.end_batch(server);
+        durable(server, &client).await;
         flush(server, &mut stream, &mut out).await?;
         client.info.qbuf.store(inbuf.len(), Ordering::Relaxed);
         if inbuf.len() > live.client_query_buffer_limit.load(Ordering::Relaxed) {
@@ -210,12 +216,21 @@ where
             }
             msg = ctrl.recv() => match msg {
                 None | Some(Control::Kill) => {
+                    durable(server, &client).await;
                     flush(server, &mut stream, &mut out).await?;
                     return Ok(());
                 }
                 Some(Control::Push(r)) => r.encode(client.proto, &mut out),
             },
         }
+    }
+}
+
+/// Under `appendfsync always`, waits until this client's writes are on disk: a write is
+/// acknowledged only once it is durable.
+async fn durable(server: &Arc<Server>, client: &super::client::Client) {
+    if server.aof.must_wait(client.aof_seq) {
+        server.aof.sync_through(client.aof_seq).await;
     }
 }
 

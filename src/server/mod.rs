@@ -104,6 +104,9 @@ pub struct Server {
     pub saves: crate::persist::SaveState,
     /// What SHUTDOWN asked for: 0 follow the save rules, 1 save, 2 do not save.
     pub shutdown_save: std::sync::atomic::AtomicU8,
+    pub aof: Arc<crate::persist::aof::Aof>,
+    /// Set while the dataset is being loaded (INFO loading).
+    pub loading: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -130,6 +133,12 @@ impl Server {
             engine: crate::engine::Engine::new(engine_config(&config)),
             saves: crate::persist::SaveState::default(),
             shutdown_save: Default::default(),
+            aof: Arc::new(crate::persist::aof::Aof::new(
+                config.get("appenddirname").into(),
+                config.get("appendfilename"),
+                crate::persist::aof::Fsync::parse(&config.get("appendfsync")),
+            )),
+            loading: Default::default(),
             config,
         })
     }
@@ -217,11 +226,31 @@ impl Server {
         // log threshold is low, are timed on their own.
         let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
         let timed = !cmd.fast || (0..=1000).contains(&slower_than);
+        // With the AOF on, a write holds the AOF lock while it runs and logs itself, so the
+        // file's order is the keyspace's order.
+        let mut txn = if cmd.write { self.aof.begin() } else { None };
+        if txn.is_some() {
+            if let Some(e) = self.aof.write_error() {
+                return Outcome::Reply(self.error_reply(client, e));
+            }
+        }
+        let db = client.db;
         let start = timed.then(crate::util::instant);
         let mut args = Args::new(argv, skip);
         let mut ctx = Ctx::new(self, client, &cmd);
+        let now = ctx.now();
         let result = handler(&mut ctx, &mut args);
         let deferred = ctx.deferred.take();
+        let propagate = ctx.propagate.take();
+        if let (Some(t), true) = (txn.as_mut(), result.is_ok() && deferred.is_none()) {
+            // Commands that answer later (model runs) log what they wrote when they finish.
+            let req = args.request();
+            client.aof_seq = match &propagate {
+                Some(cmds) => t.record(db, now, cmds.iter().map(|c| c.iter())),
+                None => t.record(db, now, [(0..req.len()).map(|i| req.arg(i))]),
+            };
+        }
+        drop(txn);
         let micros = start.map(|s| crate::util::instant().duration_since(s).as_micros() as u64);
         let failed = result.is_err();
         client.stats.record(&cmd, micros, failed);
@@ -234,6 +263,45 @@ impl Server {
             (Ok(_), Some(d)) => Outcome::Deferred(d),
             (Ok(r), None) => Outcome::Reply(r),
             (Err(e), _) => Outcome::Reply(self.error_reply(client, e.0)),
+        }
+    }
+
+    /// Runs one command read back from the AOF, at its original time `now`, in database `db`.
+    /// Returns the future of a command that finishes later (a model being stored).
+    fn replay(
+        self: &Arc<Self>,
+        client: &mut Client,
+        db: usize,
+        now: u64,
+        argv: Request,
+    ) -> Result<Option<Deferred>, String> {
+        let name = String::from_utf8_lossy(argv.arg(0)).into_owned();
+        let (cmd, skip) = self
+            .commands
+            .resolve(&argv)
+            .map_err(|e| format!("can't replay '{name}': {e}"))?;
+        let handler = cmd
+            .handler
+            .ok_or_else(|| format!("can't replay '{name}': not a command"))?;
+        if db >= self.store.db_count() {
+            return Err(format!(
+                "the file uses database {db} but only {} are configured",
+                self.store.db_count()
+            ));
+        }
+        client.select(db);
+        let mut args = Args::new(argv, skip);
+        let mut ctx = Ctx::at(self, client, &cmd, now);
+        let result = handler(&mut ctx, &mut args);
+        let deferred = ctx.deferred.take();
+        match result {
+            Ok(_) => Ok(deferred),
+            // A logged command succeeded when it ran; the same command failing now means the
+            // state differs, which is worth a warning but not worth refusing the data.
+            Err(e) => {
+                tracing::warn!("replayed '{name}' failed: {}", e.0);
+                Ok(None)
+            }
         }
     }
 
@@ -425,6 +493,21 @@ impl Server {
             .collect()
     }
 
+    /// Starts an AOF rewrite when the file has grown past the `auto-aof-rewrite-*` thresholds.
+    fn check_aof_rewrite(&self) {
+        let pct = self.config.get_i64("auto-aof-rewrite-percentage").max(0) as u64;
+        let min = self.config.get_i64("auto-aof-rewrite-min-size").max(0) as u64;
+        if self.aof.rewrite_due(pct, min) {
+            let base = self.aof.stats.base_size.load(Ordering::Relaxed).max(1);
+            let size = self.aof.stats.current_size.load(Ordering::Relaxed);
+            tracing::info!(
+                "Starting automatic rewriting of AOF on {}% growth",
+                size.saturating_sub(base) * 100 / base
+            );
+            let _ = self.aof.start_rewrite(&self.store, false);
+        }
+    }
+
     /// Starts a background save when a `save <seconds> <changes>` rule is due.
     fn check_save_rules(self: &Arc<Self>) {
         let dirty = self.store.dirty.load(Ordering::Relaxed);
@@ -443,23 +526,162 @@ impl Server {
         }
     }
 
-    /// Loads the snapshot at start-up, if there is one. A bad file stops the start.
-    pub fn load_snapshot(&self) -> Result<(), String> {
-        let path = self.snapshot_path();
+    /// Loads the dataset at start-up: the AOF when `appendonly` is on and one exists, else the
+    /// snapshot (and, with `appendonly` on, a first AOF is made from it). A bad file stops the
+    /// start with its name and the offset of the problem; nothing is half-loaded silently.
+    pub async fn load_data(self: &Arc<Self>) -> Result<(), String> {
+        self.loading.store(true, Ordering::Relaxed);
+        let r = self.load_data_inner().await;
+        self.loading.store(false, Ordering::Relaxed);
+        r
+    }
+
+    async fn load_data_inner(self: &Arc<Self>) -> Result<(), String> {
         self.saves
             .last_save
             .store(crate::util::now_ms() / 1000, Ordering::Relaxed);
         self.saves.last_ok.store(true, Ordering::Relaxed);
+        let aof_on = self.config.get("appendonly") == "yes";
+        let manifest_path = self.aof.manifest_path();
+        if aof_on && manifest_path.exists() {
+            let manifest = crate::persist::aof::load_manifest(&manifest_path)?;
+            self.load_aof(&manifest).await?;
+            return self
+                .aof
+                .resume(manifest)
+                .map_err(|e| format!("Can't open the append only file for appending: {e}"));
+        }
+        self.load_snapshot()?;
+        if aof_on {
+            // The first start with the AOF on: its base is the data just loaded.
+            let writer = self.aof.start_rewrite(&self.store, true)?;
+            let _ = writer.join();
+            // Creating the file is not one of the rewrites INFO counts.
+            let _ =
+                self.aof
+                    .stats
+                    .rewrites
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            if !self.aof.stats.last_rewrite_ok.load(Ordering::Relaxed) {
+                return Err(format!(
+                    "Can't create the append only file in '{}'",
+                    self.aof.dir().display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the snapshot file, if there is one.
+    fn load_snapshot(&self) -> Result<(), String> {
+        let path = self.snapshot_path();
         if !path.exists() {
             return Ok(());
         }
         let started = Instant::now();
         let records = crate::persist::read(&path)
             .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
-        let n = crate::persist::apply(&self.store, &self.engine, records)
+        let n = crate::persist::apply(&self.store, &self.engine, records, false)
             .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
         tracing::info!(
             "DB loaded from disk: {n} keys in {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Loads the base snapshot and replays the incremental files the manifest names. A record
+    /// cut short at the end of the last file is cut off when `aof-load-truncated` is on.
+    async fn load_aof(
+        self: &Arc<Self>,
+        manifest: &crate::persist::aof::Manifest,
+    ) -> Result<(), String> {
+        use crate::persist::aof::{self, ReadError};
+        let started = Instant::now();
+        let dir = self.aof.dir();
+        if let Some(base) = &manifest.base {
+            let path = dir.join(&base.file);
+            let records = crate::persist::read(&path)
+                .map_err(|e| format!("Bad AOF base file '{}': {e}", path.display()))?;
+            crate::persist::apply(&self.store, &self.engine, records, true)
+                .map_err(|e| format!("Bad AOF base file '{}': {e}", path.display()))?;
+        }
+        let (mut client, _ctrl) =
+            self.clients
+                .register("aof-loader".into(), String::new(), -1, false, true);
+        let mut replayed = 0u64;
+        let result = async {
+            for (i, part) in manifest.incrs.iter().enumerate() {
+                let last = i + 1 == manifest.incrs.len();
+                let path = dir.join(&part.file);
+                let data = aof::map_file(&path).map_err(|e| {
+                    format!("Can't open the append only file '{}': {e}", path.display())
+                })?;
+                let mut torn = None;
+                for record in aof::records(&data) {
+                    let record = match record {
+                        Ok(r) => r,
+                        Err(ReadError::Truncated { offset }) if last => {
+                            torn = Some(offset);
+                            break;
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "Bad file format reading the append only file '{}': {e}",
+                                path.display()
+                            ))
+                        }
+                    };
+                    for ranges in &record.commands {
+                        let req = Request::from_ranges(data.clone(), ranges);
+                        let deferred = self
+                            .replay(&mut client, record.db, record.now, req)
+                            .map_err(|e| {
+                                format!(
+                                    "Bad record at offset {} of the append only file '{}': {e}",
+                                    record.offset,
+                                    path.display()
+                                )
+                            })?;
+                        if let Some(fut) = deferred {
+                            if let Reply::Error(e) = fut.await {
+                                return Err(format!(
+                                    "Replaying the record at offset {} of '{}' failed: {e}",
+                                    record.offset,
+                                    path.display()
+                                ));
+                            }
+                        }
+                        replayed += 1;
+                    }
+                }
+                drop(data);
+                if let Some(offset) = torn {
+                    if self.config.get("aof-load-truncated") != "yes" {
+                        return Err(format!(
+                            "Bad file format reading the append only file '{}': truncated record at offset {offset}. Run 'locus-check --fix {}' to cut it off, or set aof-load-truncated yes",
+                            path.display(),
+                            path.display()
+                        ));
+                    }
+                    tracing::warn!(
+                        "!!! Warning: short read while loading the AOF file '{}' at offset {offset}! AOF loaded anyway because aof-load-truncated is enabled; the torn record is cut off.",
+                        path.display()
+                    );
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_len(offset))
+                        .map_err(|e| format!("Can't truncate '{}': {e}", path.display()))?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.clients.unregister(client.id);
+        result?;
+        tracing::info!(
+            "DB loaded from append only file: {replayed} commands replayed in {:.3} seconds",
             started.elapsed().as_secs_f64()
         );
         Ok(())
@@ -571,6 +793,12 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
         )));
     }
     tokio::spawn(cron(server.clone()));
+    let writer = {
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || aof_writer(&server))?
+    };
     // Find (or provision) ONNX Runtime now, so the first MODELSTORE does not wait for it and
     // the log says where it came from.
     let engine = server.engine.clone();
@@ -614,6 +842,12 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     if !unix_path.is_empty() {
         let _ = std::fs::remove_file(&unix_path);
     }
+    let _ = writer.join();
+    if server.aof.is_enabled() {
+        if let Err(e) = server.aof.flush(true) {
+            tracing::error!("Error writing the append only file on exit: {e}");
+        }
+    }
     tracing::warn!("Locus is now ready to exit, bye bye...");
     Ok(())
 }
@@ -624,6 +858,16 @@ async fn signal(kind: tokio::signal::unix::SignalKind) {
             s.recv().await;
         }
         Err(_) => std::future::pending().await,
+    }
+}
+
+/// Writes AOF records out every millisecond (fsyncing once a second under `everysec`), so the
+/// command path only appends to memory.
+fn aof_writer(server: &Server) {
+    while !server.shutdown.is_triggered() {
+        let idle = if server.aof.is_enabled() { 1 } else { 20 };
+        std::thread::sleep(Duration::from_millis(idle));
+        server.aof.tick();
     }
 }
 
@@ -641,6 +885,7 @@ async fn cron(server: Arc<Server>) {
         crate::util::resync_clock();
         server.sample_metrics();
         server.check_save_rules();
+        server.check_aof_rewrite();
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());

@@ -49,6 +49,15 @@ impl Request {
         }
     }
 
+    /// A request whose arguments are `ranges` of `buf` (no copy): commands read back from a
+    /// mapped AOF file.
+    pub fn from_ranges(buf: Bytes, ranges: &[(usize, usize)]) -> Request {
+        Request {
+            buf,
+            ranges: ranges.iter().copied().collect(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ranges.len()
     }

@@ -175,3 +175,111 @@ pub fn store_model(c: &mut redis::Connection, key: &str, file: &str) {
         .query(c)
         .unwrap();
 }
+
+/// Every key of the selected database with its type, value and absolute expiry time, for
+/// comparing a keyspace before and after a restart.
+pub fn dump(c: &mut redis::Connection) -> std::collections::BTreeMap<Vec<u8>, String> {
+    use redis::Value;
+    use std::collections::{BTreeMap, BTreeSet};
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let t: String = redis::cmd("TYPE").arg(&k).query(c).unwrap();
+            let v = match t.as_str() {
+                "string" => format!(
+                    "{:?}",
+                    redis::cmd("GET").arg(&k).query::<Vec<u8>>(c).unwrap()
+                ),
+                "hash" => format!(
+                    "{:?}",
+                    redis::cmd("HGETALL")
+                        .arg(&k)
+                        .query::<BTreeMap<Vec<u8>, Vec<u8>>>(c)
+                        .unwrap()
+                ),
+                "AI__TENSOR" => format!(
+                    "{:?}",
+                    redis::cmd("AI.TENSORGET")
+                        .arg(&k)
+                        .arg("META")
+                        .arg("BLOB")
+                        .query::<Value>(c)
+                        .unwrap()
+                ),
+                "set" => format!(
+                    "{:?}",
+                    redis::cmd("SMEMBERS")
+                        .arg(&k)
+                        .query::<BTreeSet<Vec<u8>>>(c)
+                        .unwrap()
+                ),
+                "list" => format!(
+                    "{:?}",
+                    redis::cmd("LRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .query::<Vec<Vec<u8>>>(c)
+                        .unwrap()
+                ),
+                other => other.to_string(),
+            };
+            let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(c).unwrap();
+            (k, format!("{t} {v} expires {at}"))
+        })
+        .collect()
+}
+
+/// [`dump`] over databases `0..n` (leaves database 0 selected).
+pub fn dump_dbs(
+    c: &mut redis::Connection,
+    n: usize,
+) -> Vec<std::collections::BTreeMap<Vec<u8>, String>> {
+    let out = (0..n)
+        .map(|db| {
+            let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
+            dump(c)
+        })
+        .collect();
+    let _: () = redis::cmd("SELECT").arg(0).query(c).unwrap();
+    out
+}
+
+/// Starts a server that must refuse to start (bad data files); returns its log.
+pub fn failed_start(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-server"))
+        .args([
+            "--port",
+            "0",
+            "--unixsocket",
+            dir.join("s").to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the server started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `locus-check` with `args`: (success, report).
+pub fn locus_check(args: &[&std::path::Path]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_locus-check"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+pub fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(c)
+        .unwrap();
+}
