@@ -57,6 +57,9 @@ MODULE_BY_GROUP = {
     "hash": "hashes",
     "list": "lists",
     "set": "sets",
+    "transactions": "transactions",
+    "pubsub": "pubsub",
+    "sorted_set": "zsets",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -95,10 +98,16 @@ WANTED = {
     "LPUSH": [], "RPUSH": [], "LPUSHX": [], "RPUSHX": [], "LPOP": [], "RPOP": [],
     "LLEN": [], "LRANGE": [], "LINDEX": [], "LSET": [], "LREM": [], "LTRIM": [],
     "LINSERT": [], "LPOS": [], "LMOVE": [], "LMPOP": [],
+    "BLPOP": [], "BRPOP": [], "BLMOVE": [], "BLMPOP": [],
     # set
     "SADD": [], "SREM": [], "SMEMBERS": [], "SISMEMBER": [], "SMISMEMBER": [], "SCARD": [],
     "SPOP": [], "SRANDMEMBER": [], "SMOVE": [], "SINTER": [], "SINTERCARD": [], "SUNION": [],
     "SDIFF": [], "SINTERSTORE": [], "SUNIONSTORE": [], "SDIFFSTORE": [], "SSCAN": [],
+    # pub/sub
+    "SUBSCRIBE": [], "UNSUBSCRIBE": [], "PSUBSCRIBE": [], "PUNSUBSCRIBE": [],
+    "PUBLISH": [], "PUBSUB": ["CHANNELS", "NUMSUB", "NUMPAT", "HELP"],
+    # transactions
+    "MULTI": [], "EXEC": [], "DISCARD": [], "WATCH": [], "UNWATCH": [],
 }
 
 # Hand-written specs (already in JSON-file shape, minus "function") for

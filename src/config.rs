@@ -118,6 +118,12 @@ pub static PARAMS: &[Param] = &[
     p("daemonize", "no", Kind::Bool, false),
     p("pidfile", "", Kind::Str, false),
     p("io-threads", "0", Kind::Int(0, 128), false),
+    p(
+        "client-output-buffer-limit",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Kind::Special,
+        true,
+    ),
     p("tensor-max-bytes", "536870912", Kind::Memory, true),
     // RedisAI's load-time settings.
     p("threads-per-queue", "1", Kind::Int(1, 1024), false),
@@ -233,6 +239,7 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
                 }
                 Ok(parts.join(" "))
             }
+            "client-output-buffer-limit" => output_limits(value),
             "dir" => {
                 if value.is_empty() {
                     return Err("dir must not be empty".into());
@@ -244,7 +251,62 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
     }
 }
 
+/// Validates `<class> <hard> <soft> <seconds>` groups and merges them over the defaults, as
+/// Redis prints the setting: every class, sizes in bytes.
+fn output_limits(value: &str) -> Result<String, String> {
+    let mut classes: Vec<(String, [u64; 3])> = vec![
+        ("normal".into(), [0, 0, 0]),
+        ("slave".into(), [268435456, 67108864, 60]),
+        ("pubsub".into(), [33554432, 8388608, 60]),
+    ];
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for g in words.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "replica" | "slave" => "slave".to_string(),
+            c @ ("normal" | "pubsub") => c.to_string(),
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let hard = parse_memory(g[1]);
+        let soft = parse_memory(g[2]);
+        let secs = g[3].parse::<u64>().ok();
+        let (Some(hard), Some(soft), Some(secs)) = (hard, soft, secs) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        if let Some(c) = classes.iter_mut().find(|(n, _)| *n == class) {
+            c.1 = [hard, soft, secs];
+        }
+    }
+    Ok(classes
+        .iter()
+        .map(|(n, v)| format!("{n} {} {} {}", v[0], v[1], v[2]))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
 impl Config {
+    /// The pub/sub class of `client-output-buffer-limit`: (hard bytes, soft bytes, seconds).
+    pub fn pubsub_output_limit(&self) -> (usize, usize, u64) {
+        let v = self.get("client-output-buffer-limit");
+        let w: Vec<&str> = v.split_whitespace().collect();
+        w.chunks(4)
+            .find(|g| g.len() == 4 && g[0] == "pubsub")
+            .map(|g| {
+                (
+                    g[1].parse().unwrap_or(0),
+                    g[2].parse().unwrap_or(0),
+                    g[3].parse().unwrap_or(0),
+                )
+            })
+            .unwrap_or((0, 0, 0))
+    }
+
     /// Builds a configuration from an optional file and `--name value` overrides (later wins).
     pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Config, String> {
         let mut values: BTreeMap<&'static str, String> = PARAMS

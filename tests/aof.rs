@@ -596,3 +596,51 @@ fn models_and_results_replay() {
         .unwrap();
     assert_eq!(v, vec!["4.5", "6"]);
 }
+
+/// A transaction is one AOF record (SELECTs inside it included), and a blocked pop served
+/// later is logged as the pop that served it: both come back exactly after a crash.
+#[test]
+fn transactions_and_blocked_pops_replay() {
+    let s = TestServer::start(ALWAYS);
+    let mut c = s.conn();
+    let (n, v): (i64, String) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("t")
+        .cmd("SELECT")
+        .arg(2)
+        .ignore()
+        .cmd("SET")
+        .arg("in2")
+        .arg("x")
+        .ignore()
+        .cmd("SELECT")
+        .arg(0)
+        .ignore()
+        .cmd("SET")
+        .arg("in0")
+        .arg("y")
+        .ignore()
+        .cmd("GET")
+        .arg("in0")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((n, v.as_str()), (1, "y"));
+    let client = s.client();
+    let blocked = std::thread::spawn(move || {
+        let mut c = client.get_connection().unwrap();
+        let r: (String, String) = redis::cmd("BLPOP").arg("q").arg(5).query(&mut c).unwrap();
+        r
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let _: () = redis::cmd("RPUSH")
+        .arg("q")
+        .arg("a")
+        .arg("b")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(blocked.join().unwrap(), ("q".into(), "a".into()));
+    let before = dump_dbs(&mut c, 3);
+    let s = crash_and_restart(s, ALWAYS);
+    assert_eq!(dump_dbs(&mut s.conn(), 3), before);
+}

@@ -17,7 +17,15 @@ pub fn help(command: &str, lines: &[&str]) -> Reply {
     Reply::Array(out)
 }
 
-pub fn ping(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+pub fn ping(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    // A subscribed RESP2 connection gets PING's answer in the shape of a message.
+    if ctx.client.proto == 2 && ctx.client.subscribed() && args.remaining() <= 1 {
+        let arg = args.rest().into_iter().next().unwrap_or_default();
+        return Ok(Reply::Array(vec![
+            Reply::bulk_str("pong"),
+            Reply::Bulk(arg),
+        ]));
+    }
     match args.remaining() {
         0 => Ok(Reply::Status("PONG")),
         1 => Ok(Reply::Bulk(args.next()?)),
@@ -141,6 +149,9 @@ pub fn reset(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
         .load(Ordering::Relaxed);
     *ctx.client.info.name.lock() = Bytes::new();
     ctx.client.info.no_evict.store(false, Ordering::Relaxed);
+    ctx.client.multi = None;
+    super::transactions::unwatch_all(ctx.server, ctx.client);
+    super::pubsub::unsubscribe_all(ctx.server, ctx.client);
     Ok(Reply::Status("RESET"))
 }
 

@@ -1,4 +1,4 @@
-//! List commands (the non-blocking ones): pushes, pops, ranges, edits and moves.
+//! List commands: pushes, pops, ranges, edits, moves, and the blocking pops and moves.
 
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx, NO_SUCH_KEY_ERR};
 use crate::server::reply::Reply;
@@ -402,7 +402,7 @@ pub fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let at = end(args)?;
     let mut count = 1usize;
     if args.eat("COUNT") {
-        let c = args.next_i64()?;
+        let c = crate::util::parse_i64(args.next_slice()?).unwrap_or(0);
         if c <= 0 {
             return Err(CmdError::new("ERR count should be greater than 0"));
         }
@@ -423,4 +423,91 @@ pub fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
     }
     Ok(Reply::NullArray)
+}
+
+/// BLPOP / BRPOP: LMPOP over the keys, answered as `[key, element]`.
+fn bpop(ctx: &mut Ctx, args: &mut Args, side: &'static str) -> CmdResult {
+    let mut keys = args.rest();
+    let timeout = keys.pop().ok_or_else(CmdError::syntax)?;
+    let timeout_ms = super::blocking::parse_timeout(&timeout)?;
+    let mut attempt = vec![
+        Bytes::from_static(b"LMPOP"),
+        Bytes::from(keys.len().to_string()),
+    ];
+    attempt.extend(keys.iter().cloned());
+    attempt.push(Bytes::from_static(side.as_bytes()));
+    super::blocking::block(
+        ctx,
+        super::blocking::Blocking {
+            keys,
+            timeout_ms,
+            attempt,
+            handler: lmpop,
+            shape: |r| match r {
+                Reply::Array(mut v) if v.len() == 2 => {
+                    let first = match v.pop() {
+                        Some(Reply::Array(mut items)) if !items.is_empty() => items.remove(0),
+                        _ => Reply::Null,
+                    };
+                    v.push(first);
+                    Reply::Array(v)
+                }
+                other => other,
+            },
+            timed_out: Reply::NullArray,
+        },
+    )
+}
+
+pub fn blpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    bpop(ctx, args, "LEFT")
+}
+
+pub fn brpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    bpop(ctx, args, "RIGHT")
+}
+
+pub fn blmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next()?, args.next()?);
+    let (from, to) = (args.next()?, args.next()?);
+    let timeout_ms = super::blocking::parse_timeout(args.next_slice()?)?;
+    args.finish()?;
+    super::blocking::block(
+        ctx,
+        super::blocking::Blocking {
+            keys: vec![src.clone()],
+            timeout_ms,
+            attempt: vec![Bytes::from_static(b"LMOVE"), src, dst, from, to],
+            handler: lmove,
+            shape: |r| r,
+            // Redis 7.0 answers a timed-out BLMOVE with a null array.
+            timed_out: Reply::NullArray,
+        },
+    )
+}
+
+pub fn blmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let timeout_ms = super::blocking::parse_timeout(args.next_slice()?)?;
+    let rest = args.rest();
+    let n = rest
+        .first()
+        .and_then(|n| crate::util::parse_i64(n))
+        .ok_or_else(|| CmdError::new("ERR numkeys should be greater than 0"))?;
+    if n <= 0 {
+        return Err(CmdError::new("ERR numkeys should be greater than 0"));
+    }
+    let keys: Vec<Bytes> = rest.iter().skip(1).take(n as usize).cloned().collect();
+    let mut attempt = vec![Bytes::from_static(b"LMPOP")];
+    attempt.extend(rest);
+    super::blocking::block(
+        ctx,
+        super::blocking::Blocking {
+            keys,
+            timeout_ms,
+            attempt,
+            handler: lmpop,
+            shape: |r| r,
+            timed_out: Reply::NullArray,
+        },
+    )
 }

@@ -4,18 +4,21 @@
 //! Each command family lives in its own file; a command is a function that reads its
 //! arguments from an [`Args`] cursor and applies itself to the store through a [`Ctx`].
 
+pub mod blocking;
 pub mod connection;
 pub mod dag;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod models;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod table;
 pub mod tensorops;
 pub mod tensors;
+pub mod transactions;
 
 use crate::server::client::Client;
 use crate::server::protocol::Request;
@@ -199,6 +202,12 @@ pub struct Ctx<'a> {
     /// What the AOF logs for this command when it is not the command itself (SPOP logs the
     /// SREM of what it picked).
     pub propagate: Option<Vec<Vec<Bytes>>>,
+    /// Set while EXEC runs the command: blocking commands do not block, commands that would
+    /// answer later refuse (as in RedisAI), MODELSTORE loads in place.
+    pub in_exec: bool,
+    /// Whether the command changed the keyspace (it called [`Ctx::dirty`]): blocked clients
+    /// are woken only by real changes.
+    pub wrote: std::cell::Cell<bool>,
     now: u64,
 }
 
@@ -220,6 +229,8 @@ impl<'a> Ctx<'a> {
             command,
             deferred: None,
             propagate: None,
+            in_exec: false,
+            wrote: Default::default(),
             now,
         }
     }
@@ -236,6 +247,9 @@ impl<'a> Ctx<'a> {
 
     /// Records `n` writes for persistence triggers.
     pub fn dirty(&self, n: u64) {
+        if n > 0 {
+            self.wrote.set(true);
+        }
         self.server.store.add_dirty(n);
     }
 

@@ -167,6 +167,19 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     };
     let server = ctx.server.clone();
     let db = ctx.client.db;
+    if ctx.in_exec {
+        // Inside EXEC nothing may wait: the model is loaded in place, as RedisAI does.
+        let engine = server.engine.clone();
+        let model = engine
+            .onnx(None)
+            .and_then(|backend| Model::load(backend, spec, blob, engine.session_options()))
+            .map_err(CmdError)?;
+        let now = ctx.now();
+        let mut shard = ctx.db().write(&key);
+        shard.insert(own(key), Entry::new(Value::Model(Arc::new(model))), now);
+        ctx.dirty(1);
+        return Ok(Reply::OK);
+    }
     // The AOF logs the command as given once the model is in place.
     let argv = args.request().to_vec();
     ctx.defer(async move {

@@ -647,7 +647,7 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
             out.push_str("# Clients\r\n");
             kv(out, "connected_clients", &server.clients.len());
             kv(out, "maxclients", &server.config.get("maxclients"));
-            kv(out, "blocked_clients", &0);
+            kv(out, "blocked_clients", &server.blocking.blocked());
             kv(out, "tracking_clients", &0);
         }
         "memory" => {

@@ -15,8 +15,10 @@ use tokio::sync::mpsc;
 pub enum Control {
     /// Close the connection (CLIENT KILL, output limit, shutdown).
     Kill,
-    /// Deliver an out-of-band reply (MONITOR lines, pub/sub messages).
+    /// Deliver an out-of-band reply (MONITOR lines).
     Push(Reply),
+    /// A pub/sub message and the bytes it was counted as against the output limit.
+    Message(Reply, usize),
 }
 
 /// CLIENT REPLY modes.
@@ -47,12 +49,27 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
     pub unix: bool,
+    /// Pub/sub bytes queued for this connection and not yet written out.
+    pub pending_out: AtomicUsize,
+    /// When the pending bytes went over the soft output limit (0: they are not).
+    pub soft_since_ms: AtomicU64,
+    killed: AtomicBool,
+    /// Wakes a connection stuck writing to a client that does not read, when it is killed.
+    pub kill_signal: tokio::sync::Notify,
     ctrl: mpsc::UnboundedSender<Control>,
 }
 
 impl ClientInfo {
     pub fn send(&self, c: Control) {
+        if matches!(c, Control::Kill) {
+            self.killed.store(true, Ordering::Relaxed);
+            self.kill_signal.notify_one();
+        }
         let _ = self.ctrl.send(c);
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
     }
 
     /// One CLIENT LIST / CLIENT INFO line, in Redis 7's field order.
@@ -216,6 +233,28 @@ pub struct Client {
     /// The AOF record of this client's last write: under `appendfsync always` its replies wait
     /// until that record is on disk.
     pub aof_seq: u64,
+    /// Commands queued since MULTI.
+    pub multi: Option<Multi>,
+    /// Keys under WATCH: (database, key, version when watched, whether it was expired then).
+    pub watched: Vec<Watched>,
+    /// Pub/sub channels and patterns subscribed to.
+    pub channels: std::collections::HashSet<Bytes, ahash::RandomState>,
+    pub patterns: std::collections::HashSet<Bytes, ahash::RandomState>,
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    pub queue: Vec<(Arc<Command>, super::protocol::Request, usize)>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub failed: bool,
+}
+
+pub struct Watched {
+    pub db: usize,
+    pub key: Bytes,
+    pub version: u64,
+    pub expired: bool,
 }
 
 impl Client {
@@ -235,6 +274,11 @@ impl Client {
         self.info
             .last_ms
             .store(self.clock.now_ms, Ordering::Relaxed);
+    }
+
+    /// Subscribed to a channel or a pattern (RESP2 then allows only pub/sub commands).
+    pub fn subscribed(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
     }
 
     pub fn select(&mut self, db: usize) {
@@ -268,6 +312,29 @@ impl ClientRegistry {
         unix: bool,
         authenticated: bool,
     ) -> (Client, mpsc::UnboundedReceiver<Control>) {
+        let (client, rx) = self.new_client(addr, laddr, fd, unix, authenticated);
+        self.clients.lock().insert(client.id, client.info.clone());
+        (client, rx)
+    }
+
+    /// A client that is not listed (CLIENT LIST), for commands the server runs on its own
+    /// behalf: a blocked client's retries.
+    pub fn detached(&self, db: usize) -> Client {
+        let mut c = self
+            .new_client("internal".into(), String::new(), -1, false, true)
+            .0;
+        c.select(db);
+        c
+    }
+
+    fn new_client(
+        &self,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        unix: bool,
+        authenticated: bool,
+    ) -> (Client, mpsc::UnboundedReceiver<Control>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
         let now = crate::util::now_ms();
@@ -288,9 +355,12 @@ impl ClientRegistry {
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             unix,
+            pending_out: AtomicUsize::new(0),
+            soft_since_ms: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
+            kill_signal: tokio::sync::Notify::new(),
             ctrl: tx,
         });
-        self.clients.lock().insert(id, info.clone());
         let client = Client {
             clock: BatchClock::new(),
             stats: LocalStats::default(),
@@ -304,6 +374,10 @@ impl ClientRegistry {
             reply_mode: ReplyMode::On,
             info,
             aof_seq: 0,
+            multi: None,
+            watched: Vec::new(),
+            channels: Default::default(),
+            patterns: Default::default(),
         };
         (client, rx)
     }

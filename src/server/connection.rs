@@ -103,11 +103,14 @@ fn spawn_client<S, F>(
         let (client, ctrl) = server
             .clients
             .register(addr, laddr, fd, unix, authenticated);
+        let mut client = client;
         let id = client.id;
         tracing::debug!("accepted client {id}");
-        if let Err(e) = run(&server, stream, client, ctrl).await {
+        if let Err(e) = run(&server, stream, &mut client, ctrl).await {
             tracing::debug!("client {id} closed: {e}");
         }
+        crate::cmd::transactions::unwatch_all(&server, &mut client);
+        crate::cmd::pubsub::unsubscribe_all(&server, &mut client);
         server.clients.unregister(id);
     });
 }
@@ -115,7 +118,7 @@ fn spawn_client<S, F>(
 async fn run<S>(
     server: &Arc<Server>,
     mut stream: S,
-    mut client: super::client::Client,
+    client: &mut super::client::Client,
     mut ctrl: tokio::sync::mpsc::UnboundedReceiver<Control>,
 ) -> std::io::Result<()>
 where
@@ -143,14 +146,40 @@ where
                         .info
                         .last_ms
                         .store(crate::util::now_ms(), Ordering::Relaxed);
-                    match server.execute(&mut client, argv) {
+                    match server.execute(client, argv) {
                         None => {}
                         Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),
                         Some(Outcome::Deferred(fut)) => {
                             // Flush what is ready, then wait for this reply in pipeline order.
-                            durable(server, &client).await;
-                            flush(server, &mut stream, &mut out).await?;
-                            let r = fut.await;
+                            durable(server, client).await;
+                            flush(server, &client.info, &mut stream, &mut out).await?;
+                            // While it waits (a model run, a blocked pop), keep reading: a
+                            // client that disconnects or is killed drops the future, which
+                            // takes a blocked client out of its queues.
+                            let mut fut = fut;
+                            let r = loop {
+                                tokio::select! {
+                                    r = &mut fut => break r,
+                                    n = stream.read_buf(&mut inbuf) => {
+                                        let n = n?;
+                                        if n == 0 {
+                                            return Ok(());
+                                        }
+                                        server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                                        if inbuf.len() > live.client_query_buffer_limit.load(Ordering::Relaxed) {
+                                            return Ok(());
+                                        }
+                                    }
+                                    msg = ctrl.recv() => match msg {
+                                        None | Some(Control::Kill) => return Ok(()),
+                                        Some(Control::Push(p)) => p.encode(client.proto, &mut out),
+                                        Some(Control::Message(p, size)) => {
+                                            client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
+                                            p.encode(client.proto, &mut out);
+                                        }
+                                    },
+                                }
+                            };
                             // What it wrote was logged when it finished.
                             client.aof_seq = client.aof_seq.max(server.aof.appended());
                             r.encode(client.proto, &mut out);
@@ -159,8 +188,8 @@ where
                     }
                     if client.close_after_reply {
                         client.end_batch(server);
-                        durable(server, &client).await;
-                        flush(server, &mut stream, &mut out).await?;
+                        durable(server, client).await;
+                        flush(server, &client.info, &mut stream, &mut out).await?;
                         return Ok(());
                     }
                 }
@@ -173,15 +202,15 @@ where
                     super::reply::Reply::err(format!("ERR Protocol error: {}", e.0))
                         .encode(client.proto, &mut out);
                     client.end_batch(server);
-                    durable(server, &client).await;
-                    flush(server, &mut stream, &mut out).await?;
+                    durable(server, client).await;
+                    flush(server, &client.info, &mut stream, &mut out).await?;
                     return Ok(());
                 }
             }
         }
         client.end_batch(server);
-        durable(server, &client).await;
-        flush(server, &mut stream, &mut out).await?;
+        durable(server, client).await;
+        flush(server, &client.info, &mut stream, &mut out).await?;
         client.info.qbuf.store(inbuf.len(), Ordering::Relaxed);
         if inbuf.len() > live.client_query_buffer_limit.load(Ordering::Relaxed) {
             tracing::warn!(
@@ -216,11 +245,26 @@ where
             }
             msg = ctrl.recv() => match msg {
                 None | Some(Control::Kill) => {
-                    durable(server, &client).await;
-                    flush(server, &mut stream, &mut out).await?;
+                    durable(server, client).await;
+                    flush(server, &client.info, &mut stream, &mut out).await?;
                     return Ok(());
                 }
                 Some(Control::Push(r)) => r.encode(client.proto, &mut out),
+                Some(Control::Message(r, size)) => {
+                    client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
+                    r.encode(client.proto, &mut out);
+                    // Take every message already queued before writing them in one go.
+                    while let Ok(m) = ctrl.try_recv() {
+                        match m {
+                            Control::Message(r, size) => {
+                                client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
+                                r.encode(client.proto, &mut out);
+                            }
+                            Control::Push(r) => r.encode(client.proto, &mut out),
+                            Control::Kill => return Ok(()),
+                        }
+                    }
+                }
             },
         }
     }
@@ -236,13 +280,20 @@ async fn durable(server: &Arc<Server>, client: &super::client::Client) {
 
 async fn flush<S: AsyncWrite + Unpin>(
     server: &Server,
+    info: &super::client::ClientInfo,
     stream: &mut S,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    stream.write_all(out).await?;
+    // A client that stopped reading can still be killed (output limits, CLIENT KILL).
+    tokio::select! {
+        r = stream.write_all(out) => r?,
+        _ = info.kill_signal.notified() => {
+            return Err(std::io::Error::other("client killed"));
+        }
+    }
     server
         .stats
         .net_output_bytes

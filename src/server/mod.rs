@@ -5,6 +5,7 @@ pub mod client;
 pub mod connection;
 pub mod io_pool;
 pub mod protocol;
+pub mod pubsub;
 pub mod reply;
 
 use crate::cmd::{Args, CommandTable, Ctx, Deferred};
@@ -105,6 +106,11 @@ pub struct Server {
     /// What SHUTDOWN asked for: 0 follow the save rules, 1 save, 2 do not save.
     pub shutdown_save: std::sync::atomic::AtomicU8,
     pub aof: Arc<crate::persist::aof::Aof>,
+    /// MULTI/EXEC isolation: commands hold it shared, EXEC exclusively.
+    pub gate: crate::store::gate::Gate,
+    /// Clients blocked on keys.
+    pub blocking: crate::cmd::blocking::Registry,
+    pub pubsub: pubsub::PubSub,
     /// Set while the dataset is being loaded (INFO loading).
     pub loading: std::sync::atomic::AtomicBool,
 }
@@ -139,6 +145,9 @@ impl Server {
                 crate::persist::aof::Fsync::parse(&config.get("appendfsync")),
             )),
             loading: Default::default(),
+            gate: Default::default(),
+            blocking: Default::default(),
+            pubsub: Default::default(),
             config,
         })
     }
@@ -194,6 +203,19 @@ impl Server {
                         c.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                // A command refused while queueing dooms the transaction (EXECABORT); a
+                // malformed EXEC ends it at once.
+                if argv.arg(0).eq_ignore_ascii_case(b"exec") && client.multi.take().is_some() {
+                    crate::cmd::transactions::unwatch_all(self, client);
+                    let why = e.strip_prefix("ERR ").unwrap_or(&e).to_string();
+                    return Outcome::Reply(self.error_reply(
+                        client,
+                        format!("EXECABORT Transaction discarded because of: {why}"),
+                    ));
+                }
+                if let Some(m) = client.multi.as_mut() {
+                    m.failed = true;
+                }
                 return Outcome::Reply(self.error_reply(client, e));
             }
         };
@@ -212,6 +234,31 @@ impl Server {
                 cmd.name
             )));
         };
+        if client.proto == 2 && !cmd.pubsub_ok && client.subscribed() {
+            return Outcome::Reply(self.error_reply(
+                client,
+                format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    cmd.full_name()
+                ),
+            ));
+        }
+        if let Some(m) = client.multi.as_mut() {
+            if !matches!(
+                cmd.name.as_str(),
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            ) {
+                if cmd.has_flag("NO_MULTI") {
+                    m.failed = true;
+                    return Outcome::Reply(self.error_reply(
+                        client,
+                        "ERR Command not allowed inside a transaction".into(),
+                    ));
+                }
+                m.queue.push((cmd, argv, skip));
+                return Outcome::Reply(Reply::Status("QUEUED"));
+            }
+        }
         if !cmd.fast {
             // Slow commands (INFO among them) see every earlier command's statistics.
             client.stats.flush(self);
@@ -226,6 +273,8 @@ impl Server {
         // log threshold is low, are timed on their own.
         let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
         let timed = !cmd.fast || (0..=1000).contains(&slower_than);
+        // Every command runs inside the isolation gate, which EXEC holds exclusively.
+        let gate = (cmd.name != "exec").then(|| self.gate.shared());
         // With the AOF on, a write holds the AOF lock while it runs and logs itself, so the
         // file's order is the keyspace's order.
         let mut txn = if cmd.write { self.aof.begin() } else { None };
@@ -242,6 +291,7 @@ impl Server {
         let result = handler(&mut ctx, &mut args);
         let deferred = ctx.deferred.take();
         let propagate = ctx.propagate.take();
+        let wrote = ctx.wrote.get();
         if let (Some(t), true) = (txn.as_mut(), result.is_ok() && deferred.is_none()) {
             // Commands that answer later (model runs) log what they wrote when they finish.
             let req = args.request();
@@ -251,6 +301,10 @@ impl Server {
             };
         }
         drop(txn);
+        drop(gate);
+        if wrote {
+            self.blocking.touched_by(&cmd, db, args.request());
+        }
         let micros = start.map(|s| crate::util::instant().duration_since(s).as_micros() as u64);
         let failed = result.is_err();
         client.stats.record(&cmd, micros, failed);
@@ -266,12 +320,21 @@ impl Server {
         }
     }
 
-    /// Runs one command read back from the AOF, at its original time `now`, in database `db`.
-    /// Returns the future of a command that finishes later (a model being stored).
+    /// Runs a command on the server's own behalf (a blocked client's retry) in database `db`,
+    /// through the same path as a client's: isolation, AOF, statistics, wake-ups.
+    pub fn execute_detached(self: &Arc<Self>, db: usize, argv: &[Bytes]) -> Reply {
+        let mut client = self.clients.detached(db);
+        match self.execute_inner(&mut client, Request::from_args(argv)) {
+            Outcome::Reply(r) => r,
+            Outcome::Deferred(_) => Reply::err("ERR command cannot run on the server's behalf"),
+        }
+    }
+
+    /// Runs one command read back from the AOF, at its original time `now`, in the client's
+    /// database. Returns the future of a command that finishes later (a model being stored).
     fn replay(
         self: &Arc<Self>,
         client: &mut Client,
-        db: usize,
         now: u64,
         argv: Request,
     ) -> Result<Option<Deferred>, String> {
@@ -283,13 +346,6 @@ impl Server {
         let handler = cmd
             .handler
             .ok_or_else(|| format!("can't replay '{name}': not a command"))?;
-        if db >= self.store.db_count() {
-            return Err(format!(
-                "the file uses database {db} but only {} are configured",
-                self.store.db_count()
-            ));
-        }
-        client.select(db);
         let mut args = Args::new(argv, skip);
         let mut ctx = Ctx::at(self, client, &cmd, now);
         let result = handler(&mut ctx, &mut args);
@@ -632,10 +688,21 @@ impl Server {
                             ))
                         }
                     };
+                    if record.db >= self.store.db_count() {
+                        return Err(format!(
+                            "Bad record at offset {} of the append only file '{}': database {} but only {} are configured",
+                            record.offset,
+                            path.display(),
+                            record.db,
+                            self.store.db_count()
+                        ));
+                    }
+                    // A record starts in its database; SELECTs inside it (from EXEC) move on.
+                    client.select(record.db);
                     for ranges in &record.commands {
                         let req = Request::from_ranges(data.clone(), ranges);
                         let deferred = self
-                            .replay(&mut client, record.db, record.now, req)
+                            .replay(&mut client, record.now, req)
                             .map_err(|e| {
                                 format!(
                                     "Bad record at offset {} of the append only file '{}': {e}",

@@ -32,6 +32,8 @@ pub enum Reply {
     Verbatim(Bytes),
     /// Out-of-band message (pub/sub, MONITOR-style pushes): `>` in RESP3, an array in RESP2.
     Push(Vec<Reply>),
+    /// Several replies to one command, sent one after the other (SUBSCRIBE a b answers twice).
+    Many(Vec<Reply>),
 }
 
 impl Reply {
@@ -84,6 +86,12 @@ impl Reply {
             }
             Reply::Null => {
                 out.put_slice(if proto >= 3 { b"_\r\n" } else { b"$-1\r\n" });
+                return;
+            }
+            Reply::Many(replies) => {
+                for r in replies {
+                    r.encode(proto, out);
+                }
                 return;
             }
             _ => {}
@@ -184,7 +192,8 @@ impl Reply {
             Reply::Int(i) => F::Integer(*i),
             Reply::Bulk(b) | Reply::Verbatim(b) => F::BulkString(b.clone()),
             Reply::Null => F::Null,
-            Reply::NullArray => return None,
+            // Several replies only ever stand at the top (handled by `encode`).
+            Reply::NullArray | Reply::Many(_) => return None,
             Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => F::Array(
                 items
                     .iter()
@@ -227,7 +236,7 @@ impl Reply {
                 data: b.clone(),
                 attributes: None,
             },
-            Reply::Null | Reply::NullArray => F::Null,
+            Reply::Null | Reply::NullArray | Reply::Many(_) => F::Null,
             Reply::Array(items) => F::Array {
                 data: items.iter().map(Reply::to_resp3).collect(),
                 attributes: None,

@@ -29,9 +29,65 @@ pub struct Shard {
     map: KeyMap,
     /// Keys with an expiry; a hint that lets active expiry skip shards with none.
     volatile: usize,
+    /// Versions of the keys clients WATCH; `None` (the common case) costs one branch per write.
+    watched: Option<HashMap<Bytes, Watch, RandomState>>,
+}
+
+/// A watched key: bumped on every change, so EXEC can tell whether it was touched.
+struct Watch {
+    version: u64,
+    watchers: u32,
 }
 
 impl Shard {
+    /// Records a change of `key` for its watchers.
+    #[inline]
+    fn touch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.as_mut() {
+            if let Some(w) = w.get_mut(key) {
+                w.version += 1;
+            }
+        }
+    }
+
+    /// WATCH: registers one more watcher of `key`; returns its current version.
+    pub fn watch(&mut self, key: &Bytes) -> u64 {
+        let w = self
+            .watched
+            .get_or_insert_with(Default::default)
+            .entry(key.clone())
+            .or_insert(Watch {
+                version: 0,
+                watchers: 0,
+            });
+        w.watchers += 1;
+        w.version
+    }
+
+    /// Drops one watcher of `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        let Some(map) = self.watched.as_mut() else {
+            return;
+        };
+        if let Some(w) = map.get_mut(key) {
+            w.watchers -= 1;
+            if w.watchers == 0 {
+                map.remove(key);
+            }
+        }
+        if map.is_empty() {
+            self.watched = None;
+        }
+    }
+
+    /// The version of a watched key (changes whenever the key does).
+    pub fn watch_version(&self, key: &[u8]) -> u64 {
+        self.watched
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map_or(u64::MAX, |w| w.version)
+    }
+
     /// The live entry for `key`, if any.
     pub fn get(&self, key: &[u8], now: u64) -> Option<&Entry> {
         self.map.get(key).filter(|e| !e.is_expired(now))
@@ -40,6 +96,7 @@ impl Shard {
     /// The live entry for `key` for update, removing it first if it has expired.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         self.purge_if_expired(key, now);
+        self.touch(key);
         self.map.get_mut(key)
     }
 
@@ -54,6 +111,7 @@ impl Shard {
 
     /// Inserts or replaces, returning the previous live entry.
     pub fn insert(&mut self, key: Bytes, entry: Entry, now: u64) -> Option<Entry> {
+        self.touch(&key);
         if entry.expire_at != 0 {
             self.volatile += 1;
         }
@@ -71,6 +129,7 @@ impl Shard {
     /// Removes `key`, returning its entry if it was live.
     pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         let old = self.map.remove(key)?;
+        self.touch(key);
         if old.expire_at != 0 {
             self.volatile -= 1;
         }
@@ -84,6 +143,10 @@ impl Shard {
     /// Sets (or clears, with 0) a live key's expiry. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], at: u64, now: u64) -> bool {
         self.purge_if_expired(key, now);
+        if !self.map.contains_key(key) {
+            return false;
+        }
+        self.touch(key);
         let Some(e) = self.map.get_mut(key) else {
             return false;
         };
@@ -123,10 +186,14 @@ impl Shard {
     pub fn expire_all(&mut self, now: u64) -> usize {
         let before = self.map.len();
         let mut gone_volatile = 0;
-        self.map.retain(|_, e| {
+        let watched = &mut self.watched;
+        self.map.retain(|k, e| {
             let keep = !e.is_expired(now);
             if !keep {
                 gone_volatile += 1;
+                if let Some(w) = watched.as_mut().and_then(|w| w.get_mut(k)) {
+                    w.version += 1;
+                }
             }
             keep
         });
@@ -137,6 +204,13 @@ impl Shard {
 
     pub fn clear(&mut self) -> KeyMap {
         self.volatile = 0;
+        if let Some(w) = self.watched.as_mut() {
+            for (k, w) in w.iter_mut() {
+                if self.map.contains_key(k) {
+                    w.version += 1;
+                }
+            }
+        }
         std::mem::take(&mut self.map)
     }
 }

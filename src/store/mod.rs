@@ -2,6 +2,7 @@
 //! INFO read. Knows nothing of sockets or RESP.
 
 mod db;
+pub mod gate;
 pub mod glob;
 mod value;
 

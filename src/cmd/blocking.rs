@@ -1,0 +1,201 @@
+//! Clients blocked on keys (BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX).
+//!
+//! A blocked client holds no thread: its connection awaits a future that sleeps until the head
+//! of a key's queue is woken. Every write command wakes the first waiter of each key it names
+//! (after it finished, so the waiter sees its result); the waiter retries its pop as an ordinary
+//! command (logged to the AOF, isolated from EXEC like any other) and, once served, wakes the
+//! next waiter if data is left. Waiters of one key are served in arrival order.
+
+use super::{Args, CmdResult, Command, Ctx};
+use crate::server::protocol::Request;
+use crate::server::reply::Reply;
+use crate::server::Server;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub struct Waiter {
+    id: u64,
+    pub notify: Notify,
+}
+
+/// The waiters of one key, first come first served.
+type Queue = VecDeque<Arc<Waiter>>;
+
+#[derive(Default)]
+pub struct Registry {
+    /// Registered waiters; lets writes skip the registry when nobody waits.
+    waiting: AtomicUsize,
+    next_id: AtomicU64,
+    queues: Mutex<HashMap<(usize, Bytes), Queue>>,
+}
+
+impl Registry {
+    /// Queues a waiter behind the others on each of `keys`.
+    pub fn register(&self, db: usize, keys: &[Bytes]) -> Arc<Waiter> {
+        let w = Arc::new(Waiter {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            notify: Notify::new(),
+        });
+        let mut q = self.queues.lock();
+        for k in keys {
+            let queue = q.entry((db, k.clone())).or_default();
+            if !queue.iter().any(|x| x.id == w.id) {
+                queue.push_back(w.clone());
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        w
+    }
+
+    /// Removes a waiter (served, timed out or disconnected) and wakes the new head of each of
+    /// its keys: data it was woken for, or that arrived meanwhile, goes to the next in line.
+    pub fn unregister(&self, db: usize, keys: &[Bytes], w: &Arc<Waiter>) {
+        let mut q = self.queues.lock();
+        for k in keys {
+            let slot = (db, k.clone());
+            if let Some(queue) = q.get_mut(&slot) {
+                queue.retain(|x| x.id != w.id);
+                match queue.front() {
+                    Some(head) => head.notify.notify_one(),
+                    None => {
+                        q.remove(&slot);
+                    }
+                }
+            }
+        }
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Wakes the first waiter of `key`.
+    pub fn key_ready(&self, db: usize, key: &[u8]) {
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let q = self.queues.lock();
+        if let Some(head) = q
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .and_then(|queue| queue.front())
+        {
+            head.notify.notify_one();
+        }
+    }
+
+    /// Called after every write command: wakes the waiters of the keys it names.
+    pub fn touched_by(&self, cmd: &Command, db: usize, req: &Request) {
+        if self.waiting.load(Ordering::Relaxed) == 0 || !cmd.write {
+            return;
+        }
+        let argv = req.to_vec();
+        for pos in cmd.key_positions(&argv) {
+            self.key_ready(db, &argv[pos]);
+        }
+    }
+
+    /// Clients blocked right now (INFO blocked_clients).
+    pub fn blocked(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// Parses a blocking timeout in seconds (fractions allowed), as Redis does: negative is an
+/// error, 0 waits forever. Returns milliseconds.
+pub fn parse_timeout(arg: &[u8]) -> Result<u64, super::CmdError> {
+    let v = crate::util::parse_f64(arg)
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| super::CmdError::new("ERR timeout is not a float or out of range"))?;
+    if v < 0.0 {
+        return Err(super::CmdError::new("ERR timeout is negative"));
+    }
+    if v * 1000.0 > i64::MAX as f64 / 2.0 {
+        return Err(super::CmdError::new("ERR timeout is out of range"));
+    }
+    Ok((v * 1000.0).ceil() as u64)
+}
+
+/// A blocking command, described by the non-blocking command it retries.
+pub struct Blocking {
+    pub keys: Vec<Bytes>,
+    /// Milliseconds; 0 waits forever.
+    pub timeout_ms: u64,
+    /// The non-blocking command that serves it (LMPOP for BLPOP, LMOVE for BLMOVE, …); it is
+    /// also what the AOF logs.
+    pub attempt: Vec<Bytes>,
+    pub handler: super::Handler,
+    /// The blocking command's reply from the attempt's.
+    pub shape: fn(Reply) -> Reply,
+    /// The reply on timeout (and inside MULTI, where nothing blocks).
+    pub timed_out: Reply,
+}
+
+fn served(r: &Reply) -> bool {
+    !matches!(r, Reply::Null | Reply::NullArray)
+}
+
+/// Leaves the queues when the wait ends, however it ends (served, timed out, disconnected).
+struct Registration {
+    server: Arc<Server>,
+    db: usize,
+    keys: Vec<Bytes>,
+    waiter: Arc<Waiter>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.server
+            .blocking
+            .unregister(self.db, &self.keys, &self.waiter);
+    }
+}
+
+/// Runs a blocking command: tries at once; if nothing is there, queues the client on its keys
+/// and answers when a write serves it or the timeout passes.
+pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
+    let server = ctx.server.clone();
+    let db = ctx.client.db;
+    // Queued before the first try, so that a push landing in between still wakes it.
+    let registration = (!ctx.in_exec).then(|| Registration {
+        waiter: server.blocking.register(db, &b.keys),
+        server: server.clone(),
+        db,
+        keys: b.keys.clone(),
+    });
+    let mut args = Args::new(Request::from_args(&b.attempt), 1);
+    let r = (b.handler)(ctx, &mut args)?;
+    if served(&r) {
+        ctx.propagate = Some(vec![b.attempt]);
+        return Ok((b.shape)(r));
+    }
+    ctx.propagate = Some(vec![]);
+    let Some(reg) = registration else {
+        // Inside MULTI nothing blocks: the attempt's own empty reply.
+        return Ok(r);
+    };
+    let deadline = (b.timeout_ms > 0)
+        .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(b.timeout_ms));
+    ctx.defer(async move {
+        loop {
+            let woken = match deadline {
+                Some(d) => tokio::time::timeout_at(d, reg.waiter.notify.notified())
+                    .await
+                    .is_ok(),
+                None => {
+                    reg.waiter.notify.notified().await;
+                    true
+                }
+            };
+            if !woken {
+                return b.timed_out;
+            }
+            let r = server.execute_detached(db, &b.attempt);
+            match r {
+                Reply::Error(_) => return r,
+                r if served(&r) => return (b.shape)(r),
+                _ => {}
+            }
+        }
+    })
+}

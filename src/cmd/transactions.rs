@@ -1,0 +1,163 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH, with Redis's semantics.
+//!
+//! Commands after MULTI are checked (name, arity) and queued; a refused one makes EXEC answer
+//! EXECABORT. EXEC holds the keyspace's isolation gate exclusively while the queue runs, so no
+//! other connection sees it half done, and logs the writes to the AOF as one record, so a replay
+//! applies all of them or none. WATCHed keys carry a version bumped by every change to them
+//! (writes, deletion, expiry, FLUSHDB); EXEC answers a null array if one moved.
+
+use super::{Args, CmdError, CmdResult, Ctx};
+use crate::server::client::{Client, Multi, Watched};
+use crate::server::reply::Reply;
+use crate::server::Server;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The reply of RedisAI commands that run later, in a transaction (RedisAI's own text).
+pub const ERR_AI_IN_MULTI: &str =
+    "ERR Cannot run RedisAI command within a transaction or a LUA script";
+
+pub fn multi(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::new("ERR MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Multi::default());
+    Ok(Reply::OK)
+}
+
+pub fn discard(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    if ctx.client.multi.take().is_none() {
+        return Err(CmdError::new("ERR DISCARD without MULTI"));
+    }
+    unwatch_all(ctx.server, ctx.client);
+    Ok(Reply::OK)
+}
+
+pub fn watch(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::new("ERR WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.client.db;
+    let now = ctx.now();
+    for key in args.rest() {
+        if ctx
+            .client
+            .watched
+            .iter()
+            .any(|w| w.db == db && w.key == key)
+        {
+            continue;
+        }
+        let key = super::own(key);
+        let mut shard = ctx.db().write(&key);
+        let expired = shard.holds_expired(&key, now);
+        let version = shard.watch(&key);
+        drop(shard);
+        ctx.client.watched.push(Watched {
+            db,
+            key,
+            version,
+            expired,
+        });
+    }
+    Ok(Reply::OK)
+}
+
+pub fn unwatch(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    unwatch_all(ctx.server, ctx.client);
+    Ok(Reply::OK)
+}
+
+/// Forgets every key the client watches (EXEC, DISCARD, UNWATCH, RESET, disconnect).
+pub fn unwatch_all(server: &Server, client: &mut Client) {
+    for w in client.watched.drain(..) {
+        server.store.db(w.db).write(&w.key).unwatch(&w.key);
+    }
+}
+
+/// Whether a watched key changed, or expired, since WATCH.
+fn watch_broken(server: &Server, client: &Client, now: u64) -> bool {
+    client.watched.iter().any(|w| {
+        let shard = server.store.db(w.db).read(&w.key);
+        shard.watch_version(&w.key) != w.version || (!w.expired && shard.holds_expired(&w.key, now))
+    })
+}
+
+pub fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    let Some(multi) = ctx.client.multi.take() else {
+        return Err(CmdError::new("ERR EXEC without MULTI"));
+    };
+    let server: &Arc<Server> = ctx.server;
+    if multi.failed {
+        unwatch_all(server, ctx.client);
+        return Err(CmdError::new(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    // From here to the end no other command runs anywhere.
+    let _gate = server.gate.exclusive();
+    let now = ctx.now();
+    let broken = watch_broken(server, ctx.client, now);
+    unwatch_all(server, ctx.client);
+    if broken {
+        return Ok(Reply::NullArray);
+    }
+    let mut txn = if multi.queue.iter().any(|(c, _, _)| c.write) {
+        server.aof.begin()
+    } else {
+        None
+    };
+    if txn.is_some() {
+        if let Some(e) = server.aof.write_error() {
+            return Err(CmdError(e));
+        }
+    }
+    let first_db = ctx.client.db;
+    let mut log_db = first_db;
+    let mut logged: Vec<Vec<Bytes>> = Vec::new();
+    let mut replies = Vec::with_capacity(multi.queue.len());
+    for (cmd, req, skip) in multi.queue {
+        let db = ctx.client.db;
+        let Some(handler) = cmd.handler else {
+            replies.push(Reply::err("ERR unknown command"));
+            continue;
+        };
+        let argv = (txn.is_some() && cmd.write).then(|| req.to_vec());
+        let mut args = Args::new(req, skip);
+        let mut inner = Ctx::at(server, ctx.client, &cmd, now);
+        inner.in_exec = true;
+        let result = handler(&mut inner, &mut args);
+        let deferred = inner.deferred.take();
+        let propagate = inner.propagate.take();
+        let wrote = inner.wrote.get();
+        ctx.client.stats.record(&cmd, None, result.is_err());
+        let reply = match (result, deferred) {
+            (Ok(_), Some(_)) => Reply::err(ERR_AI_IN_MULTI),
+            (Ok(r), None) => {
+                if let Some(argv) = argv {
+                    let cmds = propagate.unwrap_or_else(|| vec![argv]);
+                    if !cmds.is_empty() && db != log_db {
+                        logged.push(vec![
+                            Bytes::from_static(b"SELECT"),
+                            Bytes::from(db.to_string()),
+                        ]);
+                        log_db = db;
+                    }
+                    logged.extend(cmds);
+                }
+                r
+            }
+            (Err(e), _) => Reply::Error(e.0),
+        };
+        if wrote {
+            server.blocking.touched_by(&cmd, db, args.request());
+        }
+        replies.push(reply);
+    }
+    if let Some(t) = txn.as_mut() {
+        if !logged.is_empty() {
+            ctx.client.aof_seq = t.record(first_db, now, logged.iter().map(|c| c.iter()));
+        }
+    }
+    Ok(Reply::Array(replies))
+}
