@@ -438,6 +438,9 @@ impl Config {
                 .requirepass_set
                 .store(!self.get(name).is_empty(), Ordering::Relaxed),
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
+            "maxmemory-policy" => {
+                crate::store::LFU.store(self.get(name).contains("lfu"), Ordering::Relaxed)
+            }
             _ => {}
         }
     }

@@ -428,7 +428,8 @@ pub fn object_freq(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ));
     }
-    Ok(with_entry(ctx, &key, |_| Reply::Int(0)).unwrap_or(Reply::Null))
+    let now = crate::util::clock_secs();
+    Ok(with_entry(ctx, &key, |e| Reply::Int(e.freq(now) as i64)).unwrap_or(Reply::Null))
 }
 
 pub fn object_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {

@@ -7,7 +7,7 @@ pub mod glob;
 mod value;
 
 pub use db::{Db, KeyMap, MultiGuard, MultiReadGuard, Shard, EXPIRED_KEYS, SHARDS};
-pub use value::{Entry, HashValue, Value};
+pub use value::{Entry, HashValue, Value, LFU};
 
 use parking_lot::RwLockWriteGuard;
 use std::sync::atomic::{AtomicU64, Ordering};

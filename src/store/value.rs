@@ -4,7 +4,7 @@ use crate::tensor::Tensor;
 use ahash::RandomState;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// A hash's fields.
@@ -102,7 +102,16 @@ pub struct Entry {
     /// Set once a string is modified in place (APPEND, SETRANGE): Redis reports such strings as
     /// `raw` whatever their length.
     pub(crate) modified: bool,
+    /// Redis's LFU counter (logarithmic, decaying), kept while an LFU policy is selected.
+    freq: AtomicU8,
 }
+
+/// Whether an LFU `maxmemory-policy` is selected: only then are access frequencies counted.
+pub static LFU: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Redis's defaults: new keys start at 5; `lfu-log-factor` 10; `lfu-decay-time` 1 minute.
+const LFU_INIT: u8 = 5;
+const LFU_LOG_FACTOR: f64 = 10.0;
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
@@ -111,6 +120,7 @@ impl Clone for Entry {
             expire_at: self.expire_at,
             access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
             modified: self.modified,
+            freq: AtomicU8::new(self.freq.load(Ordering::Relaxed)),
         }
     }
 }
@@ -122,6 +132,7 @@ impl Entry {
             expire_at: 0,
             access: AtomicU32::new(crate::util::clock_secs()),
             modified: false,
+            freq: AtomicU8::new(LFU_INIT),
         }
     }
 
@@ -156,11 +167,35 @@ impl Entry {
     /// Records an access at `now_ms` (the command's clock; no clock read here).
     pub fn touch(&self, now_ms: u64) {
         let secs = (now_ms / 1000) as u32;
+        if LFU.load(Ordering::Relaxed) {
+            self.lfu_access(secs);
+        }
         // Skip the store when nothing changes, so readers on many cores do not fight over the
         // cache line.
         if self.access.load(Ordering::Relaxed) != secs {
             self.access.store(secs, Ordering::Relaxed);
         }
+    }
+
+    /// The LFU counter after decay: one step down per minute since the last access.
+    pub fn freq(&self, now_secs: u32) -> u8 {
+        let idle_min = now_secs.saturating_sub(self.access.load(Ordering::Relaxed)) / 60;
+        self.freq
+            .load(Ordering::Relaxed)
+            .saturating_sub(idle_min.min(255) as u8)
+    }
+
+    /// Redis's LFULogIncr after decay: the more accesses counted, the less likely the next one
+    /// moves the counter.
+    fn lfu_access(&self, now_secs: u32) {
+        let mut c = self.freq(now_secs);
+        if c < 255 {
+            let base = c.saturating_sub(LFU_INIT) as f64;
+            if rand::random::<f64>() < 1.0 / (base * LFU_LOG_FACTOR + 1.0) {
+                c += 1;
+            }
+        }
+        self.freq.store(c, Ordering::Relaxed);
     }
 
     pub fn idle_secs(&self) -> u32 {
