@@ -343,3 +343,30 @@ def spawn():
     yield make
     for s in servers:
         s.stop()
+
+
+class Tap(RawConn):
+    """A RawConn that also keeps the raw bytes of the last reply, for byte-for-byte comparisons
+    with redis-server."""
+
+    tape = b""
+
+    def readline(self):
+        line = super().readline()
+        self.tape += line + b"\r\n"
+        return line
+
+    def readexact(self, n):
+        data = super().readexact(n)
+        self.tape += data
+        return data
+
+    def reply_bytes(self, *args):
+        self.tape = b""
+        self.cmd(*args)
+        return self.tape
+
+    def read_bytes(self):
+        self.tape = b""
+        self.read()
+        return self.tape

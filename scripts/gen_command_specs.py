@@ -60,6 +60,7 @@ MODULE_BY_GROUP = {
     "transactions": "transactions",
     "pubsub": "pubsub",
     "sorted_set": "zsets",
+    "sorted-set": "zsets",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -103,6 +104,13 @@ WANTED = {
     "SADD": [], "SREM": [], "SMEMBERS": [], "SISMEMBER": [], "SMISMEMBER": [], "SCARD": [],
     "SPOP": [], "SRANDMEMBER": [], "SMOVE": [], "SINTER": [], "SINTERCARD": [], "SUNION": [],
     "SDIFF": [], "SINTERSTORE": [], "SUNIONSTORE": [], "SDIFFSTORE": [], "SSCAN": [],
+    # sorted set
+    "ZADD": [], "ZREM": [], "ZSCORE": [], "ZMSCORE": [], "ZINCRBY": [], "ZCARD": [],
+    "ZCOUNT": [], "ZLEXCOUNT": [], "ZRANGE": [], "ZRANGEBYSCORE": [], "ZREVRANGEBYSCORE": [],
+    "ZRANGEBYLEX": [], "ZREVRANGEBYLEX": [], "ZREVRANGE": [], "ZRANK": [], "ZREVRANK": [],
+    "ZPOPMIN": [], "ZPOPMAX": [], "ZMPOP": [], "BZPOPMIN": [], "BZPOPMAX": [],
+    "ZRANGESTORE": [], "ZREMRANGEBYSCORE": [], "ZREMRANGEBYRANK": [], "ZREMRANGEBYLEX": [],
+    "ZUNIONSTORE": [], "ZINTERSTORE": [], "ZSCAN": [],
     # pub/sub
     "SUBSCRIBE": [], "UNSUBSCRIBE": [], "PSUBSCRIBE": [], "PUNSUBSCRIBE": [],
     "PUBLISH": [], "PUBSUB": ["CHANNELS", "NUMSUB", "NUMPAT", "HELP"],

@@ -77,6 +77,8 @@ enum Cmd {
     LPop(u8),
     SAdd(u8, u8),
     SPop(u8),
+    ZAdd(u8, u8, i16),
+    ZPopMin(u8),
     Tensor(u8, Vec<u8>),
     FlushDb,
     Rewrite,
@@ -105,6 +107,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         k.clone().prop_map(Cmd::LPop),
         (k.clone(), 0u8..8).prop_map(|(k, m)| Cmd::SAdd(k, m)),
         k.clone().prop_map(Cmd::SPop),
+        (k.clone(), 0u8..6, any::<i16>()).prop_map(|(k, m, s)| Cmd::ZAdd(k, m, s)),
+        k.clone().prop_map(Cmd::ZPopMin),
         (k.clone(), prop::collection::vec(any::<u8>(), 8..=8)).prop_map(|(k, v)| Cmd::Tensor(k, v)),
         Just(Cmd::FlushDb),
         Just(Cmd::Rewrite),
@@ -167,6 +171,12 @@ fn apply(c: &mut redis::Connection, cmd: &Cmd) {
             .arg(format!("m{m}"))
             .to_owned(),
         Cmd::SPop(k) => redis::cmd("SPOP").arg(key(k)).to_owned(),
+        Cmd::ZAdd(k, m, s) => redis::cmd("ZADD")
+            .arg(key(k))
+            .arg(*s as f64 / 4.0)
+            .arg(format!("m{m}"))
+            .to_owned(),
+        Cmd::ZPopMin(k) => redis::cmd("ZPOPMIN").arg(key(k)).to_owned(),
         Cmd::Tensor(k, v) => redis::cmd("AI.TENSORSET")
             .arg(key(k))
             .arg("UINT8")

@@ -23,6 +23,7 @@ enum Cmd {
     Tensor(u8, Vec<u8>),
     RPush(u8, Vec<u8>),
     SAdd(u8, Vec<u8>),
+    ZAdd(u8, Vec<u8>, i32),
     Del(u8),
 }
 
@@ -35,7 +36,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         (16u8..20, prop::collection::vec(any::<u8>(), 4..=4)).prop_map(|(k, v)| Cmd::Tensor(k, v)),
         (20u8..24, v.clone()).prop_map(|(k, v)| Cmd::RPush(k, v)),
         (24u8..28, v.clone()).prop_map(|(k, v)| Cmd::SAdd(k, v)),
-        (0u8..28).prop_map(Cmd::Del),
+        (28u8..32, v.clone(), any::<i32>()).prop_map(|(k, v, s)| Cmd::ZAdd(k, v, s)),
+        (0u8..32).prop_map(Cmd::Del),
     ]
 }
 
@@ -64,6 +66,11 @@ fn apply(c: &mut redis::Connection, cmd: &Cmd) {
             .query(c),
         Cmd::RPush(k, v) => redis::cmd("RPUSH").arg(key(k)).arg(v).query(c),
         Cmd::SAdd(k, v) => redis::cmd("SADD").arg(key(k)).arg(v).query(c),
+        Cmd::ZAdd(k, v, s) => redis::cmd("ZADD")
+            .arg(key(k))
+            .arg(*s as f64 / 3.0)
+            .arg(v)
+            .query(c),
         Cmd::Del(k) => redis::cmd("DEL").arg(key(k)).query(c),
     };
     r.unwrap();

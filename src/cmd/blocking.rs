@@ -199,3 +199,35 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
         }
     })
 }
+
+/// BLPOP / BRPOP / BZPOPMIN / BZPOPMAX: `key [key ...] timeout`, served by `<pop> numkeys
+/// keys... <side>` (LMPOP or ZMPOP), the reply reshaped by `shape`.
+pub fn block_pop(
+    ctx: &mut Ctx,
+    args: &mut Args,
+    pop: &'static str,
+    side: &'static str,
+    handler: super::Handler,
+    shape: fn(Reply) -> Reply,
+) -> CmdResult {
+    let mut keys = args.rest();
+    let timeout = keys.pop().ok_or_else(super::CmdError::syntax)?;
+    let timeout_ms = parse_timeout(&timeout)?;
+    let mut attempt = vec![
+        Bytes::from_static(pop.as_bytes()),
+        Bytes::from(keys.len().to_string()),
+    ];
+    attempt.extend(keys.iter().cloned());
+    attempt.push(Bytes::from_static(side.as_bytes()));
+    block(
+        ctx,
+        Blocking {
+            keys,
+            timeout_ms,
+            attempt,
+            handler,
+            shape,
+            timed_out: Reply::NullArray,
+        },
+    )
+}

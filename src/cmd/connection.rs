@@ -186,14 +186,16 @@ pub fn client_getname(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 
 pub fn client_list(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut typ: Option<&'static str> = None;
     while !args.is_empty() {
         let opt = args.next_upper()?;
         match opt.as_str() {
             "TYPE" if !args.is_empty() => {
                 let t = args.next_upper()?;
                 match t.as_str() {
-                    "NORMAL" => {}
-                    "MASTER" | "REPLICA" | "SLAVE" | "PUBSUB" => ids = Some(vec![]),
+                    "NORMAL" => typ = Some("normal"),
+                    "PUBSUB" => typ = Some("pubsub"),
+                    "MASTER" | "REPLICA" | "SLAVE" => ids = Some(vec![]),
                     _ => {
                         return Err(CmdError::new(format!(
                             "ERR Unknown client type '{}'",
@@ -218,7 +220,9 @@ pub fn client_list(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let mut text = String::new();
     for c in ctx.server.clients.snapshot() {
-        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id))
+            || typ.is_some_and(|t| t != c.client_type())
+        {
             continue;
         }
         text.push_str(&c.describe(ctx.server));
@@ -304,7 +308,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 .as_ref()
                 .is_none_or(|a| a.as_ref() == c.laddr.as_bytes())
             && user.as_ref().is_none_or(|u| u.as_ref() == b"default")
-            && typ.as_ref().is_none_or(|t| t == "normal")
+            && typ.as_ref().is_none_or(|t| t == c.client_type())
             && maxage.is_none_or(|m| (now.saturating_sub(c.created_ms) / 1000) as i64 >= m)
             && !(skipme && c.id == ctx.client.id);
         if matches {

@@ -427,36 +427,17 @@ pub fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// BLPOP / BRPOP: LMPOP over the keys, answered as `[key, element]`.
 fn bpop(ctx: &mut Ctx, args: &mut Args, side: &'static str) -> CmdResult {
-    let mut keys = args.rest();
-    let timeout = keys.pop().ok_or_else(CmdError::syntax)?;
-    let timeout_ms = super::blocking::parse_timeout(&timeout)?;
-    let mut attempt = vec![
-        Bytes::from_static(b"LMPOP"),
-        Bytes::from(keys.len().to_string()),
-    ];
-    attempt.extend(keys.iter().cloned());
-    attempt.push(Bytes::from_static(side.as_bytes()));
-    super::blocking::block(
-        ctx,
-        super::blocking::Blocking {
-            keys,
-            timeout_ms,
-            attempt,
-            handler: lmpop,
-            shape: |r| match r {
-                Reply::Array(mut v) if v.len() == 2 => {
-                    let first = match v.pop() {
-                        Some(Reply::Array(mut items)) if !items.is_empty() => items.remove(0),
-                        _ => Reply::Null,
-                    };
-                    v.push(first);
-                    Reply::Array(v)
-                }
-                other => other,
-            },
-            timed_out: Reply::NullArray,
-        },
-    )
+    super::blocking::block_pop(ctx, args, "LMPOP", side, lmpop, |r| match r {
+        Reply::Array(mut v) if v.len() == 2 => {
+            let first = match v.pop() {
+                Some(Reply::Array(mut items)) if !items.is_empty() => items.remove(0),
+                _ => Reply::Null,
+            };
+            v.push(first);
+            Reply::Array(v)
+        }
+        other => other,
+    })
 }
 
 pub fn blpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

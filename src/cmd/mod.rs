@@ -19,6 +19,7 @@ pub mod table;
 pub mod tensorops;
 pub mod tensors;
 pub mod transactions;
+pub mod zsets;
 
 use crate::server::client::Client;
 use crate::server::protocol::Request;
@@ -322,6 +323,7 @@ macro_rules! kind {
 kind!(crate::store::HashValue, Hash);
 kind!(lists::ListValue, List);
 kind!(sets::SetValue, Set);
+kind!(crate::store::zset::ZSet, ZSet);
 
 /// The value of kind `T` at `key`: `Ok(None)` when missing, WRONGTYPE for another kind.
 pub fn typed<'s, T: Kind>(

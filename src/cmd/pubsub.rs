@@ -8,7 +8,17 @@ use crate::server::reply::Reply;
 use crate::server::Server;
 use bytes::Bytes;
 
+/// The client's subscription count, published for CLIENT LIST as it changes.
 fn count(client: &Client) -> i64 {
+    use std::sync::atomic::Ordering;
+    client
+        .info
+        .subs
+        .store(client.channels.len(), Ordering::Relaxed);
+    client
+        .info
+        .psubs
+        .store(client.patterns.len(), Ordering::Relaxed);
     (client.channels.len() + client.patterns.len()) as i64
 }
 
@@ -104,6 +114,7 @@ pub fn unsubscribe_all(server: &Server, client: &mut Client) {
     for p in client.patterns.drain() {
         server.pubsub.punsubscribe(&p, client.id);
     }
+    count(client);
 }
 
 pub fn publish(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -122,6 +133,11 @@ pub fn publish(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn pubsub_channels(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    if args.remaining() > 1 {
+        return Err(super::CmdError::new(
+            "ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP.",
+        ));
+    }
     let pattern = args.rest().into_iter().next();
     Ok(Reply::Array(
         ctx.server

@@ -51,7 +51,7 @@ pub fn watch(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         let key = super::own(key);
         let mut shard = ctx.db().write(&key);
         let expired = shard.holds_expired(&key, now);
-        let version = shard.watch(&key);
+        let version = shard.watch(&key, now);
         drop(shard);
         ctx.client.watched.push(Watched {
             db,

@@ -5,7 +5,7 @@
 //!
 //! Layout: header (`LOCUSSNP`, version u32, reserved u32, created ms u64), then records, then
 //! a footer (`0xFF`, record count u64, CRC-32 of everything before it). Numbers little-endian.
-//! Record: kind u8 (1 string, 2 hash, 3 tensor, 4 model), db u16, expire-at ms u64, key
+//! Record: kind u8 (1 string, 2 hash, 3 tensor, 4 model, 5 list, 6 set, 7 sorted set), db u16, expire-at ms u64, key
 //! (u32 length + bytes), then the value.
 
 pub mod aof;
@@ -30,6 +30,7 @@ const KIND_TENSOR: u8 = 3;
 const KIND_MODEL: u8 = 4;
 const KIND_LIST: u8 = 5;
 const KIND_SET: u8 = 6;
+const KIND_ZSET: u8 = 7;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -134,6 +135,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::Model(_) => KIND_MODEL,
                 Value::List(_) => KIND_LIST,
                 Value::Set(_) => KIND_SET,
+                Value::ZSet(_) => KIND_ZSET,
             };
             w.u8(kind)?;
             w.u16(*db)?;
@@ -161,6 +163,13 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                     w.u32(s.len() as u32)?;
                     for v in s.iter() {
                         w.bytes(v)?;
+                    }
+                }
+                Value::ZSet(z) => {
+                    w.u32(z.len() as u32)?;
+                    for (m, score) in z.iter() {
+                        w.bytes(m)?;
+                        w.u64(score.to_bits())?;
                     }
                 }
                 Value::Tensor(t) => {
@@ -380,6 +389,19 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                     s.insert(Bytes::copy_from_slice(&r.bytes()?));
                 }
                 Value::Set(Box::new(s))
+            }
+            KIND_ZSET => {
+                let n = r.u32()?;
+                let mut z = crate::store::zset::ZSet::default();
+                for _ in 0..n {
+                    let m = Bytes::copy_from_slice(&r.bytes()?);
+                    let score = f64::from_bits(r.u64()?);
+                    if score.is_nan() {
+                        return Err(err(r.pos as u64 - 8, "NaN score in a sorted set".into()));
+                    }
+                    z.insert(m, score);
+                }
+                Value::ZSet(Box::new(z))
             }
             KIND_TENSOR => {
                 let dt = *DType::ALL

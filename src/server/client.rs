@@ -49,6 +49,9 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
     pub unix: bool,
+    /// Channels and patterns subscribed to (CLIENT LIST sub / psub).
+    pub subs: AtomicUsize,
+    pub psubs: AtomicUsize,
     /// Pub/sub bytes queued for this connection and not yet written out.
     pub pending_out: AtomicUsize,
     /// When the pending bytes went over the soft output limit (0: they are not).
@@ -66,6 +69,15 @@ impl ClientInfo {
             self.kill_signal.notify_one();
         }
         let _ = self.ctrl.send(c);
+    }
+
+    /// The client class CLIENT LIST / KILL TYPE use: `pubsub` while subscribed.
+    pub fn client_type(&self) -> &'static str {
+        if self.subs.load(Ordering::Relaxed) + self.psubs.load(Ordering::Relaxed) > 0 {
+            "pubsub"
+        } else {
+            "normal"
+        }
     }
 
     pub fn is_killed(&self) -> bool {
@@ -90,6 +102,9 @@ impl ClientInfo {
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
+        if self.client_type() == "pubsub" {
+            flags.push('P');
+        }
         if self.unix {
             flags.push('U');
         }
@@ -98,7 +113,7 @@ impl ClientInfo {
         }
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -108,6 +123,8 @@ impl ClientInfo {
             now.saturating_sub(self.last_ms.load(Ordering::Relaxed)) / 1000,
             flags,
             self.db.load(Ordering::Relaxed),
+            self.subs.load(Ordering::Relaxed),
+            self.psubs.load(Ordering::Relaxed),
             qbuf,
             16384usize.saturating_sub(qbuf),
             qbuf + 16384 * 2,
@@ -355,6 +372,8 @@ impl ClientRegistry {
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             unix,
+            subs: AtomicUsize::new(0),
+            psubs: AtomicUsize::new(0),
             pending_out: AtomicUsize::new(0),
             soft_since_ms: AtomicU64::new(0),
             killed: AtomicBool::new(false),

@@ -288,7 +288,10 @@ async fn flush<S: AsyncWrite + Unpin>(
         return Ok(());
     }
     // A client that stopped reading can still be killed (output limits, CLIENT KILL).
+    // Biased: a reply that can be written goes out even when the kill is already signalled
+    // (CLIENT KILL of oneself answers before closing).
     tokio::select! {
+        biased;
         r = stream.write_all(out) => r?,
         _ = info.kill_signal.notified() => {
             return Err(std::io::Error::other("client killed"));

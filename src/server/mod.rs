@@ -549,6 +549,31 @@ impl Server {
             .collect()
     }
 
+    /// Closes subscribers that stayed over the soft pub/sub output limit for its seconds, even
+    /// when nothing more is published to them.
+    fn enforce_soft_output_limits(&self) {
+        let (_, soft, secs) = self.config.pubsub_output_limit();
+        if soft == 0 {
+            return;
+        }
+        let now = crate::util::now_ms();
+        for c in self.clients.snapshot() {
+            let since = c.soft_since_ms.load(Ordering::Relaxed);
+            if since != 0
+                && c.pending_out.load(Ordering::Relaxed) > soft
+                && now.saturating_sub(since) >= secs * 1000
+                && !c.is_killed()
+            {
+                tracing::warn!(
+                    "Client id={} addr={} closed for overcoming of output buffer limits.",
+                    c.id,
+                    c.addr
+                );
+                c.send(client::Control::Kill);
+            }
+        }
+    }
+
     /// Starts an AOF rewrite when the file has grown past the `auto-aof-rewrite-*` thresholds.
     fn check_aof_rewrite(&self) {
         let pct = self.config.get_i64("auto-aof-rewrite-percentage").max(0) as u64;
@@ -953,6 +978,7 @@ async fn cron(server: Arc<Server>) {
         server.sample_metrics();
         server.check_save_rules();
         server.check_aof_rewrite();
+        server.enforce_soft_output_limits();
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());

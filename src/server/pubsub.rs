@@ -115,7 +115,8 @@ impl PubSub {
 }
 
 /// Queues one message for a subscriber unless it is over its output limit, in which case it
-/// is disconnected instead. Returns whether the message was queued.
+/// is disconnected instead. Returns whether it counts as received (as in Redis, a subscriber
+/// closed for this very message still counts).
 fn deliver(c: &ClientInfo, msg: Reply, size: usize, limit: OutputLimit) -> bool {
     let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
     let over_hard = limit.hard > 0 && pending > limit.hard;
@@ -142,6 +143,7 @@ fn deliver(c: &ClientInfo, msg: Reply, size: usize, limit: OutputLimit) -> bool 
                 c.addr
             );
             c.send(Control::Kill);
+            return true;
         }
         return false;
     }

@@ -50,8 +50,10 @@ impl Shard {
         }
     }
 
-    /// WATCH: registers one more watcher of `key`; returns its current version.
-    pub fn watch(&mut self, key: &Bytes) -> u64 {
+    /// WATCH: registers one more watcher of `key`; returns its current version. A key that
+    /// has already expired is removed first: its later lazy deletion is no change to it.
+    pub fn watch(&mut self, key: &Bytes, now: u64) -> u64 {
+        self.purge_if_expired(key, now);
         let w = self
             .watched
             .get_or_insert_with(Default::default)

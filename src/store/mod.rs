@@ -5,6 +5,7 @@ mod db;
 pub mod gate;
 pub mod glob;
 mod value;
+pub mod zset;
 
 pub use db::{Db, KeyMap, MultiGuard, MultiReadGuard, Shard, EXPIRED_KEYS, SHARDS};
 pub use value::{Entry, HashValue, Value, LFU};

@@ -17,6 +17,7 @@ pub enum Value {
     Hash(Box<HashValue>),
     List(Box<std::collections::VecDeque<Bytes>>),
     Set(Box<std::collections::HashSet<Bytes, RandomState>>),
+    ZSet(Box<super::zset::ZSet>),
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
     /// A stored model; runs hold their own reference, so replacing or deleting the key while a
@@ -32,6 +33,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
             Value::Tensor(_) => "AI__TENSOR",
             Value::Model(_) => "AI__MODEL",
         }
@@ -72,6 +74,13 @@ impl Value {
                     "hashtable"
                 }
             }
+            Value::ZSet(z) => {
+                if z.len() <= 128 && z.iter().all(|(m, _)| m.len() <= 64) {
+                    "listpack"
+                } else {
+                    "skiplist"
+                }
+            }
             Value::Tensor(_) | Value::Model(_) => "raw",
         }
     }
@@ -83,6 +92,7 @@ impl Value {
             Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 80).sum::<usize>() + 48,
             Value::List(l) => l.iter().map(|v| v.len() + 32).sum::<usize>() + 48,
             Value::Set(s) => s.iter().map(|v| v.len() + 48).sum::<usize>() + 48,
+            Value::ZSet(z) => z.memory_usage(),
             Value::Tensor(t) => t.memory_usage(),
             Value::Model(m) => m.memory_usage(),
         }

@@ -222,6 +222,16 @@ pub fn dump(c: &mut redis::Connection) -> std::collections::BTreeMap<Vec<u8>, St
                         .query::<Vec<Vec<u8>>>(c)
                         .unwrap()
                 ),
+                "zset" => format!(
+                    "{:?}",
+                    redis::cmd("ZRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query::<Vec<Vec<u8>>>(c)
+                        .unwrap()
+                ),
                 other => other.to_string(),
             };
             let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(c).unwrap();
