@@ -61,6 +61,7 @@ MODULE_BY_GROUP = {
     "pubsub": "pubsub",
     "sorted_set": "zsets",
     "sorted-set": "zsets",
+    "stream": "streams",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -111,6 +112,12 @@ WANTED = {
     "ZPOPMIN": [], "ZPOPMAX": [], "ZMPOP": [], "BZPOPMIN": [], "BZPOPMAX": [],
     "ZRANGESTORE": [], "ZREMRANGEBYSCORE": [], "ZREMRANGEBYRANK": [], "ZREMRANGEBYLEX": [],
     "ZUNIONSTORE": [], "ZINTERSTORE": [], "ZSCAN": [],
+    # stream
+    "XADD": [], "XLEN": [], "XRANGE": [], "XREVRANGE": [], "XREAD": [], "XDEL": [],
+    "XTRIM": [], "XREADGROUP": [], "XACK": [], "XPENDING": [], "XCLAIM": [],
+    "XAUTOCLAIM": [],
+    "XINFO": ["STREAM", "GROUPS", "CONSUMERS", "HELP"],
+    "XGROUP": ["CREATE", "DESTROY", "SETID", "CREATECONSUMER", "DELCONSUMER", "HELP"],
     # pub/sub
     "SUBSCRIBE": [], "UNSUBSCRIBE": [], "PSUBSCRIBE": [], "PUNSUBSCRIBE": [],
     "PUBLISH": [], "PUBSUB": ["CHANNELS", "NUMSUB", "NUMPAT", "HELP"],

@@ -80,6 +80,12 @@ enum Cmd {
     ZAdd(u8, u8, i16),
     ZPopMin(u8),
     Tensor(u8, Vec<u8>),
+    XAdd(u8, Vec<u8>, u8),
+    XGroup(u8),
+    XReadGroup(u8, u8),
+    XAck(u8, u8),
+    XClaim(u8, u8),
+    XTrim(u8, u8),
     FlushDb,
     Rewrite,
 }
@@ -110,6 +116,12 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         (k.clone(), 0u8..6, any::<i16>()).prop_map(|(k, m, s)| Cmd::ZAdd(k, m, s)),
         k.clone().prop_map(Cmd::ZPopMin),
         (k.clone(), prop::collection::vec(any::<u8>(), 8..=8)).prop_map(|(k, v)| Cmd::Tensor(k, v)),
+        (k.clone(), v.clone(), 0u8..8).prop_map(|(k, v, t)| Cmd::XAdd(k, v, t)),
+        k.clone().prop_map(Cmd::XGroup),
+        (k.clone(), 0u8..3).prop_map(|(k, c)| Cmd::XReadGroup(k, c)),
+        (k.clone(), 0u8..4).prop_map(|(k, i)| Cmd::XAck(k, i)),
+        (k.clone(), 0u8..3).prop_map(|(k, c)| Cmd::XClaim(k, c)),
+        (k.clone(), 0u8..6).prop_map(|(k, n)| Cmd::XTrim(k, n)),
         Just(Cmd::FlushDb),
         Just(Cmd::Rewrite),
     ]
@@ -184,6 +196,61 @@ fn apply(c: &mut redis::Connection, cmd: &Cmd) {
             .arg(4)
             .arg("BLOB")
             .arg(v)
+            .to_owned(),
+        // Automatic ids (the clock at the write, replayed at its logged time), with and without
+        // approximate trimming.
+        Cmd::XAdd(k, v, t) => {
+            let mut x = redis::cmd("XADD");
+            x.arg(key(k));
+            if *t < 3 {
+                x.arg("MAXLEN").arg("~").arg(*t);
+            }
+            x.arg("*").arg("f").arg(v).to_owned()
+        }
+        Cmd::XGroup(k) => redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(key(k))
+            .arg("g")
+            .arg("0")
+            .arg("MKSTREAM")
+            .to_owned(),
+        Cmd::XReadGroup(k, consumer) => redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg(format!("c{consumer}"))
+            .arg("COUNT")
+            .arg(2)
+            .arg("STREAMS")
+            .arg(key(k))
+            .arg(">")
+            .to_owned(),
+        Cmd::XAck(k, i) => {
+            let pending: redis::RedisResult<Vec<(String, String, u64, u64)>> =
+                redis::cmd("XPENDING")
+                    .arg(key(k))
+                    .arg("g")
+                    .arg("-")
+                    .arg("+")
+                    .arg(10)
+                    .query(c);
+            match pending.ok().and_then(|p| p.get(*i as usize).cloned()) {
+                Some((id, ..)) => redis::cmd("XACK").arg(key(k)).arg("g").arg(id).to_owned(),
+                None => redis::cmd("PING").to_owned(),
+            }
+        }
+        Cmd::XClaim(k, consumer) => redis::cmd("XAUTOCLAIM")
+            .arg(key(k))
+            .arg("g")
+            .arg(format!("c{consumer}"))
+            .arg(0)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(2)
+            .to_owned(),
+        Cmd::XTrim(k, n) => redis::cmd("XTRIM")
+            .arg(key(k))
+            .arg("MAXLEN")
+            .arg(*n)
             .to_owned(),
         Cmd::FlushDb => redis::cmd("FLUSHDB").to_owned(),
         Cmd::Rewrite => redis::cmd("BGREWRITEAOF").to_owned(),

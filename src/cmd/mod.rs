@@ -14,6 +14,7 @@ pub mod models;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod tensorops;
@@ -324,6 +325,7 @@ kind!(crate::store::HashValue, Hash);
 kind!(lists::ListValue, List);
 kind!(sets::SetValue, Set);
 kind!(crate::store::zset::ZSet, ZSet);
+kind!(crate::store::stream::Stream, Stream);
 
 /// The value of kind `T` at `key`: `Ok(None)` when missing, WRONGTYPE for another kind.
 pub fn typed<'s, T: Kind>(

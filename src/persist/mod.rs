@@ -5,13 +5,15 @@
 //!
 //! Layout: header (`LOCUSSNP`, version u32, reserved u32, created ms u64), then records, then
 //! a footer (`0xFF`, record count u64, CRC-32 of everything before it). Numbers little-endian.
-//! Record: kind u8 (1 string, 2 hash, 3 tensor, 4 model, 5 list, 6 set, 7 sorted set), db u16, expire-at ms u64, key
+//! Record: kind u8 (1 string, 2 hash, 3 tensor, 4 model, 5 list, 6 set, 7 sorted set, 8 stream),
+//! db u16, expire-at ms u64, key
 //! (u32 length + bytes), then the value.
 
 pub mod aof;
 
 use crate::engine::model::{Device, Model, ModelSpec};
 use crate::engine::Engine;
+use crate::store::stream::StreamId;
 use crate::store::{Entry, Store, Value, SHARDS};
 use crate::tensor::{DType, Tensor};
 use bytes::Bytes;
@@ -31,6 +33,7 @@ const KIND_MODEL: u8 = 4;
 const KIND_LIST: u8 = 5;
 const KIND_SET: u8 = 6;
 const KIND_ZSET: u8 = 7;
+const KIND_STREAM: u8 = 8;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -136,6 +139,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::List(_) => KIND_LIST,
                 Value::Set(_) => KIND_SET,
                 Value::ZSet(_) => KIND_ZSET,
+                Value::Stream(_) => KIND_STREAM,
             };
             w.u8(kind)?;
             w.u16(*db)?;
@@ -172,6 +176,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                         w.u64(score.to_bits())?;
                     }
                 }
+                Value::Stream(st) => write_stream(&mut w, st)?,
                 Value::Tensor(t) => {
                     w.u8(dtype_code(t.dtype()))?;
                     w.u8(t.shape().len() as u8)?;
@@ -403,6 +408,7 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                 }
                 Value::ZSet(Box::new(z))
             }
+            KIND_STREAM => read_stream(&mut r)?,
             KIND_TENSOR => {
                 let dt = *DType::ALL
                     .get(r.u8()? as usize)
@@ -537,4 +543,130 @@ pub struct SaveState {
     pub last_ok: std::sync::atomic::AtomicBool,
     pub last_duration_ms: std::sync::atomic::AtomicU64,
     pub saves: std::sync::atomic::AtomicU64,
+}
+
+/// A stream's layout: its counters, the node boundaries (so approximate trimming after a
+/// restart removes what it would have removed before), the entries, then each consumer group
+/// with its consumers and pending entries.
+fn write_stream<W: Write>(
+    w: &mut Writer<W>,
+    s: &crate::store::stream::Stream,
+) -> std::io::Result<()> {
+    let id = |w: &mut Writer<W>, id: StreamId| -> std::io::Result<()> {
+        w.u64(id.ms)?;
+        w.u64(id.seq)
+    };
+    id(w, s.last_id)?;
+    id(w, s.first_id)?;
+    id(w, s.max_deleted_id)?;
+    w.u64(s.entries_added)?;
+    let nodes: Vec<_> = s.nodes().collect();
+    w.u64(nodes.len() as u64)?;
+    for (first, n) in nodes {
+        id(w, first)?;
+        w.u32(n.total)?;
+        w.u32(n.live)?;
+        id(w, n.last)?;
+    }
+    w.u64(s.len() as u64)?;
+    for (eid, fields) in s.iter() {
+        id(w, eid)?;
+        w.u32(fields.len() as u32)?;
+        for f in fields.iter() {
+            w.bytes(f)?;
+        }
+    }
+    w.u32(s.groups.len() as u32)?;
+    for (name, g) in &s.groups {
+        w.bytes(name)?;
+        id(w, g.last_id)?;
+        w.u64(g.entries_read as u64)?;
+        w.u32(g.consumers.len() as u32)?;
+        for (cname, c) in &g.consumers {
+            w.bytes(cname)?;
+            w.u64(c.seen_time)?;
+        }
+        w.u64(g.pel.len() as u64)?;
+        for (pid, p) in &g.pel {
+            id(w, *pid)?;
+            w.bytes(&p.consumer)?;
+            w.u64(p.delivery_time)?;
+            w.u64(p.delivery_count)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_stream(r: &mut Reader) -> Result<Value, LoadError> {
+    use crate::store::stream::{Consumer, Group, Node, Pending, Stream};
+    fn id(r: &mut Reader) -> Result<StreamId, LoadError> {
+        Ok(StreamId::new(r.u64()?, r.u64()?))
+    }
+    let meta = (id(r)?, id(r)?, id(r)?, r.u64()?);
+    let n = r.u64()?;
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let first = id(r)?;
+        let (total, live) = (r.u32()?, r.u32()?);
+        nodes.push((
+            first,
+            Node {
+                total,
+                live,
+                last: id(r)?,
+            },
+        ));
+    }
+    let n = r.u64()?;
+    let mut entries = Vec::new();
+    for _ in 0..n {
+        let eid = id(r)?;
+        let nf = r.u32()?;
+        let fields = (0..nf)
+            .map(|_| r.bytes().map(|b| Bytes::copy_from_slice(&b)))
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.push((eid, fields.into_boxed_slice()));
+    }
+    let ng = r.u32()?;
+    let mut groups = std::collections::BTreeMap::new();
+    for _ in 0..ng {
+        let name = Bytes::copy_from_slice(&r.bytes()?);
+        let mut g = Group::new(id(r)?, r.u64()? as i64);
+        let nc = r.u32()?;
+        for _ in 0..nc {
+            let cname = Bytes::copy_from_slice(&r.bytes()?);
+            let seen_time = r.u64()?;
+            g.consumers.insert(
+                cname,
+                Consumer {
+                    seen_time,
+                    pending: Default::default(),
+                },
+            );
+        }
+        let np = r.u64()?;
+        for _ in 0..np {
+            let at = r.pos as u64;
+            let pid = id(r)?;
+            let consumer = Bytes::copy_from_slice(&r.bytes()?);
+            let (delivery_time, delivery_count) = (r.u64()?, r.u64()?);
+            let owner = g.consumers.get_mut(&consumer).ok_or_else(|| LoadError {
+                offset: at,
+                message: "pending entry of an unknown consumer".into(),
+            })?;
+            owner.pending.insert(pid);
+            g.pel.insert(
+                pid,
+                Pending {
+                    consumer,
+                    delivery_time,
+                    delivery_count,
+                },
+            );
+        }
+        groups.insert(name, g);
+    }
+    Ok(Value::Stream(Box::new(Stream::restore(
+        nodes, entries, meta, groups,
+    ))))
 }

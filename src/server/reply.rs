@@ -25,6 +25,8 @@ pub enum Reply {
     NullArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
+    /// A map in RESP3 but an array of `[key, value]` pairs in RESP2, as XREAD answers.
+    Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
     Bool(bool),
@@ -120,7 +122,7 @@ impl Reply {
                 .iter()
                 .any(|i| i.is_aggregate() || i.needs_manual_resp3()),
             Reply::Array(items) | Reply::Push(items) => items.iter().any(Reply::needs_manual_resp3),
-            Reply::Map(pairs) => pairs
+            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs
                 .iter()
                 .any(|(k, v)| k.needs_manual_resp3() || v.needs_manual_resp3()),
             // Doubles are written as Redis writes them (%.17g, exponent for extremes).
@@ -132,7 +134,7 @@ impl Reply {
     fn is_aggregate(&self) -> bool {
         matches!(
             self,
-            Reply::Array(_) | Reply::Map(_) | Reply::Set(_) | Reply::Push(_)
+            Reply::Array(_) | Reply::Map(_) | Reply::Pairs(_) | Reply::Set(_) | Reply::Push(_)
         )
     }
 
@@ -141,7 +143,7 @@ impl Reply {
             Reply::Set(items) => (b'~', items.iter().collect()),
             Reply::Array(items) => (b'*', items.iter().collect()),
             Reply::Push(items) => (b'>', items.iter().collect()),
-            Reply::Map(pairs) => {
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 out.put_slice(format!("%{}\r\n", pairs.len()).as_bytes());
                 for (k, v) in pairs {
                     k.encode(3, out);
@@ -179,6 +181,14 @@ impl Reply {
                     v.encode(2, out);
                 }
             }
+            Reply::Pairs(pairs) => {
+                out.put_slice(format!("*{}\r\n", pairs.len()).as_bytes());
+                for (k, v) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    k.encode(2, out);
+                    v.encode(2, out);
+                }
+            }
             _ => {}
         }
     }
@@ -208,6 +218,12 @@ impl Reply {
                 }
                 F::Array(v)
             }
+            Reply::Pairs(pairs) => F::Array(
+                pairs
+                    .iter()
+                    .map(|(k, v)| Some(F::Array(vec![k.to_resp2()?, v.to_resp2()?])))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
             Reply::Double(d) => F::BulkString(Bytes::from(crate::util::format_f64_g17(*d))),
             Reply::Bool(b) => F::Integer(*b as i64),
         })
@@ -249,7 +265,7 @@ impl Reply {
                 data: items.iter().map(Reply::to_resp3).collect(),
                 attributes: None,
             },
-            Reply::Map(pairs) => F::Map {
+            Reply::Map(pairs) | Reply::Pairs(pairs) => F::Map {
                 data: pairs
                     .iter()
                     .map(|(k, v)| (k.to_resp3(), v.to_resp3()))

@@ -4,6 +4,7 @@
 mod db;
 pub mod gate;
 pub mod glob;
+pub mod stream;
 mod value;
 pub mod zset;
 

@@ -18,6 +18,7 @@ pub enum Value {
     List(Box<std::collections::VecDeque<Bytes>>),
     Set(Box<std::collections::HashSet<Bytes, RandomState>>),
     ZSet(Box<super::zset::ZSet>),
+    Stream(Box<super::stream::Stream>),
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
     /// A stored model; runs hold their own reference, so replacing or deleting the key while a
@@ -34,6 +35,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
             Value::Tensor(_) => "AI__TENSOR",
             Value::Model(_) => "AI__MODEL",
         }
@@ -81,6 +83,7 @@ impl Value {
                     "skiplist"
                 }
             }
+            Value::Stream(_) => "stream",
             Value::Tensor(_) | Value::Model(_) => "raw",
         }
     }
@@ -93,6 +96,7 @@ impl Value {
             Value::List(l) => l.iter().map(|v| v.len() + 32).sum::<usize>() + 48,
             Value::Set(s) => s.iter().map(|v| v.len() + 48).sum::<usize>() + 48,
             Value::ZSet(z) => z.memory_usage(),
+            Value::Stream(s) => s.memory_usage(),
             Value::Tensor(t) => t.memory_usage(),
             Value::Model(m) => m.memory_usage(),
         }

@@ -232,6 +232,18 @@ pub fn dump(c: &mut redis::Connection) -> std::collections::BTreeMap<Vec<u8>, St
                         .query::<Vec<Vec<u8>>>(c)
                         .unwrap()
                 ),
+                // Entries, counters, groups, consumers and pending entries (with their times).
+                "stream" => format!(
+                    "{:?}",
+                    redis::cmd("XINFO")
+                        .arg("STREAM")
+                        .arg(&k)
+                        .arg("FULL")
+                        .arg("COUNT")
+                        .arg(0)
+                        .query::<Value>(c)
+                        .unwrap()
+                ),
                 other => other.to_string(),
             };
             let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(c).unwrap();
