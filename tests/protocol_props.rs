@@ -155,19 +155,8 @@ fn read_exact_len(s: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
     buf
 }
 
-/// One server for all cases. It is started from a thread that lives as long as the test
-/// process, because the server is bound to die with the thread that spawned it.
+/// One server for all cases.
 fn shared_server() -> &'static TestServer {
     static SERVER: std::sync::OnceLock<&'static TestServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let server: &'static TestServer = Box::leak(Box::new(TestServer::start(&[])));
-            tx.send(server).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    SERVER.get_or_init(common::process_server)
 }

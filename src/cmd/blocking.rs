@@ -116,6 +116,9 @@ pub fn parse_timeout(arg: &[u8]) -> Result<u64, super::CmdError> {
     Ok((v * 1000.0).ceil() as u64)
 }
 
+/// Decides what a retry's error means for a blocked client: (server, database, keys, error).
+pub type RetryError = fn(&Server, usize, &[Bytes], Reply) -> Option<Reply>;
+
 /// A blocking command, described by the non-blocking command it retries.
 pub struct Blocking {
     pub keys: Vec<Bytes>,
@@ -129,6 +132,9 @@ pub struct Blocking {
     pub shape: fn(Reply) -> Reply,
     /// The reply on timeout (and inside MULTI, where nothing blocks).
     pub timed_out: Reply,
+    /// What an error from a retry becomes: `None` keeps waiting, `Some` ends the wait with that
+    /// reply. Without it the error itself ends the wait.
+    pub on_error: Option<RetryError>,
 }
 
 fn served(r: &Reply) -> bool {
@@ -192,7 +198,13 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
             }
             let r = server.execute_detached(db, &b.attempt);
             match r {
-                Reply::Error(_) => return r,
+                Reply::Error(_) => match b.on_error {
+                    None => return r,
+                    Some(f) => match f(&server, db, &b.keys, r) {
+                        Some(r) => return r,
+                        None => continue,
+                    },
+                },
                 r if served(&r) => return (b.shape)(r),
                 _ => {}
             }
@@ -228,6 +240,7 @@ pub fn block_pop(
             handler,
             shape,
             timed_out: Reply::NullArray,
+            on_error: None,
         },
     )
 }

@@ -463,6 +463,7 @@ pub fn blmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             shape: |r| r,
             // Redis 7.0 answers a timed-out BLMOVE with a null array.
             timed_out: Reply::NullArray,
+            on_error: None,
         },
     )
 }
@@ -489,6 +490,7 @@ pub fn blmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             handler: lmpop,
             shape: |r| r,
             timed_out: Reply::NullArray,
+            on_error: None,
         },
     )
 }

@@ -9,6 +9,7 @@
 use super::blocking::{self, Blocking};
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx};
 use crate::server::reply::Reply;
+use crate::server::Server;
 use crate::store::stream::{Fields, Group, Stream, StreamId, Trim, ENTRIES_READ_UNKNOWN};
 use crate::store::{Entry, Shard, Value};
 use bytes::Bytes;
@@ -52,11 +53,33 @@ fn no_group_for_key(key: &[u8], group: &[u8]) -> CmdError {
 
 // ------------------------------------------------------------------ id parsing
 
-fn parse_u64_strict(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
+/// Redis's string2ull: a canonical integer, or what C's strtoull accepts (leading blanks, a
+/// sign, digits to the end; a minus sign wraps around, as strtoull does).
+fn parse_u64_redis(b: &[u8]) -> Option<u64> {
+    if let Some(v) = crate::util::parse_i64(b) {
+        return u64::try_from(v).ok();
+    }
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        i += 1;
+    }
+    let negative = match b.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = &b[i..];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative { v.wrapping_neg() } else { v })
 }
 
 /// Parses `ms[-seq]` (and `-` / `+` unless `strict`); a missing sequence is `missing_seq`.
@@ -80,17 +103,17 @@ fn parse_id_ext(
     }
     match b.iter().position(|&c| c == b'-') {
         None => Ok((
-            StreamId::new(parse_u64_strict(b).ok_or_else(invalid)?, missing_seq),
+            StreamId::new(parse_u64_redis(b).ok_or_else(invalid)?, missing_seq),
             true,
         )),
         Some(dash) => {
-            let ms = parse_u64_strict(&b[..dash]).ok_or_else(invalid)?;
+            let ms = parse_u64_redis(&b[..dash]).ok_or_else(invalid)?;
             let rest = &b[dash + 1..];
             if allow_auto_seq && rest == b"*" {
                 return Ok((StreamId::new(ms, 0), false));
             }
             Ok((
-                StreamId::new(ms, parse_u64_strict(rest).ok_or_else(invalid)?),
+                StreamId::new(ms, parse_u64_redis(rest).ok_or_else(invalid)?),
                 true,
             ))
         }
@@ -211,7 +234,7 @@ fn parse_trim_args(
                 }
                 Trim::MaxLen(n as u64)
             } else {
-                Trim::MinId(parse_id(threshold, 0)?)
+                Trim::MinId(parse_strict_id(threshold)?)
             });
             i += 1;
         } else if opt.eq_ignore_ascii_case(b"LIMIT") && more > 0 {
@@ -295,10 +318,9 @@ pub fn xadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Some((id, true)) => Some(id),
         Some((id, false)) if id.ms == s.last_id.ms => {
             if s.last_id.seq == u64::MAX {
-                None
-            } else {
-                Some(StreamId::new(id.ms, s.last_id.seq + 1))
+                return Err(CmdError::new("ERR Elements are too large to be stored"));
             }
+            Some(StreamId::new(id.ms, s.last_id.seq + 1))
         }
         Some((id, false)) => Some(id),
     };
@@ -318,12 +340,12 @@ pub fn xadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 pub fn xtrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
     let argv = args.rest();
+    let (trim, ..) = parse_trim_args(&argv, false)?;
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
     let Some(s) = stream_mut(&mut shard, &key, now)? else {
         return Ok(Reply::Int(0));
     };
-    let (trim, ..) = parse_trim_args(&argv, false)?;
     let deleted = s.trim(trim.how.expect("strategy"), trim.approx, trim.limit);
     ctx.dirty(deleted);
     Ok(Reply::Int(deleted as i64))
@@ -331,16 +353,16 @@ pub fn xtrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn xdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    let ids = args
-        .rest()
-        .iter()
-        .map(|b| parse_strict_id(b))
-        .collect::<Result<Vec<_>, _>>()?;
+    let raw = args.rest();
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
     let Some(s) = stream_mut(&mut shard, &key, now)? else {
         return Ok(Reply::Int(0));
     };
+    let ids = raw
+        .iter()
+        .map(|b| parse_strict_id(b))
+        .collect::<Result<Vec<_>, _>>()?;
     let deleted = s.delete(&ids);
     ctx.dirty(deleted as u64);
     Ok(Reply::Int(deleted as i64))
@@ -422,7 +444,6 @@ struct ReadArgs {
 }
 
 fn parse_read_args(args: &mut Args, xreadgroup: bool) -> Result<ReadArgs, CmdError> {
-    let name = if xreadgroup { "xreadgroup" } else { "xread" };
     let argv = args.rest();
     let mut r = ReadArgs {
         count: 0,
@@ -452,10 +473,9 @@ fn parse_read_args(args: &mut Args, xreadgroup: bool) -> Result<ReadArgs, CmdErr
         } else if o.eq_ignore_ascii_case(b"STREAMS") && more > 0 {
             let n = argv.len() - i - 1;
             if !n.is_multiple_of(2) {
-                let symbol = if xreadgroup { '>' } else { '$' };
-                return Err(CmdError::new(format!(
-                    "ERR Unbalanced '{name}' list of streams: for each stream key an ID or '{symbol}' must be specified."
-                )));
+                return Err(CmdError::new(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
             }
             streams_at = Some(i + 1);
             break;
@@ -720,11 +740,36 @@ fn read_cmd(ctx: &mut Ctx, args: &mut Args, xreadgroup: bool) -> CmdResult {
                     handler,
                     shape: |r| r,
                     timed_out: Reply::NullArray,
+                    on_error: Some(if xreadgroup {
+                        group_wait_failed
+                    } else {
+                        read_wait_failed
+                    }),
                 },
             )
         }
         _ => xread_inner(ctx, &r, &from),
     }
+}
+
+/// A blocked XREAD ignores its key turning into another type (a later XADD may still serve
+/// it), as Redis does.
+fn read_wait_failed(_: &Server, _: usize, _: &[Bytes], _: Reply) -> Option<Reply> {
+    None
+}
+
+/// A blocked XREADGROUP whose stream or group went away gets Redis's texts for each case.
+fn group_wait_failed(server: &Server, db: usize, keys: &[Bytes], _: Reply) -> Option<Reply> {
+    let now = crate::util::now_ms();
+    let gone = keys.iter().any(|k| {
+        let shard = server.store.db(db).read(k);
+        !matches!(stream_in(&shard, k, now), Ok(Some(_)))
+    });
+    Some(Reply::err(if gone {
+        "UNBLOCKED the stream key no longer exists"
+    } else {
+        "NOGROUP the consumer group this client was blocked on no longer exists"
+    }))
 }
 
 pub fn xread(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -1286,22 +1331,29 @@ fn entries_read_reply(n: i64) -> Reply {
 }
 
 pub fn xinfo_stream(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let sub = Bytes::copy_from_slice(args.request().arg(1));
     let key = args.next()?;
-    let mut full = false;
-    let mut count = 10usize;
-    if !args.is_empty() {
-        if !args.eat("FULL") {
-            return Err(CmdError::syntax());
-        }
-        full = true;
-        if args.remaining() == 2 && args.eat("COUNT") {
-            count = args.next_i64()?.max(0) as usize;
-        }
-        args.finish()?;
-    }
+    let rest = args.rest();
     let now = ctx.now();
     let shard = ctx.db().read(&key);
     let s = stream_in(&shard, &key, now)?.ok_or_else(|| CmdError::new(super::NO_SUCH_KEY_ERR))?;
+    let bad = || subcommand_error(&sub, "XINFO");
+    let mut count = 10usize;
+    let full = !rest.is_empty();
+    if full {
+        if !rest[0].eq_ignore_ascii_case(b"FULL") {
+            return Err(bad());
+        }
+        match rest.len() {
+            1 => {}
+            3 if rest[1].eq_ignore_ascii_case(b"COUNT") => {
+                count = crate::util::parse_i64(&rest[2])
+                    .ok_or_else(CmdError::not_int)?
+                    .max(0) as usize;
+            }
+            _ => return Err(bad()),
+        }
+    }
     let nodes = s.nodes().count() as i64;
     let mut m = vec![
         kv("length", Reply::Int(s.len() as i64)),

@@ -567,6 +567,11 @@ fn write_stream<W: Write>(
         w.u32(n.total)?;
         w.u32(n.live)?;
         id(w, n.last)?;
+        w.u32(n.bytes)?;
+        w.u32(n.master.len() as u32)?;
+        for f in n.master.iter() {
+            w.bytes(f)?;
+        }
     }
     w.u64(s.len() as u64)?;
     for (eid, fields) in s.iter() {
@@ -608,12 +613,21 @@ fn read_stream(r: &mut Reader) -> Result<Value, LoadError> {
     for _ in 0..n {
         let first = id(r)?;
         let (total, live) = (r.u32()?, r.u32()?);
+        let last = id(r)?;
+        let bytes = r.u32()?;
+        let nm = r.u32()?;
+        let master = (0..nm)
+            .map(|_| r.bytes().map(|b| Bytes::copy_from_slice(&b)))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_boxed_slice();
         nodes.push((
             first,
             Node {
                 total,
                 live,
-                last: id(r)?,
+                last,
+                bytes,
+                master,
             },
         ));
     }

@@ -122,11 +122,13 @@ impl Reply {
                 .iter()
                 .any(|i| i.is_aggregate() || i.needs_manual_resp3()),
             Reply::Array(items) | Reply::Push(items) => items.iter().any(Reply::needs_manual_resp3),
-            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs
+            Reply::Map(pairs) => pairs
                 .iter()
                 .any(|(k, v)| k.needs_manual_resp3() || v.needs_manual_resp3()),
             // Doubles are written as Redis writes them (%.17g, exponent for extremes).
             Reply::Double(_) => true,
+            // A key may stand twice (XREAD of one stream twice), which the crate's maps merge.
+            Reply::Pairs(_) => true,
             _ => false,
         }
     }

@@ -1,11 +1,12 @@
 //! Streams: entries ordered by id, consumer groups with their pending entries lists, and the
 //! counters Redis 7 keeps to answer `entries-read` and `lag`.
 //!
-//! Redis stores a stream as a radix tree of listpack nodes holding up to
-//! `stream-node-max-entries` (100) entries each. Trimming with `~` removes only whole nodes,
-//! so what it leaves is visible to clients. Entries here live in one B-tree, and a second small
-//! B-tree records the node boundaries Redis would have (first id, entries ever placed in the
-//! node, entries still alive), so that approximate trimming removes exactly what Redis removes.
+//! Redis stores a stream as a radix tree of listpack nodes that close at
+//! `stream-node-max-entries` (100) entries or `stream-node-max-bytes` (4096). Trimming with `~`
+//! removes only whole nodes, so what it leaves is visible to clients. Entries here live in one
+//! B-tree, and a second small B-tree records the nodes Redis would have (first id, entries
+//! placed, entries alive, the listpack's size in bytes and its master fields), so that
+//! approximate trimming removes exactly what Redis removes.
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,8 @@ use std::fmt;
 
 /// Entries per node, Redis's `stream-node-max-entries` default.
 pub const NODE_MAX_ENTRIES: u32 = 100;
+/// Bytes per node's listpack, Redis's `stream-node-max-bytes` default.
+pub const NODE_MAX_BYTES: usize = 4096;
 
 /// A stream entry id: milliseconds and a sequence number, ordered as a pair.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,7 +76,7 @@ impl fmt::Display for StreamId {
 pub type Fields = Box<[Bytes]>;
 
 /// One of Redis's listpack nodes, as far as trimming can see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// Entries ever placed in the node (deleted ones included: Redis only marks them).
     pub total: u32,
@@ -81,6 +84,105 @@ pub struct Node {
     pub live: u32,
     /// The last id placed in the node, deleted or not (MINID trimming reads it).
     pub last: StreamId,
+    /// The size Redis's listpack for this node has (deleted entries stay in it).
+    pub bytes: u32,
+    /// The field names of the node's first entry: entries with the same fields are stored
+    /// without their names.
+    pub master: Box<[Bytes]>,
+}
+
+/// Bytes a listpack element takes: its encoding plus the back-length that follows it.
+fn lp_element(enclen: usize) -> usize {
+    let back = match enclen {
+        0..=127 => 1,
+        128..16383 => 2,
+        16383..2097151 => 3,
+        2097151..268435455 => 4,
+        _ => 5,
+    };
+    enclen + back
+}
+
+fn lp_int(v: i64) -> usize {
+    lp_element(match v {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8388608..=8388607 => 4,
+        -2147483648..=2147483647 => 5,
+        _ => 9,
+    })
+}
+
+/// Strings that read as canonical 64-bit integers are stored as integers.
+fn lp_str(s: &[u8]) -> usize {
+    if s.len() <= 20 {
+        if let Some(v) = std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+        {
+            if v.to_string().as_bytes() == s {
+                return lp_int(v);
+            }
+        }
+    }
+    lp_element(match s.len() {
+        0..64 => 1 + s.len(),
+        64..4096 => 2 + s.len(),
+        _ => 5 + s.len(),
+    })
+}
+
+impl Node {
+    /// A node opened by entry `fields`: header and end byte, then the master entry (count,
+    /// deleted, number of fields, field names, a zero terminator).
+    fn open(id: StreamId, fields: &[Bytes]) -> Node {
+        let master: Box<[Bytes]> = fields.iter().step_by(2).cloned().collect();
+        let bytes = 7
+            + lp_int(1)
+            + lp_int(0)
+            + lp_int(master.len() as i64)
+            + master.iter().map(|f| lp_str(f)).sum::<usize>()
+            + lp_int(0);
+        Node {
+            total: 0,
+            live: 0,
+            last: id,
+            bytes: bytes as u32,
+            master,
+        }
+    }
+
+    /// Adds an entry as Redis lays it out: flags, id deltas from the node's first id, the
+    /// fields (only when they differ from the master's), the values, and the element count.
+    fn add(&mut self, first: StreamId, id: StreamId, fields: &[Bytes]) {
+        let n = fields.len() / 2;
+        let same = n == self.master.len()
+            && fields
+                .iter()
+                .step_by(2)
+                .zip(self.master.iter())
+                .all(|(a, b)| a == b);
+        let mut size = lp_int(if same { 2 } else { 0 })
+            + lp_int(id.ms.wrapping_sub(first.ms) as i64)
+            + lp_int(id.seq.wrapping_sub(first.seq) as i64);
+        let mut count = n + 3;
+        if !same {
+            size += lp_int(n as i64) + fields.iter().step_by(2).map(|f| lp_str(f)).sum::<usize>();
+            count += n + 1;
+        }
+        size += fields
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|v| lp_str(v))
+            .sum::<usize>();
+        size += lp_int(count as i64);
+        self.bytes += size as u32;
+        self.total += 1;
+        self.live += 1;
+        self.last = id;
+    }
 }
 
 /// An entry delivered to a consumer and not yet acknowledged.
@@ -258,8 +360,8 @@ impl Stream {
         self.entries.iter().map(|(k, v)| (*k, v))
     }
 
-    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, Node)> + '_ {
-        self.nodes.iter().map(|(k, v)| (*k, *v))
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &Node)> + '_ {
+        self.nodes.iter().map(|(k, v)| (*k, v))
     }
 
     /// The id `*` gives at time `now_ms`.
@@ -271,26 +373,18 @@ impl Stream {
         }
     }
 
-    /// Appends an entry whose id the caller checked to be above `last_id`.
+    /// Appends an entry whose id the caller checked to be above `last_id`, in the last node
+    /// unless that one is full by Redis's rules (entries placed, or listpack bytes).
     pub fn append(&mut self, id: StreamId, fields: Fields) {
-        debug_assert!(id > self.last_id || self.entries_added == 0 && id > StreamId::MIN);
-        match self.nodes.iter_mut().next_back() {
-            Some((_, node)) if node.total < NODE_MAX_ENTRIES => {
-                node.total += 1;
-                node.live += 1;
-                node.last = id;
-            }
-            _ => {
-                self.nodes.insert(
-                    id,
-                    Node {
-                        total: 1,
-                        live: 1,
-                        last: id,
-                    },
-                );
-            }
+        let added_bytes: usize = fields.iter().map(|f| f.len()).sum();
+        let fits = self.nodes.iter().next_back().is_some_and(|(_, node)| {
+            node.bytes as usize + added_bytes < NODE_MAX_BYTES && node.total < NODE_MAX_ENTRIES
+        });
+        if !fits {
+            self.nodes.insert(id, Node::open(id, &fields));
         }
+        let (&first, node) = self.nodes.iter_mut().next_back().expect("a node");
+        node.add(first, id, &fields);
         self.entries.insert(id, fields);
         self.last_id = id;
         self.entries_added += 1;
@@ -348,9 +442,10 @@ impl Stream {
                 Trim::MinId(_) if self.entries.is_empty() => break,
                 _ => {}
             }
-            let Some((&first, &node)) = self.nodes.iter().next() else {
+            let Some((&first, node)) = self.nodes.iter().next() else {
                 break;
             };
+            let (live, last) = (node.live, node.last);
             let next_node = self
                 .nodes
                 .range((std::ops::Bound::Excluded(first), std::ops::Bound::Unbounded))
@@ -360,19 +455,19 @@ impl Stream {
                 Some(n) => self.entries.range(first..n).map(|(k, _)| *k).collect(),
                 None => self.entries.range(first..).map(|(k, _)| *k).collect(),
             };
-            if limit > 0 && deleted + node.live as u64 > limit {
+            if limit > 0 && deleted + live as u64 > limit {
                 break;
             }
             let whole = match how {
-                Trim::MaxLen(n) => self.len() as u64 - node.live as u64 >= n,
-                Trim::MinId(min) => node.last < min,
+                Trim::MaxLen(n) => self.len() as u64 - live as u64 >= n,
+                Trim::MinId(min) => last < min,
             };
             if whole {
                 for id in &node_ids {
                     self.entries.remove(id);
                 }
                 self.nodes.remove(&first);
-                deleted += node.live as u64;
+                deleted += live as u64;
                 continue;
             }
             if approx {

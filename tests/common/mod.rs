@@ -305,3 +305,18 @@ pub fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
         .query(c)
         .unwrap();
 }
+
+/// A server that lives as long as the test process, for tests that share one across cases. It
+/// is started from a thread that never ends, because a server dies with the thread that
+/// spawned it.
+pub fn process_server() -> &'static TestServer {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let server: &'static TestServer = Box::leak(Box::new(TestServer::start(&[])));
+        tx.send(server).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap()
+}
