@@ -2,6 +2,7 @@
 and the generic error replies."""
 
 import re
+import socket
 import time
 
 import pytest
@@ -685,7 +686,6 @@ def test_config_set_enum_error_lists_redis_order(r):
     )
 
 
-@pytest.mark.xfail(strict=True, reason="Locus does not rebind its listeners at run time yet")
 def test_config_set_port_is_mutable(spawn):
     srv = spawn()
     c = srv.client()
@@ -697,6 +697,28 @@ def test_config_set_port_is_mutable(spawn):
     assert c2.config_get("port") == {"port": str(new_port)}
     c2.close()
     srv.port = new_port  # so the fixture's SHUTDOWN reaches it
+
+
+def test_config_set_port_that_is_taken_keeps_the_old_one(spawn):
+    srv = spawn()
+    c = srv.client()
+    c.ping()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        expect_error(
+            c.config_set,
+            "port",
+            busy,
+            text="CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port",
+        )
+    assert c.config_get("port") == {"port": str(srv.port)}
+    # The connected client and new clients on the old port are served as before.
+    assert c.ping()
+    fresh = redis.Redis(port=srv.port)
+    assert fresh.ping()
+    fresh.close()
 
 
 def test_config_resetstat(r):

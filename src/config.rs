@@ -40,7 +40,7 @@ const fn p(name: &'static str, default: &'static str, kind: Kind, mutable: bool)
 
 /// Every parameter Locus understands. Redis parameters keep Redis's names and defaults.
 pub static PARAMS: &[Param] = &[
-    p("port", "6379", Kind::Int(0, 65535), false),
+    p("port", "6379", Kind::Int(0, 65535), true),
     p("bind", "127.0.0.1 -::1", Kind::Str, false),
     p("unixsocket", "", Kind::Str, false),
     p("unixsocketperm", "0", Kind::Int(0, 0o777), false),

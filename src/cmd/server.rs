@@ -263,7 +263,18 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         })
         .collect();
     let aof_before = ctx.server.config.get("appendonly");
+    let port_before = ctx.server.config.get("port");
     ctx.server.config.set_many(&pairs).map_err(CmdError)?;
+    let port = ctx.server.config.get("port");
+    if port != port_before {
+        // The listeners move first; a port that cannot be bound leaves the old one in place.
+        if ctx.server.rebind_tcp(port.parse().unwrap_or(0)).is_err() {
+            let _ = ctx.server.config.set_many(&[("port".into(), port_before)]);
+            return Err(CmdError::new(
+                "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port",
+            ));
+        }
+    }
     apply_aof_settings(ctx, &pairs, &aof_before)?;
     // Redis changes its working directory on CONFIG SET dir: snapshots go there.
     if let Some((_, dir)) = pairs.iter().find(|(n, _)| n == "dir") {

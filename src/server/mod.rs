@@ -95,6 +95,8 @@ pub struct Server {
     pub started: Instant,
     /// The TCP port actually bound (differs from the config with `--port 0`… which disables TCP).
     pub tcp_port: AtomicU16,
+    /// The accept loops of the TCP listeners, replaced when CONFIG SET port rebinds them.
+    tcp_listeners: Mutex<Option<Listeners>>,
     /// Error replies by kind (first word), for INFO errorstats.
     pub error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Highest allocator figure seen (INFO used_memory_peak).
@@ -133,6 +135,7 @@ impl Server {
             run_id,
             started: Instant::now(),
             tcp_port: AtomicU16::new(0),
+            tcp_listeners: Mutex::new(None),
             error_kinds: Mutex::new(Default::default()),
             memory_peak: Default::default(),
             ops_samples: Mutex::new(VecDeque::new()),
@@ -818,37 +821,112 @@ pub enum Outcome {
     Deferred(Deferred),
 }
 
+/// The TCP accept loops and what starting new ones needs.
+struct Listeners {
+    runtime: tokio::runtime::Handle,
+    pool: Arc<io_pool::IoPool>,
+    accept: Vec<tokio::task::AbortHandle>,
+}
+
+/// Binds `port` on every address of a `bind` setting (`-addr` is optional: skipped when it
+/// cannot be bound, as Redis does).
+fn bind_tcp(bind: &str, port: u16) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::new();
+    for addr in bind.split_whitespace() {
+        let (optional, addr) = match addr.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, addr),
+        };
+        let addr = if addr == "*" { "0.0.0.0" } else { addr };
+        let sock = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        let bound = sock
+            .parse::<std::net::SocketAddr>()
+            .map_err(std::io::Error::other)
+            .and_then(|a| {
+                let s = socket2::Socket::new(
+                    socket2::Domain::for_address(a),
+                    socket2::Type::STREAM,
+                    None,
+                )?;
+                s.set_reuse_address(true)?;
+                if a.is_ipv6() {
+                    s.set_only_v6(true)?;
+                }
+                s.bind(&a.into())?;
+                s.listen(511)?;
+                s.set_nonblocking(true)?;
+                Ok(std::net::TcpListener::from(s))
+            });
+        match bound {
+            Ok(l) => {
+                tracing::info!("Ready to accept connections tcp on {sock}");
+                out.push(l)
+            }
+            Err(e) if optional => tracing::debug!("optional bind {sock} skipped: {e}"),
+            Err(e) => {
+                tracing::error!("Could not create server TCP listening socket {sock}: {e}");
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Server {
+    /// Starts accept loops on `listeners` (bound to `port`) and stops the previous ones.
+    fn listen_tcp(self: &Arc<Self>, listeners: Vec<std::net::TcpListener>, port: u16) {
+        let mut guard = self.tcp_listeners.lock();
+        let Some(l) = guard.as_mut() else {
+            return;
+        };
+        let mut accept = Vec::new();
+        for std_listener in listeners {
+            let (server, pool) = (self.clone(), l.pool.clone());
+            let task = l.runtime.spawn(async move {
+                match TcpListener::from_std(std_listener) {
+                    Ok(listener) => connection::accept_tcp(server, pool, listener).await,
+                    Err(e) => tracing::error!("listener: {e}"),
+                }
+            });
+            accept.push(task.abort_handle());
+        }
+        for old in std::mem::replace(&mut l.accept, accept) {
+            old.abort();
+        }
+        self.tcp_port.store(port, Ordering::Relaxed);
+    }
+
+    /// CONFIG SET port: binds the new port on every `bind` address first, and only then closes
+    /// the old listeners, so a port that cannot be bound leaves the server as it was. Connected
+    /// clients stay connected. Port 0 closes TCP.
+    pub fn rebind_tcp(self: &Arc<Self>, port: u16) -> Result<(), String> {
+        let listeners = if port == 0 {
+            Vec::new()
+        } else {
+            let l = bind_tcp(&self.config.get("bind"), port).map_err(|e| e.to_string())?;
+            if l.is_empty() {
+                return Err("no address could be bound".into());
+            }
+            l
+        };
+        self.listen_tcp(listeners, port);
+        Ok(())
+    }
+}
+
 /// Binds the configured listeners and serves until shutdown. Returns when every listener has
 /// stopped and connections have drained (or a grace period passed).
 pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::Result<()> {
     let port = server.config.get_i64("port") as u16;
-    let mut tcp = Vec::new();
-    if port != 0 {
-        for addr in server.config.get("bind").split_whitespace() {
-            let (optional, addr) = match addr.strip_prefix('-') {
-                Some(a) => (true, a),
-                None => (false, addr),
-            };
-            let addr = if addr == "*" { "0.0.0.0" } else { addr };
-            let sock = if addr.contains(':') {
-                format!("[{addr}]:{port}")
-            } else {
-                format!("{addr}:{port}")
-            };
-            match TcpListener::bind(&sock).await {
-                Ok(l) => {
-                    tracing::info!("Ready to accept connections tcp on {sock}");
-                    tcp.push(l)
-                }
-                Err(e) if optional => tracing::debug!("optional bind {sock} skipped: {e}"),
-                Err(e) => {
-                    tracing::error!("Could not create server TCP listening socket {sock}: {e}");
-                    return Err(e);
-                }
-            }
-        }
-        server.tcp_port.store(port, Ordering::Relaxed);
-    }
+    let tcp = if port != 0 {
+        bind_tcp(&server.config.get("bind"), port)?
+    } else {
+        Vec::new()
+    };
     let unix_path = server.config.get("unixsocket");
     let unix = if unix_path.is_empty() {
         None
@@ -870,12 +948,14 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     }
 
     let mut tasks = Vec::new();
-    for l in tcp {
-        tasks.push(tokio::spawn(connection::accept_tcp(
-            server.clone(),
-            pool.clone(),
-            l,
-        )));
+    let has_tcp = !tcp.is_empty();
+    *server.tcp_listeners.lock() = Some(Listeners {
+        runtime: tokio::runtime::Handle::current(),
+        pool: pool.clone(),
+        accept: Vec::new(),
+    });
+    if has_tcp {
+        server.listen_tcp(tcp, port);
     }
     if let Some(l) = unix {
         tasks.push(tokio::spawn(connection::accept_unix(
@@ -909,6 +989,11 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     server.shutdown.trigger();
     for t in tasks {
         t.abort();
+    }
+    if let Some(l) = server.tcp_listeners.lock().take() {
+        for t in l.accept {
+            t.abort();
+        }
     }
     // Save on the way out when asked to, or when save rules are configured (as Redis does).
     let save = match server.shutdown_save.load(Ordering::Relaxed) {
