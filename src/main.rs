@@ -117,6 +117,7 @@ fn main() {
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(locus::engine::event_loop_idle)
         .build()
         .expect("tokio runtime");
     let pool = match IoPool::start(runtime.handle().clone(), io_threads - 1) {

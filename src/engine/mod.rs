@@ -224,14 +224,24 @@ impl Engine {
     ) -> oneshot::Receiver<RunResult> {
         let (tx, rx) = oneshot::channel();
         let q = self.queue(&model.spec.device);
-        q.jobs.lock().push_back(RunJob {
-            model,
-            inputs,
-            cancelled,
-            reply: tx,
-        });
-        // Every worker may be waiting to fill a batch, so all hear of the new job.
-        q.ready.notify_all();
+        let batchsize = model.spec.batchsize;
+        let queued = {
+            let mut jobs = q.jobs.lock();
+            jobs.push_back(RunJob {
+                model,
+                inputs,
+                cancelled,
+                reply: tx,
+            });
+            jobs.len()
+        };
+        // An event loop that is still reading requests tells the workers about a batching
+        // model's jobs when it goes idle (or once a full batch is queued): the workers then
+        // wake once for everything that arrived together and run it as one batch.
+        if batchsize == 0 || queued >= batchsize || !defer_notify(&q) {
+            // Every worker may be waiting to fill a batch, so all hear of the new job.
+            q.ready.notify_all();
+        }
         rx
     }
 
@@ -271,6 +281,59 @@ impl Drop for Engine {
             q.ready.notify_all();
         }
     }
+}
+
+thread_local! {
+    /// On event-loop threads: the queues given jobs whose workers have not been told yet, and
+    /// the coarse clock reading of the first such job. `None` on other threads.
+    static UNTOLD: std::cell::RefCell<Option<(Vec<Arc<Queue>>, u64)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Records that `q`'s workers are to be told later; false where this thread does not defer.
+fn defer_notify(q: &Arc<Queue>) -> bool {
+    UNTOLD.with(|u| match u.borrow_mut().as_mut() {
+        Some((queues, since)) => {
+            if queues.is_empty() {
+                *since = crate::util::coarse_now_ms();
+            }
+            if !queues.iter().any(|x| Arc::ptr_eq(x, q)) {
+                queues.push(q.clone());
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+fn tell_workers(queues: &mut Vec<Arc<Queue>>) {
+    for q in queues.drain(..) {
+        q.ready.notify_all();
+    }
+}
+
+/// Called by an event loop about to wait for events: wakes the workers of the jobs it queued
+/// since it last went idle. The first call makes the thread defer its notifications.
+pub fn event_loop_idle() {
+    UNTOLD.with(|u| {
+        let mut slot = u.borrow_mut();
+        match slot.as_mut() {
+            Some((queues, _)) => tell_workers(queues),
+            None => *slot = Some((Vec::new(), 0)),
+        }
+    })
+}
+
+/// Called by an event loop that keeps busy: tells the workers about jobs that have waited
+/// since an earlier millisecond, so a loop that never goes idle delays runs by at most that.
+pub fn tell_overdue() {
+    UNTOLD.with(|u| {
+        if let Some((queues, since)) = u.borrow_mut().as_mut() {
+            if !queues.is_empty() && crate::util::coarse_now_ms() > *since {
+                tell_workers(queues);
+            }
+        }
+    })
 }
 
 /// Takes the next job and, for a model stored with BATCHSIZE, the compatible jobs queued behind

@@ -22,7 +22,10 @@ impl IoPool {
         let mut handles = vec![main];
         let mut threads = Vec::new();
         for i in 0..extra {
-            let rt = Builder::new_current_thread().enable_all().build()?;
+            let rt = Builder::new_current_thread()
+                .enable_all()
+                .on_thread_park(crate::engine::event_loop_idle)
+                .build()?;
             handles.push(rt.handle().clone());
             let mut rx = stop.subscribe();
             threads.push(
