@@ -750,6 +750,44 @@ def test_batching_multi_row_requests(rb, server_port):
     assert max(r.elapsed for r in runners) < 0.9
 
 
+def test_batched_runs_start_while_the_event_loop_stays_busy(spawn):
+    """Event loops tell batching workers about new jobs when they go idle; a loop kept busy by
+    other clients must still hand them over promptly (one event loop, so they share it)."""
+    srv = spawn("--io-threads", 1)
+    c = _client(srv.port, 2, decode=False)
+    store(c, "batched", "fraud.onnx", "BATCHSIZE", 32)
+    tx, ref = fraud_inputs(1, 7)
+    put(c, "tx", tx)
+    put(c, "ref", ref)
+    (want,) = ort_run("fraud.onnx", {"transaction": tx, "reference": ref})
+    stop = threading.Event()
+
+    def hammer():
+        h = _client(srv.port, 2, decode=False)
+        while not stop.is_set():
+            p = h.pipeline(transaction=False)
+            for _ in range(200):
+                p.ping()
+            p.execute()
+        h.close()
+
+    busy = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    for t in busy:
+        t.start()
+    try:
+        slowest = 0.0
+        for i in range(20):
+            t0 = time.perf_counter()
+            assert is_ok(execute(c, "batched", ["tx", "ref"], [f"out{i}"]))
+            slowest = max(slowest, time.perf_counter() - t0)
+            assert np.allclose(get(c, f"out{i}"), want, rtol=1e-5, atol=1e-6)
+    finally:
+        stop.set()
+        for t in busy:
+            t.join(5)
+    assert slowest < 0.25, slowest
+
+
 def test_batching_refuses_output_without_batch_dim(rb, server_port):
     store(rb, "sum", "sum_all.onnx", "BATCHSIZE", 4, "MINBATCHSIZE", 4, "MINBATCHTIMEOUT", 2000)
     for i in range(4):

@@ -10,11 +10,11 @@ use crate::engine::model::Model;
 use crate::engine::{Engine, RunResult};
 use crate::tensor::ops::TensorOp;
 use crate::tensor::Tensor;
-use std::collections::HashMap;
+/// The DAG's maps: keyed by short names and op indexes, where SipHash only costs.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::oneshot;
 
 /// One operation of a DAG.
 pub enum Op {
@@ -124,7 +124,7 @@ enum Slot {
 }
 
 struct Running {
-    rx: Option<oneshot::Receiver<RunResult>>,
+    rx: Option<crate::engine::completion::Receiver<RunResult>>,
     outputs: Vec<Vec<u8>>,
     cancelled: Arc<AtomicBool>,
 }
@@ -137,7 +137,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
         .map(|(n, t)| (n, Slot::Ready(t)))
         .collect();
     let mut results: Vec<OpResult> = Vec::with_capacity(plan.ops.len());
-    let mut running: HashMap<usize, Running> = HashMap::new();
+    let mut running: HashMap<usize, Running> = HashMap::default();
     let mut failed = false;
     let deadline = plan.deadline;
 

@@ -3,6 +3,7 @@
 //! Knows nothing of sockets or RESP.
 
 pub mod backend;
+pub mod completion;
 pub mod model;
 
 use crate::tensor::Tensor;
@@ -14,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// RedisAI's load-time settings (also changeable through AI.CONFIG where RedisAI allows it).
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ pub struct RunJob {
     pub inputs: Vec<Arc<Tensor>>,
     /// Set by the client side when it stopped waiting (TIMEOUT): the job is skipped.
     pub cancelled: Arc<AtomicBool>,
-    pub reply: oneshot::Sender<RunResult>,
+    pub reply: completion::Sender<RunResult>,
 }
 
 impl RunJob {
@@ -221,8 +221,8 @@ impl Engine {
         model: Arc<Model>,
         inputs: Vec<Arc<Tensor>>,
         cancelled: Arc<AtomicBool>,
-    ) -> oneshot::Receiver<RunResult> {
-        let (tx, rx) = oneshot::channel();
+    ) -> completion::Receiver<RunResult> {
+        let (tx, rx) = completion::channel(this_loop_relay());
         let q = self.queue(&model.spec.device);
         let batchsize = model.spec.batchsize;
         let queued = {
@@ -283,22 +283,34 @@ impl Drop for Engine {
     }
 }
 
+/// What an event-loop thread keeps for the engine.
+struct LoopState {
+    /// Queues given jobs whose workers have not been told yet.
+    untold: Vec<Arc<Queue>>,
+    /// The coarse clock reading when the first untold job was queued.
+    since: u64,
+    /// Where workers hand this loop's finished runs.
+    relay: Arc<completion::Relay>,
+}
+
 thread_local! {
-    /// On event-loop threads: the queues given jobs whose workers have not been told yet, and
-    /// the coarse clock reading of the first such job. `None` on other threads.
-    static UNTOLD: std::cell::RefCell<Option<(Vec<Arc<Queue>>, u64)>> =
-        const { std::cell::RefCell::new(None) };
+    /// Set on event-loop threads (at their first idle moment); `None` elsewhere.
+    static LOOP: std::cell::RefCell<Option<LoopState>> = const { std::cell::RefCell::new(None) };
+}
+
+fn this_loop_relay() -> Option<Arc<completion::Relay>> {
+    LOOP.with(|l| l.borrow().as_ref().map(|s| s.relay.clone()))
 }
 
 /// Records that `q`'s workers are to be told later; false where this thread does not defer.
 fn defer_notify(q: &Arc<Queue>) -> bool {
-    UNTOLD.with(|u| match u.borrow_mut().as_mut() {
-        Some((queues, since)) => {
-            if queues.is_empty() {
-                *since = crate::util::coarse_now_ms();
+    LOOP.with(|l| match l.borrow_mut().as_mut() {
+        Some(s) => {
+            if s.untold.is_empty() {
+                s.since = crate::util::coarse_now_ms();
             }
-            if !queues.iter().any(|x| Arc::ptr_eq(x, q)) {
-                queues.push(q.clone());
+            if !s.untold.iter().any(|x| Arc::ptr_eq(x, q)) {
+                s.untold.push(q.clone());
             }
             true
         }
@@ -312,14 +324,21 @@ fn tell_workers(queues: &mut Vec<Arc<Queue>>) {
     }
 }
 
-/// Called by an event loop about to wait for events: wakes the workers of the jobs it queued
-/// since it last went idle. The first call makes the thread defer its notifications.
+/// Called by an event loop about to wait for events (a runtime's park hook): wakes the
+/// workers of the jobs it queued since it last went idle. The first call makes the thread an
+/// event loop for the engine: it defers its notifications and gets a relay for results.
 pub fn event_loop_idle() {
-    UNTOLD.with(|u| {
-        let mut slot = u.borrow_mut();
+    LOOP.with(|l| {
+        let mut slot = l.borrow_mut();
         match slot.as_mut() {
-            Some((queues, _)) => tell_workers(queues),
-            None => *slot = Some((Vec::new(), 0)),
+            Some(s) => tell_workers(&mut s.untold),
+            None => {
+                *slot = Some(LoopState {
+                    untold: Vec::new(),
+                    since: 0,
+                    relay: completion::Relay::start(),
+                })
+            }
         }
     })
 }
@@ -327,10 +346,10 @@ pub fn event_loop_idle() {
 /// Called by an event loop that keeps busy: tells the workers about jobs that have waited
 /// since an earlier millisecond, so a loop that never goes idle delays runs by at most that.
 pub fn tell_overdue() {
-    UNTOLD.with(|u| {
-        if let Some((queues, since)) = u.borrow_mut().as_mut() {
-            if !queues.is_empty() && crate::util::coarse_now_ms() > *since {
-                tell_workers(queues);
+    LOOP.with(|l| {
+        if let Some(s) = l.borrow_mut().as_mut() {
+            if !s.untold.is_empty() && crate::util::coarse_now_ms() > s.since {
+                tell_workers(&mut s.untold);
             }
         }
     })
@@ -452,7 +471,7 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
     };
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one job");
-        let _ = job.reply.send(Ok(outputs));
+        job.reply.send(Ok(outputs));
         return;
     }
     if outputs.iter().any(|o| o.shape().first() != Some(&total)) {
@@ -465,15 +484,24 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
         );
     }
     let mut offset = 0;
+    let mut relays: Vec<Arc<completion::Relay>> = Vec::new();
     for (job, n) in batch.into_iter().zip(rows) {
         let parts = outputs.iter().map(|o| o.slice_batch(offset, n)).collect();
-        let _ = job.reply.send(Ok(parts));
+        if let Some(r) = job.reply.send_batched(Ok(parts)) {
+            if !relays.iter().any(|x| Arc::ptr_eq(x, &r)) {
+                relays.push(r);
+            }
+        }
         offset += n;
+    }
+    // One wake-up per event loop for the whole batch.
+    for r in relays {
+        r.flush();
     }
 }
 
 fn fail_all(batch: Vec<RunJob>, e: String) {
     for job in batch {
-        let _ = job.reply.send(Err(e.clone()));
+        job.reply.send(Err(e.clone()));
     }
 }
