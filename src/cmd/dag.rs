@@ -50,18 +50,22 @@ fn keys(args: &mut Args, what: &str) -> Result<Vec<Bytes>, CmdError> {
 }
 
 fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) -> CmdResult {
-    // Split the request into the header and the ops separated by `|>`.
-    let words = args.rest();
-    let mut segments: Vec<Vec<Bytes>> = vec![Vec::new()];
-    for w in words {
-        if w.as_ref() == b"|>" {
-            segments.push(Vec::new());
-        } else {
-            segments.last_mut().expect("a segment").push(w);
+    // Split the request into the header and the ops separated by `|>`, as views of the
+    // request's own buffer.
+    let req = args.request();
+    let start = req.len() - args.remaining();
+    let mut bounds = vec![start];
+    for i in start..req.len() {
+        if req.arg(i) == b"|>" {
+            bounds.push(i);
         }
     }
-    let header = segments.remove(0);
-    let mut h = Args::new(Request::from_args(&header), 0);
+    bounds.push(req.len());
+    let mut h = Args::new(req.sub(bounds[0], bounds[1]), 0);
+    let segments: Vec<Request> = bounds[1..]
+        .windows(2)
+        .map(|w| req.sub(w[0] + 1, w[1]))
+        .collect();
     let (mut load, mut persist, mut routing, mut timeout) = (Vec::new(), Vec::new(), false, None);
     while let Some(kw) = h
         .peek()
@@ -114,11 +118,12 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
         .load(Ordering::Relaxed);
     let mut ops = Vec::new();
     for seg in segments {
-        let Some(op_name) = seg.first() else {
+        if seg.is_empty() {
             return Err(CmdError::new("ERR DAG is empty"));
-        };
-        let op_name = String::from_utf8_lossy(op_name).to_ascii_uppercase();
-        let mut a = Args::new(Request::from_args(&seg), 1);
+        }
+        let op_name = String::from_utf8_lossy(seg.arg(0)).to_ascii_uppercase();
+        let timeout_given = (1..seg.len()).any(|i| seg.arg(i).eq_ignore_ascii_case(b"TIMEOUT"));
+        let mut a = Args::new(seg, 1);
         match op_name.as_str() {
             "AI.TENSORSET" => {
                 let key = a.next()?;
@@ -142,7 +147,7 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                         "Deprecated AI.MODELRUN cannot be used in AI.DAGEXECUTE command",
                     ));
                 }
-                if seg.iter().any(|w| w.eq_ignore_ascii_case(b"TIMEOUT")) {
+                if timeout_given {
                     return Err(CmdError::new(
                         "ERR TIMEOUT not allowed within a DAG command",
                     ));
@@ -211,8 +216,11 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
 
 /// Checks model inputs whose tensors are known before running (LOADed or set in the DAG).
 fn check_signatures(plan: &Plan) -> Result<(), CmdError> {
-    let mut known: std::collections::HashMap<&[u8], &Arc<crate::tensor::Tensor>> =
-        plan.loaded.iter().map(|(n, t)| (n.as_slice(), t)).collect();
+    let mut known: std::collections::HashMap<
+        &[u8],
+        &Arc<crate::tensor::Tensor>,
+        ahash::RandomState,
+    > = plan.loaded.iter().map(|(n, t)| (n.as_slice(), t)).collect();
     for op in &plan.ops {
         match op {
             Op::Set { name, tensor } => {

@@ -71,7 +71,7 @@ pub fn validate(plan: &Plan) -> Result<(), String> {
     if plan.ops.is_empty() {
         return Err("ERR DAG is empty".into());
     }
-    let mut known: std::collections::HashSet<&[u8]> =
+    let mut known: std::collections::HashSet<&[u8], ahash::RandomState> =
         plan.loaded.iter().map(|(n, _)| n.as_slice()).collect();
     for op in &plan.ops {
         match op {

@@ -49,6 +49,15 @@ impl Request {
         }
     }
 
+    /// Arguments `from..to` of this request as a request of their own, sharing the buffer (a
+    /// DAG's ops).
+    pub fn sub(&self, from: usize, to: usize) -> Request {
+        Request {
+            buf: self.buf.clone(),
+            ranges: self.ranges[from..to].iter().copied().collect(),
+        }
+    }
+
     /// A request whose arguments are `ranges` of `buf` (no copy): commands read back from a
     /// mapped AOF file.
     pub fn from_ranges(buf: Bytes, ranges: &[(usize, usize)]) -> Request {
