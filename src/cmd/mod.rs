@@ -149,6 +149,16 @@ impl Args {
         Ok(self.req.arg(self.pos - 1))
     }
 
+    /// The next argument as bytes to store: a small one is copied into its own allocation (so it
+    /// neither pins the read buffer nor touches its reference count), a large one shared.
+    pub fn next_owned(&mut self) -> Result<Bytes, CmdError> {
+        let small = self.peek().map(|a| a.len() < OWN_COPY_LIMIT);
+        match small {
+            Some(true) => Ok(Bytes::copy_from_slice(self.next_slice()?)),
+            _ => self.next(),
+        }
+    }
+
     pub fn next_i64(&mut self) -> Result<i64, CmdError> {
         crate::util::parse_i64(self.next_slice()?).ok_or_else(CmdError::not_int)
     }
@@ -381,10 +391,13 @@ pub fn string_in<'s>(
     }
 }
 
+/// Values smaller than this are copied out of the read buffer they arrived in.
+const OWN_COPY_LIMIT: usize = 16 * 1024;
+
 /// Gives a value read off the socket its own allocation before it is stored, so a small value
 /// does not pin the whole read buffer it arrived in. Large values already own their buffer.
 pub fn own(b: Bytes) -> Bytes {
-    if b.len() < 16 * 1024 {
+    if b.len() < OWN_COPY_LIMIT {
         Bytes::copy_from_slice(&b)
     } else {
         b

@@ -53,8 +53,8 @@ pub fn get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let key = args.next()?;
-    let value = args.next()?;
+    let key = args.next_owned()?;
+    let value = args.next_owned()?;
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expiry = Expiry::None;
     while !args.is_empty() {
@@ -81,20 +81,18 @@ pub fn set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     } else {
         None
     };
-    let exists = shard.contains(&key, now);
-    if (nx && exists) || (xx && !exists) {
-        return Ok(if get { old.into() } else { Reply::Null });
+    if nx || xx {
+        let exists = shard.contains(&key, now);
+        if (nx && exists) || (xx && !exists) {
+            return Ok(if get { old.into() } else { Reply::Null });
+        }
     }
     let at = match expiry {
         Expiry::Keep => shard.get(&key, now).map_or(0, |e| e.expire_at()),
         Expiry::At(t) => t,
         _ => 0,
     };
-    shard.insert(
-        own(key),
-        Entry::with_expiry(Value::Str(own(value)), at),
-        now,
-    );
+    shard.insert(key, Entry::with_expiry(Value::Str(value), at), now);
     drop(shard);
     ctx.dirty(1);
     Ok(if get { old.into() } else { Reply::OK })

@@ -87,6 +87,9 @@ pub struct Command {
     pub write: bool,
     pub admin: bool,
     pub fast: bool,
+    /// Server and connection commands (INFO, CLIENT LIST, CONFIG RESETSTAT …) read or reset the
+    /// statistics that connections gather per batch, so those are flushed before they run.
+    pub reads_stats: bool,
     /// Allowed in RESP2 while subscribed.
     pub pubsub_ok: bool,
 }
@@ -699,6 +702,7 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         write: has("WRITE"),
         admin: has("ADMIN"),
         fast: has("FAST"),
+        reads_stats: matches!(body["group"].as_str(), Some("server" | "connection")),
         pubsub_ok: matches!(
             name,
             "subscribe"

@@ -181,13 +181,14 @@ impl Server {
                 c.name.as_bytes().eq_ignore_ascii_case(argv.arg(0)) && c.arity_ok(argv.len())
             })
             .cloned();
+        let from_cache = cached.is_some();
         let resolved = match cached {
             Some(c) => Ok((c, 1)),
             None => self.commands.resolve(&argv),
         };
         let (cmd, skip) = match resolved {
             Ok(found) => {
-                if found.1 == 1 && !found.0.is_container() {
+                if !from_cache && found.1 == 1 && !found.0.is_container() {
                     client.last_command = Some(found.0.clone());
                 }
                 found
@@ -262,8 +263,8 @@ impl Server {
                 return Outcome::Reply(Reply::Status("QUEUED"));
             }
         }
-        if !cmd.fast {
-            // Slow commands (INFO among them) see every earlier command's statistics.
+        if cmd.reads_stats {
+            // INFO, CLIENT LIST and the like see every earlier command's statistics.
             client.stats.flush(self);
         }
         client.last_cmd = cmd.id + 1;
