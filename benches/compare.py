@@ -187,6 +187,14 @@ def section_dag(args, rport, lport):
           f"`locus-benchmark --model fraud.onnx --inprocess --peer-redis REDIS_PORT --refs 1000 --intra-threads 1 -c C`. Medians of {args.rounds} rounds.\n")
 
 
+def settle():
+    """Lets the disk catch up (the durability section writes gigabytes that the kernel flushes
+    for a while after) and the machine calm down, so one section's tail does not weigh on the
+    next section's figures."""
+    os.sync()
+    time.sleep(3)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -201,8 +209,10 @@ def main():
           "The machine is shared, so absolute numbers vary between runs.\n")
     if "resp" in sections:
         section_resp(args)
+        settle()
     if "durability" in sections:
         section_durability(args)
+        settle()
     tmp = tempfile.mkdtemp(prefix="locus-bench-")
     rport, lport = free_port(), free_port()
     redis = start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport)
@@ -214,8 +224,10 @@ def main():
         if "memory" in sections:
             section_memory(args, rport, lport)
         if "models" in sections:
+            settle()
             section_models(args, rport, lport)
         if "dag" in sections:
+            settle()
             section_dag(args, rport, lport)
     finally:
         for p in (redis, locus):

@@ -24,6 +24,7 @@ GROUP_TITLES = {
     "list": "Lists",
     "set": "Sets",
     "sorted_set": "Sorted sets",
+    "sorted-set": "Sorted sets",
     "stream": "Streams",
     "pubsub": "Pub/sub",
     "transactions": "Transactions",
