@@ -103,6 +103,14 @@ impl TestServer {
         self.client().get_connection().unwrap()
     }
 
+    /// A connection to the server on `port`, for threads that do not hold the server.
+    pub fn conn_to(port: u16) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
     pub fn raw(&self) -> std::net::TcpStream {
         let s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
