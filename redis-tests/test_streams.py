@@ -635,6 +635,35 @@ def test_approximate_trimming_removes_whole_nodes(pair):  # noqa: F811
     assert got[11] == b":54\r\n" and got[12] == b":0\r\n"
 
 
+def test_node_size_settings(pair2):  # noqa: F811
+    """stream-node-max-entries / stream-node-max-bytes decide where nodes close, and so what
+    `~` trims; CONFIG GET reports them."""
+    try:
+        run(pair2, [
+            ("CONFIG", "SET", "stream-node-max-entries", "10"),
+            ("CONFIG", "GET", "stream-node-max-entries"),
+        ])
+        fill(pair2, "s", 35)
+        run(pair2, [
+            ("XTRIM", "s", "MAXLEN", "~", "12"), ("XLEN", "s"),
+            ("XADD", "s", "MAXLEN", "~", "3", "36-0", "f", "v"), ("XLEN", "s"),
+            ("XRANGE", "s", "-", "+", "COUNT", "1"),
+            ("CONFIG", "SET", "stream-node-max-entries", "0"),
+            ("CONFIG", "SET", "stream-node-max-bytes", "300"),
+            ("CONFIG", "GET", "stream-node-max-bytes"),
+        ])
+        fill(pair2, "t", 40, value="x" * 30)
+        run(pair2, [
+            ("XTRIM", "t", "MAXLEN", "~", "20"), ("XLEN", "t"),
+            ("XTRIM", "t", "MAXLEN", "~", "5"), ("XLEN", "t"),
+        ])
+    finally:
+        run(pair2, [
+            ("CONFIG", "SET", "stream-node-max-entries", "100"),
+            ("CONFIG", "SET", "stream-node-max-bytes", "4096"),
+        ])
+
+
 def test_approximate_trimming_by_minid_and_limit(pair2):  # noqa: F811
     fill(pair2, "s", 250)
     got = run(pair2, [

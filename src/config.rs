@@ -98,6 +98,13 @@ pub static PARAMS: &[Param] = &[
         true,
     ),
     p("hz", "10", Kind::Int(1, 500), true),
+    p("stream-node-max-bytes", "4096", Kind::Memory, true),
+    p(
+        "stream-node-max-entries",
+        "100",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
     p("maxmemory", "0", Kind::Memory, true),
     p(
         "maxmemory-policy",
@@ -440,6 +447,11 @@ impl Config {
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
             "maxmemory-policy" => {
                 crate::store::LFU.store(self.get(name).contains("lfu"), Ordering::Relaxed)
+            }
+            "stream-node-max-bytes" => crate::store::stream::NODE_MAX_BYTES
+                .store(num().min(usize::MAX as u64) as usize, Ordering::Relaxed),
+            "stream-node-max-entries" => {
+                crate::store::stream::NODE_MAX_ENTRIES.store(num(), Ordering::Relaxed)
             }
             _ => {}
         }

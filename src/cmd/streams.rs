@@ -271,7 +271,7 @@ fn parse_trim_args(
             ))
         }
         Some(l) => t.limit = l,
-        None if t.approx => t.limit = 100 * crate::store::stream::NODE_MAX_ENTRIES as u64,
+        None if t.approx => t.limit = crate::store::stream::default_trim_limit(),
         None => t.limit = 0,
     }
     Ok((t, nomkstream, i, id))

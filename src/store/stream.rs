@@ -12,10 +12,22 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// Entries per node, Redis's `stream-node-max-entries` default.
-pub const NODE_MAX_ENTRIES: u32 = 100;
-/// Bytes per node's listpack, Redis's `stream-node-max-bytes` default.
-pub const NODE_MAX_BYTES: usize = 4096;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Entries per node (`stream-node-max-entries`, 0 = no limit).
+pub static NODE_MAX_ENTRIES: AtomicU64 = AtomicU64::new(100);
+/// Bytes per node's listpack (`stream-node-max-bytes`; 0 means Redis's 1 GB ceiling).
+pub static NODE_MAX_BYTES: AtomicUsize = AtomicUsize::new(4096);
+/// The largest listpack Redis builds.
+const LISTPACK_MAX_SIZE: usize = 1 << 30;
+
+/// The LIMIT an approximate trim gets when none is given: 100 nodes' worth, at most 10000.
+pub fn default_trim_limit() -> u64 {
+    match NODE_MAX_ENTRIES.load(Ordering::Relaxed).saturating_mul(100) {
+        0 => 10_000,
+        n => n.min(10_000),
+    }
+}
 
 /// A stream entry id: milliseconds and a sequence number, ordered as a pair.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -377,8 +389,14 @@ impl Stream {
     /// unless that one is full by Redis's rules (entries placed, or listpack bytes).
     pub fn append(&mut self, id: StreamId, fields: Fields) {
         let added_bytes: usize = fields.iter().map(|f| f.len()).sum();
+        let max_bytes = match NODE_MAX_BYTES.load(Ordering::Relaxed) {
+            0 => LISTPACK_MAX_SIZE,
+            n => n.min(LISTPACK_MAX_SIZE),
+        };
+        let max_entries = NODE_MAX_ENTRIES.load(Ordering::Relaxed);
         let fits = self.nodes.iter().next_back().is_some_and(|(_, node)| {
-            node.bytes as usize + added_bytes < NODE_MAX_BYTES && node.total < NODE_MAX_ENTRIES
+            node.bytes as usize + added_bytes < max_bytes
+                && (max_entries == 0 || (node.total as u64) < max_entries)
         });
         if !fits {
             self.nodes.insert(id, Node::open(id, &fields));
