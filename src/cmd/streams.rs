@@ -43,6 +43,14 @@ fn no_group(key: &[u8], group: &[u8]) -> CmdError {
     ))
 }
 
+fn no_group_to_read(key: &[u8], group: &[u8]) -> CmdError {
+    CmdError::new(format!(
+        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+        text(key),
+        text(group)
+    ))
+}
+
 fn no_group_for_key(key: &[u8], group: &[u8]) -> CmdError {
     CmdError::new(format!(
         "NOGROUP No such consumer group '{}' for key name '{}'",
@@ -521,11 +529,7 @@ fn resolve_ids(ctx: &Ctx, r: &ReadArgs) -> Result<Vec<ReadFrom>, CmdError> {
         let s = stream_in(&shard, key, now)?;
         if let Some((group, _)) = &r.group {
             if !s.is_some_and(|s| s.groups.contains_key(group)) {
-                return Err(CmdError::new(format!(
-                    "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                    text(key),
-                    text(group)
-                )));
+                return Err(no_group_to_read(key, group));
             }
         }
         let from = match id.as_ref() {
@@ -598,19 +602,14 @@ fn serve_group(
         }
         ReadFrom::New => {
             let last = s.groups[group_name].last_id;
-            if s.last().is_none_or(|(max, _)| max <= last) {
+            let ids: Vec<StreamId> = s.after(last, limit).map(|(id, _)| id).collect();
+            if ids.is_empty() {
                 return None;
             }
             s.groups
                 .get_mut(group_name)
                 .expect("group")
                 .touch_consumer(consumer, now);
-            let start = last.next()?;
-            let ids: Vec<StreamId> = s
-                .range(start, StreamId::MAX, false)
-                .take(limit)
-                .map(|(id, _)| id)
-                .collect();
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 s.advance_group(group_name, id);
@@ -652,34 +651,20 @@ fn xread_inner(ctx: &mut Ctx, r: &ReadArgs, from: &[ReadFrom]) -> CmdResult {
                 let ReadFrom::After(after) = from else {
                     continue;
                 };
-                if s.last().is_none_or(|(max, _)| max <= after) {
-                    continue;
-                }
-                let start = after.next().expect("below the last entry");
                 let limit = if r.count == 0 { usize::MAX } else { r.count };
-                let entries = s
-                    .range(start, StreamId::MAX, false)
-                    .take(limit)
+                let entries: Vec<Reply> = s
+                    .after(after, limit)
                     .map(|(id, f)| entry_reply(id, f))
                     .collect();
-                served.push((key.clone(), entries));
+                if !entries.is_empty() {
+                    served.push((key.clone(), entries));
+                }
             }
             Some((group, consumer)) => {
                 let mut shard = ctx.db().write(key);
-                let Some(s) = stream_mut(&mut shard, key, now)? else {
-                    return Err(CmdError::new(format!(
-                        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                        text(key),
-                        text(group)
-                    )));
-                };
-                if !s.groups.contains_key(group) {
-                    return Err(CmdError::new(format!(
-                        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                        text(key),
-                        text(group)
-                    )));
-                }
+                let s = stream_mut(&mut shard, key, now)?
+                    .filter(|s| s.groups.contains_key(group))
+                    .ok_or_else(|| no_group_to_read(key, group))?;
                 if let Some(entries) = serve_group(s, group, consumer, from, r.count, r.noack, now)
                 {
                     changed += 1;
@@ -718,15 +703,15 @@ fn attempt_argv(name: &'static str, r: &ReadArgs, from: &[ReadFrom]) -> Vec<Byte
     v
 }
 
-fn read_cmd(ctx: &mut Ctx, args: &mut Args, xreadgroup: bool) -> CmdResult {
-    let r = parse_read_args(args, xreadgroup)?;
+fn read_cmd(ctx: &mut Ctx, args: &mut Args, grouped: bool) -> CmdResult {
+    let r = parse_read_args(args, grouped)?;
     let from = resolve_ids(ctx, &r)?;
     // A history read (an explicit id in XREADGROUP) always answers at once.
     let history = r.group.is_some() && from.iter().any(|f| matches!(f, ReadFrom::After(_)));
     match r.block_ms {
         Some(timeout_ms) if !history => {
-            let (name, handler): (&'static str, super::Handler) = if xreadgroup {
-                ("XREADGROUP", xreadgroup_cmd)
+            let (name, handler): (&'static str, super::Handler) = if grouped {
+                ("XREADGROUP", xreadgroup)
             } else {
                 ("XREAD", xread)
             };
@@ -740,7 +725,7 @@ fn read_cmd(ctx: &mut Ctx, args: &mut Args, xreadgroup: bool) -> CmdResult {
                     handler,
                     shape: |r| r,
                     timed_out: Reply::NullArray,
-                    on_error: Some(if xreadgroup {
+                    on_error: Some(if grouped {
                         group_wait_failed
                     } else {
                         read_wait_failed
@@ -776,12 +761,8 @@ pub fn xread(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     read_cmd(ctx, args, false)
 }
 
-fn xreadgroup_cmd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    read_cmd(ctx, args, true)
-}
-
 pub fn xreadgroup(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    xreadgroup_cmd(ctx, args)
+    read_cmd(ctx, args, true)
 }
 
 // ------------------------------------------------------------------ XACK / XPENDING
@@ -915,6 +896,61 @@ pub fn xpending(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 // ------------------------------------------------------------------ XCLAIM / XAUTOCLAIM
 
+/// The stream at `key` for a command on its group `group` (XCLAIM, XAUTOCLAIM): NOGROUP when
+/// either is missing.
+fn stream_with_group<'s>(
+    shard: &'s mut Shard,
+    key: &Bytes,
+    group: &Bytes,
+    now: u64,
+) -> Result<&'s mut Stream, CmdError> {
+    stream_mut(shard, key, now)?
+        .filter(|s| s.groups.contains_key(group))
+        .ok_or_else(|| no_group(key, group))
+}
+
+/// Moves pending entries to one consumer, as XCLAIM and XAUTOCLAIM do: the consumer is
+/// created by its first claim, and each claim answers with the entry or, with JUSTID, its id.
+struct Claim<'a> {
+    group: &'a Bytes,
+    consumer: &'a Bytes,
+    justid: bool,
+    now: u64,
+    consumer_ready: bool,
+}
+
+impl<'a> Claim<'a> {
+    fn new(group: &'a Bytes, consumer: &'a Bytes, justid: bool, now: u64) -> Self {
+        Claim {
+            group,
+            consumer,
+            justid,
+            now,
+            consumer_ready: false,
+        }
+    }
+
+    /// Gives live pending entry `id` to the consumer with this delivery time and count.
+    fn claim(&mut self, s: &mut Stream, id: StreamId, delivery_time: u64, count: u64) -> Reply {
+        let g = s.groups.get_mut(self.group).expect("checked");
+        if !self.consumer_ready {
+            g.touch_consumer(self.consumer, self.now);
+            self.consumer_ready = true;
+        }
+        g.assign(id, self.consumer, delivery_time, count);
+        if self.justid {
+            id_reply(id)
+        } else {
+            entry_reply(id, s.get(id).expect("alive"))
+        }
+    }
+
+    /// Drops a pending entry whose stream entry was deleted; true if there was one.
+    fn drop_deleted(&self, s: &mut Stream, id: StreamId) -> bool {
+        s.groups.get_mut(self.group).expect("checked").ack(id)
+    }
+}
+
 pub fn xclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
     let group = args.next()?;
@@ -922,24 +958,18 @@ pub fn xclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let rest = args.rest();
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
-    let exists = stream_in(&shard, &key, now)?.is_some_and(|s| s.groups.contains_key(&group));
-    if !exists {
-        return Err(no_group(&key, &group));
-    }
+    let s = stream_with_group(&mut shard, &key, &group, now)?;
     let min_idle = parse_i64_or(&rest[0], "ERR Invalid min-idle-time argument for XCLAIM")?.max(0);
-    let mut j = 1;
-    let mut ids = vec![];
-    while j < rest.len() {
-        match parse_strict_id(&rest[j]) {
-            Ok(id) => ids.push(id),
-            Err(_) => break,
-        }
-        j += 1;
-    }
+    // Ids until the first argument that is not one; options after.
+    let ids: Vec<StreamId> = rest[1..]
+        .iter()
+        .map_while(|a| parse_strict_id(a).ok())
+        .collect();
     let (mut force, mut justid) = (false, false);
     let mut retrycount: i64 = -1;
     let mut delivery: i64 = -1;
     let mut last_id = StreamId::MIN;
+    let mut j = 1 + ids.len();
     while j < rest.len() {
         let more = rest.len() - 1 - j;
         let opt = &rest[j];
@@ -971,59 +1001,39 @@ pub fn xclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
         j += 1;
     }
-    let s = stream_mut(&mut shard, &key, now)?.expect("checked");
     let mut changed = 0u64;
-    {
-        let g = s.groups.get_mut(&group).expect("checked");
-        if last_id > g.last_id {
-            g.last_id = last_id;
-            changed += 1;
-        }
+    let g = s.groups.get_mut(&group).expect("checked");
+    if last_id > g.last_id {
+        g.last_id = last_id;
+        changed += 1;
     }
+    // A bogus IDLE or TIME (in the future, negative) means now, as in Redis.
     let delivery = if delivery < 0 || delivery > now as i64 {
         now
     } else {
         delivery as u64
     };
+    let mut claim = Claim::new(&group, &consumer, justid, now);
     let mut out = vec![];
-    let mut consumer_ready = false;
     for id in ids {
-        let alive = s.contains(id);
-        let g = s.groups.get_mut(&group).expect("checked");
-        if !alive {
-            if g.ack(id) {
-                changed += 1;
-            }
+        if !s.contains(id) {
+            changed += claim.drop_deleted(s, id) as u64;
             continue;
         }
-        // FORCE creates the pending entry (owned by nobody yet, one delivery so far).
-        let forced = force && !g.pel.contains_key(&id);
-        let (old_owner, old_count, old_time) = match g.pel.get(&id) {
-            Some(p) => (Some(p.consumer.clone()), p.delivery_count, p.delivery_time),
-            None if forced => (None, 1, now),
+        let count = match s.groups[&group].pel.get(&id) {
+            Some(p) if min_idle > 0 && (now as i64 - p.delivery_time as i64) < min_idle => continue,
+            Some(p) => p.delivery_count,
+            // FORCE creates the pending entry: owned by nobody yet, one delivery so far.
+            None if force => 1,
             None => continue,
         };
-        if old_owner.is_some() && min_idle > 0 && (now as i64 - old_time as i64) < min_idle {
-            continue;
-        }
-        if !consumer_ready {
-            g.touch_consumer(&consumer, now);
-            consumer_ready = true;
-        }
-        let count = if retrycount >= 0 {
-            retrycount as u64
-        } else if !justid {
-            old_count + 1
-        } else {
-            old_count
+        let count = match retrycount {
+            r if r >= 0 => r as u64,
+            _ if justid => count,
+            _ => count + 1,
         };
-        g.assign(id, &consumer, delivery, count);
+        out.push(claim.claim(s, id, delivery, count));
         changed += 1;
-        out.push(if justid {
-            id_reply(id)
-        } else {
-            entry_reply(id, s.get(id).expect("alive"))
-        });
     }
     ctx.dirty(changed);
     Ok(Reply::Array(out))
@@ -1055,73 +1065,41 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
-    let exists = stream_in(&shard, &key, now)?.is_some_and(|s| s.groups.contains_key(&group));
-    if !exists {
-        return Err(no_group(&key, &group));
-    }
-    let s = stream_mut(&mut shard, &key, now)?.expect("checked");
+    let s = stream_with_group(&mut shard, &key, &group, now)?;
+    let mut claim = Claim::new(&group, &consumer, justid, now);
+    // Redis looks at up to ten pending entries per entry it may claim.
     let mut attempts = count * 10;
-    let mut claimed = vec![];
-    let mut deleted = vec![];
-    let mut cursor = start;
-    let mut consumer_ready = false;
+    let (mut claimed, mut deleted) = (vec![], vec![]);
     let mut changed = 0u64;
-    let mut next = StreamId::MIN;
-    loop {
-        let candidate = s.groups[&group].pel.range(cursor..).next().map(|(k, _)| *k);
-        let Some(id) = candidate else {
-            next = StreamId::MIN;
-            break;
+    let mut last_seen = None;
+    let next = loop {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let pel = &s.groups[&group].pel;
+        let candidate = match last_seen {
+            None => pel.range(start..).next(),
+            Some(seen) => pel.range((Excluded(seen), Unbounded)).next(),
+        };
+        let Some((&id, p)) = candidate else {
+            break StreamId::MIN;
         };
         if attempts == 0 || count == 0 {
-            next = id;
-            break;
+            break id;
         }
         attempts -= 1;
-        cursor = match id.next() {
-            Some(n) => n,
-            None => StreamId::MAX,
-        };
-        let alive = s.contains(id);
-        let g = s.groups.get_mut(&group).expect("checked");
-        if !alive {
-            g.ack(id);
+        last_seen = Some(id);
+        let (idle, delivered) = (now as i64 - p.delivery_time as i64, p.delivery_count);
+        if !s.contains(id) {
+            claim.drop_deleted(s, id);
             deleted.push(id_reply(id));
             changed += 1;
             count -= 1;
-            if id == StreamId::MAX {
-                break;
-            }
-            continue;
+        } else if min_idle == 0 || idle >= min_idle {
+            let delivered = if justid { delivered } else { delivered + 1 };
+            claimed.push(claim.claim(s, id, now, delivered));
+            changed += 1;
+            count -= 1;
         }
-        let p = &g.pel[&id];
-        if min_idle > 0 && (now as i64 - p.delivery_time as i64) < min_idle {
-            if id == StreamId::MAX {
-                break;
-            }
-            continue;
-        }
-        let new_count = if justid {
-            p.delivery_count
-        } else {
-            p.delivery_count + 1
-        };
-        if !consumer_ready {
-            g.touch_consumer(&consumer, now);
-            consumer_ready = true;
-        }
-        g.assign(id, &consumer, now, new_count);
-        changed += 1;
-        claimed.push(if justid {
-            id_reply(id)
-        } else {
-            entry_reply(id, s.get(id).expect("alive"))
-        });
-        count -= 1;
-        if id == StreamId::MAX {
-            break;
-        }
-    }
+    };
     ctx.dirty(changed);
     Ok(Reply::Array(vec![
         id_reply(next),
@@ -1255,7 +1233,13 @@ pub fn xgroup_destroy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
 }
 
-pub fn xgroup_createconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+/// CREATECONSUMER / DELCONSUMER: `change` returns the reply's number, or `None` when it
+/// changed nothing (the reply is then 0).
+fn change_consumer(
+    ctx: &mut Ctx,
+    args: &mut Args,
+    change: fn(&mut Group, Bytes, u64) -> Option<i64>,
+) -> CmdResult {
     let key = args.next()?;
     let group = args.next()?;
     let consumer = args.next()?;
@@ -1263,28 +1247,31 @@ pub fn xgroup_createconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut shard = ctx.db().write(&key);
     let (s, _) = group_of(&mut shard, &key, &group, now, true)?;
     let g = s.groups.get_mut(&group).expect("checked");
-    if g.consumers.contains_key(&consumer) {
-        return Ok(Reply::Int(0));
+    match change(g, consumer, now) {
+        Some(n) => {
+            ctx.dirty(1);
+            Ok(Reply::Int(n))
+        }
+        None => Ok(Reply::Int(0)),
     }
-    g.touch_consumer(&own(consumer), now);
-    ctx.dirty(1);
-    Ok(Reply::Int(1))
 }
 
+pub fn xgroup_createconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    change_consumer(ctx, args, |g, consumer, now| {
+        (!g.consumers.contains_key(&consumer)).then(|| {
+            g.touch_consumer(&own(consumer), now);
+            1
+        })
+    })
+}
+
+/// Answers how many pending entries the consumer had (they leave the group's list too).
 pub fn xgroup_delconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let key = args.next()?;
-    let group = args.next()?;
-    let consumer = args.next()?;
-    let now = ctx.now();
-    let mut shard = ctx.db().write(&key);
-    let (s, _) = group_of(&mut shard, &key, &group, now, true)?;
-    let g = s.groups.get_mut(&group).expect("checked");
-    if !g.consumers.contains_key(&consumer) {
-        return Ok(Reply::Int(0));
-    }
-    let pending = g.remove_consumer(&consumer);
-    ctx.dirty(1);
-    Ok(Reply::Int(pending as i64))
+    change_consumer(ctx, args, |g, consumer, _| {
+        g.consumers
+            .contains_key(&consumer)
+            .then(|| g.remove_consumer(&consumer) as i64)
+    })
 }
 
 pub fn xgroup_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {

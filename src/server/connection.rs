@@ -150,7 +150,6 @@ where
                         None => {}
                         Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),
                         Some(Outcome::Deferred(fut)) => {
-                            crate::engine::tell_overdue();
                             // Flush what is ready, then wait for this reply in pipeline order.
                             durable(server, client).await;
                             flush(server, &client.info, &mut stream, &mut out).await?;

@@ -368,6 +368,19 @@ impl Stream {
         }
     }
 
+    /// Up to `limit` entries with ids above `after`, in order.
+    pub fn after(
+        &self,
+        after: StreamId,
+        limit: usize,
+    ) -> impl Iterator<Item = (StreamId, &Fields)> + '_ {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.entries
+            .range((Excluded(after), Unbounded))
+            .take(limit)
+            .map(|(k, v)| (*k, v))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (StreamId, &Fields)> + '_ {
         self.entries.iter().map(|(k, v)| (*k, v))
     }
