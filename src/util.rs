@@ -192,29 +192,10 @@ pub fn clock_secs() -> u32 {
 
 static CACHED_SECS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-static COARSE_MS: AtomicU64 = AtomicU64::new(0);
-
-/// The wall clock in milliseconds, refreshed every millisecond by a ticker thread: reading the
-/// time-stamp counter costs hundreds of nanoseconds on some virtual machines, too much to do
-/// for every pipelined request. Falls back to a real reading before the ticker runs.
-pub fn coarse_now_ms() -> u64 {
-    match COARSE_MS.load(Ordering::Relaxed) {
-        0 => now_ms(),
-        v => v,
-    }
-}
-
 /// Starts the process clocks (call once at start-up so uptime counts from then).
 pub fn init_clock() {
     let _ = start();
     resync_clock();
-    COARSE_MS.store(now_ms(), Ordering::Relaxed);
-    let _ = std::thread::Builder::new()
-        .name("locus-clock".into())
-        .spawn(|| loop {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            COARSE_MS.store(now_ms(), Ordering::Relaxed);
-        });
 }
 
 /// Seconds since the process started.

@@ -225,7 +225,8 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(server: &'a Arc<Server>, client: &'a mut Client, command: &'a Arc<Command>) -> Self {
-        Self::at(server, client, command, crate::util::now_ms())
+        let now = client.clock.now_ms;
+        Self::at(server, client, command, now)
     }
 
     /// A context whose clock reads `now`: AOF replay runs a command at its original time.

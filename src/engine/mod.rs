@@ -287,8 +287,8 @@ impl Drop for Engine {
 struct LoopState {
     /// Queues given jobs whose workers have not been told yet.
     untold: Vec<Arc<Queue>>,
-    /// The coarse clock reading when the first untold job was queued.
-    since: u64,
+    /// When the first untold job was queued.
+    since: quanta::Instant,
     /// Where workers hand this loop's finished runs.
     relay: Arc<completion::Relay>,
 }
@@ -307,7 +307,7 @@ fn defer_notify(q: &Arc<Queue>) -> bool {
     LOOP.with(|l| match l.borrow_mut().as_mut() {
         Some(s) => {
             if s.untold.is_empty() {
-                s.since = crate::util::coarse_now_ms();
+                s.since = crate::util::instant();
             }
             if !s.untold.iter().any(|x| Arc::ptr_eq(x, q)) {
                 s.untold.push(q.clone());
@@ -324,6 +324,9 @@ fn tell_workers(queues: &mut Vec<Arc<Queue>>) {
     }
 }
 
+/// How long a queued run may wait for its loop to go idle before its workers are told.
+const OVERDUE: Duration = Duration::from_micros(500);
+
 /// Called by an event loop about to wait for events (a runtime's park hook): wakes the
 /// workers of the jobs it queued since it last went idle. The first call makes the thread an
 /// event loop for the engine: it defers its notifications and gets a relay for results.
@@ -335,7 +338,7 @@ pub fn event_loop_idle() {
             None => {
                 *slot = Some(LoopState {
                     untold: Vec::new(),
-                    since: 0,
+                    since: crate::util::instant(),
                     relay: completion::Relay::start(),
                 })
             }
@@ -343,12 +346,13 @@ pub fn event_loop_idle() {
     })
 }
 
-/// Called by an event loop that keeps busy: tells the workers about jobs that have waited
-/// since an earlier millisecond, so a loop that never goes idle delays runs by at most that.
-pub fn tell_overdue() {
+/// Called by an event loop that keeps busy, with a recent clock reading: tells the workers
+/// about jobs that have waited half a millisecond, so a loop that never goes idle delays runs by at
+/// most that.
+pub fn tell_overdue(now: quanta::Instant) {
     LOOP.with(|l| {
         if let Some(s) = l.borrow_mut().as_mut() {
-            if !s.untold.is_empty() && crate::util::coarse_now_ms() > s.since {
+            if !s.untold.is_empty() && now.saturating_duration_since(s.since) >= OVERDUE {
                 tell_workers(&mut s.untold);
             }
         }

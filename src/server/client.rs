@@ -146,9 +146,10 @@ pub struct BatchClock {
 
 impl BatchClock {
     pub fn new() -> Self {
+        let last = crate::util::instant();
         BatchClock {
-            now_ms: crate::util::coarse_now_ms(),
-            last: crate::util::instant(),
+            now_ms: crate::util::wall_ms_at(last),
+            last,
         }
     }
 }
@@ -280,17 +281,18 @@ impl Client {
         self.clock = BatchClock::new();
     }
 
-    /// Ends a batch: publishes statistics and what CLIENT LIST shows.
-    pub fn end_batch(&mut self, server: &super::Server) {
-        let batch_us = crate::util::instant()
-            .duration_since(self.clock.last)
-            .as_micros() as u64;
+    /// Ends a batch: publishes statistics and what CLIENT LIST shows. Returns the clock
+    /// reading it took, for the event loop's own bookkeeping.
+    pub fn end_batch(&mut self, server: &super::Server) -> quanta::Instant {
+        let now = crate::util::instant();
+        let batch_us = now.duration_since(self.clock.last).as_micros() as u64;
         self.stats.share_batch_time(batch_us);
         self.stats.flush(server);
         self.info.last_cmd.store(self.last_cmd, Ordering::Relaxed);
         self.info
             .last_ms
             .store(self.clock.now_ms, Ordering::Relaxed);
+        now
     }
 
     /// Subscribed to a channel or a pattern (RESP2 then allows only pub/sub commands).

@@ -145,7 +145,7 @@ where
                     client
                         .info
                         .last_ms
-                        .store(crate::util::now_ms(), Ordering::Relaxed);
+                        .store(client.clock.now_ms, Ordering::Relaxed);
                     match server.execute(client, argv) {
                         None => {}
                         Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),
@@ -208,10 +208,10 @@ where
                 }
             }
         }
-        client.end_batch(server);
+        let now = client.end_batch(server);
         // A loop kept busy by other clients still hands queued model runs over within a
-        // millisecond or two.
-        crate::engine::tell_overdue();
+        // millisecond.
+        crate::engine::tell_overdue(now);
         durable(server, client).await;
         flush(server, &client.info, &mut stream, &mut out).await?;
         client.info.qbuf.store(inbuf.len(), Ordering::Relaxed);
