@@ -61,6 +61,10 @@ impl<T> Sender<T> {
             s.value = Some(value);
             s.waker.take()
         };
+        if let Some(r) = &self.relay {
+            r.delivered
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         if let Some(w) = waker {
             match (&self.relay, batched) {
                 (Some(relay), true) => relay.wakers.lock().push(w),
@@ -111,6 +115,8 @@ impl<T> Future for Receiver<T> {
 pub struct Relay {
     wakers: Mutex<Vec<Waker>>,
     notify: tokio::sync::Notify,
+    /// Results delivered to this loop so far, batched or not.
+    delivered: std::sync::atomic::AtomicU64,
 }
 
 impl Relay {
@@ -128,6 +134,11 @@ impl Relay {
             }
         });
         relay
+    }
+
+    /// How many results were delivered to this loop so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Wakes the relay (once) if wakers were handed to it.

@@ -88,9 +88,43 @@ type InFlight = (u64, Instant, Arc<ort::session::RunOptions>, bool);
 struct Queue {
     jobs: Mutex<VecDeque<RunJob>>,
     ready: Condvar,
+    /// Counts the times workers were told of new jobs, so that a worker spinning after a run
+    /// sees news without being woken.
+    told: AtomicU64,
     stop: AtomicBool,
     /// Runs in flight with their start, so the watchdog can terminate overdue ones.
     running: Mutex<Vec<InFlight>>,
+}
+
+impl Queue {
+    /// Tells the workers about new jobs (or that they are to stop).
+    fn tell(&self) {
+        self.told.fetch_add(1, Ordering::Release);
+        self.ready.notify_all();
+    }
+}
+
+/// How long a worker that finds its queue empty after a run of a single job watches for news
+/// before it sleeps. A sleeping thread takes tens of microseconds to wake on a virtual machine,
+/// more than a small model's whole run: a lone client sending its next request right after a
+/// reply is served without that wake-up. Under load, runs are batches or the queue is not
+/// empty, and workers do not spin: the cores are better spent on the event loops.
+const WORKER_SPIN: Duration = Duration::from_micros(50);
+
+/// Spins until `done` or for `limit`; true if `done`.
+fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let start = crate::util::instant();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if crate::util::instant().saturating_duration_since(start) >= limit {
+            return false;
+        }
+    }
 }
 
 /// Engine-wide statistics for INFO.
@@ -196,6 +230,7 @@ impl Engine {
         let q = Arc::new(Queue {
             jobs: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
+            told: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             running: Mutex::new(Vec::new()),
         });
@@ -222,7 +257,7 @@ impl Engine {
         inputs: Vec<Arc<Tensor>>,
         cancelled: Arc<AtomicBool>,
     ) -> completion::Receiver<RunResult> {
-        let (tx, rx) = completion::channel(this_loop_relay());
+        let (tx, rx) = completion::channel(loop_submits());
         let q = self.queue(&model.spec.device);
         let batchsize = model.spec.batchsize;
         let queued = {
@@ -240,7 +275,7 @@ impl Engine {
         // wake once for everything that arrived together and run it as one batch.
         if batchsize == 0 || queued >= batchsize || !defer_notify(&q) {
             // Every worker may be waiting to fill a batch, so all hear of the new job.
-            q.ready.notify_all();
+            q.tell();
         }
         rx
     }
@@ -278,7 +313,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         for q in self.queues.lock().values() {
             q.stop.store(true, Ordering::Relaxed);
-            q.ready.notify_all();
+            q.tell();
         }
     }
 }
@@ -291,6 +326,9 @@ struct LoopState {
     since: quanta::Instant,
     /// Where workers hand this loop's finished runs.
     relay: Arc<completion::Relay>,
+    /// Runs submitted on this loop (their results are counted by the relay).
+    submitted: u64,
+    last_submit: quanta::Instant,
 }
 
 thread_local! {
@@ -298,8 +336,15 @@ thread_local! {
     static LOOP: std::cell::RefCell<Option<LoopState>> = const { std::cell::RefCell::new(None) };
 }
 
-fn this_loop_relay() -> Option<Arc<completion::Relay>> {
-    LOOP.with(|l| l.borrow().as_ref().map(|s| s.relay.clone()))
+/// Counts a run submitted on this event loop and returns the loop's relay (`None` elsewhere).
+fn loop_submits() -> Option<Arc<completion::Relay>> {
+    LOOP.with(|l| {
+        l.borrow_mut().as_mut().map(|s| {
+            s.submitted += 1;
+            s.last_submit = crate::util::instant();
+            s.relay.clone()
+        })
+    })
 }
 
 /// Records that `q`'s workers are to be told later; false where this thread does not defer.
@@ -320,7 +365,7 @@ fn defer_notify(q: &Arc<Queue>) -> bool {
 
 fn tell_workers(queues: &mut Vec<Arc<Queue>>) {
     for q in queues.drain(..) {
-        q.ready.notify_all();
+        q.tell();
     }
 }
 
@@ -334,16 +379,43 @@ pub fn event_loop_idle() {
     LOOP.with(|l| {
         let mut slot = l.borrow_mut();
         match slot.as_mut() {
-            Some(s) => tell_workers(&mut s.untold),
+            Some(s) => {
+                tell_workers(&mut s.untold);
+                await_quick_result(s);
+            }
             None => {
                 *slot = Some(LoopState {
                     untold: Vec::new(),
                     since: crate::util::instant(),
                     relay: completion::Relay::start(),
+                    submitted: 0,
+                    last_submit: crate::util::instant(),
                 })
             }
         }
     })
+}
+
+/// How long after submitting a run an otherwise idle event loop watches for its result
+/// instead of sleeping, and for how many runs at most: a lone client's small model answers
+/// within that time, and the reply goes out without the loop's wake-up (tens of
+/// microseconds on a virtual machine). With more runs in flight the loop has other clients to
+/// serve and sleeps as usual; a long run costs the loop this much once.
+const LOOP_SPIN: Duration = Duration::from_micros(100);
+const LOOP_SPIN_MAX_RUNS: u64 = 2;
+
+fn await_quick_result(s: &LoopState) {
+    let delivered = s.relay.delivered();
+    let in_flight = s.submitted.saturating_sub(delivered);
+    if in_flight == 0 || in_flight > LOOP_SPIN_MAX_RUNS {
+        return;
+    }
+    let Some(left) =
+        LOOP_SPIN.checked_sub(crate::util::instant().saturating_duration_since(s.last_submit))
+    else {
+        return;
+    };
+    spin_until(left, || s.relay.delivered() != delivered);
 }
 
 /// Called by an event loop that keeps busy, with a recent clock reading: tells the workers
@@ -360,9 +432,11 @@ pub fn tell_overdue(now: quanta::Instant) {
 }
 
 /// Takes the next job and, for a model stored with BATCHSIZE, the compatible jobs queued behind
-/// it, waiting up to MINBATCHTIMEOUT for MINBATCHSIZE rows as RedisAI does.
-fn next_batch(queue: &Queue) -> Option<Vec<RunJob>> {
+/// it, waiting up to MINBATCHTIMEOUT for MINBATCHSIZE rows as RedisAI does. With `spin`, an
+/// empty queue is watched for [`WORKER_SPIN`] before the worker sleeps.
+fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
     let mut jobs = queue.jobs.lock();
+    let mut spun = !spin;
     loop {
         if queue.stop.load(Ordering::Relaxed) {
             return None;
@@ -406,16 +480,28 @@ fn next_batch(queue: &Queue) -> Option<Vec<RunJob>> {
                     }
                 }
             }
+            None if !spun => {
+                spun = true;
+                let told = queue.told.load(Ordering::Acquire);
+                parking_lot::MutexGuard::unlocked(&mut jobs, || {
+                    spin_until(WORKER_SPIN, || {
+                        queue.told.load(Ordering::Acquire) != told
+                            || queue.stop.load(Ordering::Relaxed)
+                    })
+                });
+            }
             None => queue.ready.wait(&mut jobs),
         }
     }
 }
 
 fn worker(engine: std::sync::Weak<Engine>, queue: Arc<Queue>) {
-    while let Some(batch) = next_batch(&queue) {
+    let mut last_len = 0;
+    while let Some(batch) = next_batch(&queue, last_len == 1) {
         let Some(engine) = engine.upgrade() else {
             return;
         };
+        last_len = batch.len();
         run_batch(&engine, &queue, batch);
     }
 }
