@@ -252,13 +252,21 @@ async fn client_loop(
     let mut k: u64 = 0;
     while remaining > 0 {
         let n = (o.pipeline as u64).min(remaining);
-        let mut out = BytesMut::new();
-        let mut replies = 0;
-        for _ in 0..n {
+        // One request is sent as made (usually a shared, prebuilt command); a pipeline is
+        // gathered into one buffer.
+        let (out, replies) = if n == 1 {
             let r = make(&mut rng);
-            out.put_slice(&r.bytes);
-            replies += r.replies;
-        }
+            (r.bytes, r.replies)
+        } else {
+            let mut out = BytesMut::new();
+            let mut replies = 0;
+            for _ in 0..n {
+                let r = make(&mut rng);
+                out.put_slice(&r.bytes);
+                replies += r.replies;
+            }
+            (out.freeze(), replies)
+        };
         // Open loop: latency counts from when the request was due, not when it could be sent.
         let scheduled = match interval {
             Some(iv) => {
@@ -523,11 +531,18 @@ fn tensorset(key: &str, dt: DType, dims: &[usize], blob: &[u8]) -> Bytes {
 
 fn main() {
     let o = Arc::new(parse_opts());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(o.threads)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // One thread (the default) is a single event loop, as in redis-benchmark: a load generator
+    // sharing the machine with the server should spend as little CPU per request as it can.
+    let rt = if o.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(o.threads);
+        b
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
     if o.csv {
         println!(
             "\"test\",\"rps\",\"p50_ms\",\"p90_ms\",\"p99_ms\",\"p999_ms\",\"max_ms\",\"errors\""
@@ -797,8 +812,12 @@ fn run_inprocess(o: &Arc<Opts>, rt: &tokio::runtime::Runtime, blob: &[u8], sig: 
         .map(|t| {
             let (o, blob, hist) = (o.clone(), blob.to_vec(), hist.clone());
             let inputs = sig.inputs.clone();
-            let handle = rt.handle().clone();
             std::thread::spawn(move || {
+                // Each client thread drives its own connection to the peer.
+                let handle = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 let mut session = inprocess_session(&o, &blob);
                 let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
                 let data: Vec<Vec<f32>> = inputs
