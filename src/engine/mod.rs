@@ -111,7 +111,9 @@ impl Queue {
 /// empty, and workers do not spin: the cores are better spent on the event loops.
 const WORKER_SPIN: Duration = Duration::from_micros(50);
 
-/// Spins until `done` or for `limit`; true if `done`.
+/// Spins until `done` or for `limit`; true if `done`. It yields the core between short
+/// bursts: the thread it waits for may have been woken onto this very core, and would otherwise
+/// wait for the spin to end.
 fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
     let start = crate::util::instant();
     loop {
@@ -124,6 +126,7 @@ fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
         if crate::util::instant().saturating_duration_since(start) >= limit {
             return false;
         }
+        std::thread::yield_now();
     }
 }
 
