@@ -598,3 +598,32 @@ fn fail_all(batch: Vec<RunJob>, e: String) {
         job.reply.send(Err(e.clone()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn spin_until_sees_a_change_made_by_another_thread() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                flag.store(true, Ordering::Release);
+            })
+        };
+        assert!(spin_until(Duration::from_secs(5), || flag.load(Ordering::Acquire)));
+        setter.join().unwrap();
+    }
+
+    #[test]
+    fn spin_until_gives_up_after_its_limit() {
+        let start = Instant::now();
+        assert!(!spin_until(Duration::from_millis(20), || false));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(20), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+}
