@@ -606,6 +606,42 @@ def test_config_set_get_roundtrip(r):
         r.config_set("hz", 10)
 
 
+def test_busy_poll_setting_and_many_clients(r, server_port):
+    """busy-poll-us is a run-time setting; with polling on or off, many clients at once each
+    get their own replies."""
+    import threading
+    import redis as redis_py
+
+    assert r.config_get("busy-poll-us") == {"busy-poll-us": "20"}
+    try:
+        for value in ("0", "200"):
+            assert r.config_set("busy-poll-us", value) is True
+            assert r.config_get("busy-poll-us") == {"busy-poll-us": value}
+            errors = []
+
+            def client(i):
+                c = redis_py.Redis(port=server_port)
+                try:
+                    for j in range(200):
+                        c.set(f"bp:{i}", j)
+                        if c.get(f"bp:{i}") != str(j).encode():
+                            errors.append((i, j))
+                finally:
+                    c.delete(f"bp:{i}")
+                    c.close()
+
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert errors == []
+        with pytest.raises(redis_py.ResponseError):
+            r.config_set("busy-poll-us", "-1")
+    finally:
+        r.config_set("busy-poll-us", "20")
+
+
 def test_config_set_multiple(r):
     try:
         assert r.execute_command("CONFIG", "SET", "maxmemory", "1mb", "hz", "15")

@@ -125,6 +125,7 @@ pub static PARAMS: &[Param] = &[
     p("daemonize", "no", Kind::Bool, false),
     p("pidfile", "", Kind::Str, false),
     p("io-threads", "0", Kind::Int(0, 128), false),
+    p("busy-poll-us", "20", Kind::Int(0, 1000), true),
     p(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
@@ -453,6 +454,7 @@ impl Config {
             "stream-node-max-entries" => {
                 crate::store::stream::NODE_MAX_ENTRIES.store(num(), Ordering::Relaxed)
             }
+            "busy-poll-us" => crate::server::io_pool::BUSY_POLL_US.store(num(), Ordering::Relaxed),
             _ => {}
         }
     }

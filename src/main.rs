@@ -117,7 +117,7 @@ fn main() {
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(locus::engine::event_loop_idle)
+        .on_thread_park(locus::server::io_pool::on_park)
         .build()
         .expect("tokio runtime");
     let pool = match IoPool::start(runtime.handle().clone(), io_threads - 1) {

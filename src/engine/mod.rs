@@ -421,6 +421,15 @@ fn await_quick_result(s: &LoopState) {
     spin_until(left, || s.relay.delivered() != delivered);
 }
 
+/// Runs submitted on this event loop whose results have not come back (0 elsewhere).
+pub fn loop_runs_in_flight() -> u64 {
+    LOOP.with(|l| {
+        l.borrow()
+            .as_ref()
+            .map_or(0, |s| s.submitted.saturating_sub(s.relay.delivered()))
+    })
+}
+
 /// Called by an event loop that keeps busy, with a recent clock reading: tells the workers
 /// about jobs that have waited half a millisecond, so a loop that never goes idle delays runs by at
 /// most that.

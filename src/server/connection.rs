@@ -89,6 +89,7 @@ fn spawn_client<S, F>(
     let server = server.clone();
     pool.spawn(async move {
         let Ok(mut stream) = open() else { return };
+        let _watched = super::io_pool::watch(fd);
         if server.clients.len() >= max {
             server
                 .stats
@@ -209,6 +210,7 @@ where
             }
         }
         let now = client.end_batch(server);
+        super::io_pool::note_served();
         // A loop kept busy by other clients still hands queued model runs over within a
         // millisecond.
         crate::engine::tell_overdue(now);
