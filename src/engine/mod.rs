@@ -421,12 +421,14 @@ fn await_quick_result(s: &LoopState) {
     spin_until(left, || s.relay.delivered() != delivered);
 }
 
-/// Runs submitted on this event loop whose results have not come back (0 elsewhere).
-pub fn loop_runs_in_flight() -> u64 {
+/// Whether this event loop has no model runs in flight and submitted none for `quiet` (true
+/// off event loops). A loop serving models leaves the cores to their workers.
+pub fn loop_models_quiet(quiet: Duration) -> bool {
     LOOP.with(|l| {
-        l.borrow()
-            .as_ref()
-            .map_or(0, |s| s.submitted.saturating_sub(s.relay.delivered()))
+        l.borrow().as_ref().is_none_or(|s| {
+            s.submitted == s.relay.delivered()
+                && crate::util::instant().saturating_duration_since(s.last_submit) >= quiet
+        })
     })
 }
 

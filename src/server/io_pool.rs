@@ -15,7 +15,8 @@ use tokio::sync::watch;
 /// time on a virtual machine); the poll ends as soon as a connection has data. It pays off when
 /// many clients keep the loop busy. A loop that served nothing since it last waited, that
 /// serves a single connection (a lone client's next request is a round trip away), or that has
-/// model runs in flight (their worker may need the core) sleeps at once.
+/// submitted model runs in the last millisecond (their workers need the cores, and their
+/// results come back through a wake-up the poll cannot see) sleeps at once.
 pub static BUSY_POLL_US: AtomicU64 = AtomicU64::new(20);
 
 thread_local! {
@@ -96,7 +97,7 @@ pub fn on_park() {
     if served
         && us > 0
         && CONNECTIONS.with(|c| c.get()) >= 2
-        && crate::engine::loop_runs_in_flight() == 0
+        && crate::engine::loop_models_quiet(std::time::Duration::from_millis(1))
     {
         let start = crate::util::instant();
         let limit = std::time::Duration::from_micros(us);
