@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Parses a decimal i64 exactly as Redis's `string2ll` does: no spaces, no `+`, no leading zeros.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
@@ -192,6 +192,25 @@ pub fn clock_secs() -> u32 {
 
 static CACHED_SECS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+/// Spins until `done` or for `limit`; true if `done`. It yields the core between short
+/// bursts: the thread it waits for may have been woken onto this very core, and would otherwise
+/// wait for the spin to end.
+pub fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let start = crate::util::instant();
+    loop {
+        for _ in 0..16 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if crate::util::instant().saturating_duration_since(start) >= limit {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Starts the process clocks (call once at start-up so uptime counts from then).
 pub fn init_clock() {
     let _ = start();
@@ -217,6 +236,31 @@ pub fn upper<'a>(s: &[u8], buf: &'a mut [u8; 64]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    #[test]
+    fn spin_until_sees_a_change_made_by_another_thread() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                flag.store(true, Ordering::Release);
+            })
+        };
+        assert!(spin_until(Duration::from_secs(5), || flag.load(Ordering::Acquire)));
+        setter.join().unwrap();
+    }
+
+    #[test]
+    fn spin_until_gives_up_after_its_limit() {
+        let start = Instant::now();
+        assert!(!spin_until(Duration::from_millis(20), || false));
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(20), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
 
     #[test]
     fn strict_integers() {

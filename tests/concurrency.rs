@@ -168,14 +168,7 @@ fn exec_is_isolated_from_concurrent_clients() {
                 let mut c = TestServer::conn_to(port);
                 let mut checks = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let (a, b): (i64, i64) = redis::pipe()
-                        .atomic()
-                        .cmd("GET")
-                        .arg("a")
-                        .cmd("GET")
-                        .arg("b")
-                        .query(&mut c)
-                        .unwrap();
+                    let (a, b) = read_a_and_b(&mut c);
                     assert_eq!(a + b, 1000, "a transaction was seen half done");
                     // Writes elsewhere from the same clients interleave freely.
                     let _: i64 = redis::cmd("INCR").arg("noise").query(&mut c).unwrap();
@@ -191,14 +184,20 @@ fn exec_is_isolated_from_concurrent_clients() {
     stop.store(true, Ordering::Relaxed);
     let checks: i32 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     assert!(checks > 0);
-    let (a, b): (i64, i64) = redis::pipe()
+    let (a, b) = read_a_and_b(&mut c);
+    assert_eq!((a, b), (400, 600));
+}
+
+/// Reads `a` and `b` in one transaction.
+fn read_a_and_b(c: &mut redis::Connection) -> (i64, i64) {
+    redis::pipe()
+        .atomic()
         .cmd("GET")
         .arg("a")
         .cmd("GET")
         .arg("b")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!((a, b), (400, 600));
+        .query(c)
+        .unwrap()
 }
 
 #[test]

@@ -111,25 +111,6 @@ impl Queue {
 /// empty, and workers do not spin: the cores are better spent on the event loops.
 const WORKER_SPIN: Duration = Duration::from_micros(50);
 
-/// Spins until `done` or for `limit`; true if `done`. It yields the core between short
-/// bursts: the thread it waits for may have been woken onto this very core, and would otherwise
-/// wait for the spin to end.
-fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let start = crate::util::instant();
-    loop {
-        for _ in 0..64 {
-            if done() {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        if crate::util::instant().saturating_duration_since(start) >= limit {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-}
-
 /// Engine-wide statistics for INFO.
 #[derive(Default)]
 pub struct EngineStats {
@@ -418,7 +399,7 @@ fn await_quick_result(s: &LoopState) {
     else {
         return;
     };
-    spin_until(left, || s.relay.delivered() != delivered);
+    crate::util::spin_until(left, || s.relay.delivered() != delivered);
 }
 
 /// Whether this event loop has no model runs in flight and submitted none for `quiet` (true
@@ -433,8 +414,8 @@ pub fn loop_models_quiet(quiet: Duration) -> bool {
 }
 
 /// Called by an event loop that keeps busy, with a recent clock reading: tells the workers
-/// about jobs that have waited half a millisecond, so a loop that never goes idle delays runs by at
-/// most that.
+/// about jobs that have waited half a millisecond, so a loop that never goes idle delays runs
+/// by at most that.
 pub fn tell_overdue(now: quanta::Instant) {
     LOOP.with(|l| {
         if let Some(s) = l.borrow_mut().as_mut() {
@@ -498,7 +479,7 @@ fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
                 spun = true;
                 let told = queue.told.load(Ordering::Acquire);
                 parking_lot::MutexGuard::unlocked(&mut jobs, || {
-                    spin_until(WORKER_SPIN, || {
+                    crate::util::spin_until(WORKER_SPIN, || {
                         queue.told.load(Ordering::Acquire) != told
                             || queue.stop.load(Ordering::Relaxed)
                     })
@@ -607,34 +588,5 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
 fn fail_all(batch: Vec<RunJob>, e: String) {
     for job in batch {
         job.reply.send(Err(e.clone()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicBool;
-
-    #[test]
-    fn spin_until_sees_a_change_made_by_another_thread() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let setter = {
-            let flag = flag.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5));
-                flag.store(true, Ordering::Release);
-            })
-        };
-        assert!(spin_until(Duration::from_secs(5), || flag.load(Ordering::Acquire)));
-        setter.join().unwrap();
-    }
-
-    #[test]
-    fn spin_until_gives_up_after_its_limit() {
-        let start = Instant::now();
-        assert!(!spin_until(Duration::from_millis(20), || false));
-        let took = start.elapsed();
-        assert!(took >= Duration::from_millis(20), "{took:?}");
-        assert!(took < Duration::from_secs(2), "{took:?}");
     }
 }

@@ -276,9 +276,13 @@ pub struct Watched {
 }
 
 impl Client {
-    /// Starts a batch of requests: reads the clocks once.
+    /// Starts a batch of requests: reads the clocks once; the batch's time is the client's
+    /// last interaction (CLIENT LIST's idle).
     pub fn begin_batch(&mut self) {
         self.clock = BatchClock::new();
+        self.info
+            .last_ms
+            .store(self.clock.now_ms, Ordering::Relaxed);
     }
 
     /// Ends a batch: publishes statistics and what CLIENT LIST shows. Returns the clock
@@ -289,9 +293,6 @@ impl Client {
         self.stats.share_batch_time(batch_us);
         self.stats.flush(server);
         self.info.last_cmd.store(self.last_cmd, Ordering::Relaxed);
-        self.info
-            .last_ms
-            .store(self.clock.now_ms, Ordering::Relaxed);
         now
     }
 

@@ -143,10 +143,6 @@ where
                     if argv.is_empty() {
                         continue;
                     }
-                    client
-                        .info
-                        .last_ms
-                        .store(client.clock.now_ms, Ordering::Relaxed);
                     match server.execute(client, argv) {
                         None => {}
                         Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),
@@ -211,7 +207,7 @@ where
         }
         let now = client.end_batch(server);
         super::io_pool::note_served();
-        // A loop kept busy by other clients still hands queued model runs over within a
+        // A loop kept busy by other clients still hands queued model runs over within half a
         // millisecond.
         crate::engine::tell_overdue(now);
         durable(server, client).await;

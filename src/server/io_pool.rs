@@ -99,13 +99,8 @@ pub fn on_park() {
         && CONNECTIONS.with(|c| c.get()) >= 2
         && crate::engine::loop_models_quiet(std::time::Duration::from_millis(1))
     {
-        let start = crate::util::instant();
         let limit = std::time::Duration::from_micros(us);
-        ARRIVALS.with(|a| {
-            while !a.any() && crate::util::instant().saturating_duration_since(start) < limit {
-                std::hint::spin_loop();
-            }
-        });
+        ARRIVALS.with(|a| crate::util::spin_until(limit, || a.any()));
     }
 }
 
