@@ -104,11 +104,12 @@ impl Queue {
     }
 }
 
-/// How long a worker that finds its queue empty after a run of a single job watches for news
-/// before it sleeps. A sleeping thread takes tens of microseconds to wake on a virtual machine,
-/// more than a small model's whole run: a lone client sending its next request right after a
-/// reply is served without that wake-up. Under load, runs are batches or the queue is not
-/// empty, and workers do not spin: the cores are better spent on the event loops.
+/// How long a worker that finds its queue empty after a run watches for news before it sleeps.
+/// A sleeping thread takes tens of microseconds to wake on a virtual machine, more than a small
+/// model's whole run, and much of that is paid by the thread that wakes it. The next job (a
+/// lone client's next request, the next batch of many clients) usually comes within this
+/// time and is taken without a wake-up. The watch yields the core between bursts, so threads
+/// that need the core get it.
 const WORKER_SPIN: Duration = Duration::from_micros(50);
 
 /// Engine-wide statistics for INFO.
@@ -357,15 +358,17 @@ fn tell_workers(queues: &mut Vec<Arc<Queue>>) {
 const OVERDUE: Duration = Duration::from_micros(500);
 
 /// Called by an event loop about to wait for events (a runtime's park hook): wakes the
-/// workers of the jobs it queued since it last went idle. The first call makes the thread an
-/// event loop for the engine: it defers its notifications and gets a relay for results.
-pub fn event_loop_idle() {
+/// workers of the jobs it queued since it last went idle, then watches for results (see
+/// [`LOOP_SPIN`]) until `arrivals` says a client sent something. The first call makes the
+/// thread an event loop for the engine: it defers its notifications and gets a relay for
+/// results.
+pub fn event_loop_idle(arrivals: &dyn Fn() -> bool) {
     LOOP.with(|l| {
         let mut slot = l.borrow_mut();
         match slot.as_mut() {
             Some(s) => {
                 tell_workers(&mut s.untold);
-                await_quick_result(s);
+                await_results(s, arrivals);
             }
             None => {
                 *slot = Some(LoopState {
@@ -380,18 +383,16 @@ pub fn event_loop_idle() {
     })
 }
 
-/// How long after submitting a run an otherwise idle event loop watches for its result
-/// instead of sleeping, and for how many runs at most: a lone client's small model answers
-/// within that time, and the reply goes out without the loop's wake-up (tens of
-/// microseconds on a virtual machine). With more runs in flight the loop has other clients to
-/// serve and sleeps as usual; a long run costs the loop this much once.
+/// How long after its last submission an event loop with model runs in flight watches for
+/// their results instead of sleeping. Workers then hand results over without waking it (on a
+/// virtual machine the waking thread pays much of a wake-up's cost), and a lone client's reply
+/// goes out at once. The watch ends as soon as a result or a client's request arrives, and
+/// yields the core between bursts; a long run costs the loop this much once.
 const LOOP_SPIN: Duration = Duration::from_micros(100);
-const LOOP_SPIN_MAX_RUNS: u64 = 2;
 
-fn await_quick_result(s: &LoopState) {
+fn await_results(s: &LoopState, arrivals: &dyn Fn() -> bool) {
     let delivered = s.relay.delivered();
-    let in_flight = s.submitted.saturating_sub(delivered);
-    if in_flight == 0 || in_flight > LOOP_SPIN_MAX_RUNS {
+    if s.submitted == delivered {
         return;
     }
     let Some(left) =
@@ -399,7 +400,7 @@ fn await_quick_result(s: &LoopState) {
     else {
         return;
     };
-    crate::util::spin_until(left, || s.relay.delivered() != delivered);
+    crate::util::spin_until(left, || s.relay.delivered() != delivered || arrivals());
 }
 
 /// Whether this event loop has no model runs in flight and submitted none for `quiet` (true
@@ -427,8 +428,8 @@ pub fn tell_overdue(now: quanta::Instant) {
 }
 
 /// Takes the next job and, for a model stored with BATCHSIZE, the compatible jobs queued behind
-/// it, waiting up to MINBATCHTIMEOUT for MINBATCHSIZE rows as RedisAI does. With `spin`, an
-/// empty queue is watched for [`WORKER_SPIN`] before the worker sleeps.
+/// it, waiting up to MINBATCHTIMEOUT for MINBATCHSIZE rows as RedisAI does. With `spin` (after
+/// a run), an empty queue is watched for [`WORKER_SPIN`] before the worker sleeps.
 fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
     let mut jobs = queue.jobs.lock();
     let mut spun = !spin;
@@ -491,12 +492,12 @@ fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
 }
 
 fn worker(engine: std::sync::Weak<Engine>, queue: Arc<Queue>) {
-    let mut last_len = 0;
-    while let Some(batch) = next_batch(&queue, last_len == 1) {
+    let mut ran = false;
+    while let Some(batch) = next_batch(&queue, ran) {
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        last_len = batch.len();
+        ran = true;
         run_batch(&engine, &queue, batch);
     }
 }

@@ -91,7 +91,7 @@ pub fn note_served() {
 
 /// The event loops' park hook: the engine's bookkeeping, then the busy poll.
 pub fn on_park() {
-    crate::engine::event_loop_idle();
+    crate::engine::event_loop_idle(&|| ARRIVALS.with(Arrivals::any));
     let served = SERVED.with(|s| s.replace(false));
     let us = BUSY_POLL_US.load(Ordering::Relaxed);
     if served
