@@ -591,3 +591,51 @@ fn fail_all(batch: Vec<RunJob>, e: String) {
         job.reply.send(Err(e.clone()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Makes this thread an event loop with `runs` runs in flight, the last submitted now.
+    fn loop_with_runs_in_flight(runs: u64) {
+        event_loop_idle(&|| false);
+        LOOP.with(|l| {
+            let mut slot = l.borrow_mut();
+            let s = slot.as_mut().expect("an event loop");
+            s.submitted = s.relay.delivered() + runs;
+            s.last_submit = crate::util::instant();
+        });
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_loop_waiting_for_results_stops_when_a_client_sends() {
+        loop_with_runs_in_flight(32);
+        let asked = Cell::new(0);
+        event_loop_idle(&|| {
+            asked.set(asked.get() + 1);
+            true
+        });
+        assert_eq!(asked.get(), 1, "the watch went on after a request arrived");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_loop_watches_for_results_only_while_runs_are_in_flight() {
+        loop_with_runs_in_flight(32);
+        let asked = Cell::new(0);
+        let start = std::time::Instant::now();
+        event_loop_idle(&|| {
+            asked.set(asked.get() + 1);
+            false
+        });
+        assert!(asked.get() > 1, "no watch with runs in flight");
+        assert!(start.elapsed() >= LOOP_SPIN / 2, "{:?}", start.elapsed());
+        loop_with_runs_in_flight(0);
+        asked.set(0);
+        event_loop_idle(&|| {
+            asked.set(asked.get() + 1);
+            false
+        });
+        assert_eq!(asked.get(), 0, "a loop with nothing in flight watched");
+    }
+}
