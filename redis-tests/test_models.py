@@ -315,6 +315,42 @@ def test_gpu_on_cpu_runtime(rbin, server_port):
     assert rbin.exists("g") == 0
 
 
+def test_gpu_execution_matches_cpu(rb, server_port):
+    """On a server whose ONNX Runtime has the CUDA execution provider (the onnxruntime-gpu
+    wheel, on a machine with a GPU): GPU and GPU:0 models give ONNX Runtime's CPU results, one
+    request and a dynamic batch alike, and a device that does not exist is refused. Skipped on
+    CPU-only runtimes, where test_gpu_on_cpu_runtime checks the error instead."""
+    store(rb, "probe", "add.onnx")
+    if int(_client(server_port, 2).info("ai").get("ai_onnxruntime_cuda", 0)) != 1:
+        pytest.skip("the loaded ONNX Runtime has no CUDA execution provider")
+    assert is_ok(store(rb, "g", "fraud.onnx", device="GPU"))
+    assert is_ok(store(rb, "g0", "fraud.onnx", "BATCHSIZE", 8, device="GPU:0"))
+    assert sval(as_dict(rb.execute_command("AI.MODELGET", "g0", "META"))["device"]) == "GPU:0"
+    tx, ref = fraud_inputs(5, 7)
+    put(rb, "tx", tx)
+    put(rb, "ref", ref)
+    (want,) = ort_run("fraud.onnx", {"transaction": tx, "reference": ref})
+    for key in ("g", "g0"):
+        assert is_ok(execute(rb, key, ["tx", "ref"], ["out"]))
+        assert np.allclose(get(rb, "out"), want, rtol=1e-4, atol=1e-5), key
+    rows = []
+    for i in range(8):
+        t, r = fraud_inputs(1, 300 + i)
+        put(rb, f"tx{i}", t)
+        put(rb, f"ref{i}", r)
+        rows.append(ort_run("fraud.onnx", {"transaction": t, "reference": r})[0])
+    runners = concurrent(server_port, [
+        ("AI.MODELEXECUTE", "g0", "INPUTS", 2, f"tx{i}", f"ref{i}", "OUTPUTS", 1, f"out{i}")
+        for i in range(8)
+    ])
+    for i, r in enumerate(runners):
+        assert r.error is None and is_ok(r.reply), (i, r.error, r.reply)
+        assert np.allclose(get(rb, f"out{i}"), rows[i], rtol=1e-4, atol=1e-5), i
+    err = error_of(rb, "AI.MODELSTORE", "nodev", "ONNX", "GPU:64", "BLOB", blob("fraud.onnx"))
+    assert err.startswith("ERR"), err
+    assert rb.exists("nodev") == 0
+
+
 def test_corrupt_blob(rbin, raw):
     conn = raw()
     for bad in (b"this is not an onnx model", blob("fraud.onnx")[:500]):
