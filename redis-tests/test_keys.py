@@ -519,3 +519,32 @@ def test_flushall_clears_expires(r):
     r.flushall()
     r.set("k", "v")
     assert r.ttl("k") == -1
+
+
+def test_hostile_glob_patterns_answer_quickly(r):
+    """CVE-2022-36021: `a*a*…*b` against a long key backtracked exponentially; a huge class
+    was re-parsed at every step. Every command that matches patterns answers at once."""
+    key = "a" * 40
+    r.set(key, 1)
+    r.hset("h", key, 1)
+    r.sadd("s", key)
+    r.zadd("z", {key: 1})
+    evil = "a*" * 20 + "b"
+    huge_class = "*[" + "abcdefghij" * 4000 + "]x"
+    for pattern in (evil, huge_class, "*" * 5000 + "b", "*a" * 3000 + "b"):
+        t0 = time.perf_counter()
+        assert r.keys(pattern) == []
+        assert r.scan(0, match=pattern, count=1000) == (0, [])
+        assert r.hscan("h", 0, match=pattern) == (0, {})
+        assert r.sscan("s", 0, match=pattern) == (0, [])
+        assert r.zscan("z", 0, match=pattern) == (0, [])
+        assert r.pubsub_channels(pattern) == []
+        assert r.config_get(pattern) == {}
+        assert time.perf_counter() - t0 < 1.0, pattern[:40]
+    assert r.keys("a*a*a*a") == [key]
+    p = r.pubsub()
+    p.psubscribe(evil)
+    t0 = time.perf_counter()
+    assert r.publish(key, "x") == 0
+    assert time.perf_counter() - t0 < 1.0
+    p.close()

@@ -259,13 +259,13 @@ pub fn hscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             _ => return Err(CmdError::syntax()),
         }
     }
+    let matcher = pattern
+        .as_ref()
+        .map(|p| crate::store::glob::GlobPattern::new(p, false));
     read(ctx, &key, |h| {
         let mut items = Vec::new();
         for (f, v) in h.into_iter().flat_map(|h| h.iter()) {
-            if pattern
-                .as_ref()
-                .is_none_or(|p| crate::store::glob::glob_match(p, f, false))
-            {
+            if matcher.as_ref().is_none_or(|p| p.matches(f)) {
                 items.push(Reply::Bulk(f.clone()));
                 items.push(Reply::Bulk(v.clone()));
             }

@@ -2,7 +2,7 @@
 
 use super::{own, Args, CmdError, CmdResult, Ctx, DB_RANGE_ERR, NO_SUCH_KEY_ERR};
 use crate::server::reply::Reply;
-use crate::store::{glob::glob_match, Entry, PairGuard, SHARDS};
+use crate::store::{glob::GlobPattern, Entry, PairGuard, SHARDS};
 use bytes::Bytes;
 
 pub fn del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -208,12 +208,12 @@ pub fn keys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let pattern = args.next()?;
     let now = ctx.now();
     let db = ctx.db();
-    let all = pattern.as_ref() == b"*";
+    let matcher = GlobPattern::new(&pattern, false);
     let mut out = Vec::new();
     for i in 0..SHARDS {
         let shard = db.shard(i).read();
         for (k, _) in shard.iter(now) {
-            if all || glob_match(&pattern, k, false) {
+            if matcher.is_match_all() || matcher.matches(k) {
                 out.push(Reply::Bulk(k.clone()));
             }
         }
@@ -245,6 +245,7 @@ pub fn scan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             _ => return Err(CmdError::syntax()),
         }
     }
+    let matcher = pattern.as_ref().map(|p| GlobPattern::new(p, false));
     let now = ctx.now();
     let db = ctx.db();
     let mut shard_idx = cursor as usize;
@@ -254,7 +255,10 @@ pub fn scan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         let shard = db.shard(shard_idx).read();
         for (k, e) in shard.iter(now) {
             examined += 1;
-            if pattern.as_ref().is_some_and(|p| !glob_match(p, k, false)) {
+            if matcher
+                .as_ref()
+                .is_some_and(|p| !p.is_match_all() && !p.matches(k))
+            {
                 continue;
             }
             if type_filter

@@ -340,15 +340,14 @@ pub fn sscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             _ => return Err(CmdError::syntax()),
         }
     }
+    let matcher = pattern
+        .as_ref()
+        .map(|p| crate::store::glob::GlobPattern::new(p, false));
     read(ctx, &key, |s| {
         let items = s
             .into_iter()
             .flat_map(|s| s.iter())
-            .filter(|m| {
-                pattern
-                    .as_ref()
-                    .is_none_or(|p| crate::store::glob::glob_match(p, m, false))
-            })
+            .filter(|m| matcher.as_ref().is_none_or(|p| p.matches(m)))
             .cloned()
             .map(Reply::Bulk)
             .collect();

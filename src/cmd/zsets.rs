@@ -852,6 +852,9 @@ pub fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             _ => return Err(CmdError::syntax()),
         }
     }
+    let matcher = pattern
+        .as_ref()
+        .map(|p| crate::store::glob::GlobPattern::new(p, false));
     read(ctx, &key, |z| {
         let Some(z) = z else {
             return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(vec![])]);
@@ -865,10 +868,7 @@ pub fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         };
         let mut items = Vec::new();
         for (m, s) in page {
-            if pattern
-                .as_ref()
-                .is_none_or(|p| crate::store::glob::glob_match(p, m, false))
-            {
+            if matcher.as_ref().is_none_or(|p| p.matches(m)) {
                 items.push(Reply::Bulk(m.clone()));
                 items.push(Reply::Bulk(Bytes::from(crate::util::format_f64_g17(s))));
             }

@@ -7,7 +7,7 @@
 
 use super::client::{ClientInfo, Control};
 use super::reply::Reply;
-use crate::store::glob::glob_match;
+use crate::store::glob::GlobPattern;
 use ahash::RandomState;
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -26,7 +26,8 @@ pub struct OutputLimit {
 #[derive(Default)]
 pub struct PubSub {
     channels: RwLock<HashMap<Bytes, Vec<Arc<ClientInfo>>, RandomState>>,
-    patterns: RwLock<Vec<(Bytes, Arc<ClientInfo>)>>,
+    /// Each pattern is compiled once, at PSUBSCRIBE, and matched against every published channel.
+    patterns: RwLock<Vec<(Bytes, GlobPattern, Arc<ClientInfo>)>>,
 }
 
 impl PubSub {
@@ -49,15 +50,17 @@ impl PubSub {
     }
 
     pub fn psubscribe(&self, pattern: &Bytes, client: &Arc<ClientInfo>) {
-        self.patterns
-            .write()
-            .push((pattern.clone(), client.clone()));
+        self.patterns.write().push((
+            pattern.clone(),
+            GlobPattern::new(pattern, false),
+            client.clone(),
+        ));
     }
 
     pub fn punsubscribe(&self, pattern: &[u8], id: u64) {
         self.patterns
             .write()
-            .retain(|(p, c)| !(c.id == id && p.as_ref() == pattern));
+            .retain(|(p, _, c)| !(c.id == id && p.as_ref() == pattern));
     }
 
     /// Delivers `message` to every subscriber of `channel` and of a matching pattern; returns
@@ -75,8 +78,8 @@ impl PubSub {
                 n += deliver(c, msg, size, limit) as usize;
             }
         }
-        for (pattern, c) in self.patterns.read().iter() {
-            if glob_match(pattern, channel, false) {
+        for (pattern, matcher, c) in self.patterns.read().iter() {
+            if matcher.matches(channel) {
                 let msg = Reply::Push(vec![
                     Reply::bulk_str("pmessage"),
                     Reply::Bulk(pattern.clone()),
@@ -91,10 +94,11 @@ impl PubSub {
 
     /// PUBSUB CHANNELS: active channels, optionally matching a pattern.
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let matcher = pattern.map(|p| GlobPattern::new(p, false));
         self.channels
             .read()
             .keys()
-            .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
+            .filter(|c| matcher.as_ref().is_none_or(|p| p.matches(c)))
             .cloned()
             .collect()
     }
@@ -107,7 +111,7 @@ impl PubSub {
     /// PUBSUB NUMPAT: distinct patterns subscribed to.
     pub fn numpat(&self) -> usize {
         let p = self.patterns.read();
-        let mut names: Vec<&Bytes> = p.iter().map(|(p, _)| p).collect();
+        let mut names: Vec<&Bytes> = p.iter().map(|(p, _, _)| p).collect();
         names.sort();
         names.dedup();
         names.len()
