@@ -4,7 +4,7 @@
 
 use super::tensors::{put_tensors_in, ERR_EMPTY_KEY};
 use super::{own, Args, CmdError, CmdResult, Ctx};
-use crate::engine::model::{Device, Model, ModelSpec};
+use crate::engine::model::{Device, Model, ModelSpec, StoredModel};
 use crate::server::reply::Reply;
 use crate::server::Server;
 use crate::store::{Entry, Value, SHARDS};
@@ -24,7 +24,7 @@ pub fn get_model(ctx: &Ctx, key: &[u8]) -> Result<Arc<Model>, CmdError> {
         Some(Entry {
             value: Value::Model(m),
             ..
-        }) => Ok(m.clone()),
+        }) => Ok(Arc::clone(m)),
         Some(_) => Err(CmdError::wrong_type()),
     }
 }
@@ -176,7 +176,11 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
             .map_err(CmdError)?;
         let now = ctx.now();
         let mut shard = ctx.db().write(&key);
-        shard.insert(own(key), Entry::new(Value::Model(Arc::new(model))), now);
+        shard.insert(
+            own(key),
+            Entry::new(Value::Model(StoredModel::new(model))),
+            now,
+        );
         ctx.dirty(1);
         return Ok(Reply::OK);
     }
@@ -202,7 +206,11 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
                 {
                     return Reply::err(crate::cmd::WRONGTYPE_ERR);
                 }
-                shard.insert(own(key), Entry::new(Value::Model(Arc::new(model))), now);
+                shard.insert(
+                    own(key),
+                    Entry::new(Value::Model(StoredModel::new(model))),
+                    now,
+                );
                 if let Some(txn) = txn.as_mut() {
                     txn.record(db, now, [argv.iter()]);
                 }
@@ -533,7 +541,7 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Some(Entry {
                 value: Value::Model(m),
                 ..
-            }) => m.clone(),
+            }) => Arc::clone(m),
             Some(_) => return Err(CmdError::wrong_type()),
             None => return Err(CmdError::new("ERR cannot find run info for key")),
         }

@@ -8,6 +8,7 @@
 use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -22,6 +23,9 @@ struct State<T> {
 
 struct Slot<T> {
     state: Mutex<State<T>>,
+    /// Set when the receiver is dropped (its client disconnected or stopped waiting), so the
+    /// engine can drop the job instead of running it for nobody.
+    receiver_gone: AtomicBool,
 }
 
 /// The waiting side: resolves to the result, or [`Abandoned`].
@@ -41,6 +45,7 @@ pub fn channel<T>(relay: Option<Arc<Relay>>) -> (Sender<T>, Receiver<T>) {
             value: None,
             waker: None,
         }),
+        receiver_gone: AtomicBool::new(false),
     });
     (
         Sender {
@@ -52,6 +57,13 @@ pub fn channel<T>(relay: Option<Arc<Relay>>) -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
+    /// Whether nobody waits for the result any more.
+    pub fn receiver_gone(&self) -> bool {
+        self.slot
+            .as_ref()
+            .is_none_or(|s| s.receiver_gone.load(Ordering::Relaxed))
+    }
+
     fn deliver(&mut self, value: Result<T, Abandoned>, batched: bool) {
         let Some(slot) = self.slot.take() else {
             return;
@@ -89,6 +101,12 @@ impl<T> Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.deliver(Err(Abandoned), false);
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.slot.receiver_gone.store(true, Ordering::Relaxed);
     }
 }
 

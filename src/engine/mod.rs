@@ -56,7 +56,13 @@ pub struct RunJob {
     /// Set by the client side when it stopped waiting (TIMEOUT): the job is skipped.
     pub cancelled: Arc<AtomicBool>,
     pub reply: completion::Sender<RunResult>,
+    /// When it was queued: MINBATCHTIMEOUT counts from the oldest job of a batch.
+    enqueued: Instant,
 }
+
+/// The error a queued run gets when its model left the keyspace before the run started.
+pub const ERR_MODEL_GONE: &str =
+    "ERR model was deleted or replaced while the run was queued; the run was dropped";
 
 impl RunJob {
     /// Rows this request adds to a batch (dimension 0 of its first input).
@@ -65,6 +71,21 @@ impl RunJob {
             .first()
             .and_then(|t| t.shape().first().copied())
             .unwrap_or(1)
+    }
+
+    /// Whether the job is no longer wanted: its client timed out or went away, or its model
+    /// is no longer held by any key.
+    fn dead(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+            || self.reply.receiver_gone()
+            || self.model.is_retired()
+    }
+
+    /// Drops a dead job; a client still waiting (its model went away) is told why.
+    fn discard(self) {
+        if !self.cancelled.load(Ordering::Relaxed) && !self.reply.receiver_gone() {
+            self.reply.send(Err(ERR_MODEL_GONE.into()));
+        }
     }
 
     /// Whether `other` can share a batch with this job: same model, same input types and
@@ -125,7 +146,8 @@ pub struct Engine {
     backend: Mutex<Option<Arc<OnnxBackend>>>,
     /// The last backend load error, reported by MODELSTORE until a load succeeds.
     backend_error: Mutex<Option<String>>,
-    queues: Mutex<HashMap<Device, Arc<Queue>>>,
+    /// One queue per device string as RedisAI keeps them (`CPU`, `CPU:1`, `GPU:0`…).
+    queues: Mutex<HashMap<String, Arc<Queue>>>,
     next_run_id: AtomicU64,
     pub stats: EngineStats,
 }
@@ -206,10 +228,10 @@ impl Engine {
         }
     }
 
-    /// The queue for `device`, starting its workers on first use.
-    fn queue(self: &Arc<Self>, device: &Device) -> Arc<Queue> {
+    /// The queue named `name` (a device string), starting its workers on first use.
+    fn queue(self: &Arc<Self>, name: &str, device: &Device) -> Arc<Queue> {
         let mut queues = self.queues.lock();
-        if let Some(q) = queues.get(device) {
+        if let Some(q) = queues.get(name) {
             return q.clone();
         }
         let q = Arc::new(Queue {
@@ -222,16 +244,19 @@ impl Engine {
         let threads = self.config.read().threads_per_queue.max(1);
         for i in 0..threads {
             let (engine, queue) = (Arc::downgrade(self), q.clone());
-            let name = format!(
-                "locus-ai-{}-{i}",
-                device.name().to_lowercase().replace(':', "")
-            );
+            let label: String = name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_lowercase();
+            let thread = format!("locus-ai-{label}-{i}");
+            tracing::debug!("run queue {name} ({}) worker {i} starting", device.name());
             std::thread::Builder::new()
-                .name(name)
+                .name(thread)
                 .spawn(move || worker(engine, queue))
                 .expect("worker thread");
         }
-        queues.insert(device.clone(), q.clone());
+        queues.insert(name.to_string(), q.clone());
         q
     }
 
@@ -243,7 +268,10 @@ impl Engine {
         cancelled: Arc<AtomicBool>,
     ) -> completion::Receiver<RunResult> {
         let (tx, rx) = completion::channel(loop_submits());
-        let q = self.queue(&model.spec.device);
+        let q = {
+            let name = model.spec.queue_name();
+            self.queue(&name, &model.spec.device)
+        };
         let batchsize = model.spec.batchsize;
         let queued = {
             let mut jobs = q.jobs.lock();
@@ -252,6 +280,7 @@ impl Engine {
                 inputs,
                 cancelled,
                 reply: tx,
+                enqueued: Instant::now(),
             });
             jobs.len()
         };
@@ -265,17 +294,42 @@ impl Engine {
         rx
     }
 
-    /// Jobs waiting, per device (INFO).
+    /// Jobs waiting, per queue (INFO), not counting jobs that will be dropped unrun.
     pub fn queue_lengths(&self) -> Vec<(String, usize)> {
-        self.queues
+        let mut v: Vec<(String, usize)> = self
+            .queues
             .lock()
             .iter()
-            .map(|(d, q)| (d.name(), q.jobs.lock().len()))
-            .collect()
+            .map(|(d, q)| {
+                (
+                    d.clone(),
+                    q.jobs.lock().iter().filter(|j| !j.dead()).count(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
     }
 
-    /// Terminates runs that exceeded MODEL_EXECUTION_TIMEOUT.
+    /// Drops queued jobs nobody wants any more (so they free their inputs even while their
+    /// queue's workers wait for a batch to fill), and terminates runs that exceeded
+    /// MODEL_EXECUTION_TIMEOUT.
     fn watchdog_tick(&self) {
+        let queues: Vec<Arc<Queue>> = self.queues.lock().values().cloned().collect();
+        for q in &queues {
+            let dead = {
+                let mut jobs = q.jobs.lock();
+                if !jobs.iter().any(RunJob::dead) {
+                    continue;
+                }
+                let (dead, live): (VecDeque<RunJob>, VecDeque<RunJob>) = std::mem::take(&mut *jobs)
+                    .into_iter()
+                    .partition(RunJob::dead);
+                *jobs = live;
+                dead
+            };
+            dead.into_iter().for_each(RunJob::discard);
+        }
         let limit = self.config.read().model_execution_timeout_ms;
         if limit == 0 {
             return;
@@ -427,9 +481,65 @@ pub fn tell_overdue(now: quanta::Instant) {
     })
 }
 
-/// Takes the next job and, for a model stored with BATCHSIZE, the compatible jobs queued behind
-/// it, waiting up to MINBATCHTIMEOUT for MINBATCHSIZE rows as RedisAI does. With `spin` (after
-/// a run), an empty queue is watched for [`WORKER_SPIN`] before the worker sleeps.
+/// Takes the first runnable batch from the queue: the first job whose model does not batch,
+/// or the first group of compatible jobs (same model, same trailing dimensions) that is ready:
+/// no MINBATCHSIZE, MINBATCHSIZE rows (or BATCHSIZE) queued, or MINBATCHTIMEOUT passed since
+/// its oldest job was queued. Groups still waiting to fill are passed over, so they never hold
+/// back other models' jobs behind them. Dead jobs met on the way are dropped. Otherwise returns
+/// the earliest time a waiting group's MINBATCHTIMEOUT ends (`None`: no such time).
+fn take_runnable(
+    jobs: &mut VecDeque<RunJob>,
+    now: Instant,
+) -> Result<Vec<RunJob>, Option<Instant>> {
+    let mut waiting: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
+    let mut until: Option<Instant> = None;
+    let mut i = 0;
+    while i < jobs.len() {
+        if jobs[i].dead() {
+            jobs.remove(i).expect("index in range").discard();
+            continue;
+        }
+        let spec = &jobs[i].model.spec;
+        let (max, min, wait) = (spec.batchsize, spec.minbatchsize, spec.minbatchtimeout);
+        if max == 0 {
+            return Ok(vec![jobs.remove(i).expect("index in range")]);
+        }
+        if waiting.iter().any(|&l| jobs[l].batchable_with(&jobs[i])) {
+            i += 1;
+            continue;
+        }
+        let mut rows = jobs[i].rows();
+        let mut members: smallvec::SmallVec<[usize; 32]> = smallvec::smallvec![i];
+        let mut j = i + 1;
+        while j < jobs.len() && rows < max {
+            let other = &jobs[j];
+            if !other.dead() && jobs[i].batchable_with(other) && rows + other.rows() <= max {
+                rows += other.rows();
+                members.push(j);
+            }
+            j += 1;
+        }
+        let deadline = (wait > 0).then(|| jobs[i].enqueued + Duration::from_millis(wait));
+        if min == 0 || rows >= min || rows >= max || deadline.is_some_and(|d| now >= d) {
+            let mut batch: Vec<RunJob> = members
+                .iter()
+                .rev()
+                .map(|&m| jobs.remove(m).expect("index in range"))
+                .collect();
+            batch.reverse();
+            return Ok(batch);
+        }
+        waiting.push(i);
+        if let Some(d) = deadline {
+            until = Some(until.map_or(d, |u| u.min(d)));
+        }
+        i += 1;
+    }
+    Err(until)
+}
+
+/// Waits for the next runnable batch (see [`take_runnable`]). With `spin` (after a run), an
+/// empty queue is watched for [`WORKER_SPIN`] before the worker sleeps.
 fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
     let mut jobs = queue.jobs.lock();
     let mut spun = !spin;
@@ -437,54 +547,23 @@ fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
         if queue.stop.load(Ordering::Relaxed) {
             return None;
         }
-        match jobs.pop_front() {
-            Some(job) if job.cancelled.load(Ordering::Relaxed) => continue,
-            Some(job) => {
-                let spec = &job.model.spec;
-                let (max, min, wait) = (spec.batchsize, spec.minbatchsize, spec.minbatchtimeout);
-                let mut batch = vec![job];
-                if max == 0 {
-                    return Some(batch);
-                }
-                let deadline = (wait > 0).then(|| Instant::now() + Duration::from_millis(wait));
-                loop {
-                    let mut rows: usize = batch.iter().map(RunJob::rows).sum();
-                    let mut i = 0;
-                    while i < jobs.len() && rows < max {
-                        if batch[0].batchable_with(&jobs[i]) && rows + jobs[i].rows() <= max {
-                            let j = jobs.remove(i).expect("index in range");
-                            if !j.cancelled.load(Ordering::Relaxed) {
-                                rows += j.rows();
-                                batch.push(j);
-                            }
-                        } else {
-                            i += 1;
-                        }
-                    }
-                    if min == 0 || rows >= min || rows >= max {
-                        return Some(batch);
-                    }
-                    match deadline {
-                        Some(d) if Instant::now() >= d => return Some(batch),
-                        Some(d) => {
-                            queue.ready.wait_until(&mut jobs, d);
-                        }
-                        None => queue.ready.wait(&mut jobs),
-                    }
-                    if queue.stop.load(Ordering::Relaxed) {
-                        return None;
-                    }
-                }
-            }
-            None if !spun => {
-                spun = true;
-                let told = queue.told.load(Ordering::Acquire);
-                parking_lot::MutexGuard::unlocked(&mut jobs, || {
-                    crate::util::spin_until(WORKER_SPIN, || {
-                        queue.told.load(Ordering::Acquire) != told
-                            || queue.stop.load(Ordering::Relaxed)
-                    })
-                });
+        let until = match take_runnable(&mut jobs, Instant::now()) {
+            Ok(batch) => return Some(batch),
+            Err(until) => until,
+        };
+        if jobs.is_empty() && !spun {
+            spun = true;
+            let told = queue.told.load(Ordering::Acquire);
+            parking_lot::MutexGuard::unlocked(&mut jobs, || {
+                crate::util::spin_until(WORKER_SPIN, || {
+                    queue.told.load(Ordering::Acquire) != told || queue.stop.load(Ordering::Relaxed)
+                })
+            });
+            continue;
+        }
+        match until {
+            Some(d) => {
+                queue.ready.wait_until(&mut jobs, d);
             }
             None => queue.ready.wait(&mut jobs),
         }

@@ -8,34 +8,41 @@ use bytes::Bytes;
 use ort::session::{builder::GraphOptimizationLevel, RunOptions, Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Where a model runs.
+/// Where a model runs. RedisAI accepts `CPU`, `CPU:n`, `GPU` and `GPU:n` (any case); ONNX
+/// Runtime has one CPU device, so `CPU:n` differs from `CPU` only in its run queue.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Device {
-    Cpu,
+    Cpu(u32),
     Gpu(u32),
 }
 
 impl Device {
-    /// Parses `CPU`, `GPU`, `GPU:n` (case-insensitively).
+    /// Parses `CPU`, `CPU:n`, `GPU`, `GPU:n` (case-insensitively).
     pub fn parse(s: &[u8]) -> Option<Device> {
         let s = String::from_utf8_lossy(s).to_ascii_uppercase();
-        match s.as_str() {
-            "CPU" => Some(Device::Cpu),
-            "GPU" => Some(Device::Gpu(0)),
-            _ => s
-                .strip_prefix("GPU:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Gpu),
+        let (kind, id) = match s.split_once(':') {
+            Some((kind, id)) => {
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (kind, id.parse().ok()?)
+            }
+            None => (s.as_str(), 0),
+        };
+        match kind {
+            "CPU" => Some(Device::Cpu(id)),
+            "GPU" => Some(Device::Gpu(id)),
+            _ => None,
         }
     }
 
-    /// The name MODELGET echoes back (`CPU`, `GPU:1`…); RedisAI keeps what the user wrote.
+    /// A canonical name (`CPU:0`, `GPU:1`…) for logs and thread names.
     pub fn name(&self) -> String {
         match self {
-            Device::Cpu => "CPU".into(),
+            Device::Cpu(n) => format!("CPU:{n}"),
             Device::Gpu(n) => format!("GPU:{n}"),
         }
     }
@@ -56,7 +63,9 @@ pub struct Port {
 pub struct ModelSpec {
     pub backend: String,
     pub device: Device,
-    /// The device as the user wrote it, echoed by MODELGET.
+    /// The device as the user wrote it, echoed by MODELGET; upper-cased, it names the model's
+    /// run queue (RedisAI keeps one queue per device string, so `CPU` and `CPU:1` run in
+    /// parallel).
     pub device_name: String,
     pub tag: Bytes,
     pub batchsize: usize,
@@ -65,6 +74,13 @@ pub struct ModelSpec {
     /// Input/output names to bind (RedisAI's INPUTS/OUTPUTS); empty = the graph's own.
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+}
+
+impl ModelSpec {
+    /// The run queue this model's requests go to.
+    pub fn queue_name(&self) -> String {
+        self.device_name.to_ascii_uppercase()
+    }
 }
 
 /// Run statistics for AI.INFO.
@@ -107,6 +123,49 @@ pub struct Model {
     sessions: Mutex<Vec<Session>>,
     backend: Arc<OnnxBackend>,
     options: SessionOptions,
+    /// Set once no key holds the model any more (see [`StoredModel`]).
+    retired: AtomicBool,
+}
+
+/// A model as the keyspace holds it. Runs keep their own `Arc<Model>`, so a run in flight is
+/// never disturbed; but once the last key (or snapshot image) holding the model lets go of it
+/// (DEL, a MODELSTORE over it, FLUSHDB, FLUSHALL, expiry…) the model is retired, and runs still
+/// queued for it are dropped with an error instead of running against a model that is gone.
+#[derive(Clone)]
+pub struct StoredModel(Arc<KeyHold>);
+
+struct KeyHold(Arc<Model>);
+
+impl Drop for KeyHold {
+    fn drop(&mut self) {
+        self.0.retired.store(true, Ordering::Release);
+    }
+}
+
+impl StoredModel {
+    pub fn new(model: Model) -> StoredModel {
+        StoredModel(Arc::new(KeyHold(Arc::new(model))))
+    }
+}
+
+impl std::ops::Deref for StoredModel {
+    type Target = Arc<Model>;
+    fn deref(&self) -> &Arc<Model> {
+        &self.0 .0
+    }
+}
+
+impl std::fmt::Debug for StoredModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0 .0.fmt(f)
+    }
+}
+
+impl Model {
+    /// Whether no key holds this model any more: its queued runs are dropped.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for Model {
@@ -256,6 +315,7 @@ impl Model {
             sessions: Mutex::new(vec![session]),
             backend,
             options,
+            retired: AtomicBool::new(false),
         })
     }
 

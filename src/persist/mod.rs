@@ -11,7 +11,7 @@
 
 pub mod aof;
 
-use crate::engine::model::{Device, Model, ModelSpec};
+use crate::engine::model::{Device, Model, ModelSpec, StoredModel};
 use crate::engine::Engine;
 use crate::store::stream::StreamId;
 use crate::store::{Entry, Store, Value, SHARDS};
@@ -507,7 +507,7 @@ pub fn apply(
                 (
                     db,
                     key,
-                    Entry::with_expiry(Value::Model(Arc::new(model)), expire_at),
+                    Entry::with_expiry(Value::Model(StoredModel::new(model)), expire_at),
                 )
             }
         };

@@ -22,8 +22,8 @@ pub enum Value {
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
     /// A stored model; runs hold their own reference, so replacing or deleting the key while a
-    /// run is in flight is safe.
-    Model(Arc<crate::engine::model::Model>),
+    /// run is in flight is safe, and runs still queued are dropped once no key holds it.
+    Model(crate::engine::model::StoredModel),
 }
 
 impl Value {
