@@ -62,6 +62,7 @@ MODULE_BY_GROUP = {
     "sorted_set": "zsets",
     "sorted-set": "zsets",
     "stream": "streams",
+    "scripting": "scripting",
 }
 
 # command -> list of subcommands ([] for plain commands)
@@ -123,6 +124,12 @@ WANTED = {
     "PUBLISH": [], "PUBSUB": ["CHANNELS", "NUMSUB", "NUMPAT", "HELP"],
     # transactions
     "MULTI": [], "EXEC": [], "DISCARD": [], "WATCH": [], "UNWATCH": [],
+    # scripting
+    "EVAL": [], "EVALSHA": [], "EVAL_RO": [], "EVALSHA_RO": [],
+    "SCRIPT": ["LOAD", "EXISTS", "FLUSH", "KILL", "HELP"],
+    "FCALL": [], "FCALL_RO": [],
+    "FUNCTION": ["LOAD", "DELETE", "LIST", "FLUSH", "DUMP", "RESTORE", "STATS", "KILL",
+                 "HELP"],
 }
 
 # Hand-written specs (already in JSON-file shape, minus "function") for

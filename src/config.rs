@@ -126,6 +126,7 @@ pub static PARAMS: &[Param] = &[
     p("pidfile", "", Kind::Str, false),
     p("io-threads", "0", Kind::Int(0, 128), false),
     p("busy-poll-us", "20", Kind::Int(0, 1000), true),
+    p("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     p(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
@@ -178,8 +179,15 @@ pub struct Config {
 /// style works too).
 pub fn find(name: &str) -> Option<&'static Param> {
     let name = name.replace('_', "-");
-    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(&name))
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(&name))
+        .map_or(name.as_str(), |(_, real)| real);
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
+
+/// Redis's older names for parameters, accepted wherever the current name is.
+const ALIASES: &[(&str, &str)] = &[("lua-time-limit", "busy-reply-threshold")];
 
 /// Parses `1gb`, `64mb`, `100k`, `12345` (Redis's memtoull).
 pub fn parse_memory(s: &str) -> Option<u64> {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dag;
 pub mod engine;
 pub mod persist;
+pub mod scripting;
 pub mod server;
 pub mod store;
 pub mod tensor;

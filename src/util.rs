@@ -284,3 +284,36 @@ mod tests {
         assert_eq!(format_f64_human(10.6), "10.6");
     }
 }
+
+/// Redis's CRC-64 (Jones polynomial, reflected, as in crc64.c), which ends DUMP payloads.
+pub fn crc64_jones(mut crc: u64, data: &[u8]) -> u64 {
+    static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u64; 256];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let mut c = i as u64;
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0x95ac_9329_ac4b_c9b5
+                } else {
+                    c >> 1
+                };
+            }
+            *slot = c;
+        }
+        t
+    });
+    for &b in data {
+        crc = table[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+#[cfg(test)]
+mod crc64_tests {
+    #[test]
+    fn redis_check_value() {
+        // crc64.c's own test vector.
+        assert_eq!(super::crc64_jones(0, b"123456789"), 0xe9c6_d914_c4b8_d9ca);
+    }
+}

@@ -63,17 +63,23 @@ fn check_snapshot(path: &Path) -> bool {
     let file = path.display();
     match persist::read(path) {
         Ok(records) => {
-            let (mut values, mut models) = (0, 0);
+            let (mut values, mut models, mut libraries) = (0, 0, 0);
             for r in &records {
                 match r {
                     Loaded::Value(..) => values += 1,
                     Loaded::Model { .. } => models += 1,
+                    Loaded::Function(_) => libraries += 1,
                 }
             }
             println!("[offset 0] Checking snapshot {file}");
+            let libs = if libraries > 0 {
+                format!(", {libraries} function libraries")
+            } else {
+                String::new()
+            };
             println!(
-                "Snapshot looks OK: {} keys ({values} values, {models} models), checksum verified",
-                records.len()
+                "Snapshot looks OK: {} keys ({values} values, {models} models){libs}, checksum verified",
+                values + models
             );
             true
         }

@@ -255,17 +255,21 @@ fn check_signatures(plan: &Plan) -> Result<(), CmdError> {
 }
 
 pub fn dagexecute(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::transactions::refuse_in_exec(ctx)?;
     dag_generic(ctx, args, Flavor::Execute, false)
 }
 
 pub fn dagexecute_ro(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::transactions::refuse_in_exec(ctx)?;
     dag_generic(ctx, args, Flavor::Execute, true)
 }
 
 pub fn dagrun(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::transactions::refuse_in_exec(ctx)?;
     dag_generic(ctx, args, Flavor::Run, false)
 }
 
 pub fn dagrun_ro(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::transactions::refuse_in_exec(ctx)?;
     dag_generic(ctx, args, Flavor::Run, true)
 }

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lists;
 pub mod models;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod streams;

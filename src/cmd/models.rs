@@ -498,6 +498,7 @@ pub async fn run_model(
 }
 
 fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
+    super::transactions::refuse_in_exec(ctx)?;
     let req = parse_exec(ctx, args, counted)?;
     let tensors = read_inputs(ctx, &req.inputs)?;
     check_inputs(&req.model, &tensors)?;

@@ -85,6 +85,8 @@ pub struct Command {
     pub stats: CommandStats,
     pub no_auth: bool,
     pub write: bool,
+    /// Runs while a script is busy (ALLOW_BUSY).
+    pub allow_busy: bool,
     pub admin: bool,
     pub fast: bool,
     /// Server and connection commands (INFO, CLIENT LIST, CONFIG RESETSTAT …) read or reset the
@@ -700,6 +702,7 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         tips: strings(&body["command_tips"]),
         no_auth: has("NO_AUTH"),
         write: has("WRITE"),
+        allow_busy: has("ALLOW_BUSY"),
         admin: has("ADMIN"),
         fast: has("FAST"),
         reads_stats: matches!(body["group"].as_str(), Some("server" | "connection")),

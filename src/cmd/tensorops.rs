@@ -167,6 +167,7 @@ pub fn parse(args: &mut Args) -> Result<OpSpec, CmdError> {
 }
 
 pub fn tensorop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::transactions::refuse_in_exec(ctx)?;
     let spec = parse(args)?;
     let inputs = spec
         .srcs

@@ -17,6 +17,15 @@ use std::sync::Arc;
 pub const ERR_AI_IN_MULTI: &str =
     "ERR Cannot run RedisAI command within a transaction or a LUA script";
 
+/// RedisAI refuses the commands that answer later inside MULTI/EXEC or a script before it
+/// reads any argument.
+pub fn refuse_in_exec(ctx: &super::Ctx) -> Result<(), CmdError> {
+    if ctx.in_exec {
+        return Err(CmdError::new(ERR_AI_IN_MULTI));
+    }
+    Ok(())
+}
+
 pub fn multi(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::new("ERR MULTI calls can not be nested"));
@@ -102,7 +111,12 @@ pub fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     if broken {
         return Ok(Reply::NullArray);
     }
-    let mut txn = if multi.queue.iter().any(|(c, _, _)| c.write) {
+    // Scripts (EVAL, FCALL) log what they wrote, so they count as writes here.
+    let mut txn = if multi
+        .queue
+        .iter()
+        .any(|(c, _, _)| c.write || c.has_flag("MAY_REPLICATE"))
+    {
         server.aof.begin()
     } else {
         None
@@ -113,51 +127,90 @@ pub fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
         }
     }
     let first_db = ctx.client.db;
-    let mut log_db = first_db;
-    let mut logged: Vec<Vec<Bytes>> = Vec::new();
+    let mut log = EffectLog::new(first_db);
     let mut replies = Vec::with_capacity(multi.queue.len());
     for (cmd, req, skip) in multi.queue {
-        let db = ctx.client.db;
-        let Some(handler) = cmd.handler else {
-            replies.push(Reply::err("ERR unknown command"));
-            continue;
-        };
-        let argv = (txn.is_some() && cmd.write).then(|| req.to_vec());
-        let mut args = Args::new(req, skip);
-        let mut inner = Ctx::at(server, ctx.client, &cmd, now);
-        inner.in_exec = true;
-        let result = handler(&mut inner, &mut args);
-        let deferred = inner.deferred.take();
-        let propagate = inner.propagate.take();
-        let wrote = inner.wrote.get();
-        ctx.client.stats.record(&cmd, None, result.is_err());
-        let reply = match (result, deferred) {
-            (Ok(_), Some(_)) => Reply::err(ERR_AI_IN_MULTI),
-            (Ok(r), None) => {
-                if let Some(argv) = argv {
-                    let cmds = propagate.unwrap_or_else(|| vec![argv]);
-                    if !cmds.is_empty() && db != log_db {
-                        logged.push(vec![
-                            Bytes::from_static(b"SELECT"),
-                            Bytes::from(db.to_string()),
-                        ]);
-                        log_db = db;
-                    }
-                    logged.extend(cmds);
-                }
-                r
-            }
-            (Err(e), _) => Reply::Error(e.0),
-        };
-        if wrote {
-            server.blocking.touched_by(&cmd, db, args.request());
-        }
-        replies.push(reply);
+        let log = txn.is_some().then_some(&mut log);
+        replies.push(run_inline(server, ctx.client, &cmd, req, skip, now, log).0);
     }
     if let Some(t) = txn.as_mut() {
-        if !logged.is_empty() {
-            ctx.client.aof_seq = t.record(first_db, now, logged.iter().map(|c| c.iter()));
+        if !log.cmds.is_empty() {
+            ctx.client.aof_seq = t.record(first_db, now, log.cmds.iter().map(|c| c.iter()));
         }
     }
     Ok(Reply::Array(replies))
+}
+
+/// Commands' effects to log to the AOF as one record, with a SELECT wherever the database
+/// changes from the record's first one.
+pub struct EffectLog {
+    pub cmds: Vec<Vec<Bytes>>,
+    db: usize,
+}
+
+impl EffectLog {
+    pub fn new(db: usize) -> EffectLog {
+        EffectLog {
+            cmds: Vec::new(),
+            db,
+        }
+    }
+
+    fn push(&mut self, db: usize, cmds: Vec<Vec<Bytes>>) {
+        if !cmds.is_empty() && db != self.db {
+            self.cmds.push(vec![
+                Bytes::from_static(b"SELECT"),
+                Bytes::from(db.to_string()),
+            ]);
+            self.db = db;
+        }
+        self.cmds.extend(cmds);
+    }
+}
+
+/// Runs one command as EXEC and scripts run theirs: nothing waits (blocking commands do not
+/// block; commands that would answer later refuse with RedisAI's text), statistics are
+/// counted, blocked clients are woken, and what the command wrote goes to `log`. Returns the
+/// reply and whether the command changed the keyspace.
+pub fn run_inline(
+    server: &Arc<Server>,
+    client: &mut Client,
+    cmd: &Arc<super::Command>,
+    req: crate::server::protocol::Request,
+    skip: usize,
+    now: u64,
+    log: Option<&mut EffectLog>,
+) -> (Reply, bool) {
+    let db = client.db;
+    let Some(handler) = cmd.handler else {
+        return (Reply::err("ERR unknown command"), false);
+    };
+    let argv = (log.is_some() && cmd.write).then(|| req.to_vec());
+    let mut args = Args::new(req, skip);
+    let mut inner = Ctx::at(server, client, cmd, now);
+    inner.in_exec = true;
+    let result = handler(&mut inner, &mut args);
+    let deferred = inner.deferred.take();
+    let propagate = inner.propagate.take();
+    let wrote = inner.wrote.get();
+    client.stats.record(cmd, None, result.is_err());
+    let reply = match (result, deferred) {
+        (Ok(_), Some(_)) => Reply::err(ERR_AI_IN_MULTI),
+        (Ok(r), None) => {
+            if let Some(log) = log {
+                // A script's effects come as `propagate` though EVAL itself is no write.
+                match (propagate, argv) {
+                    (Some(cmds), _) => log.push(db, cmds),
+                    (None, Some(argv)) => log.push(db, vec![argv]),
+                    (None, None) => {}
+                }
+            }
+            r
+        }
+        (Err(e), _) => Reply::Error(e.0),
+    };
+    if wrote {
+        server.blocking.touched_by(cmd, db, args.request());
+    }
+    (reply, wrote)
 }

@@ -34,12 +34,15 @@ const KIND_LIST: u8 = 5;
 const KIND_SET: u8 = 6;
 const KIND_ZSET: u8 = 7;
 const KIND_STREAM: u8 = 8;
+/// A FUNCTION library's code (no key; not a value of the keyspace).
+const KIND_FUNCTION: u8 = 9;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
 /// taking it costs a map walk, not a data copy.
 pub struct Image {
     entries: Vec<(u16, Bytes, Entry)>,
+    functions: Vec<Bytes>,
 }
 
 impl Image {
@@ -60,7 +63,8 @@ impl Image {
                 entries.push((db, k.clone(), e.clone()));
             }
         }
-        Image { entries }
+        let functions = store.function_libraries.read().clone();
+        Image { entries, functions }
     }
 
     pub fn len(&self) -> usize {
@@ -208,8 +212,15 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 }
             }
         }
+        for code in &image.functions {
+            w.u8(KIND_FUNCTION)?;
+            w.u16(0)?;
+            w.u64(0)?;
+            w.bytes(b"")?;
+            w.bytes(code)?;
+        }
         w.u8(KIND_END)?;
-        w.u64(image.entries.len() as u64)?;
+        w.u64((image.entries.len() + image.functions.len()) as u64)?;
         let crc = w.crc.clone().finalize();
         w.inner.write_all(&crc.to_le_bytes())?;
         let file = w.inner.into_inner().map_err(|e| e.into_error())?;
@@ -310,6 +321,8 @@ pub enum Loaded {
         spec: ModelSpec,
         blob: Bytes,
     },
+    /// A FUNCTION library's code.
+    Function(Bytes),
 }
 
 /// Maps and verifies a snapshot, returning its records. Nothing is applied: a bad file is
@@ -409,6 +422,10 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                 Value::ZSet(Box::new(z))
             }
             KIND_STREAM => read_stream(&mut r)?,
+            KIND_FUNCTION => {
+                out.push(Loaded::Function(r.bytes()?));
+                continue;
+            }
             KIND_TENSOR => {
                 let dt = *DType::ALL
                     .get(r.u8()? as usize)
@@ -488,6 +505,10 @@ pub fn apply(
     let mut n = 0;
     for rec in records {
         let (db, key, entry) = match rec {
+            Loaded::Function(code) => {
+                store.function_libraries.write().push(code);
+                continue;
+            }
             Loaded::Value(db, key, entry) => (db, key, entry),
             Loaded::Model {
                 db,

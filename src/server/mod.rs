@@ -115,6 +115,8 @@ pub struct Server {
     pub pubsub: pubsub::PubSub,
     /// Set while the dataset is being loaded (INFO loading).
     pub loading: std::sync::atomic::AtomicBool,
+    /// Lua scripts and functions.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl Server {
@@ -151,6 +153,7 @@ impl Server {
             gate: Default::default(),
             blocking: Default::default(),
             pubsub: Default::default(),
+            scripting: Default::default(),
             config,
         })
     }
@@ -277,8 +280,13 @@ impl Server {
         // log threshold is low, are timed on their own.
         let slower_than = self.config.live.slowlog_slower_than.load(Ordering::Relaxed);
         let timed = !cmd.fast || (0..=1000).contains(&slower_than);
-        // Every command runs inside the isolation gate, which EXEC holds exclusively.
-        let gate = (cmd.name != "exec").then(|| self.gate.shared());
+        // Every command runs inside the isolation gate, which EXEC and scripts hold
+        // exclusively; a script that has run past busy-reply-threshold gets BUSY answered for
+        // it, except to the commands allowed then (SCRIPT KILL, SHUTDOWN NOSAVE …).
+        let gate = match self.enter_gate(&cmd) {
+            Ok(g) => g,
+            Err(busy) => return Outcome::Reply(self.error_reply(client, busy.into())),
+        };
         // With the AOF on, a write holds the AOF lock while it runs and logs itself, so the
         // file's order is the keyspace's order.
         let mut txn = if cmd.write { self.aof.begin() } else { None };
@@ -321,6 +329,42 @@ impl Server {
             (Ok(_), Some(d)) => Outcome::Deferred(d),
             (Ok(r), None) => Outcome::Reply(r),
             (Err(e), _) => Outcome::Reply(self.error_reply(client, e.0)),
+        }
+    }
+
+    /// Takes the command's stripe of the isolation gate (EXEC takes the whole gate itself).
+    /// While a script holds the gate the command waits, and once the script has run longer
+    /// than `busy-reply-threshold` it is refused with BUSY, or, if it is allowed while busy,
+    /// runs without the gate.
+    fn enter_gate(
+        &self,
+        cmd: &crate::cmd::Command,
+    ) -> Result<Option<parking_lot::RwLockReadGuard<'_, ()>>, &'static str> {
+        let exec = cmd.name == "exec";
+        if !exec {
+            if let Some(g) = self.gate.try_shared() {
+                return Ok(Some(g));
+            }
+        }
+        let busy = &self.scripting.busy;
+        loop {
+            let threshold = self.config.get_i64("busy-reply-threshold").max(0) as u64;
+            if busy.timed_out(threshold) {
+                if cmd.allow_busy {
+                    return Ok(None);
+                }
+                return Err(busy.busy_error());
+            }
+            if exec {
+                if !busy.is_running() {
+                    return Ok(None);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            }
+            if let Some(g) = self.gate.shared_within(std::time::Duration::from_millis(1)) {
+                return Ok(Some(g));
+            }
         }
     }
 
@@ -397,23 +441,35 @@ impl Server {
     }
 
     fn feed_monitors(&self, client: &Client, argv: &Request, name: &str) {
+        self.feed_monitors_as(client.db, &client.info.addr, argv, name);
+    }
+
+    /// Shows a command on MONITOR as run from `origin` (a client's address, or `lua` for a
+    /// script's calls) in database `db`.
+    pub fn feed_monitors_as<A: crate::cmd::ArgList + ?Sized>(
+        &self,
+        db: usize,
+        origin: &str,
+        argv: &A,
+        name: &str,
+    ) {
         let now = crate::util::now_us();
         let mut line = format!(
             "{}.{:06} [{} {}]",
             now / 1_000_000,
             now % 1_000_000,
-            client.db,
-            client.info.addr
+            db,
+            origin
         );
         // Credentials never reach MONITOR: Redis shows them as "(redacted)".
         let redact_from = match name {
             "auth" => 1,
-            "hello" => (0..argv.len())
+            "hello" => (0..argv.argc())
                 .find(|&i| argv.arg(i).eq_ignore_ascii_case(b"AUTH"))
                 .map_or(usize::MAX, |i| i + 1),
             _ => usize::MAX,
         };
-        for i in 0..argv.len() {
+        for i in 0..argv.argc() {
             let a = if i >= redact_from {
                 &b"(redacted)"[..]
             } else {
@@ -658,7 +714,7 @@ impl Server {
     }
 
     /// Loads the snapshot file, if there is one.
-    fn load_snapshot(&self) -> Result<(), String> {
+    fn load_snapshot(self: &Arc<Self>) -> Result<(), String> {
         let path = self.snapshot_path();
         if !path.exists() {
             return Ok(());
@@ -667,6 +723,9 @@ impl Server {
         let records = crate::persist::read(&path)
             .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
         let n = crate::persist::apply(&self.store, &self.engine, records, false)
+            .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
+        self.scripting
+            .restore_saved(self)
             .map_err(|e| format!("Bad snapshot file '{}': {e}", path.display()))?;
         tracing::info!(
             "DB loaded from disk: {n} keys in {:.3} seconds",
@@ -689,6 +748,9 @@ impl Server {
             let records = crate::persist::read(&path)
                 .map_err(|e| format!("Bad AOF base file '{}': {e}", path.display()))?;
             crate::persist::apply(&self.store, &self.engine, records, true)
+                .map_err(|e| format!("Bad AOF base file '{}': {e}", path.display()))?;
+            self.scripting
+                .restore_saved(self)
                 .map_err(|e| format!("Bad AOF base file '{}': {e}", path.display()))?;
         }
         let (mut client, _ctrl) =

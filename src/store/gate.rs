@@ -38,6 +38,16 @@ impl Gate {
         self.stripes[my_stripe()].0.read()
     }
 
+    /// The stripe if no transaction or script holds the gate; `None` at once otherwise.
+    pub fn try_shared(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        self.stripes[my_stripe()].0.try_read()
+    }
+
+    /// The stripe, waiting up to `wait` for a transaction or script to let go.
+    pub fn shared_within(&self, wait: std::time::Duration) -> Option<RwLockReadGuard<'_, ()>> {
+        self.stripes[my_stripe()].0.try_read_for(wait)
+    }
+
     /// Held while a transaction runs: waits for every running command, holds off the rest.
     pub fn exclusive(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
         self.stripes.iter().map(|s| s.0.write()).collect()

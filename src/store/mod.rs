@@ -21,6 +21,9 @@ pub struct Store {
     pub dirty: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
+    /// The code of every FUNCTION library, kept beside the keyspace so that snapshots and AOF
+    /// rewrites carry them (the interpreter that runs them keeps its own copy).
+    pub function_libraries: parking_lot::RwLock<Vec<bytes::Bytes>>,
 }
 
 impl Store {
@@ -30,6 +33,7 @@ impl Store {
             dirty: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
+            function_libraries: Default::default(),
         }
     }
 
