@@ -308,13 +308,14 @@ def test_busy_script_kill(spawn):
     try:
         busy = other.cmd("PING")
         assert str(busy) == "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
-        assert str(other.cmd("FUNCTION", "KILL")) == "NOTBUSY No scripts in execution right now."
+        assert str(other.cmd("FUNCTION", "KILL")) == str(busy)
         assert other.cmd("SCRIPT", "KILL") == "OK"
     finally:
         other.close()
     t.join(5)
     assert not t.is_alive()
-    assert runner_result["err"].startswith("Script killed by user with SCRIPT KILL..."), runner_result
+    assert runner_result["err"].startswith("Script killed by user with SCRIPT KILL... script: "), runner_result
+    assert runner_result["err"].endswith(", on @user_script:1."), runner_result
     assert c.ping()
     assert str(RawConn(srv.port).cmd("SCRIPT", "KILL")) == "NOTBUSY No scripts in execution right now."
 
@@ -361,10 +362,10 @@ def test_busy_function_kill(spawn):
     assert str(other.cmd("GET", "x")) == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
     stats = other.cmd("FUNCTION", "STATS")
     assert stats[0] == b"running_script" and stats[1][1] == b"spin", stats
-    assert str(other.cmd("SCRIPT", "KILL")) == "NOTBUSY No scripts in execution right now."
+    assert str(other.cmd("SCRIPT", "KILL")) == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
     assert other.cmd("FUNCTION", "KILL") == "OK"
     t.join(5)
-    assert result["err"].startswith("Script killed by user with FUNCTION KILL..."), result
+    assert result["err"].startswith("Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."), result
     assert c.ping()
     other.close()
 

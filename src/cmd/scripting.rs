@@ -162,13 +162,18 @@ pub fn script_flush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// SCRIPT KILL (`function` false) and FUNCTION KILL, checked in Redis's order.
 fn kill(server: &Server, function: bool) -> CmdResult {
     let busy = &server.scripting.busy;
-    if !busy.is_running() || busy.function.load(Ordering::Relaxed) != function {
+    if !busy.is_running() {
         return Err(CmdError::new("NOTBUSY No scripts in execution right now."));
     }
     if busy.wrote.load(Ordering::Relaxed) {
         return Err(CmdError::new("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."));
+    }
+    // The other kind of code is running: the BUSY text says which KILL to use.
+    if busy.function.load(Ordering::Relaxed) != function {
+        return Err(CmdError::new(busy.busy_error()));
     }
     busy.kill.store(true, Ordering::Relaxed);
     Ok(Reply::OK)
@@ -225,10 +230,7 @@ pub fn function_load(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let server = ctx.server;
     let name = server
         .scripting
-        .with_vm(server, |vm| {
-            let lua = vm.lua.clone();
-            functions::load_library(&lua, &mut vm.functions, code, replace)
-        })
+        .with_vm(server, |vm| vm.load_library(code, replace))
         .map_err(CmdError)?;
     server.scripting.refresh_counts(server);
     ctx.dirty(1);
@@ -392,6 +394,9 @@ pub fn function_restore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// what [`crate::scripting::Scripting`] keeps outside the interpreter.
 pub fn function_stats(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     let sc = &ctx.server.scripting;
+    if sc.busy.is_running() && !sc.busy.function.load(Ordering::Relaxed) {
+        return Err(CmdError::new(crate::scripting::BUSY_SCRIPT));
+    }
     let s = Reply::bulk_str;
     let running = match sc.running() {
         Some((name, command, ms)) => Reply::Map(vec![

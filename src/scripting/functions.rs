@@ -1,7 +1,6 @@
 //! FUNCTION libraries (Redis 7.0): loading a library's code, which registers its functions
 //! with `redis.register_function`, and the registry FCALL, FUNCTION LIST, DELETE, DUMP and
-//! RESTORE work on. Also the Lua libraries Redis bundles that stock Lua 5.1 lacks (`bit`,
-//! `cjson`).
+//! RESTORE work on.
 
 use super::vm::{lua_error_message, Flags};
 use bytes::Bytes;
@@ -213,7 +212,7 @@ pub fn load_library(
         "LOG_WARNING",
         "setresp",
     ] {
-        api.raw_set(k, real_redis.raw_get::<Value>(k).map_err(err)?)
+        api.raw_set(k, real_redis.get::<Value>(k).map_err(err)?)
             .map_err(err)?;
     }
     api.set_metatable(Some(api_meta)).map_err(err)?;
@@ -366,216 +365,6 @@ fn register_args(library: &str, args: &MultiValue) -> Result<FunctionEntry, Stri
     })
 }
 
-/// LuaBitOp's `bit` library, which Redis bundles: 32-bit operations on numbers.
-pub fn bit_library(lua: &Lua) -> mlua::Result<Table> {
-    fn tobit(v: f64) -> i32 {
-        // LuaBitOp normalises through a double to a signed 32-bit value (mod 2^32).
-        (v.rem_euclid(4294967296.0) as u64 as u32) as i32
-    }
-    let t = lua.create_table()?;
-    t.raw_set("tobit", lua.create_function(|_, v: f64| Ok(tobit(v)))?)?;
-    t.raw_set("bnot", lua.create_function(|_, v: f64| Ok(!tobit(v)))?)?;
-    type Fold = fn(i32, i32) -> i32;
-    for (name, f) in [
-        ("band", (|a, b| a & b) as Fold),
-        ("bor", |a, b| a | b),
-        ("bxor", |a, b| a ^ b),
-    ] {
-        t.raw_set(
-            name,
-            lua.create_function(move |_, args: mlua::Variadic<f64>| {
-                let mut it = args.iter();
-                let first = it.next().ok_or_else(|| {
-                    mlua::Error::runtime("bad argument #1 (number expected, got no value)")
-                })?;
-                Ok(it.fold(tobit(*first), |acc, v| f(acc, tobit(*v))))
-            })?,
-        )?;
-    }
-    type Shift = fn(i32, u32) -> i32;
-    for (name, f) in [
-        (
-            "lshift",
-            (|a: i32, n: u32| ((a as u32) << n) as i32) as Shift,
-        ),
-        ("rshift", |a, n| ((a as u32) >> n) as i32),
-        ("arshift", |a, n| a >> n),
-        ("rol", |a, n| (a as u32).rotate_left(n) as i32),
-        ("ror", |a, n| (a as u32).rotate_right(n) as i32),
-    ] {
-        t.raw_set(
-            name,
-            lua.create_function(move |_, (a, n): (f64, f64)| {
-                Ok(f(tobit(a), tobit(n) as u32 & 31))
-            })?,
-        )?;
-    }
-    t.raw_set(
-        "bswap",
-        lua.create_function(|_, v: f64| Ok(tobit(v).swap_bytes()))?,
-    )?;
-    t.raw_set(
-        "tohex",
-        lua.create_function(|_, (v, n): (f64, Option<f64>)| {
-            let mut n = n.map_or(8, tobit);
-            let upper = n < 0;
-            if upper {
-                n = -n;
-            }
-            let n = n.clamp(1, 8) as usize;
-            let x = tobit(v) as u32;
-            let s = if upper {
-                format!("{x:08X}")
-            } else {
-                format!("{x:08x}")
-            };
-            Ok(s[8 - n..].to_string())
-        })?,
-    )?;
-    Ok(t)
-}
-
-/// Redis's `cjson`: `encode` and `decode` between Lua values and JSON.
-pub fn cjson_library(lua: &Lua) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.raw_set(
-        "encode",
-        lua.create_function(|_, v: Value| {
-            let mut out = String::new();
-            encode_json(&v, &mut out, 0).map_err(mlua::Error::runtime)?;
-            Ok(out)
-        })?,
-    )?;
-    t.raw_set(
-        "decode",
-        lua.create_function(|lua, s: mlua::LuaString| {
-            let parsed: serde_json::Value = serde_json::from_slice(&s.as_bytes()).map_err(|e| {
-                mlua::Error::runtime(format!("Expected value but found invalid token: {e}"))
-            })?;
-            json_to_lua(lua, &parsed)
-        })?,
-    )?;
-    Ok(t)
-}
-
-fn encode_json(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
-    if depth > 1000 {
-        return Err("Cannot serialise, excessive nesting (1001)".into());
-    }
-    match v {
-        Value::Nil => out.push_str("null"),
-        Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Integer(i) => out.push_str(&i.to_string()),
-        Value::Number(n) => {
-            if !n.is_finite() {
-                return Err("Cannot serialise number: must not be NaN or Inf".into());
-            }
-            if n.fract() == 0.0 && n.abs() < 1e15 {
-                out.push_str(&(*n as i64).to_string());
-            } else {
-                out.push_str(&format_g14(*n));
-            }
-        }
-        Value::String(s) => {
-            out.push_str(&serde_json::to_string(&s.to_string_lossy()).map_err(|e| e.to_string())?)
-        }
-        Value::Table(t) => {
-            let len = t.raw_len();
-            let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().flatten().collect();
-            let is_array = pairs.len() == len
-                && pairs
-                    .iter()
-                    .all(|(k, _)| matches!(k, Value::Integer(_) | Value::Number(_)));
-            if is_array && len > 0 {
-                out.push('[');
-                for i in 1..=len {
-                    if i > 1 {
-                        out.push(',');
-                    }
-                    encode_json(
-                        &t.raw_get::<Value>(i).map_err(|e| e.to_string())?,
-                        out,
-                        depth + 1,
-                    )?;
-                }
-                out.push(']');
-            } else {
-                out.push('{');
-                for (i, (k, v)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let key = match k {
-                        Value::String(s) => s.to_string_lossy(),
-                        Value::Integer(n) => n.to_string(),
-                        Value::Number(n) => format_g14(*n),
-                        _ => {
-                            return Err(
-                                "Cannot serialise table: table key must be a number or string"
-                                    .into(),
-                            )
-                        }
-                    };
-                    out.push_str(&serde_json::to_string(&key).map_err(|e| e.to_string())?);
-                    out.push(':');
-                    encode_json(v, out, depth + 1)?;
-                }
-                out.push('}');
-            }
-        }
-        other => {
-            return Err(format!(
-                "Cannot serialise {}: type not supported",
-                other.type_name()
-            ))
-        }
-    }
-    Ok(())
-}
-
-/// `%.14g`, as cjson writes numbers.
-fn format_g14(n: f64) -> String {
-    let s = format!("{:.13e}", n);
-    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-5..14).contains(&exp) {
-        let digits = (13 - exp).max(0) as usize;
-        let f = format!("{:.*}", digits, n);
-        let f = if f.contains('.') {
-            f.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            f
-        };
-        f
-    } else {
-        let m = mantissa.trim_end_matches('0').trim_end_matches('.');
-        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-    }
-}
-
-fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
-    Ok(match v {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Boolean(*b),
-        serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Value::String(lua.create_string(s)?),
-        serde_json::Value::Array(a) => {
-            let t = lua.create_table_with_capacity(a.len(), 0)?;
-            for (i, x) in a.iter().enumerate() {
-                t.raw_set(i + 1, json_to_lua(lua, x)?)?;
-            }
-            Value::Table(t)
-        }
-        serde_json::Value::Object(o) => {
-            let t = lua.create_table_with_capacity(0, o.len())?;
-            for (k, x) in o {
-                t.raw_set(k.as_str(), json_to_lua(lua, x)?)?;
-            }
-            Value::Table(t)
-        }
-    })
-}
-
 /// The functions of a registry, as FUNCTION DUMP writes them: for each library, Redis's
 /// RDB_OPCODE_FUNCTION2 (245) and its code as an RDB string; then the RDB version (10) and a
 /// CRC-64 (Jones) of everything before it, as DUMP payloads end.
@@ -715,14 +504,6 @@ fn rdb_read_len(b: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn g14_matches_printf() {
-        assert_eq!(format_g14(0.5), "0.5");
-        assert_eq!(format_g14(1.0 / 3.0), "0.33333333333333");
-        assert_eq!(format_g14(1e20), "1e+20");
-        assert_eq!(format_g14(1.5e-7), "1.5e-07");
-    }
 
     #[test]
     fn rdb_lengths_round_trip() {

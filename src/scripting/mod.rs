@@ -11,6 +11,7 @@
 
 pub mod convert;
 pub mod functions;
+mod libs;
 mod vm;
 
 use crate::server::reply::Reply;
@@ -36,6 +37,9 @@ pub struct Busy {
     pub function: AtomicBool,
     /// The running script was started by a read-only command or declared `no-writes`.
     pub read_only: AtomicBool,
+    /// While FUNCTION LOAD runs a library's code: when it must have finished (Unix ms; 0:
+    /// no limit).
+    pub load_deadline_ms: AtomicU64,
 }
 
 pub const BUSY_SCRIPT: &str =

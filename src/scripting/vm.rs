@@ -14,14 +14,18 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-pub const ERR_KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
-pub const ERR_FUNCTION_KILLED: &str = "ERR Script killed by user with FUNCTION KILL...";
+/// What a killed script raises (for FUNCTION KILL too, as in Redis); the error handler adds
+/// the code and where the script was.
+pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const ERR_RO_SCRIPT: &str = "ERR Write commands are not allowed from read-only scripts.";
 const ERR_NOSCRIPT_CMD: &str = "ERR This Redis command is not allowed from script";
 const ERR_UNKNOWN_CMD: &str = "ERR Unknown Redis command called from script";
 const ERR_ARITY: &str = "ERR Wrong number of args calling Redis command from script";
 const ERR_NO_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";
 const ERR_ARG_TYPE: &str = "ERR Lua redis lib command arguments must be strings or integers";
+
+/// How long a library's code may run at FUNCTION LOAD (Redis's LOAD_TIMEOUT_MS).
+const LOAD_TIMEOUT_MS: u64 = 500;
 
 /// How often (in VM instructions) the interpreter checks whether it was asked to stop.
 const HOOK_EVERY: u32 = 100_000;
@@ -75,12 +79,11 @@ impl Vm {
                     .upgrade()
                     .is_some_and(|s| s.shutdown.is_triggered());
                 if hook_busy.kill.load(Ordering::Relaxed) || shutting_down {
-                    let text = if hook_busy.function.load(Ordering::Relaxed) {
-                        ERR_FUNCTION_KILLED
-                    } else {
-                        ERR_KILLED
-                    };
-                    return Err(mlua::Error::runtime(text));
+                    return Err(mlua::Error::runtime(killed_text(&hook_busy)));
+                }
+                let deadline = hook_busy.load_deadline_ms.load(Ordering::Relaxed);
+                if deadline != 0 && crate::util::now_ms() > deadline {
+                    return Err(mlua::Error::runtime("FUNCTION LOAD timeout"));
                 }
                 Ok(VmState::Continue)
             },
@@ -93,6 +96,18 @@ impl Vm {
             client: None,
             trampoline,
         })
+    }
+
+    /// FUNCTION LOAD: runs a library's code, which has 500 ms to register its functions (as in
+    /// Redis), and adds it to the registry.
+    pub fn load_library(&mut self, code: Bytes, replace: bool) -> Result<String, String> {
+        self.busy
+            .load_deadline_ms
+            .store(crate::util::now_ms() + LOAD_TIMEOUT_MS, Ordering::Relaxed);
+        let lua = self.lua.clone();
+        let result = super::functions::load_library(&lua, &mut self.functions, code, replace);
+        self.busy.load_deadline_ms.store(0, Ordering::Relaxed);
+        result
     }
 
     pub fn has_script(&self, sha: &[u8]) -> bool {
@@ -196,13 +211,7 @@ impl Vm {
         } = ctx;
         client.stats.flush(server);
         self.client = Some(client);
-        let killed = self.busy.kill.load(Ordering::Relaxed);
         let reply = match result {
-            _ if killed => Reply::err(if function {
-                ERR_FUNCTION_KILLED
-            } else {
-                ERR_KILLED
-            }),
             Ok(v) => lua_to_reply(&v, resp3),
             Err(e) => Reply::Error(e),
         };
@@ -470,15 +479,17 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
     redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     lua.globals().raw_set("redis", redis)?;
     lua.globals()
-        .raw_set("bit", super::functions::bit_library(lua)?)?;
+        .raw_set("bit", super::libs::bit_library(lua)?)?;
     lua.globals()
-        .raw_set("cjson", super::functions::cjson_library(lua)?)?;
+        .raw_set("cjson", super::libs::cjson_library(lua)?)?;
+    lua.globals()
+        .raw_set("cmsgpack", super::libs::cmsgpack_library(lua)?)?;
     // redis.call and redis.pcall in Lua, over the primitive, which stays out of reach of
     // scripts; then the globals are protected as Redis protects them.
     lua.load(
         r#"
         local error, type, pcall, xpcall, select = error, type, pcall, xpcall, select
-        local pairs, rawset, setmetatable, unpack, tostring = pairs, rawset, setmetatable, unpack, tostring
+        local pairs, ipairs, rawset, setmetatable, unpack, tostring = pairs, ipairs, rawset, setmetatable, unpack, tostring
         local dbg = debug
         local G = _G
         -- The text of an error a Rust function raised (mlua hands such errors over as
@@ -499,6 +510,10 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
             if not res[1] then
                 local e = res[2]
                 local text = call_error(e)
+                -- A kill is not for the script to catch.
+                if text and text:find('Script killed by user', 1, true) then
+                    error(e, 0)
+                end
                 if text then
                     res[2] = text
                 elseif type(e) == 'table' and type(e.err) == 'string' then
@@ -539,22 +554,56 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
         setfenv = nil
         getfenv = nil
         newproxy = nil
-        -- Globals are read-only, as Redis 7 makes them: they move to a table behind _G, and
-        -- both refuse writes; reading a missing one is an error.
-        local backing = {}
-        for k, v in pairs(G) do backing[k] = v end
-        for k in pairs(backing) do rawset(G, k, nil) end
+        -- Globals and the libraries' tables are read-only, as Redis 7 makes them: each
+        -- library table is reached through an empty proxy that refuses writes, and the
+        -- globals move to a table behind _G; reading a missing global is an error.
         local function readonly(t, n, v)
             error("Attempt to modify a readonly table", 2)
         end
+        local sealed = setmetatable({}, {__newindex = readonly, __metatable = false})
+        local protected = {}
+        local function proxy(real)
+            local p = setmetatable({}, {__index = real, __newindex = readonly, __metatable = sealed})
+            protected[p] = true
+            return p
+        end
+        local real_loadstring = loadstring
+        G.loadstring = function(s, name)
+            -- Precompiled chunks are refused, as in Redis.
+            if type(s) == 'string' and s:byte(1) == 27 then
+                return nil, 'binary code is not allowed'
+            end
+            return real_loadstring(s, name)
+        end
+        G.setmetatable = function(t, mt)
+            if protected[t] then
+                error("Attempt to modify a readonly table", 2)
+            end
+            return setmetatable(t, mt)
+        end
+        G.rawset = function(t, k, v)
+            if protected[t] then
+                error("Attempt to modify a readonly table", 2)
+            end
+            return rawset(t, k, v)
+        end
+        for _, lib in ipairs({'redis', 'bit', 'cjson', 'cmsgpack', 'string', 'math', 'table'}) do
+            G[lib] = proxy(G[lib])
+        end
+        G.print = nil
+        local backing = {}
+        for k, v in pairs(G) do backing[k] = v end
+        for k in pairs(backing) do rawset(G, k, nil) end
         setmetatable(backing, {
             __index = function(t, n)
                 error("Script attempted to access nonexistent global variable '" .. tostring(n) .. "'", 2)
             end,
             __newindex = readonly,
-            __metatable = false,
+            __metatable = sealed,
         })
-        setmetatable(G, {__index = backing, __newindex = readonly, __metatable = false})
+        setmetatable(G, {__index = backing, __newindex = readonly, __metatable = sealed})
+        protected[G] = true
+        protected[backing] = true
         return trampoline
         "#,
     )
@@ -571,6 +620,11 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
+/// The error a killed script stops with.
+fn killed_text(_busy: &Busy) -> &'static str {
+    KILLED
+}
+
 /// Marks the text of an error `redis.call` raises inside mlua's error value.
 const ERROR_MARK: char = '\u{1}';
 
@@ -583,6 +637,9 @@ fn call_from_lua(lua: &Lua, args: &MultiValue) -> mlua::Result<(Reply, bool)> {
     let mut ctx = lua.app_data_mut::<RunCtx>().ok_or_else(|| {
         mlua::Error::runtime("redis.call/pcall can only be called inside a script invocation")
     })?;
+    if ctx.busy.kill.load(Ordering::Relaxed) {
+        return Err(mlua::Error::runtime(killed_text(&ctx.busy)));
+    }
     let reply = run_command(&mut ctx, argv);
     Ok((reply, ctx.resp3))
 }
@@ -639,6 +696,14 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
     };
     if cmd.has_flag("NOSCRIPT") {
         return Reply::err(ERR_NOSCRIPT_CMD);
+    }
+    if (cmd.name == "xread" || cmd.name == "xreadgroup")
+        && argv.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK"))
+    {
+        return Reply::err(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            cmd.name
+        ));
     }
     if cmd.write {
         if ctx.read_only {
