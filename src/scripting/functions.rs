@@ -137,7 +137,14 @@ fn parse_shebang(code: &[u8]) -> Result<String, String> {
                     "ERR Invalid metadata value, name argument was given multiple times".into(),
                 );
             }
-            name = Some(p[5..].to_string());
+            // sdssplitargs: a quoted value loses its quotes.
+            let v = &p[5..];
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            name = Some(v.to_string());
         } else {
             return Err(format!("ERR Invalid metadata value given: {p}"));
         }
@@ -189,8 +196,16 @@ pub fn load_library(
     let api_meta = sealed_metatable(lua).map_err(err)?;
     let reg = registered.clone();
     let lib_name = name.clone();
+    // A library that kept `redis` from its load cannot register functions later.
+    let loading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still_loading = loading.clone();
     let register = lua
         .create_function(move |_, args: MultiValue| {
+            if !still_loading.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(mlua::Error::runtime(
+                    "redis.register_function can only be called on FUNCTION LOAD command",
+                ));
+            }
             let entry = register_args(&lib_name, &args).map_err(mlua::Error::runtime)?;
             let mut r = reg.lock();
             if r.iter().any(|f| f.name.eq_ignore_ascii_case(&entry.name)) {
@@ -231,6 +246,7 @@ pub fn load_library(
         let msg = msg.strip_prefix("runtime error: ").unwrap_or(msg);
         format!("ERR Error registering functions: ERR {msg}")
     })?;
+    loading.store(false, std::sync::atomic::Ordering::Relaxed);
     env.raw_set("redis", Value::Nil).map_err(err)?;
     meta.raw_set("__index", lua.globals()).map_err(err)?;
     let functions = registered.lock().clone();
