@@ -954,17 +954,74 @@ def test_toolkit(rb, name):
         assert np.array_equal(get(rb, "out_label"), get(rb, "out_probabilities").argmax(axis=1))
 
 
-def test_toolkit_zipmap_classifier_refused(rb):
+def test_toolkit_zipmap_classifier(rb):
+    """A scikit-learn classifier exported with skl2onnx's defaults (ZipMap): its probabilities
+    are a sequence of maps. As in RedisAI, OUTPUTS may name only the tensor output; beyond
+    RedisAI, the maps may be named too and come back as FLOAT [N, classes], with the labels in
+    MODELGET META."""
     X, outputs, exact, d = toolkit_case("sk_logreg_zipmap")
     put(rb, "x", X)
-    try:
-        store(rb, "m", "tk_sk_logreg_zipmap.onnx")
-    except redis.ResponseError as e:
-        # Refusing it at store time is fine too, as long as the reason is named.
-        assert "zipmap" in str(e).lower(), str(e)
-        assert rb.exists("m") == 0
-        return
+    assert is_ok(store(rb, "m", "tk_sk_logreg_zipmap.onnx"))
+    assert is_ok(execute(rb, "m", ["x"], ["label"]))
+    assert np.array_equal(get(rb, "label"), d["expect_output_label"])
+    assert is_ok(execute(rb, "m", ["x"], ["label2", "proba"]))
+    assert np.array_equal(get(rb, "label2"), d["expect_output_label"])
+    proba = get(rb, "proba")
+    assert proba.dtype == np.float32 and proba.shape == d["expect_output_probability"].shape
+    assert np.allclose(proba, d["expect_output_probability"], rtol=1e-5, atol=1e-6)
+    meta = as_dict(rb.execute_command("AI.MODELGET", "m", "META"))
+    assert [sval(l) for l in meta["labels"]] == ["0", "1", "2"]
+    # Three keys for a model with two outputs is still refused.
     with pytest.raises(redis.ResponseError) as e:
-        execute(rb, "m", ["x"], ["label", "proba"])
-    assert "zipmap" in str(e.value).lower(), str(e.value)
-    assert rb.exists("label") == 0 and rb.exists("proba") == 0
+        execute(rb, "m", ["x"], ["a", "b", "c"])
+    assert server_text(e.value).endswith(OUTPUTS_MISMATCH)
+
+
+def string_label_zipmap_model():
+    """A classifier-shaped graph with string labels, as skl2onnx exports one: scores
+    [N, 3] -> (ArgMax label [N], ZipMap probabilities: a sequence of maps)."""
+    from onnx import TensorProto, helper
+    labels = ["eel", "cat", "dog"]
+    nodes = [
+        helper.make_node("ArgMax", ["scores"], ["label"], axis=1, keepdims=0),
+        helper.make_node("ZipMap", ["scores"], ["probabilities"], domain="ai.onnx.ml",
+                         classlabels_strings=labels),
+    ]
+    seq_of_maps = helper.make_value_info(
+        "probabilities", helper.make_sequence_type_proto(
+            helper.make_map_type_proto(TensorProto.STRING,
+                                       helper.make_tensor_type_proto(TensorProto.FLOAT, []))))
+    graph = helper.make_graph(
+        nodes, "zipmap_strings",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]), seq_of_maps])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("ai.onnx.ml", 1)])
+    model.ir_version = 8
+    return model.SerializeToString(), labels
+
+
+def test_zipmap_with_string_labels_in_a_dag_and_batched(rb, server_port):
+    model, labels = string_label_zipmap_model()
+    assert is_ok(rb.execute_command("AI.MODELSTORE", "z", "ONNX", "CPU", "BATCHSIZE", 4,
+                                    "BLOB", model))
+    meta = as_dict(rb.execute_command("AI.MODELGET", "z", "META"))
+    assert [sval(l) for l in meta["labels"]] == labels
+    scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]], np.float32)
+    reply = rb.execute_command(
+        "AI.DAGEXECUTE", "ROUTING", "s",
+        "|>", "AI.TENSORSET", "s", "FLOAT", 2, 3, "BLOB", scores.tobytes(),
+        "|>", "AI.MODELEXECUTE", "z", "INPUTS", 1, "s", "OUTPUTS", 2, "l", "p",
+        "|>", "AI.TENSORGET", "p", "VALUES")
+    values = [float(v) for v in reply[2]]
+    # Columns follow the model's labels: the map values by label, not by position.
+    assert np.allclose(values, scores.reshape(-1))
+    # Batched: two clients' rows run together and each gets its own rows back.
+    runners = concurrent(server_port, [
+        ("AI.DAGEXECUTE", "ROUTING", "s",
+         "|>", "AI.TENSORSET", "s", "FLOAT", 1, 3, "BLOB", scores[i:i + 1].tobytes(),
+         "|>", "AI.MODELEXECUTE", "z", "INPUTS", 1, "s", "OUTPUTS", 2, "l", "p",
+         "|>", "AI.TENSORGET", "p", "VALUES") for i in range(2)])
+    for i, r in enumerate(runners):
+        assert r.error is None, r.error
+        assert np.allclose([float(v) for v in r.reply[2]], scores[i])

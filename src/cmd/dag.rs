@@ -157,6 +157,7 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                     model: req.model,
                     inputs: req.inputs.iter().map(|b| b.to_vec()).collect(),
                     outputs: req.outputs.iter().map(|b| b.to_vec()).collect(),
+                    selection: req.selection,
                 });
             }
             "AI.TENSOROP" => {
@@ -230,6 +231,7 @@ fn check_signatures(plan: &Plan) -> Result<(), CmdError> {
                 model,
                 inputs,
                 outputs,
+                ..
             } => {
                 if let Some(ts) = inputs
                     .iter()

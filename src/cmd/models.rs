@@ -279,6 +279,14 @@ pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Reply::Int(s.minbatchtimeout as i64),
         ),
     ];
+    // Beyond RedisAI: the class labels of an ONNX-ML classifier's probabilities, in the
+    // order of the FLOAT tensor's columns.
+    if let Some(labels) = m.labels() {
+        fields.push((
+            Reply::bulk_str("labels"),
+            Reply::Array(labels.iter().map(|l| Reply::bulk_str(l)).collect()),
+        ));
+    }
     if blob {
         fields.push((Reply::bulk_str("blob"), blob_reply()));
     }
@@ -317,6 +325,8 @@ pub struct ExecRequest {
     pub model: Arc<Model>,
     pub inputs: Vec<Bytes>,
     pub outputs: Vec<Bytes>,
+    /// The model outputs `outputs` receive, in order (see `Model::output_selection`).
+    pub selection: Vec<usize>,
     pub timeout_ms: Option<u64>,
 }
 
@@ -371,13 +381,12 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         return Err(CmdError::new("ERR OUTPUTS not specified"));
     }
     let mut outputs = Vec::new();
+    let selection;
     if counted {
         let n = parse_count(args, "output")?;
-        if n != model.outputs.len() {
-            return Err(CmdError::new(
-                "Number of keys given as OUTPUTS here does not match model definition",
-            ));
-        }
+        selection = model.output_selection(n).ok_or_else(|| {
+            CmdError::new("Number of keys given as OUTPUTS here does not match model definition")
+        })?;
         for _ in 0..n {
             outputs.push(args.next().map_err(|_| CmdError::new("ERR number of output keys to AI.MODELEXECUTE command does not match the number of given arguments"))?);
         }
@@ -392,17 +401,16 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         }
     } else {
         outputs = args.rest();
-        if outputs.len() != model.outputs.len() {
-            return Err(CmdError::new(
-                "Number of keys given as OUTPUTS here does not match model definition",
-            ));
-        }
+        selection = model.output_selection(outputs.len()).ok_or_else(|| {
+            CmdError::new("Number of keys given as OUTPUTS here does not match model definition")
+        })?;
     }
     args.finish()?;
     Ok(ExecRequest {
         model,
         inputs,
         outputs,
+        selection,
         timeout_ms,
     })
 }
@@ -508,6 +516,7 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     ctx.defer(async move {
         match run_model(&server, req.model, tensors, req.timeout_ms).await {
             Ok(outputs) => {
+                let outputs = crate::engine::model::select_outputs(outputs, &req.selection);
                 let results = req.outputs.iter().cloned().zip(outputs).collect();
                 match put_tensors_in(&server, db, results) {
                     Ok(()) => Reply::OK,

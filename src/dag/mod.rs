@@ -27,6 +27,8 @@ pub enum Op {
         model: Arc<Model>,
         inputs: Vec<Vec<u8>>,
         outputs: Vec<Vec<u8>>,
+        /// The model outputs the names receive (ONNX-ML models may name only their tensors).
+        selection: Vec<usize>,
     },
     /// AI.TENSOROP: a built-in op (TOPK may also write its values to a second name).
     Compute {
@@ -126,6 +128,7 @@ enum Slot {
 struct Running {
     rx: Option<crate::engine::completion::Receiver<RunResult>>,
     outputs: Vec<Vec<u8>>,
+    selection: Vec<usize>,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -165,6 +168,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 model,
                 inputs,
                 outputs,
+                selection,
             } => {
                 let tensors =
                     match gather(&mut slots, &mut running, &mut results, &inputs, deadline).await {
@@ -186,6 +190,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                     Running {
                         rx: Some(rx),
                         outputs,
+                        selection,
                         cancelled,
                     },
                 );
@@ -330,6 +335,7 @@ async fn finish(
     let outputs = std::mem::take(&mut r.outputs);
     match result {
         Ok(Ok(tensors)) => {
+            let tensors = crate::engine::model::select_outputs(tensors, &r.selection);
             for (name, t) in outputs.into_iter().zip(tensors) {
                 // A later op may have replaced the name; only fill it if it is still ours.
                 if matches!(slots.get(&name), Some(Slot::Pending { op: o }) if *o == op) {

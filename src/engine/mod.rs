@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod completion;
 pub mod model;
+pub mod onnx_proto;
 
 use crate::tensor::Tensor;
 use backend::OnnxBackend;

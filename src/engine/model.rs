@@ -56,6 +56,17 @@ pub struct Port {
     pub dtype: Option<DType>,
     /// Dimensions, -1 where dynamic; empty for non-tensors.
     pub dims: Vec<i64>,
+    /// For a sequence of maps (a ZipMap's output, as scikit-learn classifiers export their
+    /// probabilities): the class labels, in the order the model gives them. Such an output is
+    /// stored as a FLOAT tensor [N, labels], one column per label.
+    pub labels: Option<Vec<String>>,
+}
+
+impl Port {
+    /// Whether a run gives this output as a tensor (a sequence of maps becomes one).
+    pub fn is_tensor(&self) -> bool {
+        self.dtype.is_some()
+    }
 }
 
 /// Settings given at MODELSTORE.
@@ -213,13 +224,21 @@ fn port(name: &str, ty: &ValueType) -> Port {
             name: name.to_string(),
             dtype: dtype_of(*ty),
             dims: shape.to_vec(),
+            labels: None,
         },
         _ => Port {
             name: name.to_string(),
             dtype: None,
             dims: Vec::new(),
+            labels: None,
         },
     }
+}
+
+/// Whether a value type is a sequence of maps from labels to floats (a ZipMap's output).
+fn is_seq_of_maps(ty: &ValueType) -> bool {
+    matches!(ty, ValueType::Sequence(inner)
+        if matches!(**inner, ValueType::Map { value: TensorElementType::Float32, .. }))
 }
 
 /// Builds one session for `blob` with the engine's options and the model's device.
@@ -287,6 +306,10 @@ impl Model {
         }
         let session =
             new_session(&backend, &blob, &spec.device, options).map_err(|e| format!("ERR {e}"))?;
+        // RedisAI refuses what it cannot hold in one key, once the blob parsed as ONNX.
+        if super::onnx_proto::has_external_initializers(&blob) {
+            return Err("Initializer tensors with external data is not allowed.".into());
+        }
         // The graph is counted twice: the stored blob and the session built from it.
         MODEL_BYTES.fetch_add(2 * blob.len() as u64, Ordering::Relaxed);
         let mut inputs: Vec<Port> = session
@@ -294,10 +317,19 @@ impl Model {
             .iter()
             .map(|o| port(o.name(), o.dtype()))
             .collect();
+        let zipmaps = super::onnx_proto::zipmap_labels(&blob);
         let mut outputs: Vec<Port> = session
             .outputs()
             .iter()
-            .map(|o| port(o.name(), o.dtype()))
+            .map(|o| {
+                let mut p = port(o.name(), o.dtype());
+                if is_seq_of_maps(o.dtype()) {
+                    p.labels = Some(zipmaps.get(o.name()).cloned().unwrap_or_default());
+                    p.dtype = Some(DType::Float);
+                    p.dims = vec![-1, p.labels.as_ref().map_or(-1, |l| l.len() as i64)];
+                }
+                p
+            })
             .collect();
         // RedisAI's INPUTS/OUTPUTS name (and order) the graph ports the keys bind to.
         if !spec.inputs.is_empty() {
@@ -356,9 +388,33 @@ impl Model {
             let v = outputs
                 .get(&port.name)
                 .ok_or_else(|| format!("ERR model produced no output '{}'", port.name))?;
-            result.push(output_tensor(&port.name, v)?);
+            result.push(match &port.labels {
+                Some(labels) => seq_of_maps_tensor(&port.name, labels, v)?,
+                None => output_tensor(&port.name, v)?,
+            });
         }
         Ok(result)
+    }
+
+    /// Which outputs a request naming `n` output keys gets: every output, or, as RedisAI does
+    /// for ONNX-ML models, only the tensor outputs when `n` counts just those.
+    pub fn output_selection(&self, n: usize) -> Option<Vec<usize>> {
+        if n == self.outputs.len() {
+            return Some((0..n).collect());
+        }
+        let tensors: Vec<usize> = self
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.labels.is_none() && p.is_tensor())
+            .map(|(i, _)| i)
+            .collect();
+        (tensors.len() == n && n > 0).then_some(tensors)
+    }
+
+    /// The class labels of the first sequence-of-maps output (MODELGET META's `labels`).
+    pub fn labels(&self) -> Option<&[String]> {
+        self.outputs.iter().find_map(|p| p.labels.as_deref())
     }
 
     /// Bytes held by the model (blob plus a rough per-session figure), for INFO.
@@ -439,6 +495,66 @@ fn input_value<'a>(
 }
 
 /// Copies one output into a stored tensor.
+/// The outputs of a run that a request asked for, in its order.
+pub fn select_outputs(outputs: Vec<Tensor>, selection: &[usize]) -> Vec<Tensor> {
+    let mut all: Vec<Option<Tensor>> = outputs.into_iter().map(Some).collect();
+    selection
+        .iter()
+        .filter_map(|&i| all.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
+/// A sequence of maps (one per row, label → probability) as a FLOAT tensor [N, labels], the
+/// columns in `labels` order; with no labels known, in the first map's key order.
+fn seq_of_maps_tensor(
+    name: &str,
+    labels: &[String],
+    v: &ort::value::DynValue,
+) -> Result<Tensor, String> {
+    let err = |e: ort::Error| format!("ERR model output '{name}': {e}");
+    let maps = v
+        .try_extract_sequence::<ort::value::DynValueTypeMarker>()
+        .map_err(err)?;
+    let mut rows: Vec<Vec<(String, f32)>> = Vec::with_capacity(maps.len());
+    for m in &maps {
+        let kv: Vec<(String, f32)> = match m.dtype() {
+            ValueType::Map {
+                key: TensorElementType::String,
+                ..
+            } => m.try_extract_key_values::<String, f32>().map_err(err)?,
+            _ => m
+                .try_extract_key_values::<i64, f32>()
+                .map_err(err)?
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        rows.push(kv);
+    }
+    let order: Vec<String> = if labels.is_empty() {
+        rows.first()
+            .map(|r| r.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default()
+    } else {
+        labels.to_vec()
+    };
+    let mut data: Vec<f32> = Vec::with_capacity(rows.len() * order.len());
+    for row in &rows {
+        for label in &order {
+            data.push(
+                row.iter()
+                    .find(|(k, _)| k == label)
+                    .map_or(0.0, |(_, v)| *v),
+            );
+        }
+    }
+    Ok(Tensor::from_raw(
+        DType::Float,
+        &[rows.len(), order.len()],
+        bytemuck::cast_slice(&data),
+    ))
+}
+
 fn output_tensor(name: &str, v: &ort::value::DynValue) -> Result<Tensor, String> {
     let ValueType::Tensor { ty, .. } = v.dtype() else {
         return Err(format!(
