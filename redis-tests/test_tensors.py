@@ -163,26 +163,12 @@ def test_big_blob_roundtrip(rb):
     assert np.array_equal(np.frombuffer(got, dtype=np.float32).reshape(arr.shape), arr)
 
 
-def test_chunked_blob(rbin):
-    arr = np.arange(12, dtype=np.float64) * 1.25
-    blob = arr.tobytes()
-    # Split at points that are not element boundaries, with empty chunks in between.
-    chunks = [blob[:5], b"", blob[5:13], blob[13:14], blob[14:90], b"", blob[90:]]
-    assert b"".join(chunks) == blob
-    tset(rbin, "t", "DOUBLE", (3, 4), "BLOB", *chunks)
-    assert tget(rbin, "t", "BLOB") == blob
-    meta = as_dict(tget(rbin, "t", "META"), rbin.proto)
-    assert meta == {"dtype": meta["dtype"], "shape": [3, 4]}
-    assert sval(meta["dtype"]) == "DOUBLE"
-    # One byte per chunk.
-    tset(rbin, "u", "INT16", (4,), "BLOB", *[bytes([b]) for b in np.array([1, -2, 300, -400], np.int16).tobytes()])
-    assert tget(rbin, "u", "VALUES") == [1, -2, 300, -400]
-
-
-def test_chunked_blob_wrong_total_length(rb):
-    expect_error(rb, "AI.TENSORSET", "t", "FLOAT", 2, "BLOB", b"abcd", b"efg",
-                 text="ERR data length does not match tensor shape and type")
-    expect_error(rb, "AI.TENSORSET", "t", "FLOAT", 2, "BLOB", b"abcd", b"efghi",
+def test_blob_must_be_one_argument(rb):
+    """RedisAI takes exactly one binary string after BLOB."""
+    text = "ERR a single binary string should come after the BLOB argument in 'AI.TENSORSET' command"
+    expect_error(rb, "AI.TENSORSET", "t", "FLOAT", 2, "BLOB", b"abcd", b"efgh", text=text)
+    expect_error(rb, "AI.TENSORSET", "t", "FLOAT", 2, "BLOB", text=text)
+    expect_error(rb, "AI.TENSORSET", "t", "FLOAT", 2, "BLOB", b"abcd",
                  text="ERR data length does not match tensor shape and type")
     assert rb.exists("t") == 0
 
@@ -418,8 +404,8 @@ def test_string_tensor_values_utf8(rbin):
     assert full["blob"] == b"".join(w.encode() + b"\x00" for w in words)
 
 
-def test_string_tensor_2d_and_chunked(rbin):
-    tset(rbin, "s", "STRING", (2, 2), "BLOB", b"a\x00b", b"b\x00", b"\x00dd\x00")
+def test_string_tensor_2d(rbin):
+    tset(rbin, "s", "STRING", (2, 2), "BLOB", b"a\x00bb\x00\x00dd\x00")
     assert tget(rbin, "s", "VALUES") == [b"a", b"bb", b"", b"dd"]
     assert as_dict(tget(rbin, "s", "META"), rbin.proto)["shape"] == [2, 2]
 
@@ -436,6 +422,8 @@ def test_string_tensor_errors(rb):
     expect_error(rb, "AI.TENSORSET", "s", "STRING", 2, "BLOB", b"a\x00b\x00c\x00", text=n)
     expect_error(rb, "AI.TENSORSET", "s", "STRING", 2, "BLOB", b"a", text=n)
     expect_error(rb, "AI.TENSORSET", "s", "STRING", 2, "VALUES", b"ok", b"a\x00b",
+                 text="ERR C-string value contains null character")
+    expect_error(rb, "AI.TENSORSET", "s", "STRING", 2, "VALUES", b"ok", b"a\x00\x00",
                  text="ERR C-string value contains null character")
     assert rb.exists("s") == 0
 
@@ -515,7 +503,7 @@ def test_tensorget_errors(rb):
     expect_error(c, "AI.TENSORGET", "t", "META", "JSON", text="ERR unsupported data format")
     expect_error(c, "AI.TENSORGET", "t", "BLOB", "VALUES", text="ERR both BLOB and VALUES specified")
     expect_error(c, "AI.TENSORGET", "t", "VALUES", "BLOB", text="ERR both BLOB and VALUES specified")
-    arity = "ERR wrong number of arguments for 'AI.TENSORGET' command"
+    arity = "ERR wrong number of arguments for 'ai.tensorget' command"
     expect_error(c, "AI.TENSORGET", "t", "META", "BLOB", "META", "BLOB", text=arity)
     expect_error(c, "AI.TENSORGET", "t", "META", "BLOB", "VALUES", "META", "X", text=arity)
     got = expect_error(c, "AI.TENSORGET")
@@ -526,7 +514,7 @@ def test_tensorget_three_format_args_is_arity_error(rb):
     # RedisAI 1.2's ParseTensorGetArgs: `if (argc < 2 || argc > 4) -> wrong number of
     # arguments`, i.e. at most two format words after the key.
     rb.execute_command("AI.TENSORSET", "t", "FLOAT", 1)
-    arity = "ERR wrong number of arguments for 'AI.TENSORGET' command"
+    arity = "ERR wrong number of arguments for 'ai.tensorget' command"
     expect_error(rb, "AI.TENSORGET", "t", "META", "BLOB", "BLOB", text=arity)
     expect_error(rb, "AI.TENSORGET", "t", "META", "BLOB", "VALUES", text=arity)
 

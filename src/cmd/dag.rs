@@ -1,7 +1,6 @@
 //! AI.DAGEXECUTE / AI.DAGEXECUTE_RO and the deprecated AI.DAGRUN / AI.DAGRUN_RO: parsing into a
 //! [`crate::dag::Plan`] and rendering its outcome with RedisAI's layout (one entry per op).
 
-use super::models::check_inputs;
 use super::tensors::{
     get_tensor, parse_format, parse_tensor, put_tensors_in, tensor_reply, Format,
 };
@@ -32,84 +31,180 @@ fn format_of(code: u8) -> Format {
     }
 }
 
-fn keys(args: &mut Args, what: &str) -> Result<Vec<Bytes>, CmdError> {
-    let n = args.next_i64().ok().filter(|n| *n > 0).ok_or_else(|| {
-        CmdError::new(format!(
-            "ERR invalid or negative number of keys given for {what}"
-        ))
-    })?;
-    (0..n)
-        .map(|_| {
-            args.next().map_err(|_| {
-                CmdError::new(format!(
-                    "ERR number of keys given for {what} is bigger than the number of arguments"
-                ))
-            })
-        })
-        .collect()
+/// What a DAG's header says (the words before its first op).
+#[derive(Default)]
+struct Header {
+    loaded: Vec<(Vec<u8>, Arc<crate::tensor::Tensor>)>,
+    persist: Vec<Bytes>,
+    routing: bool,
+    timeout: Option<u64>,
+    /// Index of the first `|>`.
+    ops_at: usize,
 }
 
-fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) -> CmdResult {
-    // Split the request into the header and the ops separated by `|>`, as views of the
-    // request's own buffer.
-    let req = args.request();
-    let start = req.len() - args.remaining();
-    let mut bounds = vec![start];
-    for i in start..req.len() {
-        if req.arg(i) == b"|>" {
-            bounds.push(i);
+/// Reads the header as RedisAI's DAGInitialParsing does: word by word over the whole request,
+/// each keyword once, LOAD and PERSIST taking their count of names even across `|>`, LOAD
+/// reading each tensor from the keyspace as it goes.
+fn parse_header(
+    ctx: &Ctx,
+    req: &Request,
+    start: usize,
+    read_only: bool,
+) -> Result<Header, CmdError> {
+    let argc = req.len();
+    let mut h = Header {
+        ops_at: argc,
+        ..Header::default()
+    };
+    let (mut seen_load, mut seen_persist) = (false, false);
+    let mut seen_routing = false;
+    let mut seen_timeout = false;
+    let unexpected = |arg: &[u8]| {
+        CmdError::new(format!(
+            "ERR Invalid DAG command. Unexpected argument:  {}",
+            String::from_utf8_lossy(arg)
+        ))
+    };
+    let mut i = start;
+    while i < argc {
+        let arg = req.arg(i);
+        if arg == b"|>" {
+            if i == argc - 1 {
+                return Err(unexpected(arg));
+            }
+            h.ops_at = i;
+            break;
         }
-    }
-    bounds.push(req.len());
-    let mut h = Args::new(req.sub(bounds[0], bounds[1]), 0);
-    let segments: Vec<Request> = bounds[1..]
-        .windows(2)
-        .map(|w| req.sub(w[0] + 1, w[1]))
-        .collect();
-    let (mut load, mut persist, mut routing, mut timeout) = (Vec::new(), Vec::new(), false, None);
-    while let Some(kw) = h
-        .peek()
-        .map(|k| String::from_utf8_lossy(k).to_ascii_uppercase())
-    {
-        h.next_slice()?;
+        let kw = String::from_utf8_lossy(arg).to_ascii_uppercase();
         match kw.as_str() {
-            "LOAD" => load = keys(&mut h, "LOAD")?,
-            "PERSIST" => {
+            "LOAD" if !seen_load => {
+                seen_load = true;
+                let (n, first) = key_count(req, i, "LOAD")?;
+                for j in 0..n {
+                    if first + j >= argc {
+                        return Err(CmdError::new(
+                            "ERR number of keys to LOAD into DAG does not match the number of given arguments",
+                        ));
+                    }
+                    let key = req.bytes(first + j);
+                    let t = get_tensor(ctx, &key)?;
+                    h.loaded.push((key.to_vec(), t));
+                }
+                i = first + n;
+            }
+            "PERSIST" if !seen_persist => {
+                seen_persist = true;
                 if read_only {
                     return Err(CmdError::new(
                         "ERR PERSIST cannot be specified in a read-only DAG",
                     ));
                 }
-                persist = keys(&mut h, "PERSIST")?
+                let (n, first) = key_count(req, i, "PERSIST")?;
+                for j in 0..n {
+                    if first + j >= argc {
+                        return Err(CmdError::new(
+                            "ERR number of keys to PERSIST after DAG execution does not match the number of given arguments",
+                        ));
+                    }
+                    let key = req.bytes(first + j);
+                    if h.persist.contains(&key) {
+                        return Err(CmdError::new("ERR PERSIST keys must be unique"));
+                    }
+                    h.persist.push(key);
+                }
+                i = first + n;
             }
-            "ROUTING" if flavor == Flavor::Execute => {
-                h.next()?;
-                routing = true;
+            "ROUTING" if !seen_routing => {
+                seen_routing = true;
+                if i == argc - 1 {
+                    return Err(CmdError::new("ERR Missing ROUTING value"));
+                }
+                h.routing = true;
+                i += 2;
             }
-            "TIMEOUT" => {
-                timeout = Some(
-                    h.next_i64()
-                        .ok()
-                        .filter(|t| *t > 0)
-                        .ok_or_else(|| CmdError::new("ERR Invalid value for TIMEOUT"))?
-                        as u64,
-                );
+            "TIMEOUT" if !seen_timeout => {
+                seen_timeout = true;
+                if i == argc - 1 {
+                    return Err(CmdError::new("ERR No value provided for TIMEOUT"));
+                }
+                let t = crate::util::parse_i64(req.arg(i + 1))
+                    .ok_or_else(|| CmdError::new("ERR Invalid value for TIMEOUT"))?;
+                // RedisAI takes a TIMEOUT of 0 or less as none.
+                h.timeout = (t > 0).then_some(t as u64);
+                i += 2;
             }
-            _ => {
-                return Err(CmdError::new(format!(
-                    "ERR Invalid DAG command. Unexpected argument:  {kw}"
-                )))
-            }
+            _ => return Err(unexpected(arg)),
         }
     }
-    if flavor == Flavor::Execute && load.is_empty() && persist.is_empty() && !routing {
+    Ok(h)
+}
+
+/// LOAD's or PERSIST's count at `req[at + 1]`: (count, index of the first name).
+fn key_count(req: &Request, at: usize, what: &str) -> Result<(usize, usize), CmdError> {
+    if req.len() - (at + 1) < 2 {
+        return Err(CmdError::new(format!(
+            "ERR missing arguments after {what} keyword in DAG command"
+        )));
+    }
+    let n = crate::util::parse_i64(req.arg(at + 1))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            CmdError::new(format!(
+                "ERR invalid or negative value found in number of keys to {what}"
+            ))
+        })?;
+    Ok((n as usize, at + 2))
+}
+
+fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) -> CmdResult {
+    let req = args.request().clone();
+    let name = match (flavor, read_only) {
+        (Flavor::Execute, false) => "AI.DAGEXECUTE",
+        (Flavor::Execute, true) => "AI.DAGEXECUTE_RO",
+        (Flavor::Run, false) => "AI.DAGRUN",
+        (Flavor::Run, true) => "AI.DAGRUN_RO",
+    };
+    match flavor {
+        Flavor::Execute if req.len() < 6 => {
+            return Err(CmdError::new(format!(
+                "ERR missing arguments for '{name}' command"
+            )))
+        }
+        Flavor::Run if req.len() < 4 => {
+            return Err(CmdError::new(format!(
+                "ERR wrong number of arguments for '{name}' command"
+            )))
+        }
+        _ => {}
+    }
+    let start = req.len() - args.remaining();
+    let header = parse_header(ctx, &req, start, read_only)?;
+    if req.arg(req.len() - 1) == b"|>" {
+        return Err(CmdError::new(
+            "ERR Invalid DAG command. Unexpected argument:  |>",
+        ));
+    }
+    if flavor == Flavor::Execute
+        && header.loaded.is_empty()
+        && header.persist.is_empty()
+        && !header.routing
+    {
         return Err(CmdError::new(
             "ERR AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, PERSIST keywords",
         ));
     }
-    if segments.is_empty() || segments.iter().all(|s| s.is_empty()) {
+    if header.ops_at >= req.len() {
         return Err(CmdError::new("ERR DAG is empty"));
     }
+    // The ops, split at `|>`, as views of the request's own buffer.
+    let mut bounds = vec![header.ops_at];
+    for i in header.ops_at + 1..req.len() {
+        if req.arg(i) == b"|>" {
+            bounds.push(i);
+        }
+    }
+    bounds.push(req.len());
+    let segments: Vec<Request> = bounds.windows(2).map(|w| req.sub(w[0] + 1, w[1])).collect();
     let max = ctx
         .server
         .config
@@ -119,13 +214,19 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
     let mut ops = Vec::new();
     for seg in segments {
         if seg.is_empty() {
-            return Err(CmdError::new("ERR DAG is empty"));
+            // Two `|>` in a row: RedisAI reads the second as the op's name.
+            return Err(CmdError::new("Unsupported command within DAG"));
         }
         let op_name = String::from_utf8_lossy(seg.arg(0)).to_ascii_uppercase();
-        let timeout_given = (1..seg.len()).any(|i| seg.arg(i).eq_ignore_ascii_case(b"TIMEOUT"));
+        let argc = seg.len();
         let mut a = Args::new(seg, 1);
         match op_name.as_str() {
             "AI.TENSORSET" => {
+                if argc < 4 {
+                    return Err(CmdError::new(
+                        "wrong number of arguments for 'AI.TENSORSET' command",
+                    ));
+                }
                 let key = a.next()?;
                 let t = parse_tensor(&mut a, max)?;
                 ops.push(Op::Set {
@@ -134,6 +235,11 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                 });
             }
             "AI.TENSORGET" => {
+                if !(2..=4).contains(&argc) {
+                    return Err(CmdError::new(
+                        "wrong number of arguments for 'AI.TENSORGET' command",
+                    ));
+                }
                 let key = a.next()?;
                 let f = parse_format(&mut a)?;
                 ops.push(Op::Get {
@@ -142,23 +248,45 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                 });
             }
             "AI.MODELEXECUTE" | "AI.MODELRUN" => {
-                if op_name == "AI.MODELRUN" && flavor == Flavor::Execute {
+                let execute = op_name == "AI.MODELEXECUTE";
+                if !execute && flavor == Flavor::Execute {
                     return Err(CmdError::new(
                         "Deprecated AI.MODELRUN cannot be used in AI.DAGEXECUTE command",
                     ));
                 }
-                if timeout_given {
+                if execute && flavor == Flavor::Run {
+                    return Err(CmdError::new(
+                        "AI.MODELEXECUTE cannot be used in a deprecated AI.DAGRUN command",
+                    ));
+                }
+                super::models::exec_arity(&a, execute)?;
+                let req = super::models::parse_exec(ctx, &mut a, execute)?;
+                if req.timeout_ms.is_some() {
                     return Err(CmdError::new(
                         "ERR TIMEOUT not allowed within a DAG command",
                     ));
                 }
-                let req = super::models::parse_exec(ctx, &mut a, op_name == "AI.MODELEXECUTE")?;
                 ops.push(Op::Exec {
                     model: req.model,
                     inputs: req.inputs.iter().map(|b| b.to_vec()).collect(),
                     outputs: req.outputs.iter().map(|b| b.to_vec()).collect(),
                     selection: req.selection,
                 });
+            }
+            "AI.SCRIPTRUN" if flavor == Flavor::Execute => {
+                return Err(CmdError::new(
+                    "Deprecated AI.SCRIPTRUN cannot be used in AI.DAGEXECUTE command",
+                ))
+            }
+            "AI.SCRIPTEXECUTE" if flavor == Flavor::Run => {
+                return Err(CmdError::new(
+                    "AI.SCRIPTEXECUTE cannot be used in a deprecated AI.DAGRUN command",
+                ))
+            }
+            "AI.SCRIPTEXECUTE" if read_only => {
+                return Err(CmdError::new(
+                    "ERR AI.SCRIPTEXECUTE command cannot be specified in a read-only DAG",
+                ))
             }
             "AI.TENSOROP" => {
                 let spec = super::tensorops::parse(&mut a)?;
@@ -173,19 +301,15 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
             _ => return Err(CmdError::new("Unsupported command within DAG")),
         }
     }
-    // LOAD reads every key once, consistently, now.
-    let loaded = load
-        .iter()
-        .map(|k| Ok((k.to_vec(), get_tensor(ctx, k)?)))
-        .collect::<Result<Vec<_>, CmdError>>()?;
     let plan = Plan {
-        loaded,
+        loaded: header.loaded,
         ops,
-        persist: persist.iter().map(|k| k.to_vec()).collect(),
-        deadline: timeout.map(|t| Instant::now() + Duration::from_millis(t)),
+        persist: header.persist.iter().map(|k| k.to_vec()).collect(),
+        deadline: header
+            .timeout
+            .map(|t| Instant::now() + Duration::from_millis(t)),
     };
     dag::validate(&plan).map_err(CmdError)?;
-    check_signatures(&plan)?;
     let server = ctx.server.clone();
     let db = ctx.client.db;
     ctx.defer(async move {
@@ -213,47 +337,6 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
             }
         }
     })
-}
-
-/// Checks model inputs whose tensors are known before running (LOADed or set in the DAG).
-fn check_signatures(plan: &Plan) -> Result<(), CmdError> {
-    let mut known: std::collections::HashMap<
-        &[u8],
-        &Arc<crate::tensor::Tensor>,
-        ahash::RandomState,
-    > = plan.loaded.iter().map(|(n, t)| (n.as_slice(), t)).collect();
-    for op in &plan.ops {
-        match op {
-            Op::Set { name, tensor } => {
-                known.insert(name, tensor);
-            }
-            Op::Exec {
-                model,
-                inputs,
-                outputs,
-                ..
-            } => {
-                if let Some(ts) = inputs
-                    .iter()
-                    .map(|i| known.get(i.as_slice()).map(|t| (*t).clone()))
-                    .collect::<Option<Vec<_>>>()
-                {
-                    check_inputs(model, &ts)?;
-                }
-                for o in outputs {
-                    known.remove(o.as_slice());
-                }
-            }
-            Op::Compute { output, values, .. } => {
-                known.remove(output.as_slice());
-                if let Some(v) = values {
-                    known.remove(v.as_slice());
-                }
-            }
-            Op::Get { .. } => {}
-        }
-    }
-    Ok(())
 }
 
 pub fn dagexecute(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

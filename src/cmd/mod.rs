@@ -393,6 +393,18 @@ pub fn string_in<'s>(
     }
 }
 
+/// The arity check of commands whose table arity is -1 so that RedisAI's own checks can run
+/// first (AI.* commands): Redis's text, with the lower-case name Redis 7 prints.
+pub fn check_arity(args: &Args, ok: impl std::ops::RangeBounds<usize>) -> Result<(), CmdError> {
+    if ok.contains(&args.argc()) {
+        return Ok(());
+    }
+    let name = String::from_utf8_lossy(args.request().arg(0)).to_ascii_lowercase();
+    Err(CmdError::new(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    )))
+}
+
 /// Values smaller than this are copied out of the read buffer they arrived in.
 const OWN_COPY_LIMIT: usize = 16 * 1024;
 

@@ -34,8 +34,10 @@ fn parse_count(args: &mut Args, what: &str) -> Result<usize, CmdError> {
         .next_i64()
         .map_err(|_| CmdError::new(format!("ERR Invalid argument for {what}_count")))?;
     if n <= 0 {
+        let mut w = what.to_string();
+        w[..1].make_ascii_uppercase();
         return Err(CmdError::new(format!(
-            "ERR {what} count must be a positive integer"
+            "ERR {w} count must be a positive integer"
         )));
     }
     Ok(n as usize)
@@ -52,17 +54,31 @@ fn parse_uint(args: &mut Args, what: &str) -> Result<usize, CmdError> {
 /// Parses MODELSTORE (`counted` = true: INPUTS/OUTPUTS take a count) or MODELSET syntax.
 fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>), CmdError> {
     let backend = args.next_upper()?;
-    match backend.as_str() {
-        "ONNX" => {}
-        "TF" | "TFLITE" | "TORCH" => {
-            return Err(CmdError::new(format!(
-                "ERR unsupported backend: {backend} is not available in Locus (store an ONNX export of the model)"
-            )))
-        }
-        _ => return Err(CmdError::new("ERR unsupported backend")),
+    if !matches!(backend.as_str(), "ONNX" | "TF" | "TFLITE" | "TORCH") {
+        return Err(CmdError::new("ERR unsupported backend"));
     }
     let device_raw = args.next()?;
-    let device = Device::parse(&device_raw).ok_or_else(|| CmdError::new("ERR Invalid DEVICE"))?;
+    // RedisAI refuses device strings of ten characters or more, and MODELSET a keyword there.
+    let keyword = [
+        &b"BLOB"[..],
+        b"TAG",
+        b"BATCHSIZE",
+        b"MINBATCHSIZE",
+        b"INPUTS",
+        b"OUTPUTS",
+    ]
+    .iter()
+    .any(|k| device_raw.eq_ignore_ascii_case(k));
+    if device_raw.len() >= 10 || (keyword && !counted) {
+        return Err(CmdError::new("ERR Invalid DEVICE"));
+    }
+    let device = Device::parse(&device_raw).ok_or_else(|| {
+        CmdError::new(if counted {
+            "ERR Invalid DEVICE"
+        } else {
+            "ERR unsupported device"
+        })
+    })?;
     let mut spec = ModelSpec {
         backend,
         device,
@@ -135,6 +151,11 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
             "ERR MINBATCHSIZE specified without BATCHSIZE",
         ));
     }
+    if spec.minbatchtimeout > 0 && spec.batchsize == 0 && !counted {
+        return Err(CmdError::new(
+            "ERR MINBATCHTIMEOUT specified without BATCHSIZE",
+        ));
+    }
     if spec.minbatchtimeout > 0 && spec.minbatchsize == 0 {
         return Err(CmdError::new(
             "ERR MINBATCHTIMEOUT specified without MINBATCHSIZE",
@@ -146,20 +167,20 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
             "ERR Insufficient arguments, missing model BLOB",
         ));
     }
+    if spec.backend == "TF" && spec.inputs.is_empty() {
+        return Err(CmdError::new("ERR INPUTS not specified for TF"));
+    }
+    if spec.backend != "ONNX" {
+        // Locus runs ONNX models only: the other backends are never loaded.
+        return Err(CmdError::new("ERR Could not load backend"));
+    }
     Ok((spec, chunks))
 }
 
 fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
+    super::check_arity(args, if counted { 6.. } else { 4.. })?;
     let key = args.next()?;
     let (spec, chunks) = parse_store(args, counted)?;
-    {
-        let shard = ctx.db().read(&key);
-        if let Some(e) = shard.get(&key, ctx.now()) {
-            if !matches!(e.value, Value::Model(_)) {
-                return Err(CmdError::wrong_type());
-            }
-        }
-    }
     let blob = if chunks.len() == 1 {
         chunks.into_iter().next().expect("one chunk")
     } else {
@@ -175,6 +196,14 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
             .and_then(|backend| Model::load(backend, spec, blob, engine.session_options()))
             .map_err(CmdError)?;
         let now = ctx.now();
+        if ctx
+            .db()
+            .read(&key)
+            .get(&key, now)
+            .is_some_and(|e| !matches!(e.value, Value::Model(_)))
+        {
+            return Err(CmdError::wrong_type());
+        }
         let mut shard = ctx.db().write(&key);
         shard.insert(
             own(key),
@@ -231,20 +260,22 @@ pub fn modelset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 2..=4)?;
     let key = args.next()?;
+    let m = get_model(ctx, &key)?;
+    // RedisAI ignores words other than META and BLOB.
     let (mut meta, mut blob) = (false, false);
     while !args.is_empty() {
         match args.next_upper()?.as_str() {
             "META" => meta = true,
             "BLOB" => blob = true,
-            _ => return Err(CmdError::new("ERR unrecognized parameter")),
+            _ => {}
         }
     }
     if !meta && !blob {
         meta = true;
         blob = true;
     }
-    let m = get_model(ctx, &key)?;
     let chunk = ctx.server.engine.config.read().model_chunk_size.max(1);
     let blob_reply = || {
         let chunks: Vec<Bytes> = (0..m.blob.len().div_ceil(chunk).max(1))
@@ -294,6 +325,7 @@ pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn modeldel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 2..=2)?;
     let key = args.next()?;
     get_model(ctx, &key)?;
     ctx.db().write(&key).remove(&key, ctx.now());
@@ -301,7 +333,8 @@ pub fn modeldel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::OK)
 }
 
-pub fn modelscan(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+pub fn modelscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 1..=1)?;
     let now = ctx.now();
     let mut out = Vec::new();
     for db in ctx.server.store.dbs() {
@@ -341,6 +374,22 @@ fn parse_timeout(args: &mut Args) -> Result<u64, CmdError> {
         .ok_or_else(|| CmdError::new("ERR Invalid value for TIMEOUT"))
 }
 
+/// RedisAI's own arity texts for MODELEXECUTE (at least 8 words) and MODELRUN (6), which it
+/// writes with the upper-case name, standalone and inside DAGs.
+pub fn exec_arity(args: &Args, counted: bool) -> Result<(), CmdError> {
+    let (min, name) = if counted {
+        (8, "AI.MODELEXECUTE")
+    } else {
+        (6, "AI.MODELRUN")
+    };
+    if args.argc() < min {
+        return Err(CmdError::new(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        )));
+    }
+    Ok(())
+}
+
 /// `key INPUTS n k… OUTPUTS m k… [TIMEOUT t]` (MODELEXECUTE) or `key [TIMEOUT t] INPUTS k…
 /// OUTPUTS k…` (MODELRUN).
 pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecRequest, CmdError> {
@@ -378,6 +427,12 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         }
     }
     if !args.eat("OUTPUTS") {
+        if !counted {
+            // MODELRUN's inputs ran to the end: RedisAI counts zero outputs.
+            return Err(CmdError::new(
+                "Number of keys given as OUTPUTS here does not match model definition",
+            ));
+        }
         return Err(CmdError::new("ERR OUTPUTS not specified"));
     }
     let mut outputs = Vec::new();
@@ -415,39 +470,9 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
     })
 }
 
-/// Checks input tensors against the model's signature, naming the input at fault.
+/// Checks input tensors against the model's signature (see `Model::check_inputs`).
 pub fn check_inputs(model: &Model, tensors: &[Arc<Tensor>]) -> Result<(), CmdError> {
-    for (port, t) in model.inputs.iter().zip(tensors) {
-        if let Some(want) = port.dtype {
-            if want != t.dtype() {
-                return Err(CmdError::new(format!(
-                    "ERR input '{}' expects {} but the tensor is {}",
-                    port.name,
-                    want,
-                    t.dtype()
-                )));
-            }
-        }
-        if !port.dims.is_empty() {
-            if port.dims.len() != t.shape().len() {
-                return Err(CmdError::new(format!(
-                    "ERR input '{}' expects {} dimensions but the tensor has {}",
-                    port.name,
-                    port.dims.len(),
-                    t.shape().len()
-                )));
-            }
-            for (i, (&want, &got)) in port.dims.iter().zip(t.shape()).enumerate() {
-                if want > 0 && want as usize != got {
-                    return Err(CmdError::new(format!(
-                        "ERR input '{}' expects dimension {i} to be {want} but it is {got}",
-                        port.name
-                    )));
-                }
-            }
-        }
-    }
-    Ok(())
+    model.check_inputs(tensors).map_err(CmdError)
 }
 
 /// Reads the input tensors of a request (one consistent read per key).
@@ -507,6 +532,7 @@ pub async fn run_model(
 
 fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     super::transactions::refuse_in_exec(ctx)?;
+    exec_arity(args, counted)?;
     let req = parse_exec(ctx, args, counted)?;
     let tensors = read_inputs(ctx, &req.inputs)?;
     check_inputs(&req.model, &tensors)?;
@@ -537,14 +563,10 @@ pub fn modelrun(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 2..=3)?;
     let key = args.next()?;
-    let reset = if args.is_empty() {
-        false
-    } else if args.eat("RESETSTAT") && args.is_empty() {
-        true
-    } else {
-        return Err(CmdError::syntax());
-    };
+    // A third word other than RESETSTAT is ignored, as RedisAI does.
+    let reset = args.eat("RESETSTAT");
     let m = {
         let shard = ctx.db().read(&key);
         match shard.get(&key, ctx.now()) {
@@ -552,8 +574,7 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 value: Value::Model(m),
                 ..
             }) => Arc::clone(m),
-            Some(_) => return Err(CmdError::wrong_type()),
-            None => return Err(CmdError::new("ERR cannot find run info for key")),
+            _ => return Err(CmdError::new("ERR cannot find run info for key")),
         }
     };
     if reset {
@@ -588,33 +609,42 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn config(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 2..)?;
     let sub = args.next_upper()?;
     let engine = ctx.server.engine.clone();
+    // As in RedisAI, words after what a subcommand needs are ignored.
     match sub.as_str() {
         "BACKENDSPATH" => {
-            let p = String::from_utf8_lossy(&args.next()?).into_owned();
-            args.finish()?;
-            engine.config.write().backends_path = Some(p.into());
+            let p = args
+                .next()
+                .map_err(|_| CmdError::new("ERR BACKENDSPATH: missing path argument"))?;
+            engine.config.write().backends_path =
+                Some(String::from_utf8_lossy(&p).into_owned().into());
             Ok(Reply::OK)
         }
         "MODEL_CHUNK_SIZE" => {
+            if args.is_empty() {
+                return Err(CmdError::new("ERR MODEL_CHUNK_SIZE: missing chunk size"));
+            }
             let n = args
                 .next_i64()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| CmdError::new("ERR MODEL_CHUNK_SIZE: invalid chunk size"))?;
-            args.finish()?;
             engine.config.write().model_chunk_size = n as usize;
             Ok(Reply::OK)
         }
         "LOADBACKEND" => {
+            super::check_arity(args, 4..)?;
             let backend = args.next_upper()?;
             let path = String::from_utf8_lossy(&args.next()?).into_owned();
-            args.finish()?;
-            if backend != "ONNX" {
-                return Err(CmdError::new(format!(
-                    "ERR unsupported backend: {backend} is not available in Locus"
-                )));
+            match backend.as_str() {
+                "ONNX" => {}
+                // Locus has no TensorFlow or Torch runtime to load.
+                "TF" | "TFLITE" | "TORCH" => {
+                    return Err(CmdError::new("ERR error loading backend"))
+                }
+                _ => return Err(CmdError::new("ERR unsupported backend")),
             }
             let dir = engine.config.read().backends_path.clone();
             let mut full = std::path::PathBuf::from(&path);
@@ -626,19 +656,32 @@ pub fn config(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             ctx.defer(async move {
                 match tokio::task::spawn_blocking(move || engine.onnx(Some(full))).await {
                     Ok(Ok(_)) => Reply::OK,
-                    Ok(Err(e)) => Reply::Error(e),
+                    Ok(Err(e)) => {
+                        tracing::warn!("AI.CONFIG LOADBACKEND: {e}");
+                        Reply::err("ERR error loading backend")
+                    }
                     Err(e) => Reply::err(format!("ERR {e}")),
                 }
             })
         }
         "GET" => {
+            super::check_arity(args, 3..)?;
             let what = args.next_upper()?;
             let c = engine.config.read();
             Ok(match what.as_str() {
-                "BACKENDSPATH" => c
-                    .backends_path
-                    .as_ref()
-                    .map_or(Reply::Null, |p| Reply::bulk_str(&p.display().to_string())),
+                // Never null: the path backends are looked for in.
+                "BACKENDSPATH" => {
+                    let path = c
+                        .backends_path
+                        .clone()
+                        .or_else(|| {
+                            engine
+                                .loaded_backend()
+                                .and_then(|b| b.path.parent().map(|p| p.to_path_buf()))
+                        })
+                        .unwrap_or_else(|| "backends".into());
+                    Reply::bulk_str(&path.display().to_string())
+                }
                 "MODEL_CHUNK_SIZE" => Reply::Int(c.model_chunk_size as i64),
                 _ => Reply::Null,
             })

@@ -155,13 +155,12 @@ pub fn parse_tensor(args: &mut Args, max: usize) -> Result<Tensor, CmdError> {
         Data::None => Tensor::zeros(dtype, &shape, max)?,
         Data::Blob => {
             let chunks = args.rest();
-            if chunks.is_empty() {
+            if chunks.len() != 1 {
                 return Err(CmdError::new(
                     "ERR a single binary string should come after the BLOB argument in 'AI.TENSORSET' command",
                 ));
             }
-            let slices: Vec<&[u8]> = chunks.iter().map(|c| c.as_ref()).collect();
-            Tensor::from_blob(dtype, &shape, &slices, max)?
+            Tensor::from_blob(dtype, &shape, &[chunks[0].as_ref()], max)?
         }
         Data::Values => {
             // Checked before parsing so that a huge count is refused without work.
@@ -178,6 +177,7 @@ pub fn parse_tensor(args: &mut Args, max: usize) -> Result<Tensor, CmdError> {
 }
 
 pub fn tensorset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 4..)?;
     let key = args.next()?;
     check_tensor_slot(ctx, &key)?;
     let t = parse_tensor(args, max_bytes(ctx))?;
@@ -195,11 +195,6 @@ pub struct Format {
 
 /// Parses `[META] [BLOB | VALUES]` with RedisAI's defaults and errors.
 pub fn parse_format(args: &mut Args) -> Result<Format, CmdError> {
-    if args.remaining() > 2 {
-        return Err(CmdError::new(
-            "ERR wrong number of arguments for 'AI.TENSORGET' command",
-        ));
-    }
     if args.is_empty() {
         return Ok(Format {
             meta: true,
@@ -263,9 +258,11 @@ pub fn tensor_reply(t: &Tensor, f: Format) -> Reply {
 }
 
 pub fn tensorget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::check_arity(args, 2..=4)?;
     let key = args.next()?;
-    let f = parse_format(args)?;
+    // RedisAI looks the key up before it reads the format words.
     let t = get_tensor(ctx, &key)?;
+    let f = parse_format(args)?;
     Ok(tensor_reply(&t, f))
 }
 

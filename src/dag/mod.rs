@@ -145,8 +145,20 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
     let deadline = plan.deadline;
 
     for (i, op) in plan.ops.into_iter().enumerate() {
+        // After a failure, RedisAI still answers TENSORSET ops OK and TENSORGET ops with
+        // tensors that exist; other ops did not run.
         if failed {
-            results.push(OpResult::NotRun);
+            results.push(match op {
+                Op::Set { name, tensor } => {
+                    slots.insert(name, Slot::Ready(tensor));
+                    OpResult::Ok
+                }
+                Op::Get { name, format } => match slots.get(&name) {
+                    Some(Slot::Ready(t)) => OpResult::Tensor(t.clone(), format),
+                    _ => OpResult::NotRun,
+                },
+                _ => OpResult::NotRun,
+            });
             continue;
         }
         match op {
@@ -180,6 +192,20 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                         }
                         None => return timed_out(running),
                     };
+                // A signature mismatch is this op's error, as ONNX Runtime's would be.
+                if let Err(e) = model.check_inputs(&tensors) {
+                    model
+                        .stats
+                        .calls
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    model
+                        .stats
+                        .errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    failed = true;
+                    results.push(OpResult::Error(e));
+                    continue;
+                }
                 let cancelled = Arc::new(AtomicBool::new(false));
                 let rx = engine.submit(model, tensors, cancelled.clone());
                 for o in &outputs {

@@ -304,12 +304,15 @@ impl Model {
                 options.memory_limit_mb
             ));
         }
-        let session =
-            new_session(&backend, &blob, &spec.device, options).map_err(|e| format!("ERR {e}"))?;
-        // RedisAI refuses what it cannot hold in one key, once the blob parsed as ONNX.
+        // RedisAI refuses what it cannot hold in one key (a blob that is no ONNX model at all
+        // gets ONNX Runtime's own error below).
         if super::onnx_proto::has_external_initializers(&blob) {
             return Err("Initializer tensors with external data is not allowed.".into());
         }
+        let session =
+            // ONNX Runtime's own text, without a code, as RedisAI passes it on.
+            new_session(&backend, &blob, &spec.device, options)?;
+
         // The graph is counted twice: the stored blob and the session built from it.
         MODEL_BYTES.fetch_add(2 * blob.len() as u64, Ordering::Relaxed);
         let mut inputs: Vec<Port> = session
@@ -380,9 +383,10 @@ impl Model {
             let v = input_value(t, &mut strings).map_err(|e| format!("ERR {e}"))?;
             values.push((port.name.clone(), v));
         }
+        // ONNX Runtime's own text, without a code, as RedisAI passes it on.
         let outputs = session
             .run_with_options(values, opts)
-            .map_err(|e| format!("ERR {e}"))?;
+            .map_err(|e| e.to_string())?;
         let mut result = Vec::with_capacity(self.outputs.len());
         for port in &self.outputs {
             let v = outputs
@@ -394,6 +398,50 @@ impl Model {
             });
         }
         Ok(result)
+    }
+
+    /// Checks input tensors against the graph's signature before a run, input by input in
+    /// graph order, type before rank before dimensions, with the texts ONNX Runtime 1.11 gives
+    /// (the version RedisAI 1.2.7 ships), which RedisAI passes through as they are.
+    pub fn check_inputs(&self, tensors: &[Arc<Tensor>]) -> Result<(), String> {
+        for (port, t) in self.inputs.iter().zip(tensors) {
+            if let Some(want) = port.dtype {
+                if want != t.dtype() {
+                    return Err(format!(
+                        "Unexpected input data type. Actual: (tensor({})) , expected: (tensor({}))",
+                        ort_type_name(t.dtype()),
+                        ort_type_name(want)
+                    ));
+                }
+            }
+            if port.dims.is_empty() {
+                continue;
+            }
+            if port.dims.len() != t.shape().len() {
+                return Err(format!(
+                    "Invalid rank for input: {} Got: {} Expected: {} Please fix either the inputs or the model.",
+                    port.name,
+                    t.shape().len(),
+                    port.dims.len()
+                ));
+            }
+            let bad: Vec<String> = port
+                .dims
+                .iter()
+                .zip(t.shape())
+                .enumerate()
+                .filter(|(_, (&want, &got))| want > 0 && want as usize != got)
+                .map(|(i, (want, got))| format!(" index: {i} Got: {got} Expected: {want} "))
+                .collect();
+            if !bad.is_empty() {
+                return Err(format!(
+                    "Got invalid dimensions for input: {} for the following indices {} Please fix either the inputs or the model.",
+                    port.name,
+                    bad.concat()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Which outputs a request naming `n` output keys gets: every output, or, as RedisAI does
@@ -495,6 +543,26 @@ fn input_value<'a>(
 }
 
 /// Copies one output into a stored tensor.
+/// An element type as ONNX Runtime names it in its messages.
+fn ort_type_name(d: DType) -> &'static str {
+    match d {
+        DType::Float => "float",
+        DType::Double => "double",
+        DType::Int8 => "int8",
+        DType::Int16 => "int16",
+        DType::Int32 => "int32",
+        DType::Int64 => "int64",
+        DType::Uint8 => "uint8",
+        DType::Uint16 => "uint16",
+        DType::Uint32 => "uint32",
+        DType::Uint64 => "uint64",
+        DType::Float16 => "float16",
+        DType::BFloat16 => "bfloat16",
+        DType::Bool => "bool",
+        DType::String => "string",
+    }
+}
+
 /// The outputs of a run that a request asked for, in its order.
 pub fn select_outputs(outputs: Vec<Tensor>, selection: &[usize]) -> Vec<Tensor> {
     let mut all: Vec<Option<Tensor>> = outputs.into_iter().map(Some).collect();

@@ -238,11 +238,20 @@ impl Tensor {
             ));
         }
         if dtype == DType::String {
-            let total: usize = values.iter().map(|v| v.as_ref().len() + 1).sum();
+            // As RedisAI reads C strings: a value may end with one NUL (dropped); a NUL
+            // anywhere else is refused. (An empty value is an empty string.)
+            let values: Vec<&[u8]> = values
+                .iter()
+                .map(|v| {
+                    let v = v.as_ref();
+                    v.strip_suffix(&[0]).unwrap_or(v)
+                })
+                .collect();
+            let total: usize = values.iter().map(|v| v.len() + 1).sum();
             if total > max_bytes {
                 return Err(too_big(total, max_bytes));
             }
-            if values.iter().any(|v| v.as_ref().contains(&0)) {
+            if values.iter().any(|v| v.contains(&0)) {
                 return Err(TensorError::new(ERR_NUL_IN_STRING));
             }
             let buf = AlignedBuf::filled(total, |w| {
