@@ -204,15 +204,12 @@ def test_store_and_meta(rbin):
     assert is_ok(store(rbin, "m", "fraud.onnx", "TAG", "v1.0"))
     assert sval(rbin.type("m")) == TYPE_NAME
     raw_meta = rbin.execute_command("AI.MODELGET", "m", "META")
-    if rbin.proto == 3:
-        assert isinstance(raw_meta, dict), raw_meta
-    else:
-        assert isinstance(raw_meta, list), raw_meta
-        # RedisAI's field order.
-        assert [sval(k) for k in raw_meta[0::2]] == [
-            "backend", "device", "tag", "batchsize", "minbatchsize", "inputs", "outputs",
-            "minbatchtimeout",
-        ]
+    # RedisAI's flat array, in RESP3 too, in its field order.
+    assert isinstance(raw_meta, list), raw_meta
+    assert [sval(k) for k in raw_meta[0::2]] == [
+        "backend", "device", "tag", "batchsize", "minbatchsize", "inputs", "outputs",
+        "minbatchtimeout",
+    ]
     meta = as_dict(raw_meta)
     assert sval(meta["backend"]) == "ONNX"
     assert sval(meta["device"]) == "CPU"
@@ -391,8 +388,7 @@ def test_info_stats(rbin):
     put(rbin, "tx", tx)
     put(rbin, "ref", ref)
     info = as_dict(rbin.execute_command("AI.INFO", "m"))
-    if rbin.proto == 3:
-        assert isinstance(rbin.execute_command("AI.INFO", "m"), dict)
+    assert isinstance(rbin.execute_command("AI.INFO", "m"), list)
     assert list(info) == ["key", "type", "backend", "device", "tag", "duration", "samples",
                           "calls", "errors"]
     assert sval(info["key"]) == "m"

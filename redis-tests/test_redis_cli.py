@@ -189,17 +189,19 @@ def test_tensorset_tensorget(port):
 
 def test_tensorget_resp3(port):
     out(port, "AI.TENSORSET", "t", "DOUBLE", "1", "2", "VALUES", "1.5", "-2")
+    # RedisAI's flat array in RESP3 too; the values are RESP3 doubles.
     assert out(port, "-3", "--no-raw", "AI.TENSORGET", "t", "META", "VALUES") == (
-        '1# "dtype" => "DOUBLE"\n'
-        '2# "shape" => \n'
-        "   1) (integer) 1\n"
+        '1) "dtype"\n'
+        '2) "DOUBLE"\n'
+        '3) "shape"\n'
+        "4) 1) (integer) 1\n"
         "   2) (integer) 2\n"
-        '3# "values" => \n'
-        "   1) (double) 1.5\n"
+        '5) "values"\n'
+        "6) 1) (double) 1.5\n"
         "   2) (double) -2\n"
     )
     assert out(port, "-3", "--no-raw", "AI.TENSORGET", "t", "VALUES") == "1) (double) 1.5\n2) (double) -2\n"
-    assert out(port, "-3", "AI.TENSORGET", "t", "META") == "dtype DOUBLE\nshape 1\n2\n"
+    assert out(port, "-3", "AI.TENSORGET", "t", "META") == "dtype\nDOUBLE\nshape\n1\n2\n"
 
 
 def test_tensor_blob_from_stdin(port):

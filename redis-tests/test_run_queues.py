@@ -241,7 +241,14 @@ def test_devices_have_their_own_queues(spawn):
                 return took
             n *= 2
 
-    one = calibrate()
+    calibrate()
+
+    def single():
+        t0 = time.perf_counter()
+        assert is_ok(execute(c, "s0", ["x", "n"], ["y"]))
+        return time.perf_counter() - t0
+
+    one = min(single() for _ in range(3))
 
     def pair(a, b):
         rs = [Runner(srv.port, "AI.MODELEXECUTE", k, "INPUTS", 2, "x", "n", "OUTPUTS", 1, f"o{k}")
@@ -257,7 +264,7 @@ def test_devices_have_their_own_queues(spawn):
     best_parallel = min(pair("s0", "s1") for _ in range(3))
     same_queue = min(pair("s0", "s2") for _ in range(2))
     # One queue runs the two one after the other; two queues overlap them (on two cores).
-    assert same_queue >= 1.7 * one, (one, same_queue)
+    assert same_queue >= 1.5 * one, (one, same_queue)
     assert best_parallel < 0.8 * same_queue, (one, best_parallel, same_queue)
     lengths = wait_drained(c)
     assert set(lengths) == {"ai_queue_CPU_length", "ai_queue_CPU_1_length"}

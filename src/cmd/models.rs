@@ -321,7 +321,7 @@ pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if blob {
         fields.push((Reply::bulk_str("blob"), blob_reply()));
     }
-    Ok(Reply::Map(fields))
+    Ok(Reply::flat_pairs(fields))
 }
 
 pub fn modeldel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -583,7 +583,7 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let st = &m.stats;
     let s = |v: &str| Reply::bulk_str(v);
-    Ok(Reply::Map(vec![
+    Ok(Reply::flat_pairs(vec![
         (s("key"), Reply::Bulk(key)),
         (s("type"), s("MODEL")),
         (s("backend"), s(&m.spec.backend)),

@@ -610,7 +610,86 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
         info_section(ctx.server, s, &mut out);
     }
+    // RedisAI's own sections, printed as Redis prints a module's: for INFO modules,
+    // everything, ai, or one of them by name, never in the default INFO.
+    for s in REDISAI_SECTIONS {
+        let wanted = requested.iter().any(|r| {
+            r == s || r == "modules" || r == "everything" || (r == "ai" && s.starts_with("ai_"))
+        });
+        if wanted {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            redisai_section(ctx.server, s, &mut out);
+        }
+    }
     Ok(Reply::Verbatim(Bytes::from(out)))
+}
+
+/// The sections RedisAI 1.2.7 adds to INFO (RAI_moduleInfoFunc), with its field names.
+const REDISAI_SECTIONS: &[&str] = &[
+    "ai_versions",
+    "ai_git",
+    "ai_load_time_configs",
+    "ai_backends_info",
+    "ai_cpu",
+];
+
+fn redisai_section(server: &Server, section: &str, out: &mut String) {
+    let engine = &server.engine;
+    let _ = write!(out, "# {section}\r\n");
+    match section {
+        "ai_versions" => {
+            kv(out, "ai_RedisAI_version", &"1.2.7");
+            kv(out, "ai_low_level_API_version", &1);
+            kv(out, "ai_rdb_version", &4);
+        }
+        "ai_git" => kv(out, "ai_git_sha", &crate::LOCUS_VERSION),
+        "ai_load_time_configs" => {
+            let c = engine.config.read();
+            kv(out, "ai_threads_per_queue", &c.threads_per_queue);
+            kv(out, "ai_inter_op_parallelism", &c.inter_op_parallelism);
+            kv(out, "ai_intra_op_parallelism", &c.intra_op_parallelism);
+            kv(
+                out,
+                "ai_model_execution_timeout",
+                &c.model_execution_timeout_ms,
+            );
+            kv(out, "ai_backend_memory_limit", &c.backend_memory_limit_mb);
+        }
+        "ai_backends_info" => {
+            if let Some(b) = engine.loaded_backend() {
+                kv(out, "ai_onnxruntime_version", &b.version);
+                kv(
+                    out,
+                    "ai_onnxruntime_memory",
+                    &crate::engine::model::MODEL_BYTES.load(Ordering::Relaxed),
+                );
+                kv(
+                    out,
+                    "ai_onnxruntime_memory_access_num",
+                    &engine.stats.runs.load(Ordering::Relaxed),
+                );
+                kv(
+                    out,
+                    "ai_onnxruntime_maximum_run_sessions_number",
+                    &engine.config.read().threads_per_queue,
+                );
+            }
+        }
+        "ai_cpu" => {
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+            let t = |tv: libc::timeval| format!("{}.{:06}", tv.tv_sec, tv.tv_usec);
+            kv(out, "ai_self_used_cpu_sys", &t(ru.ru_stime));
+            kv(out, "ai_self_used_cpu_user", &t(ru.ru_utime));
+            let mut ch: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ch) };
+            kv(out, "ai_children_used_cpu_sys", &t(ch.ru_stime));
+            kv(out, "ai_children_used_cpu_user", &t(ch.ru_utime));
+        }
+        _ => {}
+    }
 }
 
 fn kv(out: &mut String, k: &str, v: &dyn std::fmt::Display) {
@@ -689,6 +768,14 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
                 &server.config.get("maxmemory-policy"),
             );
             kv(out, "mem_allocator", &"jemalloc");
+            let lua = server.scripting.memory();
+            kv(out, "used_memory_lua", &lua);
+            kv(out, "used_memory_lua_human", &human_bytes(lua));
+            kv(
+                out,
+                "number_of_cached_scripts",
+                &server.scripting.cached_scripts(),
+            );
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");
@@ -843,7 +930,11 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "used_cpu_sys", &t(ru.ru_stime));
             kv(out, "used_cpu_user", &t(ru.ru_utime));
         }
-        "modules" => out.push_str("# Modules\r\n"),
+        "modules" => {
+            // RedisAI's commands are built in; the module line is what its clients look for.
+            out.push_str("# Modules\r\n");
+            out.push_str("module:name=ai,ver=10207,api=1,filters=0,usedby=[],using=[],options=[handle-io-errors]\r\n");
+        }
         "errorstats" => {
             out.push_str("# Errorstats\r\n");
             for (kind, count) in server.error_kinds.lock().iter() {

@@ -228,8 +228,8 @@ fn element_reply(e: Element) -> Reply {
     }
 }
 
-/// The AI.TENSORGET reply for `t`: RedisAI's flat array under RESP2, a map under RESP3; a bare
-/// blob or value list when META is not asked for.
+/// The AI.TENSORGET reply for `t`: RedisAI's flat name/value array (in RESP3 too); a bare blob
+/// or value list when META is not asked for.
 pub fn tensor_reply(t: &Tensor, f: Format) -> Reply {
     let data = if f.values {
         Some((
@@ -254,7 +254,7 @@ pub fn tensor_reply(t: &Tensor, f: Format) -> Reply {
     if let Some((name, r)) = data {
         m.push((Reply::bulk_str(name), r));
     }
-    Reply::Map(m)
+    Reply::flat_pairs(m)
 }
 
 pub fn tensorget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

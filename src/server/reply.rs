@@ -49,6 +49,12 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
 
+    /// Name/value pairs as one flat array, in RESP3 too: the shape RedisAI's replies keep
+    /// (it never answers with maps).
+    pub fn flat_pairs(pairs: Vec<(Reply, Reply)>) -> Reply {
+        Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+    }
+
     pub fn err(msg: impl Into<String>) -> Reply {
         Reply::Error(msg.into())
     }
