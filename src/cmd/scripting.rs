@@ -57,6 +57,9 @@ fn invoke(ctx: &mut Ctx, target: Target, args: &mut Args, read_only: bool) -> Cm
         tokio::task::spawn_blocking(move || {
             let _gate = s.gate.exclusive();
             let out = s.scripting.invoke(&s, inv);
+            if let Reply::Error(e) = &out.reply {
+                s.count_error_kind(e);
+            }
             if !out.effects.is_empty() {
                 s.store.add_dirty(1);
                 if let Some(mut t) = s.aof.begin() {

@@ -225,7 +225,8 @@ pub fn load_library(
         "LOG_VERBOSE",
         "LOG_NOTICE",
         "LOG_WARNING",
-        "setresp",
+        "REDIS_VERSION",
+        "REDIS_VERSION_NUM",
     ] {
         api.raw_set(k, real_redis.get::<Value>(k).map_err(err)?)
             .map_err(err)?;

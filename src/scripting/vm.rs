@@ -52,6 +52,8 @@ pub struct Vm {
     busy: Arc<Busy>,
     /// Redis's Lua client, made on first use.
     client: Option<Client>,
+    /// Scripts and functions run so far.
+    runs: u64,
     /// `pcall(f, ...)` in Lua: runs code so that the error object it raises (an `{err = …}`
     /// table from `redis.call`, a string from `error`) reaches us intact.
     trampoline: Function,
@@ -94,6 +96,7 @@ impl Vm {
             functions: Registry::default(),
             busy,
             client: None,
+            runs: 0,
             trampoline,
         })
     }
@@ -211,6 +214,11 @@ impl Vm {
         } = ctx;
         client.stats.flush(server);
         self.client = Some(client);
+        // Collect garbage a step at a time, as Redis does every 50 scripts.
+        self.runs += 1;
+        if self.runs % 50 == 0 {
+            let _ = self.lua.gc_step();
+        }
         let reply = match result {
             Ok(v) => lua_to_reply(&v, resp3),
             Err(e) => Reply::Error(e),

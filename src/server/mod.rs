@@ -435,9 +435,15 @@ impl Server {
     /// An error reply, counted in INFO errorstats by its first word.
     fn error_reply(&self, client: &mut Client, e: String) -> Reply {
         client.stats.errors += 1;
+        self.count_error_kind(&e);
+        Reply::Error(e)
+    }
+
+    /// Counts an error reply in INFO errorstats by its first word (for replies that reach the
+    /// client later, such as a script's).
+    pub fn count_error_kind(&self, e: &str) {
         let kind = e.split(' ').next().unwrap_or("ERR").to_string();
         *self.error_kinds.lock().entry(kind).or_default() += 1;
-        Reply::Error(e)
     }
 
     fn feed_monitors(&self, client: &Client, argv: &Request, name: &str) {
