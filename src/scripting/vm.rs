@@ -216,7 +216,7 @@ impl Vm {
         self.client = Some(client);
         // Collect garbage a step at a time, as Redis does every 50 scripts.
         self.runs += 1;
-        if self.runs % 50 == 0 {
+        if self.runs.is_multiple_of(50) {
             let _ = self.lua.gc_step();
         }
         let reply = match result {
