@@ -1030,3 +1030,21 @@ def test_zipmap_with_string_labels_in_a_dag_and_batched(rb, server_port):
     for i, r in enumerate(runners):
         assert r.error is None, r.error
         assert np.allclose([float(v) for v in r.reply[2]], scores[i])
+
+
+def test_string_tensors_batch(rb, server_port):
+    """STRING inputs join a dynamic batch like any other type (MINBATCHSIZE makes the two
+    requests one run) and each request gets its own rows back."""
+    store(rb, "m", "string_label.onnx", "BATCHSIZE", 4, "MINBATCHSIZE", 3)
+    rb.execute_command("AI.TENSORSET", "a", "STRING", 2, "VALUES", "dog", "cat")
+    rb.execute_command("AI.TENSORSET", "b", "STRING", 1, "VALUES", "fish\0")
+    before = int(_client(server_port, 2).info("ai")["ai_batched_runs"])
+    runners = concurrent(server_port, [
+        ("AI.MODELEXECUTE", "m", "INPUTS", 1, k, "OUTPUTS", 2, "l" + k, "e" + k) for k in "ab"])
+    for r in runners:
+        assert r.reply in (b"OK", "OK"), r.error
+    assert list(get(rb, "la")) == [1, 0]
+    assert [sval(v) for v in rb.execute_command("AI.TENSORGET", "eb", "VALUES")] == ["fish"]
+    assert int(_client(server_port, 2).info("ai")["ai_batched_runs"]) == before + 1
+    info = as_dict(rb.execute_command("AI.INFO", "m"))
+    assert info["calls"] == 2 and info["samples"] == 3
