@@ -12,10 +12,12 @@ import threading
 import time
 
 import pytest
+import redis
 
 from conftest import RawConn, _client
 from test_lists import real_redis  # noqa: F401  (module fixture: a reference redis-server)
 from test_transactions import NIL_ARRAY, Tap, diff  # noqa: F401  (diff: fixture)
+from test_zsets import pair, pair_factory, redis_port  # noqa: F401  (fixtures)
 
 JOIN = 5.0  # seconds a test waits at most for a thread that should be done
 
@@ -523,3 +525,46 @@ def test_many_blocked_clients_hold_no_thread(ctl, server_port):
     finally:
         for c in conns:
             c.close()
+
+
+def test_rpoplpush_and_brpoplpush_match_redis(pair):  # noqa: F811
+    """The deprecated RPOPLPUSH / BRPOPLPUSH, byte for byte against redis-server."""
+    pair.play([
+        ("RPUSH", "src", "a", "b", "c"),
+        ("RPOPLPUSH", "src", "dst"),
+        ("RPOPLPUSH", "src", "src"),
+        ("LRANGE", "src", 0, -1),
+        ("LRANGE", "dst", 0, -1),
+        ("RPOPLPUSH", "nosuch", "dst"),
+        ("SET", "str", "x"),
+        ("RPOPLPUSH", "str", "dst"),
+        ("RPOPLPUSH", "src", "str"),
+        ("RPOPLPUSH", "src"),
+        ("BRPOPLPUSH", "src", "dst", 0),
+        ("BRPOPLPUSH", "nosuch", "dst", "0.05"),
+        ("BRPOPLPUSH", "src", "dst", "-1"),
+        ("BRPOPLPUSH", "src", "dst", "x"),
+        ("MULTI",),
+        ("BRPOPLPUSH", "nosuch", "dst", 0),
+        ("RPOPLPUSH", "dst", "src"),
+        ("EXEC",),
+        ("LRANGE", "src", 0, -1),
+        ("LRANGE", "dst", 0, -1),
+    ])
+
+
+def test_brpoplpush_is_woken_by_a_push(server_port):
+    c = redis.Redis(port=server_port)
+    c.delete("q", "done")
+    result = {}
+
+    def wait():
+        result["v"] = redis.Redis(port=server_port).brpoplpush("q", "done", timeout=5)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.2)
+    c.rpush("q", "job")
+    t.join(5)
+    assert result["v"] == b"job"
+    assert c.lrange("done", 0, -1) == [b"job"]

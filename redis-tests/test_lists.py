@@ -101,3 +101,4 @@ def test_errors(r2):
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         r2.lpush("s", "a")
     assert r2.object("encoding", "l") == "listpack"
+

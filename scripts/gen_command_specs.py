@@ -102,6 +102,7 @@ WANTED = {
     "LLEN": [], "LRANGE": [], "LINDEX": [], "LSET": [], "LREM": [], "LTRIM": [],
     "LINSERT": [], "LPOS": [], "LMOVE": [], "LMPOP": [],
     "BLPOP": [], "BRPOP": [], "BLMOVE": [], "BLMPOP": [],
+    "RPOPLPUSH": [], "BRPOPLPUSH": [],
     # set
     "SADD": [], "SREM": [], "SMEMBERS": [], "SISMEMBER": [], "SMISMEMBER": [], "SCARD": [],
     "SPOP": [], "SRANDMEMBER": [], "SMOVE": [], "SINTER": [], "SINTERCARD": [], "SUNION": [],

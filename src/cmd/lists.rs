@@ -369,6 +369,17 @@ pub fn lpos(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 pub fn lmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (src, dst) = (args.next()?, args.next()?);
     let (from, to) = (end(args)?, end(args)?);
+    move_one(ctx, src, dst, from, to)
+}
+
+/// RPOPLPUSH (deprecated, still used): LMOVE src dst RIGHT LEFT.
+pub fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next()?, args.next()?);
+    move_one(ctx, src, dst, End::Right, End::Left)
+}
+
+/// Moves one element from an end of `src` to an end of `dst` (LMOVE, RPOPLPUSH).
+fn move_one(ctx: &mut Ctx, src: Bytes, dst: Bytes, from: End, to: End) -> CmdResult {
     let now = ctx.now();
     let keys = [src.clone(), dst.clone()];
     let mut guard = ctx.db().write_many(&keys);
@@ -446,6 +457,25 @@ pub fn blpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn brpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     bpop(ctx, args, "RIGHT")
+}
+
+/// BRPOPLPUSH (deprecated, still used): BLMOVE src dst RIGHT LEFT timeout.
+pub fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next()?, args.next()?);
+    let timeout_ms = super::blocking::parse_timeout(args.next_slice()?)?;
+    args.finish()?;
+    super::blocking::block(
+        ctx,
+        super::blocking::Blocking {
+            keys: vec![src.clone()],
+            timeout_ms,
+            attempt: vec![Bytes::from_static(b"RPOPLPUSH"), src, dst],
+            handler: rpoplpush,
+            shape: |r| r,
+            timed_out: Reply::NullArray,
+            on_error: None,
+        },
+    )
 }
 
 pub fn blmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
