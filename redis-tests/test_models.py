@@ -1048,3 +1048,24 @@ def test_string_tensors_batch(rb, server_port):
     assert int(_client(server_port, 2).info("ai")["ai_batched_runs"]) == before + 1
     info = as_dict(rb.execute_command("AI.INFO", "m"))
     assert info["calls"] == 2 and info["samples"] == 3
+
+
+def test_modelget_blob_chunks_as_redisai(rb):
+    """AI.CONFIG MODEL_CHUNK_SIZE splits MODELGET's BLOB as RedisAI does: len / chunk + 1 parts,
+    the last holding len % chunk bytes (empty when the blob is a whole number of chunks)."""
+    data = blob("add.onnx")
+    store(rb, "m", "add.onnx")
+    old = rb.execute_command("AI.CONFIG", "GET", "MODEL_CHUNK_SIZE")
+    try:
+        for chunk in (len(data) + 1, len(data), len(data) - 1, len(data) // 3):
+            assert is_ok(rb.execute_command("AI.CONFIG", "MODEL_CHUNK_SIZE", chunk))
+            got = rb.execute_command("AI.MODELGET", "m", "BLOB")
+            parts = len(data) // chunk + 1
+            if parts == 1:
+                assert got == data
+            else:
+                assert isinstance(got, list) and len(got) == parts, (chunk, len(got))
+                assert b"".join(got) == data
+                assert len(got[-1]) == len(data) % chunk
+    finally:
+        rb.execute_command("AI.CONFIG", "MODEL_CHUNK_SIZE", old)

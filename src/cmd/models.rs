@@ -277,9 +277,15 @@ pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         blob = true;
     }
     let chunk = ctx.server.engine.config.read().model_chunk_size.max(1);
+    // RedisAI's chunking: len / chunk + 1 parts, the last holding len % chunk bytes (empty when
+    // the blob is a whole number of chunks).
     let blob_reply = || {
-        let chunks: Vec<Bytes> = (0..m.blob.len().div_ceil(chunk).max(1))
-            .map(|i| m.blob.slice(i * chunk..((i + 1) * chunk).min(m.blob.len())))
+        let len = m.blob.len();
+        let chunks: Vec<Bytes> = (0..len / chunk + 1)
+            .map(|i| {
+                m.blob
+                    .slice((i * chunk).min(len)..((i + 1) * chunk).min(len))
+            })
             .collect();
         if chunks.len() == 1 {
             Reply::Bulk(chunks.into_iter().next().expect("one chunk"))
@@ -535,7 +541,12 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     exec_arity(args, counted)?;
     let req = parse_exec(ctx, args, counted)?;
     let tensors = read_inputs(ctx, &req.inputs)?;
-    check_inputs(&req.model, &tensors)?;
+    if let Err(e) = check_inputs(&req.model, &tensors) {
+        // A refused run counts as a call and an error, as ONNX Runtime's refusal does in RedisAI.
+        req.model.stats.calls.fetch_add(1, Ordering::Relaxed);
+        req.model.stats.errors.fetch_add(1, Ordering::Relaxed);
+        return Err(e);
+    }
     check_outputs(ctx, &req.outputs)?;
     let server = ctx.server.clone();
     let db = ctx.client.db;

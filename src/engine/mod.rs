@@ -619,7 +619,10 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
     queue.running.lock().retain(|(id, ..)| *id != run_id);
     let micros = start.elapsed().as_micros() as u64;
     let stats = &model.stats;
-    stats.duration_us.fetch_add(micros, Ordering::Relaxed);
+    // As RedisAI counts: every request of a batch is charged the whole run's time.
+    stats
+        .duration_us
+        .fetch_add(micros * batch.len() as u64, Ordering::Relaxed);
     stats.calls.fetch_add(batch.len() as u64, Ordering::Relaxed);
     stats.samples.fetch_add(total as u64, Ordering::Relaxed);
     engine.stats.runs.fetch_add(1, Ordering::Relaxed);
