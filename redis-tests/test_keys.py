@@ -5,6 +5,9 @@ import time
 import pytest
 import redis
 
+from test_lists import real_redis  # noqa: F401  (module fixture: a reference redis-server)
+from test_zsets import pair, pair_factory, redis_port  # noqa: F401  (fixtures)
+
 NOT_INT = "value is not an integer or out of range"
 
 
@@ -548,3 +551,37 @@ def test_hostile_glob_patterns_answer_quickly(r):
     assert r.publish(key, "x") == 0
     assert time.perf_counter() - t0 < 1.0
     p.close()
+
+
+def sort_steps():
+    steps = [
+        ("RPUSH", "l", "3", "1", "2", "10", "-5.5"),
+        ("SADD", "s", "b", "a", "c", "10", "2"),
+        ("ZADD", "z", 3, "c", 1, "a", 2, "b"),
+        ("RPUSH", "names", "bob", "al", "cy"),
+        ("MSET", "w_bob", 3, "w_al", 1, "w_cy", 2, "o_bob", "B", "o_al", "A"),
+        ("HSET", "h_bob", "age", 30, "name", "Bob"),
+        ("HSET", "h_al", "age", 5, "name", "Al"),
+        ("RPUSH", "bad", "x", "1"),
+        ("SET", "str", "v"),
+    ]
+    for args in [
+        ("l",), ("l", "DESC"), ("l", "LIMIT", 1, 2), ("l", "LIMIT", -1, 2), ("l", "LIMIT", 0, -1),
+        ("l", "LIMIT", 10, 2), ("s", "ALPHA"), ("s", "ALPHA", "DESC", "LIMIT", 0, 3), ("z",),
+        ("z", "BY", "nosort"), ("z", "BY", "nosort", "DESC"), ("z", "BY", "nosort", "LIMIT", 1, 5),
+        ("names", "BY", "w_*"), ("names", "BY", "w_*", "DESC"), ("names", "ALPHA", "BY", "o_*"),
+        ("names", "BY", "w_*", "GET", "#", "GET", "o_*"), ("names", "BY", "h_*->age", "GET", "h_*->name"),
+        ("names", "BY", "nosort"), ("names", "BY", "nosort", "GET", "#", "GET", "w_*"),
+        ("names", "GET", "nope_*", "ALPHA"), ("names", "ALPHA", "GET", "h_*->"),
+        ("bad",), ("bad", "ALPHA"), ("str",), ("nokey",), ("l", "BOGUS"), ("l", "LIMIT", 1),
+        ("l", "LIMIT", "x", 1), ("l", "STORE", "dst"), ("s", "BY", "nosort", "STORE", "dst2"),
+        ("nokey", "STORE", "dst"),
+    ]:
+        steps.append(("SORT",) + args)
+    steps += [("LRANGE", "dst", 0, -1), ("LRANGE", "dst2", 0, -1), ("EXISTS", "dst"),
+              ("SORT_RO", "l", "DESC"), ("SORT_RO", "l", "STORE", "x")]
+    return steps
+
+
+def test_sort_matches_redis(pair):  # noqa: F811
+    pair.play(sort_steps())

@@ -82,7 +82,7 @@ WANTED = {
     "PEXPIRE": [], "EXPIREAT": [], "PEXPIREAT": [], "EXPIRETIME": [],
     "PEXPIRETIME": [], "TTL": [], "PTTL": [], "PERSIST": [], "KEYS": [],
     "SCAN": [], "RANDOMKEY": [], "RENAME": [], "RENAMENX": [], "COPY": [],
-    "MOVE": [], "TOUCH": [],
+    "MOVE": [], "TOUCH": [], "SORT": [], "SORT_RO": [],
     "OBJECT": ["ENCODING", "REFCOUNT", "IDLETIME", "FREQ", "HELP"],
     # server
     "DBSIZE": [], "FLUSHDB": [], "FLUSHALL": [], "INFO": [], "TIME": [],
@@ -228,8 +228,12 @@ def query(conn, *args):
     return conn.read_response()
 
 
+# Commands whose handlers live in a file of their own rather than their group's.
+MODULE_BY_COMMAND = {"SORT": "sort", "SORT_RO": "sort"}
+
+
 def handler_function(group, cmd, sub):
-    module = MODULE_BY_GROUP[group]
+    module = MODULE_BY_COMMAND.get(cmd.upper(), MODULE_BY_GROUP[group])
     name = cmd if sub is None else cmd + "_" + sub
     return "%s::%s" % (module, name.lower().replace("-", "_").replace(" ", "_"))
 

@@ -96,6 +96,30 @@ pub struct Command {
     pub pubsub_ok: bool,
 }
 
+/// SORT's keys as Redis's sortGetKeys finds them: the source, and the last STORE's target
+/// (LIMIT takes two words, BY and GET one, so their arguments are never mistaken for STORE).
+fn sort_key_positions(argv: &[bytes::Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut store = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let skip = match argv[i].to_ascii_uppercase().as_slice() {
+            b"LIMIT" => 2,
+            b"GET" | b"BY" => 1,
+            b"STORE" => {
+                if i + 1 < argv.len() {
+                    store = Some(i + 1);
+                }
+                1
+            }
+            _ => 0,
+        };
+        i += skip + 1;
+    }
+    keys.extend(store);
+    keys
+}
+
 impl Command {
     pub fn has_flag(&self, f: &str) -> bool {
         self.flags.iter().any(|x| x == f)
@@ -212,6 +236,9 @@ impl Command {
 
     /// Positions of key arguments in `argv` (COMMAND GETKEYS, cluster routing later).
     pub fn key_positions(&self, argv: &[bytes::Bytes]) -> Vec<usize> {
+        if self.name == "sort" {
+            return sort_key_positions(argv);
+        }
         let argc = argv.len() as i64;
         let mut out = Vec::new();
         for ks in &self.key_specs {
