@@ -206,8 +206,29 @@ impl Scripting {
     }
 
     /// SCRIPT FLUSH: forgets every cached script (a fresh interpreter, as Redis makes one).
+    /// As Redis resets its scripts' Lua VM, the interpreter is made anew, so nothing a script
+    /// left behind survives; the function libraries are loaded into the new one.
     pub fn flush_scripts(&self, server: &Arc<Server>) {
-        self.with_vm(server, |vm| vm.flush_scripts());
+        let mut slot = self.vm.lock();
+        let codes: Vec<Bytes> = slot
+            .as_ref()
+            .map(|vm| {
+                vm.functions
+                    .libraries
+                    .values()
+                    .map(|l| l.code.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut vm =
+            Vm::new(Arc::downgrade(server), self.busy.clone()).expect("the Lua interpreter");
+        let lua = vm.lua.clone();
+        for code in codes {
+            if let Err(e) = functions::load_library(&lua, &mut vm.functions, code, true) {
+                tracing::warn!("SCRIPT FLUSH: a function library could not be reloaded: {e}");
+            }
+        }
+        *slot = Some(vm);
     }
 
     /// The number of cached scripts (INFO).
