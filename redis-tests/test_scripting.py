@@ -436,3 +436,26 @@ def test_functions_survive_snapshots_and_aof_rewrites(spawn, how):
     assert c2.fcall("twice", 0, 21) == 42
     stats = c2.function_stats()
     assert stats[3] == ["LUA", ["libraries_count", 1, "functions_count", 1]], stats
+
+
+def test_min_replicas_to_write_matches_redis(pair):  # noqa: F811
+    """With min-replicas-to-write above 0 and no replicas, writes get NOREPLICAS: plain ones,
+    scripts that declare flags without no-writes (before they start), and writes from scripts
+    that declare none."""
+    try:
+        pair.play([
+            ("SET", "x", "v"),
+            ("CONFIG", "SET", "min-replicas-to-write", 1),
+            ("SET", "x", 1),
+            ("GET", "x"),
+            ("EVAL", "#!lua flags=no-writes\nreturn redis.call('get','x')", 1, "x"),
+            ("EVAL", "return redis.call('get','x')", 1, "x"),
+            ("EVAL", "#!lua\nreturn redis.call('get','x')", 1, "x"),
+            ("EVAL", "return redis.call('set','x',1)", 1, "x"),
+            ("MULTI",),
+            ("SET", "x", 2),
+            ("GET", "x"),
+            ("EXEC",),
+        ])
+    finally:
+        pair.play([("CONFIG", "SET", "min-replicas-to-write", 0)])

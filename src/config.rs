@@ -106,6 +106,10 @@ pub static PARAMS: &[Param] = &[
         true,
     ),
     p("maxmemory", "0", Kind::Memory, true),
+    // Locus has no replicas: any value above 0 refuses writes with NOREPLICAS, as Redis does
+    // when too few replicas are connected.
+    p("min-replicas-to-write", "0", Kind::Int(0, i64::MAX), true),
+    p("min-replicas-max-lag", "10", Kind::Int(0, i64::MAX), true),
     p(
         "maxmemory-policy",
         "noeviction",
@@ -166,6 +170,8 @@ pub struct Live {
     pub maxclients: AtomicUsize,
     pub requirepass_set: AtomicBool,
     pub tensor_max_bytes: AtomicUsize,
+    /// `min-replicas-to-write` above 0: writes are refused (there are no replicas).
+    pub writes_need_replicas: AtomicBool,
 }
 
 pub struct Config {
@@ -454,6 +460,7 @@ impl Config {
                 .requirepass_set
                 .store(!self.get(name).is_empty(), Ordering::Relaxed),
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
+            "min-replicas-to-write" => l.writes_need_replicas.store(num() > 0, Ordering::Relaxed),
             "maxmemory-policy" => {
                 crate::store::LFU.store(self.get(name).contains("lfu"), Ordering::Relaxed)
             }

@@ -73,6 +73,7 @@ pub const NOT_FLOAT_ERR: &str = "ERR value is not a valid float";
 pub const WRONGTYPE_ERR: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const NO_SUCH_KEY_ERR: &str = "ERR no such key";
 pub const DB_RANGE_ERR: &str = "ERR DB index is out of range";
+pub const NOREPLICAS_ERR: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// Read access to a request's arguments, whether framed off the socket or built in memory.
 pub trait ArgList {

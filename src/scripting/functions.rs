@@ -354,7 +354,10 @@ fn register_args(library: &str, args: &MultiValue) -> Result<FunctionEntry, Stri
     let Some(Value::Function(callback)) = callback else {
         return Err("redis.register_function must get a callback argument".into());
     };
-    let mut parsed = Flags::default();
+    let mut parsed = Flags {
+        declared: true,
+        ..Flags::default()
+    };
     let mut flag_names = Vec::new();
     if let Some(Value::Table(t)) = flags {
         for i in 1.. {

@@ -181,6 +181,18 @@ impl Vm {
             return fail("ERR Can not execute a script with write flag using *_ro command.".into());
         }
         let read_only = inv.read_only || flags.no_writes;
+        // A script that declares its flags and may write is refused before it starts when
+        // writes would be (Redis's scriptPrepareForRun).
+        if flags.declared
+            && !read_only
+            && server
+                .config
+                .live
+                .writes_need_replicas
+                .load(Ordering::Relaxed)
+        {
+            return fail(crate::cmd::NOREPLICAS_ERR.into());
+        }
         let mut client = self
             .client
             .take()
@@ -284,6 +296,8 @@ impl Vm {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flags {
     pub no_writes: bool,
+    /// The code declares its flags (a shebang, or a function): it is judged by them.
+    pub declared: bool,
 }
 
 /// Parses an EVAL body's shebang line, if any.
@@ -298,7 +312,10 @@ fn script_flags(body: &[u8]) -> Result<Flags, String> {
     if engine != "lua" {
         return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
     }
-    let mut flags = Flags::default();
+    let mut flags = Flags {
+        declared: true,
+        ..Flags::default()
+    };
     for p in parts {
         let Some(list) = p.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {p}"));
@@ -712,6 +729,14 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
     if cmd.write {
         if ctx.read_only {
             return Reply::err(ERR_RO_SCRIPT);
+        }
+        if server
+            .config
+            .live
+            .writes_need_replicas
+            .load(Ordering::Relaxed)
+        {
+            return Reply::err(crate::cmd::NOREPLICAS_ERR);
         }
         if let Some(e) = server.aof.write_error() {
             return Reply::Error(e);

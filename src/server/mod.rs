@@ -250,6 +250,18 @@ impl Server {
                 ),
             ));
         }
+        if cmd.write
+            && self
+                .config
+                .live
+                .writes_need_replicas
+                .load(Ordering::Relaxed)
+        {
+            if let Some(m) = client.multi.as_mut() {
+                m.failed = true;
+            }
+            return Outcome::Reply(self.error_reply(client, crate::cmd::NOREPLICAS_ERR.into()));
+        }
         if let Some(m) = client.multi.as_mut() {
             if !matches!(
                 cmd.name.as_str(),
