@@ -462,16 +462,28 @@ pub fn brpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// BRPOPLPUSH (deprecated, still used): BLMOVE src dst RIGHT LEFT timeout.
 pub fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (src, dst) = (args.next()?, args.next()?);
+    let attempt = vec![Bytes::from_static(b"RPOPLPUSH"), src, dst];
+    block_move(ctx, args, attempt, rpoplpush)
+}
+
+/// Blocks until the source of a move (`attempt`, run by `handler`) has an element.
+fn block_move(
+    ctx: &mut Ctx,
+    args: &mut Args,
+    attempt: Vec<Bytes>,
+    handler: super::Handler,
+) -> CmdResult {
     let timeout_ms = super::blocking::parse_timeout(args.next_slice()?)?;
     args.finish()?;
     super::blocking::block(
         ctx,
         super::blocking::Blocking {
-            keys: vec![src.clone()],
+            keys: vec![attempt[1].clone()],
             timeout_ms,
-            attempt: vec![Bytes::from_static(b"RPOPLPUSH"), src, dst],
-            handler: rpoplpush,
+            attempt,
+            handler,
             shape: |r| r,
+            // Redis 7.0 answers a timed-out BLMOVE or BRPOPLPUSH with a null array.
             timed_out: Reply::NullArray,
             on_error: None,
         },
@@ -481,21 +493,8 @@ pub fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 pub fn blmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (src, dst) = (args.next()?, args.next()?);
     let (from, to) = (args.next()?, args.next()?);
-    let timeout_ms = super::blocking::parse_timeout(args.next_slice()?)?;
-    args.finish()?;
-    super::blocking::block(
-        ctx,
-        super::blocking::Blocking {
-            keys: vec![src.clone()],
-            timeout_ms,
-            attempt: vec![Bytes::from_static(b"LMOVE"), src, dst, from, to],
-            handler: lmove,
-            shape: |r| r,
-            // Redis 7.0 answers a timed-out BLMOVE with a null array.
-            timed_out: Reply::NullArray,
-            on_error: None,
-        },
-    )
+    let attempt = vec![Bytes::from_static(b"LMOVE"), src, dst, from, to];
+    block_move(ctx, args, attempt, lmove)
 }
 
 pub fn blmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

@@ -635,6 +635,19 @@ const REDISAI_SECTIONS: &[&str] = &[
     "ai_cpu",
 ];
 
+/// The engine settings RedisAI reports under `ai_load_time_configs`.
+fn load_time_configs(out: &mut String, c: &crate::engine::EngineConfig) {
+    kv(out, "ai_threads_per_queue", &c.threads_per_queue);
+    kv(out, "ai_inter_op_parallelism", &c.inter_op_parallelism);
+    kv(out, "ai_intra_op_parallelism", &c.intra_op_parallelism);
+    kv(
+        out,
+        "ai_model_execution_timeout",
+        &c.model_execution_timeout_ms,
+    );
+    kv(out, "ai_backend_memory_limit", &c.backend_memory_limit_mb);
+}
+
 fn redisai_section(server: &Server, section: &str, out: &mut String) {
     let engine = &server.engine;
     let _ = write!(out, "# {section}\r\n");
@@ -645,18 +658,7 @@ fn redisai_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "ai_rdb_version", &4);
         }
         "ai_git" => kv(out, "ai_git_sha", &crate::LOCUS_VERSION),
-        "ai_load_time_configs" => {
-            let c = engine.config.read();
-            kv(out, "ai_threads_per_queue", &c.threads_per_queue);
-            kv(out, "ai_inter_op_parallelism", &c.inter_op_parallelism);
-            kv(out, "ai_intra_op_parallelism", &c.intra_op_parallelism);
-            kv(
-                out,
-                "ai_model_execution_timeout",
-                &c.model_execution_timeout_ms,
-            );
-            kv(out, "ai_backend_memory_limit", &c.backend_memory_limit_mb);
-        }
+        "ai_load_time_configs" => load_time_configs(out, &engine.config.read()),
         "ai_backends_info" => {
             if let Some(b) = engine.loaded_backend() {
                 kv(out, "ai_onnxruntime_version", &b.version);
@@ -979,15 +981,7 @@ fn info_section(server: &Server, section: &str, out: &mut String) {
                 }
                 None => kv(out, "ai_onnxruntime_version", &"not loaded"),
             }
-            kv(out, "ai_threads_per_queue", &c.threads_per_queue);
-            kv(out, "ai_inter_op_parallelism", &c.inter_op_parallelism);
-            kv(out, "ai_intra_op_parallelism", &c.intra_op_parallelism);
-            kv(
-                out,
-                "ai_model_execution_timeout",
-                &c.model_execution_timeout_ms,
-            );
-            kv(out, "ai_backend_memory_limit", &c.backend_memory_limit_mb);
+            load_time_configs(out, &c);
             kv(out, "ai_model_chunk_size", &c.model_chunk_size);
             kv(out, "ai_runs", &engine.stats.runs.load(Ordering::Relaxed));
             kv(
