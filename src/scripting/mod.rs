@@ -35,8 +35,6 @@ pub struct Busy {
     pub wrote: AtomicBool,
     /// The running code is a function (FCALL), not an EVAL script.
     pub function: AtomicBool,
-    /// The running script was started by a read-only command or declared `no-writes`.
-    pub read_only: AtomicBool,
     /// While FUNCTION LOAD runs a library's code: when it must have finished (Unix ms; 0:
     /// no limit).
     pub load_deadline_ms: AtomicU64,
@@ -48,11 +46,10 @@ pub const BUSY_FUNCTION: &str =
     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 impl Busy {
-    fn start(&self, function: bool, read_only: bool) {
+    fn start(&self, function: bool) {
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.function.store(function, Ordering::Relaxed);
-        self.read_only.store(read_only, Ordering::Relaxed);
         self.started_ms
             .store(crate::util::now_ms(), Ordering::Relaxed);
         self.running.store(true, Ordering::Release);

@@ -253,7 +253,7 @@ impl Vm {
         };
         let keys = strings(&inv.keys).map_err(|e| e.to_string())?;
         let args = strings(&inv.args).map_err(|e| e.to_string())?;
-        self.busy.start(function, inv.read_only);
+        self.busy.start(function);
         let result = if function {
             self.trampoline.call::<MultiValue>((f.clone(), keys, args))
         } else {
