@@ -77,7 +77,7 @@ fn errors_are_counted_by_message() {
 fn model_workload_runs() {
     let s = TestServer::start(&[]);
     let model = format!(
-        "{}/redis-tests/models/fraud.onnx",
+        "{}/../../redis-tests/models/fraud.onnx",
         env!("CARGO_MANIFEST_DIR")
     );
     for mode in ["execute", "roundtrip"] {

@@ -156,7 +156,7 @@ fn models_and_shutdown_save() {
     let s = TestServer::start(&[]);
     let mut c = s.conn();
     let blob = std::fs::read(format!(
-        "{}/redis-tests/models/add.onnx",
+        "{}/../../redis-tests/models/add.onnx",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();

@@ -166,7 +166,7 @@ pub fn roundtrip_raw(s: &mut std::net::TcpStream, data: &[u8]) -> Vec<u8> {
 /// The bytes of a test model in redis-tests/models/.
 pub fn model_file(name: &str) -> Vec<u8> {
     std::fs::read(format!(
-        "{}/redis-tests/models/{name}",
+        "{}/../../redis-tests/models/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

@@ -1,19 +1,20 @@
 //! Locus: a Redis-compatible tensor data store that runs ONNX models beside the data.
 //!
 //! Layers, from the wire inwards: [`server`] (sockets, RESP framing, clients), [`cmd`] (one file
-//! per command family), [`store`] (the keyspace). The AI engine (tensors, models, DAGs) knows
-//! nothing of sockets, so that it can also be hosted inside redis-server as a module.
+//! per command family), [`store`] (the keyspace). The AI engine (tensors, models, DAGs) is the
+//! `locus-engine` crate, which knows nothing of sockets, so that it is also hosted inside
+//! redis-server as a module.
 
 pub mod cmd;
 pub mod config;
-pub mod dag;
-pub mod engine;
 pub mod persist;
 pub mod scripting;
 pub mod server;
 pub mod store;
-pub mod tensor;
 pub mod util;
+
+// The engine crate's modules under their old paths: the server is one host of the engine.
+pub use locus_engine::{dag, engine, tensor};
 
 /// The version Locus reports as `redis_version`, so that clients that gate features on it see a
 /// Redis 7 feature set.

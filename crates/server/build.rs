@@ -6,8 +6,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("commands");
-    println!("cargo:rerun-if-changed=commands");
+    // The specs live at the repository's top level: the Redis module reads them too.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../commands");
+    println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("commands/ directory")
         .map(|e| e.expect("dir entry").path())

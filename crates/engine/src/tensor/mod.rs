@@ -453,8 +453,8 @@ impl Tensor {
 /// Parses one textual value into its little-endian bytes.
 fn encode_value(dtype: DType, text: &[u8], out: &mut [u8]) -> Result<(), TensorError> {
     let bad = || TensorError::new(ERR_VALUE);
-    let int = || crate::util::parse_i64(text).ok_or_else(bad);
-    let float = || crate::util::parse_f64(text).ok_or_else(bad);
+    let int = || crate::numbers::parse_i64(text).ok_or_else(bad);
+    let float = || crate::numbers::parse_f64(text).ok_or_else(bad);
     macro_rules! put_int {
         ($t:ty) => {{
             let v = <$t>::try_from(int()?).map_err(|_| bad())?;
@@ -478,7 +478,7 @@ fn encode_value(dtype: DType, text: &[u8], out: &mut [u8]) -> Result<(), TensorE
         DType::Uint16 => put_int!(u16),
         DType::Uint32 => put_int!(u32),
         DType::Uint64 => {
-            let v = crate::util::parse_u64(text).ok_or_else(bad)?;
+            let v = crate::numbers::parse_u64(text).ok_or_else(bad)?;
             out.copy_from_slice(&v.to_le_bytes());
         }
         DType::Bool => match int()? {

@@ -19,6 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use locus::engine::backend;
 use locus::tensor::DType;
+use locus_engine::ort;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use redis_protocol::resp2::{decode::decode_bytes_mut, types::BytesFrame};

@@ -49,7 +49,7 @@ fn text(e: &Element) -> Vec<u8> {
     match e {
         Element::Int(i) => i.to_string().into_bytes(),
         Element::UInt(u) => u.to_string().into_bytes(),
-        Element::Float(f) => crate::util::format_f64_g17(*f).into_bytes(),
+        Element::Float(f) => crate::numbers::format_f64_g17(*f).into_bytes(),
         Element::Str(s) => s.to_vec(),
     }
 }

@@ -381,7 +381,7 @@ fn loop_submits() -> Option<Arc<completion::Relay>> {
     LOOP.with(|l| {
         l.borrow_mut().as_mut().map(|s| {
             s.submitted += 1;
-            s.last_submit = crate::util::instant();
+            s.last_submit = crate::clock::instant();
             s.relay.clone()
         })
     })
@@ -392,7 +392,7 @@ fn defer_notify(q: &Arc<Queue>) -> bool {
     LOOP.with(|l| match l.borrow_mut().as_mut() {
         Some(s) => {
             if s.untold.is_empty() {
-                s.since = crate::util::instant();
+                s.since = crate::clock::instant();
             }
             if !s.untold.iter().any(|x| Arc::ptr_eq(x, q)) {
                 s.untold.push(q.clone());
@@ -428,10 +428,10 @@ pub fn event_loop_idle(arrivals: &dyn Fn() -> bool) {
             None => {
                 *slot = Some(LoopState {
                     untold: Vec::new(),
-                    since: crate::util::instant(),
+                    since: crate::clock::instant(),
                     relay: completion::Relay::start(),
                     submitted: 0,
-                    last_submit: crate::util::instant(),
+                    last_submit: crate::clock::instant(),
                 })
             }
         }
@@ -451,11 +451,11 @@ fn await_results(s: &LoopState, arrivals: &dyn Fn() -> bool) {
         return;
     }
     let Some(left) =
-        LOOP_SPIN.checked_sub(crate::util::instant().saturating_duration_since(s.last_submit))
+        LOOP_SPIN.checked_sub(crate::clock::instant().saturating_duration_since(s.last_submit))
     else {
         return;
     };
-    crate::util::spin_until(left, || s.relay.delivered() != delivered || arrivals());
+    crate::clock::spin_until(left, || s.relay.delivered() != delivered || arrivals());
 }
 
 /// Whether this event loop has no model runs in flight and submitted none for `quiet` (true
@@ -464,7 +464,7 @@ pub fn loop_models_quiet(quiet: Duration) -> bool {
     LOOP.with(|l| {
         l.borrow().as_ref().is_none_or(|s| {
             s.submitted == s.relay.delivered()
-                && crate::util::instant().saturating_duration_since(s.last_submit) >= quiet
+                && crate::clock::instant().saturating_duration_since(s.last_submit) >= quiet
         })
     })
 }
@@ -556,7 +556,7 @@ fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
             spun = true;
             let told = queue.told.load(Ordering::Acquire);
             parking_lot::MutexGuard::unlocked(&mut jobs, || {
-                crate::util::spin_until(WORKER_SPIN, || {
+                crate::clock::spin_until(WORKER_SPIN, || {
                     queue.told.load(Ordering::Acquire) != told || queue.stop.load(Ordering::Relaxed)
                 })
             });
@@ -687,7 +687,7 @@ mod tests {
             let mut slot = l.borrow_mut();
             let s = slot.as_mut().expect("an event loop");
             s.submitted = s.relay.delivered() + runs;
-            s.last_submit = crate::util::instant();
+            s.last_submit = crate::clock::instant();
         });
     }
 
