@@ -1,5 +1,6 @@
 """Keyspace commands and expiry, with redis-py over RESP2 and RESP3."""
 
+import fnmatch
 import time
 
 import pytest
@@ -533,6 +534,7 @@ def test_hostile_glob_patterns_answer_quickly(r):
     r.sadd("s", key)
     r.zadd("z", {key: 1})
     evil = "a*" * 20 + "b"
+    config_names = list(r.config_get("*"))
     huge_class = "*[" + "abcdefghij" * 4000 + "]x"
     for pattern in (evil, huge_class, "*" * 5000 + "b", "*a" * 3000 + "b"):
         t0 = time.perf_counter()
@@ -542,7 +544,8 @@ def test_hostile_glob_patterns_answer_quickly(r):
         assert r.sscan("s", 0, match=pattern) == (0, [])
         assert r.zscan("z", 0, match=pattern) == (0, [])
         assert r.pubsub_channels(pattern) == []
-        assert r.config_get(pattern) == {}
+        assert sorted(r.config_get(pattern)) == \
+            sorted(n for n in config_names if fnmatch.fnmatchcase(n, pattern))
         assert time.perf_counter() - t0 < 1.0, pattern[:40]
     assert r.keys("a*a*a*a") == [key]
     p = r.pubsub()

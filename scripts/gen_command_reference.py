@@ -40,6 +40,15 @@ def syntax(args):
             part = inner
         elif t == "block":
             part = syntax(a.get("arguments", []))
+            if a.get("token"):
+                # A block with a token takes it once, before its (repeated) contents.
+                if a.get("multiple"):
+                    part = f"{part} [{part} ...]"
+                part = f"{a['token']} {part}"
+                if a.get("optional"):
+                    part = f"[{part}]"
+                out.append(part)
+                continue
         elif t == "pure-token":
             part = a.get("token", a["name"])
         else:

@@ -157,6 +157,10 @@ pub static PARAMS: &[Param] = &[
     ),
     p("backendspath", "", Kind::Str, true),
     p("onnxruntime-library", "", Kind::Str, false),
+    // Model lifecycle: versions kept per model key, and the audit stream.
+    p("model-versions-max", "10", Kind::Int(1, 100_000), true),
+    p("audit-stream", "locus:audit", Kind::Str, true),
+    p("audit-maxlen", "10000", Kind::Int(0, i64::MAX), true),
 ];
 
 /// Values read on every request, kept in atomics so reading them takes no lock.

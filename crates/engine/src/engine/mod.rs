@@ -6,6 +6,7 @@ pub mod backend;
 pub mod completion;
 pub mod model;
 pub mod onnx_proto;
+pub mod versions;
 
 use crate::tensor::Tensor;
 use backend::OnnxBackend;

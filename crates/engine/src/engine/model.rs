@@ -134,48 +134,46 @@ pub struct Model {
     sessions: Mutex<Vec<Session>>,
     backend: Arc<OnnxBackend>,
     options: SessionOptions,
-    /// Set once no key holds the model any more (see [`StoredModel`]).
+    /// Set once no key holds the model any more (see [`super::versions::ModelVersion`]).
     retired: AtomicBool,
-}
-
-/// A model as the keyspace holds it. Runs keep their own `Arc<Model>`, so a run in flight is
-/// never disturbed; but once the last key (or snapshot image) holding the model lets go of it
-/// (DEL, a MODELSTORE over it, FLUSHDB, FLUSHALL, expiry…) the model is retired, and runs still
-/// queued for it are dropped with an error instead of running against a model that is gone.
-#[derive(Clone)]
-pub struct StoredModel(Arc<KeyHold>);
-
-struct KeyHold(Arc<Model>);
-
-impl Drop for KeyHold {
-    fn drop(&mut self) {
-        self.0.retired.store(true, Ordering::Release);
-    }
-}
-
-impl StoredModel {
-    pub fn new(model: Model) -> StoredModel {
-        StoredModel(Arc::new(KeyHold(Arc::new(model))))
-    }
-}
-
-impl std::ops::Deref for StoredModel {
-    type Target = Arc<Model>;
-    fn deref(&self) -> &Arc<Model> {
-        &self.0 .0
-    }
-}
-
-impl std::fmt::Debug for StoredModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0 .0.fmt(f)
-    }
 }
 
 impl Model {
     /// Whether no key holds this model any more: its queued runs are dropped.
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
+    }
+
+    /// Marks the model as gone from the keyspace (its last holder let go of it).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Drops the pooled ONNX Runtime sessions, keeping the blob and signature: a version that
+    /// does not serve holds no session until it is run again (a run builds one on demand).
+    pub fn release_sessions(&self) {
+        let released = std::mem::take(&mut *self.sessions.lock());
+        let held = self.blob.len() as u64 * released.len() as u64;
+        let _ = MODEL_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(held))
+        });
+    }
+
+    /// Whether a session is pooled, ready to run without building one first.
+    pub fn is_loaded(&self) -> bool {
+        !self.sessions.lock().is_empty()
+    }
+
+    /// Builds a session when none is pooled (call off the I/O threads): a version about to
+    /// serve is made ready before it is made live.
+    pub fn warm(&self) -> Result<(), String> {
+        if self.is_loaded() {
+            return Ok(());
+        }
+        let s = new_session(&self.backend, &self.blob, &self.spec.device, self.options)?;
+        MODEL_BYTES.fetch_add(self.blob.len() as u64, Ordering::Relaxed);
+        self.sessions.lock().push(s);
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod dag;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod model_versions;
 pub mod models;
 pub mod pubsub;
 pub mod scripting;

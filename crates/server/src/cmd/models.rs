@@ -4,7 +4,9 @@
 
 use super::tensors::{put_tensors_in, ERR_EMPTY_KEY};
 use super::{own, Args, CmdError, CmdResult, Ctx};
-use crate::engine::model::{Device, Model, ModelSpec, StoredModel};
+use crate::audit::{Action, Actor};
+use crate::engine::model::{Device, Model, ModelSpec};
+use crate::engine::versions::{sha256_hex, VersionInfo, VersionedModel};
 use crate::server::reply::Reply;
 use crate::server::Server;
 use crate::store::{Entry, Value, SHARDS};
@@ -16,8 +18,8 @@ use std::time::Duration;
 
 pub const ERR_MODEL_EMPTY: &str = "ERR model key is empty";
 
-/// The model at `key`: RedisAI's empty-key error when missing, WRONGTYPE otherwise.
-pub fn get_model(ctx: &Ctx, key: &[u8]) -> Result<Arc<Model>, CmdError> {
+/// The versions at `key`: RedisAI's empty-key error when missing, WRONGTYPE otherwise.
+pub fn get_versions(ctx: &Ctx, key: &[u8]) -> Result<Arc<VersionedModel>, CmdError> {
     let shard = ctx.db().read(key);
     match shard.get(key, ctx.now()) {
         None => Err(CmdError::new(ERR_MODEL_EMPTY)),
@@ -51,8 +53,70 @@ fn parse_uint(args: &mut Args, what: &str) -> Result<usize, CmdError> {
         .ok_or_else(|| CmdError::new(format!("ERR Invalid argument for {what}")))
 }
 
+/// The model a request names: the live version, or `VERSION n`.
+pub fn get_model(ctx: &Ctx, key: &[u8], version: Option<u64>) -> Result<Arc<Model>, CmdError> {
+    let versions = get_versions(ctx, key)?;
+    let v = versions.resolve(version).map_err(CmdError)?;
+    Ok(Arc::clone(&v.model))
+}
+
+/// `VERSION n` after a model key, if given (n a positive integer).
+pub fn parse_version(args: &mut Args) -> Result<Option<u64>, CmdError> {
+    if !args.eat("VERSION") {
+        return Ok(None);
+    }
+    args.next_i64()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| Some(n as u64))
+        .ok_or_else(|| CmdError::new("ERR VERSION must be a positive integer"))
+}
+
+/// A parsed MODELSTORE / MODELSET.
+struct StoreRequest {
+    spec: ModelSpec,
+    chunks: Vec<Bytes>,
+    /// STAGED: stored without being made live.
+    staged: bool,
+    meta: Vec<(Bytes, Bytes)>,
+    /// Who stored the version and when, as the AOF logged it (`_STAMP ms user client`, only
+    /// accepted while the dataset loads).
+    stamp: Option<(u64, String, String)>,
+}
+
+/// Words that end a META list (a field may not be one of them).
+const STORE_KEYWORDS: &[&[u8]] = &[
+    b"BLOB",
+    b"TAG",
+    b"BATCHSIZE",
+    b"MINBATCHSIZE",
+    b"MINBATCHTIMEOUT",
+    b"INPUTS",
+    b"OUTPUTS",
+    b"STAGED",
+    b"META",
+    b"_STAMP",
+];
+
+fn parse_meta(args: &mut Args) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+    let bad = || CmdError::new("ERR META needs field value pairs");
+    let mut meta = Vec::new();
+    while let Some(field) = args.peek() {
+        if STORE_KEYWORDS.iter().any(|k| field.eq_ignore_ascii_case(k)) {
+            break;
+        }
+        let field = args.next()?;
+        let value = args.next().map_err(|_| bad())?;
+        meta.push((field, value));
+    }
+    if meta.is_empty() {
+        return Err(bad());
+    }
+    Ok(meta)
+}
+
 /// Parses MODELSTORE (`counted` = true: INPUTS/OUTPUTS take a count) or MODELSET syntax.
-fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>), CmdError> {
+fn parse_store(args: &mut Args, counted: bool, loading: bool) -> Result<StoreRequest, CmdError> {
     let backend = args.next_upper()?;
     if !matches!(backend.as_str(), "ONNX" | "TF" | "TFLITE" | "TORCH") {
         return Err(CmdError::new("ERR unsupported backend"));
@@ -90,6 +154,7 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
         inputs: Vec::new(),
         outputs: Vec::new(),
     };
+    let (mut staged, mut meta, mut stamp) = (false, Vec::new(), None);
     let names = |args: &mut Args, n: Option<usize>| -> Result<Vec<String>, CmdError> {
         let mut v = Vec::new();
         while let Some(a) = args.peek() {
@@ -143,6 +208,15 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
                 }
             }
             "BLOB" => break,
+            // Beyond RedisAI: the model lifecycle's options (MODELSTORE only).
+            "STAGED" if counted => staged = true,
+            "META" if counted => meta.extend(parse_meta(args)?),
+            "_STAMP" if loading => {
+                let ms = args.next_i64()?.max(0) as u64;
+                let user = String::from_utf8_lossy(&args.next()?).into_owned();
+                let client = String::from_utf8_lossy(&args.next()?).into_owned();
+                stamp = Some((ms, user, client));
+            }
             _ => return Err(CmdError::new("ERR Invalid argument, expected BLOB")),
         }
     }
@@ -174,80 +248,219 @@ fn parse_store(args: &mut Args, counted: bool) -> Result<(ModelSpec, Vec<Bytes>)
         // Locus runs ONNX models only: the other backends are never loaded.
         return Err(CmdError::new("ERR Could not load backend"));
     }
-    Ok((spec, chunks))
+    Ok(StoreRequest {
+        spec,
+        chunks,
+        staged,
+        meta,
+        stamp,
+    })
+}
+
+/// A version ready to go into the keyspace, and what the AOF and the audit need of it.
+struct NewVersion {
+    key: Bytes,
+    staged: bool,
+    info: VersionInfo,
+    /// The command as given, with the `_STAMP` that makes its replay reproduce `info`.
+    logged: Vec<Bytes>,
+    actor: Actor,
+}
+
+impl NewVersion {
+    /// Puts the loaded model in as a new version of the key at time `now` and returns what
+    /// to log: the store, the evictions `model-versions-max` made, and the audit entry.
+    fn install(
+        self,
+        server: &Server,
+        db: usize,
+        now: u64,
+        model: Model,
+    ) -> Result<Vec<Vec<Bytes>>, Reply> {
+        let loading = server.loading.load(Ordering::Relaxed);
+        // While the AOF replays, the logged MODELDELs make the evictions.
+        let max = if loading {
+            usize::MAX
+        } else {
+            server.config.get_i64("model-versions-max").max(1) as usize
+        };
+        let sha256 = self.info.sha256.clone();
+        let (number, evicted) = {
+            let mut shard = server.store.db(db).write(&self.key);
+            let mut versions = match shard.get(&self.key, now) {
+                None => VersionedModel::default(),
+                Some(Entry {
+                    value: Value::Model(m),
+                    ..
+                }) => (**m).clone(),
+                Some(_) => return Err(Reply::err(crate::cmd::WRONGTYPE_ERR)),
+            };
+            let added = versions.add(model, self.info, self.staged, max);
+            let value = Value::Model(Arc::new(versions));
+            // A new version keeps the key's time to live.
+            match shard.get_mut(&self.key, now) {
+                Some(e) => e.value = value,
+                None => {
+                    shard.insert(own(self.key.clone()), Entry::new(value), now);
+                }
+            }
+            added
+        };
+        server.store.add_dirty(1);
+        let mut log = vec![self.logged];
+        for n in &evicted {
+            log.push(vec![
+                Bytes::from_static(b"AI.MODELDEL"),
+                self.key.clone(),
+                Bytes::from_static(b"VERSION"),
+                Bytes::from(n.to_string()),
+            ]);
+        }
+        let action = Action {
+            command: "AI.MODELSTORE",
+            key: &self.key,
+            version: Some(number),
+            sha256: &sha256,
+            outcome: "ok",
+        };
+        log.extend(crate::audit::append(server, db, now, &self.actor, &action));
+        Ok(log)
+    }
 }
 
 fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     super::check_arity(args, if counted { 6.. } else { 4.. })?;
     let key = args.next()?;
-    let (spec, chunks) = parse_store(args, counted)?;
-    let blob = if chunks.len() == 1 {
-        chunks.into_iter().next().expect("one chunk")
+    let loading = ctx.server.loading.load(Ordering::Relaxed);
+    let req = parse_store(args, counted, loading)?;
+    let blob = if req.chunks.len() == 1 {
+        req.chunks[0].clone()
     } else {
-        Bytes::from(chunks.concat())
+        Bytes::from(req.chunks.concat())
     };
+    let actor = Actor::of(ctx.client);
+    let had_stamp = req.stamp.is_some();
+    let (created_ms, created_by, client_name) = match req.stamp {
+        Some(stamp) => stamp,
+        None => (0, actor.user.clone(), actor.name.clone()),
+    };
+    // The command as given, with who stored it spliced in before BLOB for the AOF.
+    let all = args.request().to_vec();
+    let blob_at = all.len() - req.chunks.len() - 1;
+    let mut logged = all[..blob_at].to_vec();
+    if !had_stamp {
+        logged.extend([
+            Bytes::from_static(b"_STAMP"),
+            Bytes::new(), // the time, filled in when the version goes in
+            Bytes::from(created_by.clone()),
+            Bytes::from(client_name.clone()),
+        ]);
+    }
+    logged.extend_from_slice(&all[blob_at..]);
+    let stamp_at = blob_at + 1;
+    let mut new = NewVersion {
+        key,
+        staged: req.staged,
+        info: VersionInfo {
+            created_ms,
+            created_by,
+            client_name,
+            sha256: String::new(),
+            meta: req.meta,
+        },
+        logged,
+        actor,
+    };
+    let spec = req.spec;
     let server = ctx.server.clone();
     let db = ctx.client.db;
+    let stamped = move |new: &mut NewVersion, now: u64| {
+        if new.info.created_ms == 0 {
+            new.info.created_ms = now;
+        }
+        if new
+            .logged
+            .get(stamp_at - 1)
+            .is_some_and(|w| w.as_ref() == b"_STAMP")
+        {
+            new.logged[stamp_at] = Bytes::from(new.info.created_ms.to_string());
+        }
+    };
     if ctx.in_exec {
         // Inside EXEC nothing may wait: the model is loaded in place, as RedisAI does.
-        let engine = server.engine.clone();
-        let model = engine
-            .onnx(None)
-            .and_then(|backend| Model::load(backend, spec, blob, engine.session_options()))
-            .map_err(CmdError)?;
         let now = ctx.now();
         if ctx
             .db()
-            .read(&key)
-            .get(&key, now)
+            .read(&new.key)
+            .get(&new.key, now)
             .is_some_and(|e| !matches!(e.value, Value::Model(_)))
         {
             return Err(CmdError::wrong_type());
         }
-        let mut shard = ctx.db().write(&key);
-        shard.insert(
-            own(key),
-            Entry::new(Value::Model(StoredModel::new(model))),
-            now,
-        );
+        let engine = server.engine.clone();
+        new.info.sha256 = sha256_hex(&blob);
+        let model = engine
+            .onnx(None)
+            .and_then(|backend| Model::load(backend, spec, blob, engine.session_options()));
+        let model = match model {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.propagate = crate::audit::append(
+                    &server,
+                    db,
+                    now,
+                    &new.actor,
+                    &Action::refused("AI.MODELSTORE", &new.key, None, &e),
+                )
+                .map(|x| vec![x]);
+                return Err(CmdError(e));
+            }
+        };
+        stamped(&mut new, now);
+        let log = new.install(&server, db, now, model).map_err(|r| match r {
+            Reply::Error(e) => CmdError(e),
+            _ => CmdError::wrong_type(),
+        })?;
+        ctx.propagate = Some(log);
         ctx.dirty(1);
         return Ok(Reply::OK);
     }
-    // The AOF logs the command as given once the model is in place.
-    let argv = args.request().to_vec();
     ctx.defer(async move {
         // Parsing and optimising a model takes a while: never on an I/O thread.
         let engine = server.engine.clone();
         let loaded = tokio::task::spawn_blocking(move || {
+            let sha256 = sha256_hex(&blob);
             let backend = engine.onnx(None)?;
-            Model::load(backend, spec, blob, engine.session_options())
+            Model::load(backend, spec, blob, engine.session_options()).map(|m| (m, sha256))
         })
         .await
         .unwrap_or_else(|e| Err(format!("ERR model loading failed: {e}")));
-        match loaded {
-            Ok(model) => {
-                let mut txn = server.aof.begin();
-                let now = crate::util::now_ms();
-                let mut shard = server.store.db(db).write(&key);
-                if shard
-                    .get(&key, now)
-                    .is_some_and(|e| !matches!(e.value, Value::Model(_)))
-                {
-                    return Reply::err(crate::cmd::WRONGTYPE_ERR);
+        let mut txn = server.aof.begin();
+        let now = crate::util::now_ms();
+        let (log, reply) = match loaded {
+            Ok((model, sha256)) => {
+                new.info.sha256 = sha256;
+                stamped(&mut new, now);
+                match new.install(&server, db, now, model) {
+                    Ok(log) => (log, Reply::OK),
+                    Err(r) => (Vec::new(), r),
                 }
-                shard.insert(
-                    own(key),
-                    Entry::new(Value::Model(StoredModel::new(model))),
-                    now,
-                );
-                if let Some(txn) = txn.as_mut() {
-                    txn.record(db, now, [argv.iter()]);
-                }
-                server.store.add_dirty(1);
-                Reply::OK
             }
-            Err(e) => Reply::Error(e),
+            Err(e) => {
+                let log = crate::audit::append(
+                    &server,
+                    db,
+                    now,
+                    &new.actor,
+                    &Action::refused("AI.MODELSTORE", &new.key, None, &e),
+                );
+                (log.into_iter().collect(), Reply::Error(e))
+            }
+        };
+        if let (Some(txn), false) = (txn.as_mut(), log.is_empty()) {
+            txn.record(db, now, log.iter().map(|c| c.iter()));
         }
+        reply
     })
 }
 
@@ -259,10 +472,28 @@ pub fn modelset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     store_generic(ctx, args, false)
 }
 
+/// The argument count a command allows, two more when `VERSION n` follows its key.
+fn check_arity_versioned(
+    args: &Args,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<(), CmdError> {
+    let versioned = args.argc() > 2 && args.request().arg(2).eq_ignore_ascii_case(b"VERSION");
+    if versioned {
+        super::check_arity(args, range.start() + 2..=range.end() + 2)
+    } else {
+        super::check_arity(args, range)
+    }
+}
+
 pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    super::check_arity(args, 2..=4)?;
+    check_arity_versioned(args, 2..=4)?;
     let key = args.next()?;
-    let m = get_model(ctx, &key)?;
+    let versions = get_versions(ctx, &key)?;
+    let version = versions
+        .resolve(parse_version(args)?)
+        .map_err(CmdError)?
+        .clone();
+    let m = &version.model;
     // RedisAI ignores words other than META and BLOB.
     let (mut meta, mut blob) = (false, false);
     while !args.is_empty() {
@@ -324,19 +555,82 @@ pub fn modelget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Reply::Array(labels.iter().map(|l| Reply::bulk_str(l)).collect()),
         ));
     }
+    // Beyond RedisAI: the metadata given with META, when there is any.
+    if !version.info.meta.is_empty() {
+        fields.push((Reply::bulk_str("meta"), meta_reply(&version.info.meta)));
+    }
     if blob {
         fields.push((Reply::bulk_str("blob"), blob_reply()));
     }
     Ok(Reply::flat_pairs(fields))
 }
 
+/// META's field/value pairs as a flat array (a map under RESP3).
+pub fn meta_reply(meta: &[(Bytes, Bytes)]) -> Reply {
+    Reply::flat_pairs(
+        meta.iter()
+            .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+            .collect(),
+    )
+}
+
+/// `AI.MODELDEL key [VERSION n]`: the whole model, or one version that is not live.
 pub fn modeldel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    super::check_arity(args, 2..=2)?;
+    check_arity_versioned(args, 2..=2)?;
     let key = args.next()?;
-    get_model(ctx, &key)?;
-    ctx.db().write(&key).remove(&key, ctx.now());
+    let versions = get_versions(ctx, &key)?;
+    let number = parse_version(args)?;
+    let now = ctx.now();
+    let actor = Actor::of(ctx.client);
+    let (db, server) = (ctx.client.db, ctx.server.clone());
+    let sha256 = match number {
+        None => {
+            let sha = versions.live().map(|v| v.info.sha256.clone());
+            ctx.db().write(&key).remove(&key, now);
+            sha.unwrap_or_default()
+        }
+        Some(n) => {
+            let mut next = (*versions).clone();
+            let sha = next
+                .get(n)
+                .map(|v| v.info.sha256.clone())
+                .unwrap_or_default();
+            if let Err(e) = next.remove(n) {
+                ctx.propagate = crate::audit::append(
+                    &server,
+                    db,
+                    now,
+                    &actor,
+                    &Action::refused("AI.MODELDEL", &key, number, &e),
+                )
+                .map(|x| vec![x]);
+                return Err(CmdError(e));
+            }
+            replace_versions(ctx, &key, next);
+            sha
+        }
+    };
     ctx.dirty(1);
+    let mut log = vec![args.request().to_vec()];
+    let action = Action {
+        command: "AI.MODELDEL",
+        key: &key,
+        version: number,
+        sha256: &sha256,
+        outcome: "ok",
+    };
+    log.extend(crate::audit::append(&server, db, now, &actor, &action));
+    ctx.propagate = Some(log);
     Ok(Reply::OK)
+}
+
+/// Swaps in the next state of a model key (its time to live stays).
+pub fn replace_versions(ctx: &Ctx, key: &[u8], next: VersionedModel) {
+    let now = ctx.now();
+    let mut shard = ctx.db().write(key);
+    if let Some(e) = shard.get_mut(key, now) {
+        e.value = Value::Model(Arc::new(next));
+    }
 }
 
 pub fn modelscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -348,10 +642,12 @@ pub fn modelscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             let shard = db.shard(i).read();
             for (k, e) in shard.iter(now) {
                 if let Value::Model(m) = &e.value {
-                    out.push(Reply::Array(vec![
-                        Reply::Bulk(k.clone()),
-                        Reply::Bulk(m.spec.tag.clone()),
-                    ]));
+                    let tag = m
+                        .live()
+                        .or(m.versions().last())
+                        .map(|v| v.model.spec.tag.clone())
+                        .unwrap_or_default();
+                    out.push(Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Bulk(tag)]));
                 }
             }
         }
@@ -400,7 +696,8 @@ pub fn exec_arity(args: &Args, counted: bool) -> Result<(), CmdError> {
 /// OUTPUTS k…` (MODELRUN).
 pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecRequest, CmdError> {
     let key = args.next()?;
-    let model = get_model(ctx, &key)?;
+    let version = parse_version(args)?;
+    let model = get_model(ctx, &key, version)?;
     let mut timeout_ms = None;
     if !counted && args.eat("TIMEOUT") {
         timeout_ms = Some(parse_timeout(args)?);
@@ -581,10 +878,14 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let m = {
         let shard = ctx.db().read(&key);
         match shard.get(&key, ctx.now()) {
+            // The live version's statistics: a new store starts them afresh, as in RedisAI.
             Some(Entry {
                 value: Value::Model(m),
                 ..
-            }) => Arc::clone(m),
+            }) => match m.live() {
+                Some(v) => Arc::clone(&v.model),
+                None => return Err(CmdError::new("ERR cannot find run info for key")),
+            },
             _ => return Err(CmdError::new("ERR cannot find run info for key")),
         }
     };

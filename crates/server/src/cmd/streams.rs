@@ -287,6 +287,7 @@ fn parse_trim_args(
 
 pub fn xadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
+    crate::audit::refuse_client_write(ctx.server, &key)?;
     let argv = args.rest();
     let (trim, nomkstream, idpos, given) = parse_trim_args(&argv, true)?;
     let fields = &argv[(idpos + 1).min(argv.len())..];
@@ -347,6 +348,7 @@ pub fn xadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn xtrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
+    crate::audit::refuse_client_write(ctx.server, &key)?;
     let argv = args.rest();
     let (trim, ..) = parse_trim_args(&argv, false)?;
     let now = ctx.now();
@@ -361,6 +363,7 @@ pub fn xtrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn xdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
+    crate::audit::refuse_client_write(ctx.server, &key)?;
     let raw = args.rest();
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);

@@ -207,7 +207,14 @@ pub fn run_inline(
             }
             r
         }
-        (Err(e), _) => Reply::Error(e.0),
+        (Err(e), _) => {
+            // A refused command may still have written (the audit entry of a refused model
+            // management action): it says so with `propagate`.
+            if let (Some(log), Some(cmds)) = (log, propagate) {
+                log.push(db, cmds);
+            }
+            Reply::Error(e.0)
+        }
     };
     if wrote {
         server.blocking.touched_by(cmd, db, args.request());

@@ -11,7 +11,8 @@
 
 pub mod aof;
 
-use crate::engine::model::{Device, Model, ModelSpec, StoredModel};
+use crate::engine::model::{Device, Model, ModelSpec};
+use crate::engine::versions::{ModelVersion, VersionInfo, VersionedModel};
 use crate::engine::Engine;
 use crate::store::stream::StreamId;
 use crate::store::{Entry, Store, Value, SHARDS};
@@ -36,6 +37,8 @@ const KIND_ZSET: u8 = 7;
 const KIND_STREAM: u8 = 8;
 /// A FUNCTION library's code (no key; not a value of the keyspace).
 const KIND_FUNCTION: u8 = 9;
+/// A model key with its versions (KIND_MODEL is the single model of earlier files).
+const KIND_MODEL_VERSIONS: u8 = 10;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -139,7 +142,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::Str(_) => KIND_STRING,
                 Value::Hash(_) => KIND_HASH,
                 Value::Tensor(_) => KIND_TENSOR,
-                Value::Model(_) => KIND_MODEL,
+                Value::Model(_) => KIND_MODEL_VERSIONS,
                 Value::List(_) => KIND_LIST,
                 Value::Set(_) => KIND_SET,
                 Value::ZSet(_) => KIND_ZSET,
@@ -192,23 +195,28 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                     w.put(t.blob())?;
                 }
                 Value::Model(m) => {
-                    let s = &m.spec;
-                    w.bytes(s.backend.as_bytes())?;
-                    w.bytes(s.device_name.as_bytes())?;
-                    w.bytes(&s.tag)?;
-                    w.u64(s.batchsize as u64)?;
-                    w.u64(s.minbatchsize as u64)?;
-                    w.u64(s.minbatchtimeout)?;
-                    w.u32(s.inputs.len() as u32)?;
-                    for n in &s.inputs {
-                        w.bytes(n.as_bytes())?;
+                    w.u64(m.live_number().unwrap_or(0))?;
+                    w.u64(m.next_number())?;
+                    w.u32(m.history().len() as u32)?;
+                    for &n in m.history() {
+                        w.u64(n)?;
                     }
-                    w.u32(s.outputs.len() as u32)?;
-                    for n in &s.outputs {
-                        w.bytes(n.as_bytes())?;
+                    w.u32(m.versions().len() as u32)?;
+                    for v in m.versions() {
+                        w.u64(v.number)?;
+                        w.u8(v.has_served() as u8)?;
+                        let i = &v.info;
+                        w.u64(i.created_ms)?;
+                        w.bytes(i.created_by.as_bytes())?;
+                        w.bytes(i.client_name.as_bytes())?;
+                        w.bytes(i.sha256.as_bytes())?;
+                        w.u32(i.meta.len() as u32)?;
+                        for (f, val) in &i.meta {
+                            w.bytes(f)?;
+                            w.bytes(val)?;
+                        }
+                        write_model(&mut w, &v.model)?;
                     }
-                    w.u64(m.blob.len() as u64)?;
-                    w.put(&m.blob)?;
                 }
             }
         }
@@ -311,6 +319,66 @@ impl Reader {
     }
 }
 
+/// A model's settings and blob.
+fn write_model<W: Write>(w: &mut Writer<W>, m: &Model) -> std::io::Result<()> {
+    let s = &m.spec;
+    w.bytes(s.backend.as_bytes())?;
+    w.bytes(s.device_name.as_bytes())?;
+    w.bytes(&s.tag)?;
+    w.u64(s.batchsize as u64)?;
+    w.u64(s.minbatchsize as u64)?;
+    w.u64(s.minbatchtimeout)?;
+    w.u32(s.inputs.len() as u32)?;
+    for n in &s.inputs {
+        w.bytes(n.as_bytes())?;
+    }
+    w.u32(s.outputs.len() as u32)?;
+    for n in &s.outputs {
+        w.bytes(n.as_bytes())?;
+    }
+    w.u64(m.blob.len() as u64)?;
+    w.put(&m.blob)
+}
+
+fn read_model(r: &mut Reader) -> Result<(ModelSpec, Bytes), LoadError> {
+    let backend = r.string()?;
+    let device_name = r.string()?;
+    let device = Device::parse(device_name.as_bytes()).ok_or_else(|| LoadError {
+        offset: r.pos as u64,
+        message: "bad device".into(),
+    })?;
+    let tag = Bytes::copy_from_slice(&r.bytes()?);
+    let (batchsize, minbatchsize, minbatchtimeout) =
+        (r.u64()? as usize, r.u64()? as usize, r.u64()?);
+    let ni = r.u32()?;
+    let inputs = (0..ni).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
+    let no = r.u32()?;
+    let outputs = (0..no).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
+    let n = r.u64()? as usize;
+    let blob = Bytes::copy_from_slice(&r.take(n)?);
+    let spec = ModelSpec {
+        backend,
+        device,
+        device_name,
+        tag,
+        batchsize,
+        minbatchsize,
+        minbatchtimeout,
+        inputs,
+        outputs,
+    };
+    Ok((spec, blob))
+}
+
+/// One stored version of a model, as read.
+pub struct LoadedVersion {
+    pub number: u64,
+    pub served: bool,
+    pub info: VersionInfo,
+    pub spec: ModelSpec,
+    pub blob: Bytes,
+}
+
 /// One decoded record; models are kept as their parts until the engine re-creates them.
 pub enum Loaded {
     Value(u16, Bytes, Entry),
@@ -318,8 +386,10 @@ pub enum Loaded {
         db: u16,
         key: Bytes,
         expire_at: u64,
-        spec: ModelSpec,
-        blob: Bytes,
+        versions: Vec<LoadedVersion>,
+        live: Option<u64>,
+        history: Vec<u64>,
+        next: u64,
     },
     /// A FUNCTION library's code.
     Function(Bytes),
@@ -442,36 +512,75 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                 Value::Tensor(Arc::new(t))
             }
             KIND_MODEL => {
-                let backend = r.string()?;
-                let device_name = r.string()?;
-                let device = Device::parse(device_name.as_bytes())
-                    .ok_or_else(|| err(r.pos as u64, "bad device".into()))?;
-                let tag = Bytes::copy_from_slice(&r.bytes()?);
-                let (batchsize, minbatchsize, minbatchtimeout) =
-                    (r.u64()? as usize, r.u64()? as usize, r.u64()?);
-                let ni = r.u32()?;
-                let inputs = (0..ni).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
-                let no = r.u32()?;
-                let outputs = (0..no).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
-                let n = r.u64()? as usize;
-                let blob = Bytes::copy_from_slice(&r.take(n)?);
-                let spec = ModelSpec {
-                    backend,
-                    device,
-                    device_name,
-                    tag,
-                    batchsize,
-                    minbatchsize,
-                    minbatchtimeout,
-                    inputs,
-                    outputs,
+                // A file from before versions: its model is version 1, live.
+                let (spec, blob) = read_model(&mut r)?;
+                let info = VersionInfo {
+                    sha256: crate::engine::versions::sha256_hex(&blob),
+                    ..Default::default()
                 };
                 out.push(Loaded::Model {
                     db,
                     key,
                     expire_at,
-                    spec,
-                    blob,
+                    versions: vec![LoadedVersion {
+                        number: 1,
+                        served: true,
+                        info,
+                        spec,
+                        blob,
+                    }],
+                    live: Some(1),
+                    history: Vec::new(),
+                    next: 2,
+                });
+                continue;
+            }
+            KIND_MODEL_VERSIONS => {
+                let live = Some(r.u64()?).filter(|&n| n > 0);
+                let next = r.u64()?;
+                let nh = r.u32()?;
+                let history = (0..nh).map(|_| r.u64()).collect::<Result<Vec<_>, _>>()?;
+                let nv = r.u32()?;
+                let mut versions = Vec::new();
+                for _ in 0..nv {
+                    let number = r.u64()?;
+                    let served = r.u8()? != 0;
+                    let created_ms = r.u64()?;
+                    let created_by = r.string()?;
+                    let client_name = r.string()?;
+                    let sha256 = r.string()?;
+                    let nm = r.u32()?;
+                    let meta = (0..nm)
+                        .map(|_| {
+                            Ok((
+                                Bytes::copy_from_slice(&r.bytes()?),
+                                Bytes::copy_from_slice(&r.bytes()?),
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, LoadError>>()?;
+                    let (spec, blob) = read_model(&mut r)?;
+                    versions.push(LoadedVersion {
+                        number,
+                        served,
+                        info: VersionInfo {
+                            created_ms,
+                            created_by,
+                            client_name,
+                            sha256,
+                            meta,
+                        },
+                        spec,
+                        blob,
+                    });
+                }
+                out.push(Loaded::Model {
+                    db,
+                    key,
+                    expire_at,
+                    versions,
+                    live,
+                    history,
+                    next,
                 });
                 continue;
             }
@@ -514,21 +623,30 @@ pub fn apply(
                 db,
                 key,
                 expire_at,
-                spec,
-                blob,
+                versions,
+                live,
+                history,
+                next,
             } => {
                 let backend = engine.onnx(None)?;
-                let model =
-                    Model::load(backend, spec, blob, engine.session_options()).map_err(|e| {
-                        format!(
-                            "model '{}' could not be re-created: {e}",
-                            String::from_utf8_lossy(&key)
-                        )
-                    })?;
+                let mut loaded = Vec::with_capacity(versions.len());
+                for v in versions {
+                    let model =
+                        Model::load(backend.clone(), v.spec, v.blob, engine.session_options())
+                            .map_err(|e| {
+                                format!(
+                                    "model '{}' version {} could not be re-created: {e}",
+                                    String::from_utf8_lossy(&key),
+                                    v.number
+                                )
+                            })?;
+                    loaded.push(ModelVersion::new(v.number, model, v.info, v.served));
+                }
+                let vm = VersionedModel::restore(loaded, live, history, next);
                 (
                     db,
                     key,
-                    Entry::with_expiry(Value::Model(StoredModel::new(model)), expire_at),
+                    Entry::with_expiry(Value::Model(Arc::new(vm)), expire_at),
                 )
             }
         };

@@ -316,7 +316,10 @@ impl Server {
         let deferred = ctx.deferred.take();
         let propagate = ctx.propagate.take();
         let wrote = ctx.wrote.get();
-        if let (Some(t), true) = (txn.as_mut(), result.is_ok() && deferred.is_none()) {
+        // A refused command logs only what it says it wrote (`propagate`: the audit entry of a
+        // refused model management action).
+        let logs = (result.is_ok() || propagate.is_some()) && deferred.is_none();
+        if let (Some(t), true) = (txn.as_mut(), logs) {
             // Commands that answer later (model runs) log what they wrote when they finish.
             let req = args.request();
             client.aof_seq = match &propagate {

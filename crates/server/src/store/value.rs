@@ -21,9 +21,11 @@ pub enum Value {
     Stream(Box<super::stream::Stream>),
     /// Shared so that model runs and replies read it while a writer swaps in a new one.
     Tensor(Arc<Tensor>),
-    /// A stored model; runs hold their own reference, so replacing or deleting the key while a
-    /// run is in flight is safe, and runs still queued are dropped once no key holds it.
-    Model(crate::engine::model::StoredModel),
+    /// A stored model with its versions. Changes swap in a whole new state (see
+    /// `VersionedModel`); runs hold their own reference to their version's model, so changing
+    /// or deleting the key while a run is in flight is safe, and runs still queued for a
+    /// version are dropped once no key holds that version.
+    Model(Arc<crate::engine::versions::VersionedModel>),
 }
 
 impl Value {
