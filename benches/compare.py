@@ -4,7 +4,8 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag] > BENCHMARKS.md
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle]
+       [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
 import json
@@ -187,6 +188,82 @@ def section_dag(args, rport, lport):
           f"`locus-benchmark --model fraud.onnx --inprocess --peer-redis REDIS_PORT --refs 1000 --intra-threads 1 -c C`. Medians of {args.rounds} rounds.\n")
 
 
+def section_lifecycle(args, lport):
+    """Model versions must cost nothing on the run path: the fraud workload through a plain key
+    and through `VERSION n`, against a locus-server built before versions (`--baseline`), the
+    two servers measured alternately on the same machine."""
+    fraud = os.path.join(MODELS, "fraud.onnx")
+    print("## Model lifecycle: version resolution on the run path (issue: model lifecycle)\n")
+    if not args.baseline:
+        print("Skipped: pass `--baseline PATH` (a locus-server built before model versions).\n")
+        return
+    tmp = tempfile.mkdtemp(prefix="locus-bench-base-")
+    bport = free_port()
+    base = start([args.baseline, "--port", str(bport), "--dir", tmp, "--save", ""], bport)
+    try:
+        time.sleep(1)
+        order = [("base", bport, []), ("plain", lport, []), ("ver", lport, ["--model-version", 1])]
+        def one():
+            # Alternate which server goes first, so neither always gets the warmer machine.
+            order.reverse()
+            row = {}
+            for name, port, extra in order:
+                r1 = lb(port, "--model-key", "lc1", "-c", 1, "-n", 5000, *extra)[0]
+                r32 = lb(port, "--model-key", "lc32", "-c", 32, "-n", 100000, *extra)[0]
+                row[name + "1"] = r1["rps"]
+                row[name + "p50"] = r1["latency_ms"]["p50"]
+                row[name + "32"] = r32["rps"]
+            return row
+        # Stored once (each store adds a version): version 1 is the live one on the new server.
+        with open(fraud, "rb") as f:
+            fblob = f.read()
+        for port in (bport, lport):
+            redis_cmd(port, "AI.MODELSTORE", "lc1", "ONNX", "CPU", "BLOB", fblob)
+            redis_cmd(port, "AI.MODELSTORE", "lc32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", fblob)
+        m = median_runs(args.rounds, one)
+    finally:
+        base.terminate()
+        base.wait()
+    print("Target: fraud AI.MODELEXECUTE, 1 client and 32 clients (BATCHSIZE 32), plain key and `VERSION n`, each >= 0.97x the server before versions.\n")
+    print("| load | before req/s | plain key req/s | plain / before | `VERSION 1` req/s | `VERSION 1` / before |")
+    print("|---|---|---|---|---|---|")
+    for label, k in (("1 client", "1"), ("32 clients, BATCHSIZE 32", "32")):
+        b = m["base" + k]
+        print(f"| {label} | {b:,.0f} | {m['plain' + k]:,.0f} | **{m['plain' + k] / b:.2f}** | {m['ver' + k]:,.0f} | **{m['ver' + k] / b:.2f}** |")
+    print(f"\n1-client p50: before {m['basep50'] * 1000:.0f} µs, plain {m['plainp50'] * 1000:.0f} µs, VERSION 1 {m['verp50'] * 1000:.0f} µs.\n")
+    # PING while 40 MB models are stored.
+    big = os.path.join(MODELS, "mlp_big.onnx")
+    if not os.path.exists(big):
+        subprocess.run([sys.executable, os.path.join(MODELS, "make_models.py"), "--big"], check=True, cwd=MODELS,
+                       capture_output=True)
+    with open(big, "rb") as f:
+        blob = f.read()
+    stop = threading.Event()
+    stores = []
+    def storer():
+        import redis
+        c = redis.Redis(port=lport)
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            c.execute_command("AI.MODELSTORE", "big", "ONNX", "CPU", "BLOB", blob)
+            stores.append(time.perf_counter() - t0)
+    t = threading.Thread(target=storer)
+    t.start()
+    time.sleep(0.2)
+    p = lb(lport, "-c", 10, "-n", 100000, "-t", "ping")[0]
+    stop.set()
+    t.join()
+    redis_cmd(lport, "DEL", "big")
+    print(f"### PING while a {len(blob) / 1e6:.0f} MB model is stored again and again\n")
+    print("Target: PING p99 of 10 clients under 1 ms.\n")
+    print("| PING p50 | PING p99 | PING max | requests | MODELSTOREs during the run | MODELSTORE median |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {p['latency_ms']['p50']:.3f} ms | **{p['latency_ms']['p99']:.3f} ms** | {p['latency_ms']['max']:.3f} ms | {p['completed']} | {len(stores)} | {statistics.median(stores) * 1000:.0f} ms |\n")
+    print(f"Commands: `benches/compare.py --sections lifecycle --baseline OLD_LOCUS_SERVER --rounds {args.rounds}`: "
+          f"`locus-benchmark --model fraud.onnx -c 1 -n 5000` and `--batchsize 32 -c 32 -n 100000`, with and without "
+          f"`--model-version 1`, alternating servers; `-t ping -c 10 -n 100000` while a client loops AI.MODELSTORE of mlp_big.onnx. Medians of {args.rounds} rounds.\n")
+
+
 def settle():
     """Lets the disk catch up (the durability section writes gigabytes that the kernel flushes
     for a while after) and the machine calm down, so one section's tail does not weigh on the
@@ -198,7 +275,8 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle")
+    ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
     sections = args.sections.split(",")
     print("# Benchmarks\n")
@@ -229,6 +307,9 @@ def main():
         if "dag" in sections:
             settle()
             section_dag(args, rport, lport)
+        if "lifecycle" in sections:
+            settle()
+            section_lifecycle(args, lport)
     finally:
         for p in (redis, locus):
             p.terminate()

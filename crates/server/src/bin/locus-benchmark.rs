@@ -48,6 +48,8 @@ struct Opts {
     model_key: String,
     /// Whether `--model-key` was given (a stored model to use instead of `--model`).
     model_key_given: bool,
+    /// `VERSION n` after the model key in MODELEXECUTE (execute and roundtrip modes).
+    model_version: Option<u64>,
     mode: String,
     batch: usize,
     batchsize: usize,
@@ -64,7 +66,7 @@ fn usage() -> ! {
     eprintln!(
         "Usage: locus-benchmark [-h host] [-p port] [-a password] [-c clients] [-n requests] [-P pipeline]
        [--threads n] [-q] [--csv] [--json] [-t tests] [-d bytes] [-r keyspace]
-       [--model file.onnx | --model-key key] [--mode execute|roundtrip|dag] [--batch n]
+       [--model file.onnx | --model-key key] [--model-version n] [--mode execute|roundtrip|dag] [--batch n]
        [--batchsize n] [--refs n] [--rate req/s] [--single] [--inprocess] [--peer-redis port]
        [--intra-threads n]"
     );
@@ -88,6 +90,7 @@ fn parse_opts() -> Opts {
         model: None,
         model_key: "bench:model".into(),
         model_key_given: false,
+        model_version: None,
         mode: "execute".into(),
         batch: 1,
         batchsize: 0,
@@ -132,6 +135,7 @@ fn parse_opts() -> Opts {
                 o.model_key = val(&mut i);
                 o.model_key_given = true;
             }
+            "--model-version" => o.model_version = Some(num(val(&mut i))),
             "--mode" => o.mode = val(&mut i),
             "--batch" => o.batch = num(val(&mut i)).max(1) as usize,
             "--batchsize" => o.batchsize = num(val(&mut i)) as usize,
@@ -589,6 +593,7 @@ fn main() {
         "execute" => {
             let cmd = execute_cmd(
                 &key,
+                o.model_version,
                 &sig,
                 |i| format!("bench:in:{i}"),
                 |i| format!("bench:out:{i}"),
@@ -600,6 +605,7 @@ fn main() {
         }
         "roundtrip" => {
             let sig = sig.clone();
+            let version = o.model_version;
             Arc::new(move |rng| {
                 let mut out = BytesMut::new();
                 let tag: u32 = rng.gen();
@@ -613,6 +619,7 @@ fn main() {
                 }
                 out.put_slice(&execute_cmd(
                     &key,
+                    version,
                     &sig,
                     |i| format!("bench:rt:{tag}:{i}"),
                     |i| format!("bench:rt:{tag}:out{i}"),
@@ -689,6 +696,7 @@ fn dag_cmd(key: &str, sig: &Signature, rng: &mut rand::rngs::StdRng, refs: usize
 
 fn execute_cmd(
     key: &str,
+    version: Option<u64>,
     sig: &Signature,
     input: impl Fn(usize) -> String,
     output: impl Fn(usize) -> String,
@@ -696,7 +704,12 @@ fn execute_cmd(
     let ins: Vec<String> = (0..sig.inputs.len()).map(input).collect();
     let outs: Vec<String> = (0..sig.outputs.len()).map(output).collect();
     let (ni, no) = (ins.len().to_string(), outs.len().to_string());
-    let mut args: Vec<&[u8]> = vec![b"AI.MODELEXECUTE", key.as_bytes(), b"INPUTS", ni.as_bytes()];
+    let version = version.map(|v| v.to_string());
+    let mut args: Vec<&[u8]> = vec![b"AI.MODELEXECUTE", key.as_bytes()];
+    if let Some(v) = &version {
+        args.extend([b"VERSION".as_slice(), v.as_bytes()]);
+    }
+    args.extend([b"INPUTS".as_slice(), ni.as_bytes()]);
     args.extend(ins.iter().map(|s| s.as_bytes()));
     args.push(b"OUTPUTS");
     args.push(no.as_bytes());
@@ -762,6 +775,7 @@ fn single(o: &Arc<Opts>, rt: &tokio::runtime::Runtime, sig: &Signature) {
         let r = c
             .call(&execute_cmd(
                 &o.model_key,
+                o.model_version,
                 sig,
                 |i| format!("bench:in:{i}"),
                 |i| format!("bench:out:{i}"),
