@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -24,14 +25,12 @@ LOCUS_MODEL = os.path.join(os.path.dirname(SERVER_BIN), "locus-model")
 def registry():
     """An mlflow server with `fraud` v1 (x*2, stage Production) and v2 (x*3, alias champion),
     and `bad`, whose artifact is not ONNX."""
-    if shutil.which("mlflow") is None:
-        pytest.skip("the mlflow command is not installed")
     d = tempfile.mkdtemp(prefix="locus-mlflow-")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(os.path.join(d, "mlflow.log"), "wb")
     proc = subprocess.Popen(
-        ["mlflow", "server", "--backend-store-uri", f"sqlite:///{d}/db.sqlite",
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{d}/db.sqlite",
          "--artifacts-destination", f"{d}/artifacts", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"], cwd=d, stdout=log, stderr=subprocess.STDOUT)
     try:
