@@ -60,23 +60,24 @@ impl Actor {
 
 /// The audit stream's key, or `None` when auditing is off (`audit-stream ""`).
 pub fn stream_key(server: &Server) -> Option<Bytes> {
-    let name = server.config.get("audit-stream");
-    (!name.is_empty()).then(|| Bytes::from(name))
+    let name = server.config.live.audit_stream.read();
+    (!name.is_empty()).then(|| name.clone())
 }
 
-/// Refuses a client's write to the audit stream (XADD, XDEL, XTRIM, XSETID). Replaying the AOF
+/// Refuses a client's write to the audit stream (XADD, XDEL, XTRIM). Replaying the AOF
 /// rewrites it as it was logged, so loading is exempt.
 pub fn refuse_client_write(server: &Server, key: &[u8]) -> Result<(), CmdError> {
-    if server.loading.load(Ordering::Relaxed) {
-        return Ok(());
-    }
-    match stream_key(server) {
-        Some(k) if k.as_ref() == key => Err(CmdError::new(format!(
+    let protected = {
+        let name = server.config.live.audit_stream.read();
+        !name.is_empty() && name.as_ref() == key
+    };
+    if protected && !server.loading.load(Ordering::Relaxed) {
+        return Err(CmdError::new(format!(
             "ERR '{}' is the audit stream: only the server appends to it",
             String::from_utf8_lossy(key)
-        ))),
-        _ => Ok(()),
+        )));
     }
+    Ok(())
 }
 
 /// Appends one entry at time `now` to the audit stream of database `db` and returns the XADD

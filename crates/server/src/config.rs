@@ -176,6 +176,8 @@ pub struct Live {
     pub tensor_max_bytes: AtomicUsize,
     /// `min-replicas-to-write` above 0: writes are refused (there are no replicas).
     pub writes_need_replicas: AtomicBool,
+    /// `audit-stream`, read by every XADD/XDEL/XTRIM (empty: no audit).
+    pub audit_stream: RwLock<bytes::Bytes>,
 }
 
 pub struct Config {
@@ -465,6 +467,7 @@ impl Config {
                 .store(!self.get(name).is_empty(), Ordering::Relaxed),
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
             "min-replicas-to-write" => l.writes_need_replicas.store(num() > 0, Ordering::Relaxed),
+            "audit-stream" => *l.audit_stream.write() = bytes::Bytes::from(self.get(name)),
             "maxmemory-policy" => {
                 crate::store::LFU.store(self.get(name).contains("lfu"), Ordering::Relaxed)
             }

@@ -55,9 +55,19 @@ fn parse_uint(args: &mut Args, what: &str) -> Result<usize, CmdError> {
 
 /// The model a request names: the live version, or `VERSION n`.
 pub fn get_model(ctx: &Ctx, key: &[u8], version: Option<u64>) -> Result<Arc<Model>, CmdError> {
-    let versions = get_versions(ctx, key)?;
-    let v = versions.resolve(version).map_err(CmdError)?;
-    Ok(Arc::clone(&v.model))
+    // Resolved under the key's read lock: the run path takes one reference, to the model.
+    let shard = ctx.db().read(key);
+    match shard.get(key, ctx.now()) {
+        None => Err(CmdError::new(ERR_MODEL_EMPTY)),
+        Some(Entry {
+            value: Value::Model(m),
+            ..
+        }) => m
+            .resolve(version)
+            .map(|v| Arc::clone(&v.model))
+            .map_err(CmdError),
+        Some(_) => Err(CmdError::wrong_type()),
+    }
 }
 
 /// `VERSION n` after a model key, if given (n a positive integer).
@@ -262,8 +272,10 @@ struct NewVersion {
     key: Bytes,
     staged: bool,
     info: VersionInfo,
-    /// The command as given, with the `_STAMP` that makes its replay reproduce `info`.
-    logged: Vec<Bytes>,
+    /// The command as given, and the index of its BLOB word, where the AOF's copy gets the
+    /// `_STAMP` that makes its replay reproduce `info`.
+    argv: Vec<Bytes>,
+    blob_at: usize,
     actor: Actor,
 }
 
@@ -277,6 +289,24 @@ impl NewVersion {
         now: u64,
         model: Model,
     ) -> Result<Vec<Vec<Bytes>>, Reply> {
+        let NewVersion {
+            key,
+            staged,
+            mut info,
+            mut argv,
+            blob_at,
+            actor,
+        } = self;
+        if info.created_ms == 0 {
+            info.created_ms = now;
+        }
+        let stamp = [
+            Bytes::from_static(b"_STAMP"),
+            Bytes::from(info.created_ms.to_string()),
+            Bytes::from(info.created_by.clone()),
+            Bytes::from(info.client_name.clone()),
+        ];
+        argv.splice(blob_at..blob_at, stamp);
         let loading = server.loading.load(Ordering::Relaxed);
         // While the AOF replays, the logged MODELDELs make the evictions.
         let max = if loading {
@@ -284,10 +314,10 @@ impl NewVersion {
         } else {
             server.config.get_i64("model-versions-max").max(1) as usize
         };
-        let sha256 = self.info.sha256.clone();
+        let sha256 = info.sha256.clone();
         let (number, evicted) = {
-            let mut shard = server.store.db(db).write(&self.key);
-            let mut versions = match shard.get(&self.key, now) {
+            let mut shard = server.store.db(db).write(&key);
+            let mut versions = match shard.get(&key, now) {
                 None => VersionedModel::default(),
                 Some(Entry {
                     value: Value::Model(m),
@@ -295,35 +325,35 @@ impl NewVersion {
                 }) => (**m).clone(),
                 Some(_) => return Err(Reply::err(crate::cmd::WRONGTYPE_ERR)),
             };
-            let added = versions.add(model, self.info, self.staged, max);
+            let added = versions.add(model, info, staged, max);
             let value = Value::Model(Arc::new(versions));
             // A new version keeps the key's time to live.
-            match shard.get_mut(&self.key, now) {
+            match shard.get_mut(&key, now) {
                 Some(e) => e.value = value,
                 None => {
-                    shard.insert(own(self.key.clone()), Entry::new(value), now);
+                    shard.insert(own(key.clone()), Entry::new(value), now);
                 }
             }
             added
         };
         server.store.add_dirty(1);
-        let mut log = vec![self.logged];
+        let mut log = vec![argv];
         for n in &evicted {
             log.push(vec![
                 Bytes::from_static(b"AI.MODELDEL"),
-                self.key.clone(),
+                key.clone(),
                 Bytes::from_static(b"VERSION"),
                 Bytes::from(n.to_string()),
             ]);
         }
         let action = Action {
             command: "AI.MODELSTORE",
-            key: &self.key,
+            key: &key,
             version: Some(number),
             sha256: &sha256,
             outcome: "ok",
         };
-        log.extend(crate::audit::append(server, db, now, &self.actor, &action));
+        log.extend(crate::audit::append(server, db, now, &actor, &action));
         Ok(log)
     }
 }
@@ -339,25 +369,11 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
         Bytes::from(req.chunks.concat())
     };
     let actor = Actor::of(ctx.client);
-    let had_stamp = req.stamp.is_some();
-    let (created_ms, created_by, client_name) = match req.stamp {
-        Some(stamp) => stamp,
-        None => (0, actor.user.clone(), actor.name.clone()),
-    };
-    // The command as given, with who stored it spliced in before BLOB for the AOF.
-    let all = args.request().to_vec();
-    let blob_at = all.len() - req.chunks.len() - 1;
-    let mut logged = all[..blob_at].to_vec();
-    if !had_stamp {
-        logged.extend([
-            Bytes::from_static(b"_STAMP"),
-            Bytes::new(), // the time, filled in when the version goes in
-            Bytes::from(created_by.clone()),
-            Bytes::from(client_name.clone()),
-        ]);
-    }
-    logged.extend_from_slice(&all[blob_at..]);
-    let stamp_at = blob_at + 1;
+    let (created_ms, created_by, client_name) = req
+        .stamp
+        .unwrap_or_else(|| (0, actor.user.clone(), actor.name.clone()));
+    let argv = args.request().to_vec();
+    let blob_at = argv.len() - req.chunks.len() - 1;
     let mut new = NewVersion {
         key,
         staged: req.staged,
@@ -368,24 +384,13 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
             sha256: String::new(),
             meta: req.meta,
         },
-        logged,
+        argv,
+        blob_at,
         actor,
     };
     let spec = req.spec;
     let server = ctx.server.clone();
     let db = ctx.client.db;
-    let stamped = move |new: &mut NewVersion, now: u64| {
-        if new.info.created_ms == 0 {
-            new.info.created_ms = now;
-        }
-        if new
-            .logged
-            .get(stamp_at - 1)
-            .is_some_and(|w| w.as_ref() == b"_STAMP")
-        {
-            new.logged[stamp_at] = Bytes::from(new.info.created_ms.to_string());
-        }
-    };
     if ctx.in_exec {
         // Inside EXEC nothing may wait: the model is loaded in place, as RedisAI does.
         let now = ctx.now();
@@ -416,7 +421,6 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
                 return Err(CmdError(e));
             }
         };
-        stamped(&mut new, now);
         let log = new.install(&server, db, now, model).map_err(|r| match r {
             Reply::Error(e) => CmdError(e),
             _ => CmdError::wrong_type(),
@@ -440,7 +444,6 @@ fn store_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
         let (log, reply) = match loaded {
             Ok((model, sha256)) => {
                 new.info.sha256 = sha256;
-                stamped(&mut new, now);
                 match new.install(&server, db, now, model) {
                     Ok(log) => (log, Reply::OK),
                     Err(r) => (Vec::new(), r),
