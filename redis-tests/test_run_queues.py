@@ -264,7 +264,8 @@ def test_devices_have_their_own_queues(spawn):
 
 
 def test_random_interleavings_drain(spawn):
-    """Random stores, deletes, flushes, runs with and without TIMEOUT, batching settings and
+    """Random stores (staged ones too), promotes, rollbacks, deletes of models and of single
+    versions, flushes, runs with and without TIMEOUT or VERSION, batching settings and
     disconnects from several clients at once; afterwards every queue drains and a plain run
     answers within a second."""
     srv = spawn_ai(spawn, timeout_ms=2000)
@@ -286,9 +287,27 @@ def test_random_interleavings_drain(spawn):
                 op = r.random()
                 key = r.choice(["mb", "m2", "m3"])
                 try:
-                    if op < 0.12:
+                    if op < 0.08:
                         store(c, key, "fraud.onnx", *r.choice(batch_opts),
                               device=r.choice(devices))
+                    elif op < 0.12:
+                        # The model lifecycle in the same storm: staged stores, flips,
+                        # deleting one version, runs that name a version.
+                        life = r.random()
+                        version = r.randint(1, 8)
+                        if life < 0.25:
+                            store(c, key, "fraud.onnx", *r.choice(batch_opts), "STAGED",
+                                  device=r.choice(devices))
+                        elif life < 0.5:
+                            c.execute_command("AI.MODELPROMOTE", key, "VERSION", version)
+                        elif life < 0.6:
+                            c.execute_command("AI.MODELROLLBACK", key)
+                        elif life < 0.75:
+                            c.execute_command("AI.MODELDEL", key, "VERSION", version)
+                        else:
+                            c.execute_command("AI.MODELEXECUTE", key, "VERSION", version,
+                                              "INPUTS", 2, "t", "r", "OUTPUTS", 1, f"v{cid}",
+                                              "TIMEOUT", r.choice([20, 100, 300]))
                     elif op < 0.18:
                         c.execute_command("AI.MODELDEL", key)
                     elif op < 0.21:
@@ -335,8 +354,15 @@ def test_random_interleavings_drain(spawn):
         t.join(60)
         assert not t.is_alive(), f"a client hung (seed {seed})"
     assert not errors, (seed, errors)
-    # Release requests still waiting for a partner: their models are deleted.
     c = srv.client(decode_responses=False)
+    # Every model key left has at most one live version, and the catalog agrees.
+    for entry in c.execute_command("AI.MODELLIST"):
+        d = dict(zip(entry[::2], entry[1::2]))
+        vs = [dict(zip(v[::2], v[1::2])) for v in c.execute_command("AI.MODELVERSIONS", d[b"key"])]
+        live = [v[b"version"] for v in vs if v[b"status"] == b"live"]
+        assert live == ([] if d[b"live"] is None else [d[b"live"]]), (seed, d, vs)
+        assert len(vs) == d[b"versions"] <= 10
+    # Release requests still waiting for a partner: their models are deleted.
     c.flushall()
     wait_drained(c)
     setup_models(c)
