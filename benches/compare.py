@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
@@ -188,7 +189,7 @@ def section_dag(args, rport, lport):
           f"`locus-benchmark --model fraud.onnx --inprocess --peer-redis REDIS_PORT --refs 1000 --intra-threads 1 -c C`. Medians of {args.rounds} rounds.\n")
 
 
-def section_lifecycle(args, lport):
+def section_lifecycle(args, rport, lport):
     """Model versions must cost nothing on the run path: the fraud workload through a plain key
     and through `VERSION n`, against a locus-server built before versions (`--baseline`), the
     two servers measured alternately on the same machine."""
@@ -197,22 +198,33 @@ def section_lifecycle(args, lport):
     if not args.baseline:
         print("Skipped: pass `--baseline PATH` (a locus-server built before model versions).\n")
         return
-    tmp = tempfile.mkdtemp(prefix="locus-bench-base-")
-    bport = free_port()
-    base = start([args.baseline, "--port", str(bport), "--dir", tmp, "--save", ""], bport)
+    # Both servers started here with the same settings (no snapshots: a BGSAVE triggered by the
+    # outputs written would weigh on one side only).
+    bport, nport = free_port(), free_port()
+    base = start([args.baseline, "--port", str(bport), "--dir", tempfile.mkdtemp(), "--save", ""], bport)
+    new = start([LOCUS, "--port", str(nport), "--dir", tempfile.mkdtemp(), "--save", ""], nport)
+    lport_main, lport = lport, nport
     try:
         time.sleep(1)
         order = [("base", bport, []), ("plain", lport, []), ("ver", lport, ["--model-version", 1])]
+        shuffler = random.Random(7)
         def one():
-            # Alternate which server goes first, so neither always gets the warmer machine.
-            order.reverse()
+            # A fresh random order each round: a fixed order (even alternating) lets a run's
+            # position, after which run it comes, show up as a difference between servers.
+            # The ratios are taken within a round (runs seconds apart), then their median.
+            shuffler.shuffle(order)
             row = {}
             for name, port, extra in order:
-                r1 = lb(port, "--model-key", "lc1", "-c", 1, "-n", 5000, *extra)[0]
-                r32 = lb(port, "--model-key", "lc32", "-c", 32, "-n", 100000, *extra)[0]
+                r1 = lb(port, "--model-key", "lc1", "-c", 1, "-n", 20000, *extra)[0]
+                r32 = lb(port, "--model-key", "lc32", "-c", 32, "-n", 60000, *extra)[0]
                 row[name + "1"] = r1["rps"]
                 row[name + "p50"] = r1["latency_ms"]["p50"]
                 row[name + "32"] = r32["rps"]
+            for k in ("1", "32"):
+                row["plain/" + k] = row["plain" + k] / row["base" + k]
+                row["ver/" + k] = row["ver" + k] / row["base" + k]
+            row["plainp50/"] = row["basep50"] / row["plainp50"]
+            row["verp50/"] = row["basep50"] / row["verp50"]
             return row
         # Stored once (each store adds a version): version 1 is the live one on the new server.
         with open(fraud, "rb") as f:
@@ -222,15 +234,18 @@ def section_lifecycle(args, lport):
             redis_cmd(port, "AI.MODELSTORE", "lc32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", fblob)
         m = median_runs(args.rounds, one)
     finally:
-        base.terminate()
-        base.wait()
+        for p in (base, new):
+            p.terminate()
+            p.wait()
+    lport = lport_main
     print("Target: fraud AI.MODELEXECUTE, 1 client and 32 clients (BATCHSIZE 32), plain key and `VERSION n`, each >= 0.97x the server before versions.\n")
+    print("Ratios are medians of per-round ratios (the three runs of a round, in random order, are seconds apart); req/s are medians over rounds.\n")
     print("| load | before req/s | plain key req/s | plain / before | `VERSION 1` req/s | `VERSION 1` / before |")
     print("|---|---|---|---|---|---|")
     for label, k in (("1 client", "1"), ("32 clients, BATCHSIZE 32", "32")):
-        b = m["base" + k]
-        print(f"| {label} | {b:,.0f} | {m['plain' + k]:,.0f} | **{m['plain' + k] / b:.2f}** | {m['ver' + k]:,.0f} | **{m['ver' + k] / b:.2f}** |")
-    print(f"\n1-client p50: before {m['basep50'] * 1000:.0f} µs, plain {m['plainp50'] * 1000:.0f} µs, VERSION 1 {m['verp50'] * 1000:.0f} µs.\n")
+        print(f"| {label} | {m['base' + k]:,.0f} | {m['plain' + k]:,.0f} | **{m['plain/' + k]:.2f}** | {m['ver' + k]:,.0f} | **{m['ver/' + k]:.2f}** |")
+    print(f"\n1-client p50: before {m['basep50'] * 1000:.0f} µs, plain {m['plainp50'] * 1000:.0f} µs "
+          f"(before/plain **{m['plainp50/']:.2f}**), VERSION 1 {m['verp50'] * 1000:.0f} µs (before/VERSION 1 **{m['verp50/']:.2f}**).\n")
     # PING while 40 MB models are stored.
     big = os.path.join(MODELS, "mlp_big.onnx")
     if not os.path.exists(big):
@@ -238,30 +253,47 @@ def section_lifecycle(args, lport):
                        capture_output=True)
     with open(big, "rb") as f:
         blob = f.read()
-    stop = threading.Event()
-    stores = []
-    def storer():
-        import redis
-        c = redis.Redis(port=lport)
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            c.execute_command("AI.MODELSTORE", "big", "ONNX", "CPU", "BLOB", blob)
-            stores.append(time.perf_counter() - t0)
-    t = threading.Thread(target=storer)
-    t.start()
-    time.sleep(0.2)
-    p = lb(lport, "-c", 10, "-n", 100000, "-t", "ping")[0]
-    stop.set()
-    t.join()
-    redis_cmd(lport, "DEL", "big")
+    def ping_while(port, cmd):
+        """PING p99 of 10 clients while one client sends `cmd` (with the 42 MB blob) in a loop."""
+        stop = threading.Event()
+        times = []
+        def sender():
+            import redis
+            c = redis.Redis(port=port)
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                c.execute_command(*cmd)
+                times.append(time.perf_counter() - t0)
+        t = threading.Thread(target=sender)
+        t.start()
+        time.sleep(0.2)
+        p = lb(port, "-c", 10, "-n", 100000, "-t", "ping")[0]
+        stop.set()
+        t.join()
+        return {"p50": p["latency_ms"]["p50"], "p99": p["latency_ms"]["p99"], "n": len(times),
+                "each": statistics.median(times)}
+    cases = [("Locus, AI.MODELSTORE", lport, ("AI.MODELSTORE", "big", "ONNX", "CPU", "BLOB", blob)),
+             ("Locus, SET of the same bytes", lport, ("SET", "bigblob", blob)),
+             ("redis-server, SET of the same bytes", rport, ("SET", "bigblob", blob))]
+    rows = {name: [] for name, _, _ in cases}
+    for _ in range(args.rounds):
+        for name, port, cmd in cases:
+            rows[name].append(ping_while(port, cmd))
+    redis_cmd(lport, "DEL", "big", "bigblob")
+    redis_cmd(rport, "DEL", "bigblob")
     print(f"### PING while a {len(blob) / 1e6:.0f} MB model is stored again and again\n")
-    print("Target: PING p99 of 10 clients under 1 ms.\n")
-    print("| PING p50 | PING p99 | PING max | requests | MODELSTOREs during the run | MODELSTORE median |")
+    print("Target: PING p99 of 10 clients under 1 ms. References in the same run: the same bytes sent with SET, to Locus and to redis-server "
+          "(the transfer alone, without parsing and optimising a model).\n")
+    print("| while | PING p50 | PING p99 | PING p99 / redis-server's | commands during the run | each took (median) |")
     print("|---|---|---|---|---|---|")
-    print(f"| {p['latency_ms']['p50']:.3f} ms | **{p['latency_ms']['p99']:.3f} ms** | {p['latency_ms']['max']:.3f} ms | {p['completed']} | {len(stores)} | {statistics.median(stores) * 1000:.0f} ms |\n")
+    ref99 = statistics.median(r["p99"] for r in rows["redis-server, SET of the same bytes"])
+    for name, _, _ in cases:
+        m = {k: statistics.median(r[k] for r in rows[name]) for k in ("p50", "p99", "n", "each")}
+        print(f"| {name} | {m['p50']:.3f} ms | **{m['p99']:.3f} ms** | {m['p99'] / ref99:.2f} | {m['n']:.0f} | {m['each'] * 1000:.0f} ms |")
+    print()
     print(f"Commands: `benches/compare.py --sections lifecycle --baseline OLD_LOCUS_SERVER --rounds {args.rounds}`: "
-          f"`locus-benchmark --model fraud.onnx -c 1 -n 5000` and `--batchsize 32 -c 32 -n 100000`, with and without "
-          f"`--model-version 1`, alternating servers; `-t ping -c 10 -n 100000` while a client loops AI.MODELSTORE of mlp_big.onnx. Medians of {args.rounds} rounds.\n")
+          f"`locus-benchmark --model-key lc1 -c 1 -n 20000` and `--model-key lc32 -c 32 -n 60000` (BATCHSIZE 32), with and without "
+          f"`--model-version 1`, both servers started with the same settings, runs in random order each round; `-t ping -c 10 -n 100000` while a client loops AI.MODELSTORE of mlp_big.onnx (or SET of its bytes). Medians of {args.rounds} rounds.\n")
 
 
 def settle():
@@ -309,7 +341,7 @@ def main():
             section_dag(args, rport, lport)
         if "lifecycle" in sections:
             settle()
-            section_lifecycle(args, lport)
+            section_lifecycle(args, rport, lport)
     finally:
         for p in (redis, locus):
             p.terminate()
