@@ -6,6 +6,7 @@ pub mod clock;
 pub mod dag;
 pub mod engine;
 pub mod numbers;
+pub mod router;
 pub mod tensor;
 
 /// The ONNX Runtime binding the engine is built on, for hosts and tools that need the same

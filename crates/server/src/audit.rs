@@ -21,6 +21,8 @@ pub struct Action<'a> {
     pub sha256: &'a str,
     /// `ok`, or the error the client got.
     pub outcome: &'a str,
+    /// What else the entry needs (a router's target and weight), empty for most.
+    pub detail: &'a str,
 }
 
 impl<'a> Action<'a> {
@@ -37,6 +39,7 @@ impl<'a> Action<'a> {
             version,
             sha256: "",
             outcome: error,
+            detail: "",
         }
     }
 }
@@ -49,6 +52,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The server acting by itself (a router's guard or ramp).
+    pub fn server() -> Actor {
+        Actor {
+            user: "default".into(),
+            addr: String::new(),
+            name: "locus:router".into(),
+        }
+    }
+
     pub fn of(client: &crate::server::client::Client) -> Actor {
         Actor {
             user: "default".into(),
@@ -64,20 +76,28 @@ pub fn stream_key(server: &Server) -> Option<Bytes> {
     (!name.is_empty()).then(|| name.clone())
 }
 
-/// Refuses a client's write to the audit stream (XADD, XDEL, XTRIM). Replaying the AOF
-/// rewrites it as it was logged, so loading is exempt.
+/// Refuses a client's write to the audit or the alert stream (XADD, XDEL, XTRIM). Replaying
+/// the AOF rewrites them as they were logged, so loading is exempt.
 pub fn refuse_client_write(server: &Server, key: &[u8]) -> Result<(), CmdError> {
-    let protected = {
-        let name = server.config.live.audit_stream.read();
+    let is = |name: &parking_lot::RwLock<Bytes>| {
+        let name = name.read();
         !name.is_empty() && name.as_ref() == key
     };
-    if protected && !server.loading.load(Ordering::Relaxed) {
-        return Err(CmdError::new(format!(
-            "ERR '{}' is the audit stream: only the server appends to it",
-            String::from_utf8_lossy(key)
-        )));
+    let live = &server.config.live;
+    let which = if is(&live.audit_stream) {
+        "audit"
+    } else if is(&live.alert_stream) {
+        "alert"
+    } else {
+        return Ok(());
+    };
+    if server.loading.load(Ordering::Relaxed) {
+        return Ok(());
     }
-    Ok(())
+    Err(CmdError::new(format!(
+        "ERR '{}' is the {which} stream: only the server appends to it",
+        String::from_utf8_lossy(key)
+    )))
 }
 
 /// Appends one entry at time `now` to the audit stream of database `db` and returns the XADD
@@ -96,7 +116,7 @@ pub fn append(
     let key = stream_key(server)?;
     let maxlen = server.config.get_i64("audit-maxlen").max(0) as u64;
     let version = action.version.map(|v| v.to_string()).unwrap_or_default();
-    let fields: Vec<Bytes> = [
+    let mut fields: Vec<(&str, Vec<u8>)> = vec![
         ("time", now.to_string().into_bytes()),
         ("user", actor.user.clone().into_bytes()),
         ("addr", actor.addr.clone().into_bytes()),
@@ -106,10 +126,27 @@ pub fn append(
         ("version", version.into_bytes()),
         ("sha256", action.sha256.as_bytes().to_vec()),
         ("outcome", action.outcome.as_bytes().to_vec()),
-    ]
-    .into_iter()
-    .flat_map(|(f, v)| [Bytes::from_static(f.as_bytes()), Bytes::from(v)])
-    .collect();
+    ];
+    if !action.detail.is_empty() {
+        fields.push(("detail", action.detail.as_bytes().to_vec()));
+    }
+    append_entry(server, db, now, key, maxlen, fields)
+}
+
+/// Appends one entry to the server-owned stream `key` (audit, alerts) and returns the XADD
+/// that reproduces it, with its explicit id and bound, for the caller's AOF record.
+pub fn append_entry(
+    server: &Server,
+    db: usize,
+    now: u64,
+    key: Bytes,
+    maxlen: u64,
+    fields: Vec<(&str, Vec<u8>)>,
+) -> Option<Vec<Bytes>> {
+    let fields: Vec<Bytes> = fields
+        .into_iter()
+        .flat_map(|(f, v)| [Bytes::copy_from_slice(f.as_bytes()), Bytes::from(v)])
+        .collect();
     let id = {
         let mut shard = server.store.db(db).write(&key);
         let fresh = match shard.get(&key, now) {

@@ -161,6 +161,9 @@ pub static PARAMS: &[Param] = &[
     p("model-versions-max", "10", Kind::Int(1, 100_000), true),
     p("audit-stream", "locus:audit", Kind::Str, true),
     p("audit-maxlen", "10000", Kind::Int(0, i64::MAX), true),
+    // Routers: guard breaches and other alerts, also published on `__locus__:alerts`.
+    p("alert-stream", "locus:alerts", Kind::Str, true),
+    p("alert-maxlen", "10000", Kind::Int(0, i64::MAX), true),
 ];
 
 /// Values read on every request, kept in atomics so reading them takes no lock.
@@ -178,6 +181,8 @@ pub struct Live {
     pub writes_need_replicas: AtomicBool,
     /// `audit-stream`, read by every XADD/XDEL/XTRIM (empty: no audit).
     pub audit_stream: RwLock<bytes::Bytes>,
+    /// `alert-stream`, as protected from clients as the audit stream.
+    pub alert_stream: RwLock<bytes::Bytes>,
 }
 
 pub struct Config {
@@ -468,6 +473,7 @@ impl Config {
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
             "min-replicas-to-write" => l.writes_need_replicas.store(num() > 0, Ordering::Relaxed),
             "audit-stream" => *l.audit_stream.write() = bytes::Bytes::from(self.get(name)),
+            "alert-stream" => *l.alert_stream.write() = bytes::Bytes::from(self.get(name)),
             "maxmemory-policy" => {
                 crate::store::LFU.store(self.get(name).contains("lfu"), Ordering::Relaxed)
             }

@@ -6,8 +6,8 @@
 //! Model ops join their model's batching queue exactly like standalone calls. Knows nothing of
 //! RESP: the command layer parses requests into a [`Plan`] and renders the [`Outcome`].
 
-use crate::engine::model::Model;
 use crate::engine::{Engine, RunResult};
+use crate::router::route::{self, EventSink, Exec, Node};
 use crate::tensor::ops::TensorOp;
 use crate::tensor::Tensor;
 /// The DAG's maps: keyed by short names and op indexes, where SipHash only costs.
@@ -22,9 +22,10 @@ pub enum Op {
     Set { name: Vec<u8>, tensor: Arc<Tensor> },
     /// AI.TENSORGET: reply with a tensor; `format` is the command layer's reply format.
     Get { name: Vec<u8>, format: u8 },
-    /// AI.MODELEXECUTE: run a model on DAG tensors, producing DAG tensors.
+    /// AI.MODELEXECUTE: run a model (or what a router chose) on DAG tensors, producing DAG
+    /// tensors.
     Exec {
-        model: Arc<Model>,
+        node: Node,
         inputs: Vec<Vec<u8>>,
         outputs: Vec<Vec<u8>>,
         /// The model outputs the names receive (ONNX-ML models may name only their tensors).
@@ -47,6 +48,8 @@ pub struct Plan {
     /// DAG tensors written to the keyspace at the end if every op succeeded.
     pub persist: Vec<Vec<u8>>,
     pub deadline: Option<Instant>,
+    /// Where routers in the DAG report their events.
+    pub events: Arc<dyn EventSink>,
 }
 
 /// What one op produced.
@@ -177,7 +180,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 }
             }
             Op::Exec {
-                model,
+                node,
                 inputs,
                 outputs,
                 selection,
@@ -192,22 +195,42 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                         }
                         None => return timed_out(running),
                     };
-                // A signature mismatch is this op's error, as ONNX Runtime's would be.
-                if let Err(e) = model.check_inputs(&tensors) {
-                    model
-                        .stats
-                        .calls
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    model
-                        .stats
-                        .errors
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    failed = true;
-                    results.push(OpResult::Error(e));
-                    continue;
-                }
                 let cancelled = Arc::new(AtomicBool::new(false));
-                let rx = engine.submit(model, tensors, cancelled.clone());
+                let rx = match node {
+                    Node {
+                        exec: Exec::Model(model),
+                        hops,
+                    } if hops.is_empty() => {
+                        // A signature mismatch is this op's error, as ONNX Runtime's would be.
+                        if let Err(e) = model.check_inputs(&tensors) {
+                            model.stats.calls.fetch_add(1, Ordering::Relaxed);
+                            model.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            failed = true;
+                            results.push(OpResult::Error(e));
+                            continue;
+                        }
+                        engine.submit(model, tensors, cancelled.clone())
+                    }
+                    node => {
+                        // A routed op runs as its own task and reports like a model run.
+                        let (tx, rx) = crate::engine::completion::channel(None);
+                        let fut = route::run(
+                            engine.clone(),
+                            node,
+                            tensors,
+                            plan.events.clone(),
+                            cancelled.clone(),
+                        );
+                        tokio::spawn(async move {
+                            let done = fut.await;
+                            if let Some(shadow) = done.shadow {
+                                tokio::spawn(shadow);
+                            }
+                            tx.send(done.result);
+                        });
+                        rx
+                    }
+                };
                 for o in &outputs {
                     slots.insert(o.clone(), Slot::Pending { op: i });
                 }

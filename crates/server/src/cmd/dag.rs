@@ -267,7 +267,7 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                     ));
                 }
                 ops.push(Op::Exec {
-                    model: req.model,
+                    node: req.node,
                     inputs: req.inputs.iter().map(|b| b.to_vec()).collect(),
                     outputs: req.outputs.iter().map(|b| b.to_vec()).collect(),
                     selection: req.selection,
@@ -308,6 +308,7 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
         deadline: header
             .timeout
             .map(|t| Instant::now() + Duration::from_millis(t)),
+        events: super::routers::events(ctx),
     };
     dag::validate(&plan).map_err(CmdError)?;
     let server = ctx.server.clone();

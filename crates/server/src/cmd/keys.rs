@@ -2,7 +2,7 @@
 
 use super::{own, Args, CmdError, CmdResult, Ctx, DB_RANGE_ERR, NO_SUCH_KEY_ERR};
 use crate::server::reply::Reply;
-use crate::store::{glob::GlobPattern, Entry, PairGuard, SHARDS};
+use crate::store::{glob::GlobPattern, Entry, PairGuard, Value, SHARDS};
 use bytes::Bytes;
 
 pub fn del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -358,9 +358,13 @@ pub fn copy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .store
         .write_pair((ctx.client.db, &src), (target_db, &dst));
     let (a, b) = guard.split();
-    let Some(entry) = a.get(&src, now).cloned() else {
+    let Some(mut entry) = a.get(&src, now).cloned() else {
         return Ok(Reply::Int(0));
     };
+    // A copied router starts its own statistics (and guard windows, bandit arms).
+    if let Value::Router(r) = &entry.value {
+        entry.value = Value::Router(std::sync::Arc::new(r.duplicate()));
+    }
     let dst_shard = b.unwrap_or(a);
     if dst_shard.contains(&dst, now) && !replace {
         return Ok(Reply::Int(0));

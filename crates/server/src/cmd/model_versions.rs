@@ -137,6 +137,7 @@ fn flip_and_audit(
                 version: Some(number),
                 sha256: &sha256,
                 outcome: "ok",
+                detail: "",
             };
             let mut log = vec![argv];
             log.extend(crate::audit::append(server, db, now, actor, &action));
@@ -157,6 +158,32 @@ fn flip_and_audit(
             (Err(e), log.into_iter().collect())
         }
     }
+}
+
+/// A promotion the server makes by itself (a router's ramp reached 100%): the flip, its
+/// audit entry, and what to log.
+pub fn promote_by_server(
+    server: &Server,
+    db: usize,
+    key: &Bytes,
+    n: u64,
+) -> (Result<(), String>, Vec<Vec<Bytes>>) {
+    let argv = vec![
+        Bytes::from_static(b"AI.MODELPROMOTE"),
+        key.clone(),
+        Bytes::from_static(b"VERSION"),
+        Bytes::from(n.to_string()),
+    ];
+    let now = crate::util::now_ms();
+    flip_and_audit(
+        server,
+        db,
+        key,
+        now,
+        Flip::Promote(n),
+        &Actor::server(),
+        argv,
+    )
 }
 
 /// Promote and rollback: the version about to serve gets its session built first (off the I/O

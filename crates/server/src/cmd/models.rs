@@ -2,6 +2,7 @@
 //! deprecated AI.MODELSET), AI.MODELGET, AI.MODELDEL, AI._MODELSCAN, AI.MODELEXECUTE (and the
 //! deprecated AI.MODELRUN), AI.INFO and AI.CONFIG.
 
+use super::routers::RunTarget;
 use super::tensors::{put_tensors_in, ERR_EMPTY_KEY};
 use super::{own, Args, CmdError, CmdResult, Ctx};
 use crate::audit::{Action, Actor};
@@ -12,6 +13,7 @@ use crate::server::Server;
 use crate::store::{Entry, Value, SHARDS};
 use crate::tensor::Tensor;
 use bytes::Bytes;
+use locus_engine::router::route::{self, EventSink, Exec, Node};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,23 +53,6 @@ fn parse_uint(args: &mut Args, what: &str) -> Result<usize, CmdError> {
         .filter(|n| *n >= 0)
         .map(|n| n as usize)
         .ok_or_else(|| CmdError::new(format!("ERR Invalid argument for {what}")))
-}
-
-/// The model a request names: the live version, or `VERSION n`.
-pub fn get_model(ctx: &Ctx, key: &[u8], version: Option<u64>) -> Result<Arc<Model>, CmdError> {
-    // Resolved under the key's read lock: the run path takes one reference, to the model.
-    let shard = ctx.db().read(key);
-    match shard.get(key, ctx.now()) {
-        None => Err(CmdError::new(ERR_MODEL_EMPTY)),
-        Some(Entry {
-            value: Value::Model(m),
-            ..
-        }) => m
-            .resolve(version)
-            .map(|v| Arc::clone(&v.model))
-            .map_err(CmdError),
-        Some(_) => Err(CmdError::wrong_type()),
-    }
 }
 
 /// `VERSION n` after a model key, if given (n a positive integer).
@@ -352,6 +337,7 @@ impl NewVersion {
             version: Some(number),
             sha256: &sha256,
             outcome: "ok",
+            detail: "",
         };
         log.extend(crate::audit::append(server, db, now, &actor, &action));
         Ok(log)
@@ -621,6 +607,7 @@ pub fn modeldel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         version: number,
         sha256: &sha256,
         outcome: "ok",
+        detail: "",
     };
     log.extend(crate::audit::append(&server, db, now, &actor, &action));
     ctx.propagate = Some(log);
@@ -660,7 +647,8 @@ pub fn modelscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// A parsed MODELEXECUTE / MODELRUN request.
 pub struct ExecRequest {
-    pub model: Arc<Model>,
+    /// The model, or what the router at the key decided.
+    pub node: Node,
     pub inputs: Vec<Bytes>,
     pub outputs: Vec<Bytes>,
     /// The model outputs `outputs` receive, in order (see `Model::output_selection`).
@@ -700,7 +688,9 @@ pub fn exec_arity(args: &Args, counted: bool) -> Result<(), CmdError> {
 pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecRequest, CmdError> {
     let key = args.next()?;
     let version = parse_version(args)?;
-    let model = get_model(ctx, &key, version)?;
+    let target = super::routers::lookup(ctx, &key, version)?;
+    // A router's requests are checked against the model its first targets lead to.
+    let model = super::routers::signature(ctx, &target)?;
     let mut timeout_ms = None;
     if !counted && args.eat("TIMEOUT") {
         timeout_ms = Some(parse_timeout(args)?);
@@ -767,8 +757,16 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         })?;
     }
     args.finish()?;
+    let node = match target {
+        RunTarget::Model(m) => Node::model(m),
+        RunTarget::Router(r) => {
+            let sticky = inputs.first().map(|b| &b[..]).unwrap_or_default();
+            let sink = super::routers::events(ctx);
+            super::routers::resolve(ctx, &key, &r, sticky, &outputs, &sink)?
+        }
+    };
     Ok(ExecRequest {
-        model,
+        node,
         inputs,
         outputs,
         selection,
@@ -841,17 +839,25 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     exec_arity(args, counted)?;
     let req = parse_exec(ctx, args, counted)?;
     let tensors = read_inputs(ctx, &req.inputs)?;
-    if let Err(e) = check_inputs(&req.model, &tensors) {
+    let signature = Arc::clone(req.node.signature());
+    if let Err(e) = check_inputs(&signature, &tensors) {
         // A refused run counts as a call and an error, as ONNX Runtime's refusal does in RedisAI.
-        req.model.stats.calls.fetch_add(1, Ordering::Relaxed);
-        req.model.stats.errors.fetch_add(1, Ordering::Relaxed);
+        signature.stats.calls.fetch_add(1, Ordering::Relaxed);
+        signature.stats.errors.fetch_add(1, Ordering::Relaxed);
         return Err(e);
     }
     check_outputs(ctx, &req.outputs)?;
     let server = ctx.server.clone();
     let db = ctx.client.db;
+    if req.node.direct().is_none() {
+        let sink = super::routers::events(ctx);
+        return ctx.defer(run_routed(server, db, req, tensors, sink));
+    }
+    let Exec::Model(model) = req.node.exec else {
+        unreachable!("a direct request runs one model")
+    };
     ctx.defer(async move {
-        match run_model(&server, req.model, tensors, req.timeout_ms).await {
+        match run_model(&server, model, tensors, req.timeout_ms).await {
             Ok(outputs) => {
                 let outputs = crate::engine::model::select_outputs(outputs, &req.selection);
                 let results = req.outputs.iter().cloned().zip(outputs).collect();
@@ -863,6 +869,54 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
             Err(r) => r,
         }
     })
+}
+
+/// A request through a router: runs what it decided, answers, then lets the shadow run.
+async fn run_routed(
+    server: Arc<Server>,
+    db: usize,
+    req: ExecRequest,
+    tensors: Vec<Arc<Tensor>>,
+    sink: Arc<dyn EventSink>,
+) -> Reply {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let run = route::run(
+        server.engine.clone(),
+        req.node,
+        tensors,
+        sink,
+        cancelled.clone(),
+    );
+    let finished = match req.timeout_ms {
+        Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), run).await {
+            Ok(f) => f,
+            Err(_) => {
+                cancelled.store(true, Ordering::Relaxed);
+                return Reply::Status("TIMEDOUT");
+            }
+        },
+        None => run.await,
+    };
+    let reply = match finished.result {
+        Ok(outputs) => {
+            let outputs = crate::engine::model::select_outputs(outputs, &req.selection);
+            if outputs.len() != req.outputs.len() {
+                Reply::err("ERR the model that answered has fewer outputs than the request names")
+            } else {
+                let results = req.outputs.iter().cloned().zip(outputs).collect();
+                match put_tensors_in(&server, db, results) {
+                    Ok(()) => Reply::OK,
+                    Err(e) => e.into(),
+                }
+            }
+        }
+        Err(e) => Reply::Error(e),
+    };
+    // The connection writes the reply before this event loop runs the spawned task.
+    if let Some(shadow) = finished.shadow {
+        tokio::spawn(shadow);
+    }
+    reply
 }
 
 pub fn modelexecute(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

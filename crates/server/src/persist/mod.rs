@@ -39,6 +39,8 @@ const KIND_STREAM: u8 = 8;
 const KIND_FUNCTION: u8 = 9;
 /// A model key with its versions (KIND_MODEL is the single model of earlier files).
 const KIND_MODEL_VERSIONS: u8 = 10;
+/// A router: its definition as AI.ROUTERSET words, with the weights current at the save.
+const KIND_ROUTER: u8 = 11;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -143,6 +145,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 Value::Hash(_) => KIND_HASH,
                 Value::Tensor(_) => KIND_TENSOR,
                 Value::Model(_) => KIND_MODEL_VERSIONS,
+                Value::Router(_) => KIND_ROUTER,
                 Value::List(_) => KIND_LIST,
                 Value::Set(_) => KIND_SET,
                 Value::ZSet(_) => KIND_ZSET,
@@ -193,6 +196,13 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                     w.u64(t.blob().len() as u64)?;
                     w.align(64)?;
                     w.put(t.blob())?;
+                }
+                Value::Router(r) => {
+                    let words = r.to_words();
+                    w.u32(words.len() as u32)?;
+                    for word in &words {
+                        w.bytes(word)?;
+                    }
                 }
                 Value::Model(m) => {
                     w.u64(m.live_number().unwrap_or(0))?;
@@ -492,6 +502,15 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                 Value::ZSet(Box::new(z))
             }
             KIND_STREAM => read_stream(&mut r)?,
+            KIND_ROUTER => {
+                let n = r.u32()?;
+                let words = (0..n)
+                    .map(|_| r.bytes().map(|b| Bytes::copy_from_slice(&b)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let router = locus_engine::router::Router::parse(&words)
+                    .map_err(|e| err(r.pos as u64, format!("bad router definition: {e}")))?;
+                Value::Router(Arc::new(router))
+            }
             KIND_FUNCTION => {
                 out.push(Loaded::Function(r.bytes()?));
                 continue;

@@ -26,6 +26,9 @@ pub enum Value {
     /// or deleting the key while a run is in flight is safe, and runs still queued for a
     /// version are dropped once no key holds that version.
     Model(Arc<crate::engine::versions::VersionedModel>),
+    /// A router: its definition is fixed; its weights and statistics change in place under
+    /// its own lock (see `locus_engine::router`), so requests in flight record into it.
+    Router(Arc<locus_engine::router::Router>),
 }
 
 impl Value {
@@ -40,6 +43,7 @@ impl Value {
             Value::Stream(_) => "stream",
             Value::Tensor(_) => "AI__TENSOR",
             Value::Model(_) => "AI__MODEL",
+            Value::Router(_) => "AI__ROUTER",
         }
     }
 
@@ -86,7 +90,7 @@ impl Value {
                 }
             }
             Value::Stream(_) => "stream",
-            Value::Tensor(_) | Value::Model(_) => "raw",
+            Value::Tensor(_) | Value::Model(_) | Value::Router(_) => "raw",
         }
     }
 
@@ -101,6 +105,7 @@ impl Value {
             Value::Stream(s) => s.memory_usage(),
             Value::Tensor(t) => t.memory_usage(),
             Value::Model(m) => m.memory_usage(),
+            Value::Router(r) => 512 + r.def.targets.len() * (1024 * 8 + 256),
         }
     }
 }
