@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -296,6 +296,106 @@ def section_lifecycle(args, rport, lport):
           f"`--model-version 1`, both servers started with the same settings, runs in random order each round; `-t ping -c 10 -n 100000` while a client loops AI.MODELSTORE of mlp_big.onnx (or SET of its bytes). Medians of {args.rounds} rounds.\n")
 
 
+def scale_model(k):
+    """y = x * k, float [N, 4] (the bandit's arms: the output tells which arm answered)."""
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "k"], ["y"])], f"scale{k}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor("k", TensorProto.FLOAT, [1], [float(k)])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def section_routers(args):
+    """Routers on the run path: the fraud workload direct and through SPLIT, SHADOW and
+    ENSEMBLE routers over two versions of the model, on one server, in random order per
+    round; then a bandit's convergence."""
+    import redis
+    print("## Routers (issue: routers)\n")
+    port = free_port()
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", ""], port)
+    try:
+        time.sleep(1)
+        with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
+            fblob = f.read()
+        for _ in range(2):
+            redis_cmd(port, "AI.MODELSTORE", "fr", "ONNX", "CPU", "BLOB", fblob)
+            redis_cmd(port, "AI.MODELSTORE", "fr32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", fblob)
+        redis_cmd(port, "AI.ROUTERSET", "split1", "SPLIT", "fr@1", 50, "fr@2", 50)
+        redis_cmd(port, "AI.ROUTERSET", "split32", "SPLIT", "fr32@1", 50, "fr32@2", 50)
+        redis_cmd(port, "AI.ROUTERSET", "shadow1", "SHADOW", "fr@2", "fr@1")
+        redis_cmd(port, "AI.ROUTERSET", "ens32", "ENSEMBLE", "MEAN", "fr32@1", "fr32@2")
+        runs = [("direct1", "fr", None, 1, 20000), ("split1", "fr", "split1", 1, 20000),
+                ("shadow1", "fr", "shadow1", 1, 20000), ("direct32", "fr32", None, 32, 60000),
+                ("split32", "fr32", "split32", 32, 60000), ("ens32", "fr32", "ens32", 32, 60000)]
+        shuffler = random.Random(11)
+        for name, key, run_key, clients, n in runs:  # warm every session and queue first
+            lb(port, "--model-key", key, "-c", clients, "-n", 3000, *(["--run-key", run_key] if run_key else []))
+
+        def one():
+            shuffler.shuffle(runs)
+            row = {}
+            for name, key, run_key, clients, n in runs:
+                extra = ["--run-key", run_key] if run_key else []
+                r = lb(port, "--model-key", key, "-c", clients, "-n", n, *extra)[0]
+                row[name] = r["rps"]
+                row[name + "_p50"] = r["latency_ms"]["p50"] * 1000
+            row["split1_dp50"] = row["split1_p50"] - row["direct1_p50"]
+            row["shadow1/"] = row["shadow1_p50"] / row["direct1_p50"]
+            row["split32/"] = row["split32"] / row["direct32"]
+            row["ens32/"] = row["ens32"] / row["direct32"]
+            return row
+        m = median_runs(args.rounds, one)
+        print("Targets: through a SPLIT over two versions of the fraud model, 1-client p50 <= direct + 3 µs and 32 clients "
+              "(BATCHSIZE 32) >= 0.95x direct req/s; SHADOW at 1 client, primary p50 <= 1.1x direct; ENSEMBLE of two at "
+              "32 clients >= 0.45x a single model's req/s.\n")
+        print("Ratios are medians of per-round ratios (each round runs every case once, in random order); absolute numbers are medians over rounds.\n")
+        print("| case | req/s | p50 | against direct |")
+        print("|---|---|---|---|")
+        print(f"| direct, 1 client | {m['direct1']:,.0f} | {m['direct1_p50']:.0f} µs | |")
+        print(f"| SPLIT 50/50, 1 client | {m['split1']:,.0f} | {m['split1_p50']:.0f} µs | p50 **{m['split1_dp50']:+.1f} µs** |")
+        print(f"| SHADOW (primary v2, shadow v1), 1 client | {m['shadow1']:,.0f} | {m['shadow1_p50']:.0f} µs | p50 **{m['shadow1/']:.2f}x** |")
+        print(f"| direct, 32 clients, BATCHSIZE 32 | {m['direct32']:,.0f} | {m['direct32_p50']:.0f} µs | |")
+        print(f"| SPLIT 50/50, 32 clients | {m['split32']:,.0f} | {m['split32_p50']:.0f} µs | req/s **{m['split32/']:.2f}x** |")
+        print(f"| ENSEMBLE MEAN of v1 and v2, 32 clients | {m['ens32']:,.0f} | {m['ens32_p50']:.0f} µs | req/s **{m['ens32/']:.2f}x** (runs two) |")
+        print()
+        # The bandit's convergence: 10,000 requests, Bernoulli rewards 0.1/0.2/0.3.
+        c = redis.Redis(port=port)
+        for k in (1, 2, 3):
+            c.execute_command("AI.MODELSTORE", f"arm{k}", "ONNX", "CPU", "BLOB", scale_model(k))
+        p = {1.0: 0.1, 2.0: 0.2, 3.0: 0.3}
+        curves = {}
+        for strategy in (["EPSILON", 0.1], ["UCB1"], ["THOMPSON"]):
+            c.execute_command("AI.ROUTERSET", "bandit", "BANDIT", *strategy, "arm1", "arm2", "arm3", "SEED", 7)
+            rng = random.Random(11)
+            best = []
+            for i in range(10_000):
+                reply = c.execute_command("AI.DAGEXECUTE", "ROUTING", "bandit", "|>", "AI.TENSORSET", "x", "FLOAT", 1, 4,
+                                          "VALUES", 1, 1, 1, 1, "|>", "AI.MODELEXECUTE", "bandit", "INPUTS", 1, "x",
+                                          "OUTPUTS", 1, "y", "|>", "AI.TENSORGET", "y", "VALUES")
+                arm = float(reply[-1][0])
+                c.execute_command("AI.ROUTERREWARD", "bandit", "OUTPUT", "y", 1 if rng.random() < p[arm] else 0)
+                best.append(arm == 3.0)
+            curves[" ".join(map(str, strategy))] = [sum(best[j:j + 1000]) / 10 for j in range(0, 10_000, 1000)]
+        print("### Bandit convergence\n")
+        print("Share of requests sent to the best arm (reward 0.3 against 0.2 and 0.1), per 1,000 requests, SEED 7. "
+              "Target: >= 85% over the last 2,000.\n")
+        print("| strategy | " + " | ".join(f"{j + 1}k" for j in range(10)) + " | last 2,000 |")
+        print("|---|" + "---|" * 11)
+        for name, curve in curves.items():
+            print(f"| {name} | " + " | ".join(f"{v:.0f}%" for v in curve) + f" | **{(curve[-1] + curve[-2]) / 2:.1f}%** |")
+        print()
+        print(f"Commands: `benches/compare.py --sections routers --rounds {args.rounds}`: `locus-benchmark --model-key fr -c 1 -n 20000` "
+              "and `--model-key fr32 -c 32 -n 60000` (BATCHSIZE 32), direct and with `--run-key ROUTER`; the bandit "
+              "loop is AI.DAGEXECUTE then AI.ROUTERREWARD from one redis-py client.\n")
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
 def settle():
     """Lets the disk catch up (the durability section writes gigabytes that the kernel flushes
     for a while after) and the machine calm down, so one section's tail does not weigh on the
@@ -307,7 +407,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
     sections = args.sections.split(",")
@@ -342,6 +442,9 @@ def main():
         if "lifecycle" in sections:
             settle()
             section_lifecycle(args, rport, lport)
+        if "routers" in sections:
+            settle()
+            section_routers(args)
     finally:
         for p in (redis, locus):
             p.terminate()

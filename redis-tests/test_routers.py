@@ -259,6 +259,11 @@ def test_shadow_never_changes_the_reply_and_measures_agreement(versions2):
         assert factor(c, "sh") == 2.0
     time.sleep(0.2)
     assert info(c, "sh")["targets"]["m@1"]["calls"] == 51
+    # A version a router sends requests to keeps its session though it is not live, when the
+    # others not live let theirs go.
+    assert is_ok(store(c, "m", scale(3), "STAGED"))
+    loaded = {v["version"]: v["loaded"] for v in map(to_dict, c.execute_command("AI.MODELVERSIONS", "m"))}
+    assert loaded[1] == 1 and loaded[2] == 1, loaded
 
 
 def test_shadow_guard_rolls_back_within_one_window(c):

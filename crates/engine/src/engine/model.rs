@@ -136,12 +136,30 @@ pub struct Model {
     options: SessionOptions,
     /// Set once no key holds the model any more (see [`super::versions::ModelVersion`]).
     retired: AtomicBool,
+    /// When a router last sent this model a request (Unix ms): a version a router still
+    /// names keeps its session even when it is not live.
+    routed_ms: AtomicU64,
 }
+
+/// How long a version a router sent requests to keeps its session once not live.
+pub const ROUTED_KEEP_MS: u64 = 60_000;
 
 impl Model {
     /// Whether no key holds this model any more: its queued runs are dropped.
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
+    }
+
+    /// Records that a router sent this model a request.
+    pub fn mark_routed(&self) {
+        self.routed_ms
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether a router sent this model a request lately (see [`ROUTED_KEEP_MS`]).
+    pub fn recently_routed(&self) -> bool {
+        crate::clock::now_ms().saturating_sub(self.routed_ms.load(Ordering::Relaxed))
+            < ROUTED_KEEP_MS
     }
 
     /// Marks the model as gone from the keyspace (its last holder let go of it).
@@ -348,6 +366,7 @@ impl Model {
             sessions: Mutex::new(vec![session]),
             backend,
             options,
+            routed_ms: AtomicU64::new(0),
             retired: AtomicBool::new(false),
         })
     }

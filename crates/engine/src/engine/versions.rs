@@ -276,7 +276,8 @@ impl VersionedModel {
     /// session again when run.
     fn settle_sessions(&self) {
         for v in &self.versions {
-            if Some(v.number) != self.live {
+            // A version a router still sends requests to stays ready, live or not.
+            if Some(v.number) != self.live && !v.model.recently_routed() {
                 v.model.release_sessions();
             }
         }

@@ -161,6 +161,9 @@ pub fn run(
         let Node { exec, hops } = node;
         let finished = match exec {
             Exec::Model(model) => {
+                if !hops.is_empty() {
+                    model.mark_routed();
+                }
                 let result = match model.check_inputs(&inputs) {
                     Err(e) => {
                         model.stats.calls.fetch_add(1, Ordering::Relaxed);

@@ -50,6 +50,9 @@ struct Opts {
     model_key_given: bool,
     /// `VERSION n` after the model key in MODELEXECUTE (execute and roundtrip modes).
     model_version: Option<u64>,
+    /// The key the runs name instead of the model key (a router over it): the model key still
+    /// gives the signature and the inputs.
+    run_key: Option<String>,
     mode: String,
     batch: usize,
     batchsize: usize,
@@ -66,7 +69,7 @@ fn usage() -> ! {
     eprintln!(
         "Usage: locus-benchmark [-h host] [-p port] [-a password] [-c clients] [-n requests] [-P pipeline]
        [--threads n] [-q] [--csv] [--json] [-t tests] [-d bytes] [-r keyspace]
-       [--model file.onnx | --model-key key] [--model-version n] [--mode execute|roundtrip|dag] [--batch n]
+       [--model file.onnx | --model-key key] [--model-version n] [--run-key key] [--mode execute|roundtrip|dag] [--batch n]
        [--batchsize n] [--refs n] [--rate req/s] [--single] [--inprocess] [--peer-redis port]
        [--intra-threads n]"
     );
@@ -91,6 +94,7 @@ fn parse_opts() -> Opts {
         model_key: "bench:model".into(),
         model_key_given: false,
         model_version: None,
+        run_key: None,
         mode: "execute".into(),
         batch: 1,
         batchsize: 0,
@@ -136,6 +140,7 @@ fn parse_opts() -> Opts {
                 o.model_key_given = true;
             }
             "--model-version" => o.model_version = Some(num(val(&mut i))),
+            "--run-key" => o.run_key = Some(val(&mut i)),
             "--mode" => o.mode = val(&mut i),
             "--batch" => o.batch = num(val(&mut i)).max(1) as usize,
             "--batchsize" => o.batchsize = num(val(&mut i)) as usize,
@@ -588,7 +593,7 @@ fn main() {
         return;
     }
     let sig = Arc::new(sig);
-    let key = o.model_key.clone();
+    let key = o.run_key.clone().unwrap_or_else(|| o.model_key.clone());
     let make: MakeRequest = match o.mode.as_str() {
         "execute" => {
             let cmd = execute_cmd(
