@@ -443,6 +443,13 @@ def test_bad_definitions_change_nothing(versions2):
     # Refusals are audited too.
     refused = [e for _, e in c.xrange("locus:audit") if e["key"] == "r" and e["outcome"] != "ok"]
     assert len(refused) >= len(cases) + 2
+    # Ensembles of ensembles multiply: a request may not fan out without bound.
+    assert is_ok(routerset(c, "e0", "ENSEMBLE", "MEAN", "m", "m"))
+    for i in range(1, 10):
+        assert is_ok(routerset(c, f"e{i}", "ENSEMBLE", "MEAN", f"e{i - 1}", f"e{i - 1}"))
+    assert factor(c, "e7") == 2.0  # 256 runs
+    assert error_of(c, *dag("e9", [1] * 4)) == \
+        "ERR the request fans out to more than 256 model runs through nested routers"
     # A target deleted later: the request fails clearly and counts against that target.
     assert is_ok(store(c, "gone", scale(5)))
     assert is_ok(routerset(c, "g", "SPLIT", "gone", 1))

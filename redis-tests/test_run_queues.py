@@ -265,9 +265,10 @@ def test_devices_have_their_own_queues(spawn):
 
 def test_random_interleavings_drain(spawn):
     """Random stores (staged ones too), promotes, rollbacks, deletes of models and of single
-    versions, flushes, runs with and without TIMEOUT or VERSION, batching settings and
-    disconnects from several clients at once; afterwards every queue drains and a plain run
-    answers within a second."""
+    versions, routers of every kind set over them (and left naming what was deleted), flushes,
+    runs direct and through routers, with and without TIMEOUT or VERSION, batching settings
+    and disconnects from several clients at once; afterwards every queue drains and a plain
+    run answers within a second."""
     srv = spawn_ai(spawn, timeout_ms=2000)
     seed = int(time.time())
     rng = random.Random(seed)
@@ -278,6 +279,7 @@ def test_random_interleavings_drain(spawn):
                   ("BATCHSIZE", 3, "MINBATCHSIZE", 3)]
     devices = ["CPU", "CPU:1"]
     errors = []
+    routers_set, routed_ok = [], []
 
     def client_loop(cid, steps):
         r = random.Random(seed * 100 + cid)
@@ -286,6 +288,8 @@ def test_random_interleavings_drain(spawn):
             for _ in range(steps):
                 op = r.random()
                 key = r.choice(["mb", "m2", "m3"])
+                # Runs go direct or through a router over the same models.
+                run_key = r.choice([key, key, "ra", "rb"])
                 try:
                     if op < 0.08:
                         store(c, key, "fraud.onnx", *r.choice(batch_opts),
@@ -302,7 +306,7 @@ def test_random_interleavings_drain(spawn):
                             c.execute_command("AI.MODELPROMOTE", key, "VERSION", version)
                         elif life < 0.6:
                             c.execute_command("AI.MODELROLLBACK", key)
-                        elif life < 0.75:
+                        elif life < 0.8:
                             c.execute_command("AI.MODELDEL", key, "VERSION", version)
                         else:
                             c.execute_command("AI.MODELEXECUTE", key, "VERSION", version,
@@ -316,7 +320,29 @@ def test_random_interleavings_drain(spawn):
                         c.flushdb()
                         setup_models(c)
                     elif op < 0.55:
-                        execute(c, key, ["t", "r"], [f"o{cid}"], "TIMEOUT", r.choice([20, 100, 300]))
+                        reply = execute(c, run_key, ["t", "r"], [f"o{cid}"], "TIMEOUT",
+                                        r.choice([20, 100, 300]))
+                        if run_key in ("ra", "rb") and reply in (b"OK", b"TIMEDOUT"):
+                            routed_ok.append(1)  # the router's choice reached a queue
+                    elif op < 0.60:
+                        # Routers of every kind over the same models, some naming versions
+                        # that do not exist (yet, or any more).
+                        a = r.choice(["mb", "m2", "m3"])
+                        b = r.choice([key, f"{key}@{r.randint(1, 3)}"])
+                        definition = r.choice([
+                            ("SPLIT", a, 1, b, 1),
+                            ("SPLIT", a, 3, b, 1, "STICKY", "GUARD", "ERRORS", 0.1,
+                             "WINDOW", 5, "RAMP", 50, 3),
+                            ("SHADOW", a, b, "GUARD", "DISAGREE", 0.5, "WINDOW", 4),
+                            ("CASCADE", a, b, "OUTPUT", 0, "IF", "MAXPROB", "<", 0.9),
+                            ("ENSEMBLE", "MEAN", a, b),
+                            ("BANDIT", "UCB1", a, b),
+                        ])
+                        if r.random() < 0.8:
+                            c.execute_command("AI.ROUTERSET", r.choice(["ra", "rb"]), *definition)
+                            routers_set.append(1)
+                        else:
+                            c.execute_command("AI.ROUTERINFO", r.choice(["ra", "rb"]))
                     elif op < 0.65:
                         # A request whose client disconnects without waiting.
                         s = socket.create_connection(("127.0.0.1", srv.port))
@@ -327,8 +353,8 @@ def test_random_interleavings_drain(spawn):
                     elif op < 0.80:
                         c.execute_command(
                             "AI.DAGEXECUTE", "LOAD", 2, "t", "r", "TIMEOUT", 150,
-                            "|>", "AI.MODELEXECUTE", key, "INPUTS", 2, "t", "r", "OUTPUTS", 1,
-                            "o", "|>", "AI.TENSORGET", "o", "META")
+                            "|>", "AI.MODELEXECUTE", run_key, "INPUTS", 2, "t", "r", "OUTPUTS",
+                            1, "o", "|>", "AI.TENSORGET", "o", "META")
                     else:
                         # Without TIMEOUT: may wait for a partner, so on a thread of its own
                         # with a socket timeout; the wait ends when the model goes or a
@@ -354,6 +380,7 @@ def test_random_interleavings_drain(spawn):
         t.join(60)
         assert not t.is_alive(), f"a client hung (seed {seed})"
     assert not errors, (seed, errors)
+    assert routers_set and routed_ok, f"routers were not exercised (seed {seed})"
     c = srv.client(decode_responses=False)
     # Every model key left has at most one live version, and the catalog agrees.
     for entry in c.execute_command("AI.MODELLIST"):
@@ -370,6 +397,10 @@ def test_random_interleavings_drain(spawn):
         assert is_ok(store(c, "p", "add.onnx", device=device))
         t0 = time.perf_counter()
         assert is_ok(execute(c, "p", ["a", "a"], ["y"]))
+        assert time.perf_counter() - t0 < 1.0, f"seed {seed}"
+        assert is_ok(c.execute_command("AI.ROUTERSET", "rp", "ENSEMBLE", "MEAN", "p", "p@1"))
+        t0 = time.perf_counter()
+        assert is_ok(execute(c, "rp", ["a", "a"], ["y"]))
         assert time.perf_counter() - t0 < 1.0, f"seed {seed}"
     wait_drained(c)
     assert srv.alive()

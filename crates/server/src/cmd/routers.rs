@@ -19,6 +19,9 @@ use std::sync::Arc;
 /// How deep routers may nest; definitions with cycles are refused, this catches the rest.
 const MAX_DEPTH: usize = 16;
 
+/// How many model runs one request may fan out to (ensembles of ensembles multiply).
+const MAX_RUNS: usize = 256;
+
 /// The channel guard breaches and promotions are published on.
 pub const ALERTS_CHANNEL: &str = "__locus__:alerts";
 
@@ -142,6 +145,7 @@ pub fn resolve(
         sticky,
         outputs,
         sink,
+        runs: std::cell::Cell::new(0),
     };
     resolve_at(&req, key, router, 0).map_err(CmdError)
 }
@@ -152,6 +156,8 @@ struct Request<'a, 'b> {
     sticky: &'a [u8],
     outputs: &'a [Bytes],
     sink: &'a Arc<dyn EventSink>,
+    /// Model runs resolved so far.
+    runs: std::cell::Cell<usize>,
 }
 
 fn resolve_at(
@@ -165,6 +171,7 @@ fn resolve_at(
         sticky,
         outputs,
         sink,
+        ..
     } = *req;
     if depth >= MAX_DEPTH {
         return Err("ERR routers nest too deeply".into());
@@ -177,7 +184,15 @@ fn resolve_at(
     let target = |i: usize| -> Result<Node, String> {
         let t = &router.def.targets[i];
         let node = match lookup_target(ctx, t) {
-            Ok(RunTarget::Model(m)) => Ok(Node::model(m)),
+            Ok(RunTarget::Model(m)) => {
+                req.runs.set(req.runs.get() + 1);
+                if req.runs.get() > MAX_RUNS {
+                    return Err(format!(
+                        "ERR the request fans out to more than {MAX_RUNS} model runs through nested routers"
+                    ));
+                }
+                Ok(Node::model(m))
+            }
             Ok(RunTarget::Router(r)) => resolve_at(req, &t.key, &r, depth + 1),
             Err(e) => Err(e),
         };
