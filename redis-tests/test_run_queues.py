@@ -56,6 +56,12 @@ def setup_models(c):
     put(c, "a", np.ones((1, 2), np.float32))
 
 
+def setup_routers(c):
+    """`ra` and `rb`: routers over `mb`, which the randomized test churns."""
+    assert is_ok(c.execute_command("AI.ROUTERSET", "ra", "SPLIT", "mb", 1))
+    assert is_ok(c.execute_command("AI.ROUTERSET", "rb", "SHADOW", "mb", "mb"))
+
+
 def run_plain(c, out="y", timeout=2.0):
     t0 = time.perf_counter()
     assert is_ok(execute(c, "m", ["a", "a"], [out]))
@@ -274,6 +280,7 @@ def test_random_interleavings_drain(spawn):
     rng = random.Random(seed)
     setup = srv.client(decode_responses=False)
     setup_models(setup)
+    setup_routers(setup)
     batch_opts = [(), ("BATCHSIZE", 2), ("BATCHSIZE", 2, "MINBATCHSIZE", 2),
                   ("BATCHSIZE", 4, "MINBATCHSIZE", 3, "MINBATCHTIMEOUT", 50),
                   ("BATCHSIZE", 3, "MINBATCHSIZE", 3)]
@@ -319,6 +326,7 @@ def test_random_interleavings_drain(spawn):
                     elif op < 0.23:
                         c.flushdb()
                         setup_models(c)
+                        setup_routers(c)
                     elif op < 0.55:
                         reply = execute(c, run_key, ["t", "r"], [f"o{cid}"], "TIMEOUT",
                                         r.choice([20, 100, 300]))

@@ -56,6 +56,21 @@ pub fn channel<T>(relay: Option<Arc<Relay>>) -> (Sender<T>, Receiver<T>) {
     )
 }
 
+/// A sender nobody receives from, for a job whose result goes to a hook (see
+/// `RunJob::then`): it never counts as abandoned by its receiver.
+pub fn detached<T>() -> Sender<T> {
+    Sender {
+        slot: Some(Arc::new(Slot {
+            state: Mutex::new(State {
+                value: None,
+                waker: None,
+            }),
+            receiver_gone: AtomicBool::new(false),
+        })),
+        relay: None,
+    }
+}
+
 impl<T> Sender<T> {
     /// Whether nobody waits for the result any more.
     pub fn receiver_gone(&self) -> bool {

@@ -58,9 +58,15 @@ pub struct RunJob {
     /// Set by the client side when it stopped waiting (TIMEOUT): the job is skipped.
     pub cancelled: Arc<AtomicBool>,
     pub reply: completion::Sender<RunResult>,
+    /// Run on the worker once the result is delivered (a router's shadow starts from here,
+    /// so the event loop that answers the client does no work for it).
+    then: Option<Then>,
     /// When it was queued: MINBATCHTIMEOUT counts from the oldest job of a batch.
     enqueued: Instant,
 }
+
+/// What a worker runs after delivering a job's result, with a copy of it.
+pub type Then = Box<dyn FnOnce(&RunResult) + Send>;
 
 /// The error a queued run gets when its model left the keyspace before the run started.
 pub const ERR_MODEL_GONE: &str =
@@ -86,7 +92,19 @@ impl RunJob {
     /// Drops a dead job; a client still waiting (its model went away) is told why.
     fn discard(self) {
         if !self.cancelled.load(Ordering::Relaxed) && !self.reply.receiver_gone() {
-            self.reply.send(Err(ERR_MODEL_GONE.into()));
+            self.finish(Err(ERR_MODEL_GONE.into()));
+        }
+    }
+
+    /// Delivers the result, then runs the job's hook with a copy of it.
+    fn finish(self, result: RunResult) {
+        match self.then {
+            None => self.reply.send(result),
+            Some(then) => {
+                let copy = result.clone();
+                self.reply.send(result);
+                then(&copy);
+            }
         }
     }
 
@@ -270,10 +288,52 @@ impl Engine {
         cancelled: Arc<AtomicBool>,
     ) -> completion::Receiver<RunResult> {
         let (tx, rx) = completion::channel(loop_submits());
-        let q = {
-            let name = model.spec.queue_name();
-            self.queue(&name, &model.spec.device)
-        };
+        self.enqueue(model, inputs, cancelled, tx, None);
+        rx
+    }
+
+    /// Queues a run whose worker calls `then` with (a copy of) the result right after
+    /// delivering it.
+    pub fn submit_then(
+        self: &Arc<Self>,
+        model: Arc<Model>,
+        inputs: Vec<Arc<Tensor>>,
+        cancelled: Arc<AtomicBool>,
+        then: Then,
+    ) -> completion::Receiver<RunResult> {
+        let (tx, rx) = completion::channel(loop_submits());
+        self.enqueue(model, inputs, cancelled, tx, Some(then));
+        rx
+    }
+
+    /// Queues a run nobody waits for (a router's shadow, queued by the worker that ran the
+    /// primary, which usually runs it next); `then` gets its result on the worker. False when
+    /// the queue already holds [`DETACHED_MAX_QUEUED`] jobs: a shadow is skipped rather than
+    /// piled up under load.
+    pub fn submit_detached(
+        self: &Arc<Self>,
+        model: Arc<Model>,
+        inputs: Vec<Arc<Tensor>>,
+        then: Then,
+    ) -> bool {
+        let q = self.queue(&model.spec.queue_name(), &model.spec.device);
+        if q.jobs.lock().len() >= DETACHED_MAX_QUEUED {
+            return false;
+        }
+        let cancelled = Arc::new(AtomicBool::new(false));
+        self.enqueue(model, inputs, cancelled, completion::detached(), Some(then));
+        true
+    }
+
+    fn enqueue(
+        self: &Arc<Self>,
+        model: Arc<Model>,
+        inputs: Vec<Arc<Tensor>>,
+        cancelled: Arc<AtomicBool>,
+        tx: completion::Sender<RunResult>,
+        then: Option<Then>,
+    ) {
+        let q = self.queue(&model.spec.queue_name(), &model.spec.device);
         let batchsize = model.spec.batchsize;
         let queued = {
             let mut jobs = q.jobs.lock();
@@ -282,6 +342,7 @@ impl Engine {
                 inputs,
                 cancelled,
                 reply: tx,
+                then,
                 enqueued: Instant::now(),
             });
             jobs.len()
@@ -293,7 +354,6 @@ impl Engine {
             // Every worker may be waiting to fill a batch, so all hear of the new job.
             q.tell();
         }
-        rx
     }
 
     /// Jobs waiting, per queue (INFO), not counting jobs that will be dropped unrun.
@@ -572,6 +632,9 @@ fn next_batch(queue: &Queue, spin: bool) -> Option<Vec<RunJob>> {
     }
 }
 
+/// Jobs nobody waits for (shadows) are not queued behind this many jobs.
+pub const DETACHED_MAX_QUEUED: usize = 1024;
+
 fn worker(engine: std::sync::Weak<Engine>, queue: Arc<Queue>) {
     let mut ran = false;
     while let Some(batch) = next_batch(&queue, ran) {
@@ -641,7 +704,7 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
     };
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one job");
-        job.reply.send(Ok(outputs));
+        job.finish(Ok(outputs));
         return;
     }
     if outputs.iter().any(|o| o.shape().first() != Some(&total)) {
@@ -655,8 +718,12 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
     }
     let mut offset = 0;
     let mut relays: Vec<Arc<completion::Relay>> = Vec::new();
-    for (job, n) in batch.into_iter().zip(rows) {
-        let parts = outputs.iter().map(|o| o.slice_batch(offset, n)).collect();
+    let mut hooks: Vec<(Then, RunResult)> = Vec::new();
+    for (mut job, n) in batch.into_iter().zip(rows) {
+        let parts: Vec<Tensor> = outputs.iter().map(|o| o.slice_batch(offset, n)).collect();
+        if let Some(then) = job.then.take() {
+            hooks.push((then, Ok(parts.clone())));
+        }
         if let Some(r) = job.reply.send_batched(Ok(parts)) {
             if !relays.iter().any(|x| Arc::ptr_eq(x, &r)) {
                 relays.push(r);
@@ -668,11 +735,14 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
     for r in relays {
         r.flush();
     }
+    for (then, result) in hooks {
+        then(&result);
+    }
 }
 
 fn fail_all(batch: Vec<RunJob>, e: String) {
     for job in batch {
-        job.reply.send(Err(e.clone()));
+        job.finish(Err(e.clone()));
     }
 }
 

@@ -147,6 +147,47 @@ fn record(hops: &[Hop], started: Instant, ok: bool, sink: &Arc<dyn EventSink>) {
     }
 }
 
+/// The hook that starts a shadow model from the worker that ran the primary, once the client
+/// has its result: queued there, it usually runs next on the same worker, which then records
+/// its latency, errors and agreement with the primary; the event loop does nothing for it.
+fn shadow_then(
+    engine: Arc<Engine>,
+    shadow: Arc<Model>,
+    hops: Vec<Hop>,
+    inputs: Vec<Arc<Tensor>>,
+    hop: Hop,
+    sink: Arc<dyn EventSink>,
+) -> crate::engine::Then {
+    Box::new(move |primary: &RunResult| {
+        let Ok(primary_out) = primary else {
+            return;
+        };
+        let started = Instant::now();
+        if let Err(_e) = shadow.check_inputs(&inputs) {
+            shadow.stats.calls.fetch_add(1, Ordering::Relaxed);
+            shadow.stats.errors.fetch_add(1, Ordering::Relaxed);
+            record(&hops, started, false, &sink);
+            return;
+        }
+        shadow.mark_routed();
+        let primary_out = primary_out.clone();
+        // Skipped when the queue is full: that is load, not the shadow's failure.
+        engine.submit_detached(
+            shadow,
+            inputs,
+            Box::new(move |got: &RunResult| {
+                record(&hops, started, got.is_ok(), &sink);
+                if let Ok(out) = got {
+                    let agreement = combine::compare(&primary_out, out);
+                    for e in hop.router.record_agreement(&agreement) {
+                        sink.router_event(&hop.key, &hop.router, e);
+                    }
+                }
+            }),
+        );
+    })
+}
+
 /// Runs a resolved node. `cancelled` is the client's flag (TIMEOUT, disconnect); shadows get
 /// their own, since the client never waits for them.
 pub fn run(
@@ -175,6 +216,54 @@ pub fn run(
                         Err(_) => Err("ERR model run was abandoned by the engine".into()),
                     },
                 };
+                Finished {
+                    result,
+                    shadow: None,
+                }
+            }
+            Exec::Shadow {
+                primary,
+                candidate: Some(candidate),
+                hop,
+            } if matches!(
+                (&primary.exec, &candidate.exec),
+                (Exec::Model(_), Exec::Model(_))
+            ) =>
+            {
+                // Two models: the worker that runs the primary queues the shadow once the
+                // client has its result, and the shadow's worker compares and records, so
+                // the event loop does nothing for the shadow.
+                let (Exec::Model(model), Exec::Model(shadow)) = (primary.exec, candidate.exec)
+                else {
+                    unreachable!("matched above")
+                };
+                let then = shadow_then(
+                    engine.clone(),
+                    shadow,
+                    candidate.hops,
+                    inputs.clone(),
+                    hop,
+                    sink.clone(),
+                );
+                let result = match model.check_inputs(&inputs) {
+                    Err(e) => {
+                        model.stats.calls.fetch_add(1, Ordering::Relaxed);
+                        model.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        Err(e)
+                    }
+                    Ok(()) => {
+                        if !primary.hops.is_empty() {
+                            model.mark_routed();
+                        }
+                        engine
+                            .submit_then(model, inputs, cancelled, then)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err("ERR model run was abandoned by the engine".into())
+                            })
+                    }
+                };
+                record(&primary.hops, started, result.is_ok(), &sink);
                 Finished {
                     result,
                     shadow: None,
