@@ -202,7 +202,7 @@ def section_lifecycle(args, rport, lport):
     # outputs written would weigh on one side only).
     bport, nport = free_port(), free_port()
     base = start([args.baseline, "--port", str(bport), "--dir", tempfile.mkdtemp(), "--save", ""], bport)
-    new = start([LOCUS, "--port", str(nport), "--dir", tempfile.mkdtemp(), "--save", ""], nport)
+    new = start([LOCUS, "--port", str(nport), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], nport)
     lport_main, lport = lport, nport
     try:
         time.sleep(1)
@@ -316,7 +316,7 @@ def section_routers(args):
     import redis
     print("## Routers (issue: routers)\n")
     port = free_port()
-    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", ""], port)
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], port)
     try:
         time.sleep(1)
         with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
@@ -426,7 +426,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="locus-bench-")
     rport, lport = free_port(), free_port()
     redis = start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport)
-    locus = start([LOCUS, "--port", str(lport), "--dir", tmp], lport)
+    locus = start([LOCUS, "--port", str(lport), "--dir", tmp, "--http-port", "0"], lport)
     try:
         time.sleep(1)
         if "tensors" in sections:

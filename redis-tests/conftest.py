@@ -53,6 +53,9 @@ class ServerProcess:
         if config_file:
             cmd.append(config_file)
         cmd += ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if "--http-port" not in [str(a) for a in args]:
+            # Servers run side by side: no shared default HTTP port.
+            cmd += ["--http-port", "0"]
         cmd += [str(a) for a in args]
         self.cmd = cmd
         self.log = open(self.log_path, "wb")

@@ -389,8 +389,10 @@ def test_info_stats(rbin):
     put(rbin, "ref", ref)
     info = as_dict(rbin.execute_command("AI.INFO", "m"))
     assert isinstance(rbin.execute_command("AI.INFO", "m"), list)
+    # RedisAI's fields first, then Locus's own.
     assert list(info) == ["key", "type", "backend", "device", "tag", "duration", "samples",
-                          "calls", "errors"]
+                          "calls", "errors", "timeouts", "p50_us", "p90_us", "p99_us", "p999_us",
+                          "runs", "avg_batch_size", "p99_batch_size"]
     assert sval(info["key"]) == "m"
     assert sval(info["type"]) == "MODEL"
     assert sval(info["backend"]) == "ONNX"
@@ -404,9 +406,12 @@ def test_info_stats(rbin):
     assert info["samples"] == 6
     assert info["errors"] == 0
     assert info["duration"] > 0
+    assert 10 <= info["p50_us"] <= info["p90_us"] <= info["p99_us"] <= info["p999_us"]
+    assert info["runs"] == 2 and float(info["avg_batch_size"]) == 1.0
     assert is_ok(rbin.execute_command("AI.INFO", "m", "RESETSTAT"))
     info = as_dict(rbin.execute_command("AI.INFO", "m"))
     assert (info["duration"], info["samples"], info["calls"], info["errors"]) == (0, 0, 0, 0)
+    assert (info["p99_us"], info["runs"]) == (0, 0)
 
 
 def test_info_errors(rbin):

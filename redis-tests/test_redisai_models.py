@@ -136,8 +136,12 @@ def test_info_and_reset(con):
     con.modelstore("m", "ONNX", "CPU", blob("add.onnx"), tag="t")
     con.tensorset("a", np.ones((3, 2), dtype=np.float32))
     info = con.infoget("m")
-    assert info == {"key": "m", "type": "MODEL", "backend": "ONNX", "device": "CPU", "tag": "t",
-                    "duration": 0, "samples": 0, "calls": 0, "errors": 0}
+    redisai = {"key": "m", "type": "MODEL", "backend": "ONNX", "device": "CPU", "tag": "t",
+               "duration": 0, "samples": 0, "calls": 0, "errors": 0}
+    # RedisAI's fields as RedisAI gives them, then Locus's latency and batch figures.
+    assert {k: info[k] for k in redisai} == redisai
+    assert list(info)[:len(redisai)] == list(redisai)
+    assert info["p99_us"] == 0 and info["runs"] == 0
     for _ in range(3):
         assert con.modelexecute("m", ["a", "a"], ["c"]) == "OK"
     info = con.infoget("m")

@@ -261,7 +261,14 @@ fn config_file_and_overrides() {
     let port = common::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_locus-server"))
         .arg(&conf)
-        .args(["--port", &port.to_string(), "--slowlog-max-len", "9"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--slowlog-max-len",
+            "9",
+            "--http-port",
+            "0",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

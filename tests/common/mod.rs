@@ -58,6 +58,9 @@ impl TestServer {
                     "127.0.0.1",
                     "--dir",
                     dir.to_str().unwrap(),
+                    // Servers run side by side: no shared default HTTP port.
+                    "--http-port",
+                    "0",
                 ])
                 .args(args)
                 .stdout(Stdio::null())
@@ -285,6 +288,8 @@ pub fn failed_start(dir: &std::path::Path, args: &[&str]) -> String {
             dir.join("s").to_str().unwrap(),
             "--dir",
             dir.to_str().unwrap(),
+            "--http-port",
+            "0",
         ])
         .args(args)
         .output()

@@ -161,6 +161,10 @@ pub static PARAMS: &[Param] = &[
     p("model-versions-max", "10", Kind::Int(1, 100_000), true),
     p("audit-stream", "locus:audit", Kind::Str, true),
     p("audit-maxlen", "10000", Kind::Int(0, i64::MAX), true),
+    // The HTTP face: /metrics and /healthz (0 turns it off).
+    p("http-port", "8080", Kind::Int(0, 65535), false),
+    p("metrics-public", "no", Kind::Bool, true),
+    p("metrics-max-models", "1000", Kind::Int(0, i64::MAX), true),
     // Routers: guard breaches and other alerts, also published on `__locus__:alerts`.
     p("alert-stream", "locus:alerts", Kind::Str, true),
     p("alert-maxlen", "10000", Kind::Int(0, i64::MAX), true),

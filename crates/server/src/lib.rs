@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cmd;
 pub mod config;
+pub mod http;
 pub mod persist;
 pub mod scripting;
 pub mod server;

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod completion;
+pub mod histogram;
 pub mod model;
 pub mod onnx_proto;
 pub mod versions;
@@ -689,6 +690,13 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
         .fetch_add(micros * batch.len() as u64, Ordering::Relaxed);
     stats.calls.fetch_add(batch.len() as u64, Ordering::Relaxed);
     stats.samples.fetch_add(total as u64, Ordering::Relaxed);
+    stats.batch_size.observe(batch.len() as u64);
+    for job in &batch {
+        let waited = start.saturating_duration_since(job.enqueued).as_micros() as u64;
+        stats.queue_us.observe(waited);
+        stats.run_us.observe(micros);
+        stats.total_us.observe(waited + micros);
+    }
     engine.stats.runs.fetch_add(1, Ordering::Relaxed);
     if batch.len() > 1 {
         engine.stats.batches.fetch_add(1, Ordering::Relaxed);

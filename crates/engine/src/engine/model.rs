@@ -3,6 +3,7 @@
 //! time, so each worker takes its own).
 
 use super::backend::OnnxBackend;
+use super::histogram::Histogram;
 use crate::tensor::{DType, Tensor};
 use bytes::Bytes;
 use ort::session::{builder::GraphOptimizationLevel, RunOptions, Session, SessionInputValue};
@@ -94,19 +95,56 @@ impl ModelSpec {
     }
 }
 
-/// Run statistics for AI.INFO.
-#[derive(Default)]
+/// Run statistics for AI.INFO and the metrics.
 pub struct ModelStats {
     pub calls: AtomicU64,
     pub errors: AtomicU64,
     pub samples: AtomicU64,
     pub duration_us: AtomicU64,
+    /// Requests whose client stopped waiting (TIMEOUT) before the run finished.
+    pub timeouts: AtomicU64,
+    /// Per request: time queued, time of the run it was part of, and both.
+    pub queue_us: Histogram,
+    pub run_us: Histogram,
+    pub total_us: Histogram,
+    /// Requests per run.
+    pub batch_size: Histogram,
+}
+
+impl Default for ModelStats {
+    fn default() -> Self {
+        ModelStats {
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            samples: AtomicU64::new(0),
+            duration_us: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            queue_us: Histogram::latency(),
+            run_us: Histogram::latency(),
+            total_us: Histogram::latency(),
+            batch_size: Histogram::batch(),
+        }
+    }
 }
 
 impl ModelStats {
     pub fn reset(&self) {
-        for c in [&self.calls, &self.errors, &self.samples, &self.duration_us] {
+        for c in [
+            &self.calls,
+            &self.errors,
+            &self.samples,
+            &self.duration_us,
+            &self.timeouts,
+        ] {
             c.store(0, Ordering::Relaxed);
+        }
+        for h in [
+            &self.queue_us,
+            &self.run_us,
+            &self.total_us,
+            &self.batch_size,
+        ] {
+            h.reset();
         }
     }
 }

@@ -816,12 +816,15 @@ pub async fn run_model(
     timeout_ms: Option<u64>,
 ) -> Result<Vec<Tensor>, Reply> {
     let cancelled = Arc::new(AtomicBool::new(false));
-    let rx = server.engine.submit(model, inputs, cancelled.clone());
+    let rx = server
+        .engine
+        .submit(Arc::clone(&model), inputs, cancelled.clone());
     let result = match timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), rx).await {
             Ok(r) => r,
             Err(_) => {
                 cancelled.store(true, Ordering::Relaxed);
+                model.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 return Err(Reply::Status("TIMEDOUT"));
             }
         },
@@ -880,6 +883,7 @@ async fn run_routed(
     sink: Arc<dyn EventSink>,
 ) -> Reply {
     let cancelled = Arc::new(AtomicBool::new(false));
+    let signature = Arc::clone(req.node.signature());
     let run = route::run(
         server.engine.clone(),
         req.node,
@@ -892,6 +896,7 @@ async fn run_routed(
             Ok(f) => f,
             Err(_) => {
                 cancelled.store(true, Ordering::Relaxed);
+                signature.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 return Reply::Status("TIMEDOUT");
             }
         },
@@ -943,6 +948,19 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 Some(v) => Arc::clone(&v.model),
                 None => return Err(CmdError::new("ERR cannot find run info for key")),
             },
+            // A router's per-target figures, as AI.ROUTERINFO gives them.
+            Some(Entry {
+                value: Value::Router(r),
+                ..
+            }) => {
+                let r = Arc::clone(r);
+                drop(shard);
+                if reset {
+                    r.reset_stats();
+                    return Ok(Reply::OK);
+                }
+                return Ok(super::routers::info_reply(key, &r));
+            }
             _ => return Err(CmdError::new("ERR cannot find run info for key")),
         }
     };
@@ -951,6 +969,7 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::OK);
     }
     let st = &m.stats;
+    let (total, batches) = (st.total_us.snapshot(), st.batch_size.snapshot());
     let s = |v: &str| Reply::bulk_str(v);
     Ok(Reply::flat_pairs(vec![
         (s("key"), Reply::Bulk(key)),
@@ -973,6 +992,32 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         (
             s("errors"),
             Reply::Int(st.errors.load(Ordering::Relaxed) as i64),
+        ),
+        // Beyond RedisAI: timeouts, request latency percentiles (queue wait plus run, from
+        // the metrics histogram) and batch sizes.
+        (
+            s("timeouts"),
+            Reply::Int(st.timeouts.load(Ordering::Relaxed) as i64),
+        ),
+        (s("p50_us"), Reply::Int(total.quantile(0.50).round() as i64)),
+        (s("p90_us"), Reply::Int(total.quantile(0.90).round() as i64)),
+        (s("p99_us"), Reply::Int(total.quantile(0.99).round() as i64)),
+        (
+            s("p999_us"),
+            Reply::Int(total.quantile(0.999).round() as i64),
+        ),
+        (s("runs"), Reply::Int(batches.count as i64)),
+        (
+            s("avg_batch_size"),
+            Reply::Double(if batches.count == 0 {
+                0.0
+            } else {
+                batches.sum as f64 / batches.count as f64
+            }),
+        ),
+        (
+            s("p99_batch_size"),
+            Reply::Int(batches.quantile(0.99).ceil() as i64),
         ),
     ]))
 }

@@ -600,6 +600,11 @@ pub fn routerinfo(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         r.reset_stats();
         return Ok(Reply::OK);
     }
+    Ok(info_reply(key, &r))
+}
+
+/// A router's figures (AI.ROUTERINFO, and AI.INFO of a router key).
+pub fn info_reply(key: Bytes, r: &Router) -> Reply {
     let s = Reply::bulk_str;
     let (calls, errors, rollbacks) = r.totals();
     let targets = r
@@ -648,7 +653,7 @@ pub fn routerinfo(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Reply::Map(fields)
         })
         .collect();
-    Ok(Reply::Map(vec![
+    Reply::Map(vec![
         (s("key"), Reply::Bulk(key)),
         (s("type"), s("ROUTER")),
         (s("kind"), s(r.def.kind_name())),
@@ -656,7 +661,7 @@ pub fn routerinfo(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         (s("errors"), Reply::Int(errors as i64)),
         (s("rollbacks"), Reply::Int(rollbacks as i64)),
         (s("targets"), Reply::Array(targets)),
-    ]))
+    ])
 }
 
 /// `AI.ROUTERWEIGHT key target weight`: changes one target's weight atomically (SHADOW: its

@@ -698,7 +698,7 @@ fn kv(out: &mut String, k: &str, v: &dyn std::fmt::Display) {
     let _ = write!(out, "{k}:{v}\r\n");
 }
 
-fn info_section(server: &Server, section: &str, out: &mut String) {
+pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
     let uptime = server.started.elapsed().as_secs();
     match section {
         "server" => {

@@ -1031,6 +1031,7 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
         ));
     }
 
+    crate::http::start(&server).map_err(std::io::Error::other)?;
     let mut tasks = Vec::new();
     let has_tcp = !tcp.is_empty();
     *server.tcp_listeners.lock() = Some(Listeners {

@@ -1,0 +1,154 @@
+//! The HTTP face: `/metrics` (Prometheus text format) and `/healthz`, on `http-port` at the
+//! `bind` addresses. It runs on a thread and runtime of its own, so a scrape never takes a
+//! turn on the RESP event loops; the listeners are bound at start-up, so a taken port stops
+//! the start with a clear message, as the RESP port does.
+
+pub mod metrics;
+
+use crate::server::Server;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// Binds the HTTP listeners (none when `http-port` is 0) and serves them on a thread of
+/// their own. Errors name the address that could not be bound.
+pub fn start(server: &Arc<Server>) -> Result<(), String> {
+    let port = server.config.get_i64("http-port");
+    if port == 0 {
+        return Ok(());
+    }
+    let mut listeners = Vec::new();
+    for addr in server.config.get("bind").split_whitespace() {
+        // Redis's `-` prefix: an address that may be missing (IPv6 on a host without it).
+        let (optional, host) = match addr.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, addr),
+        };
+        let sock = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        match TcpListener::bind(&sock) {
+            Ok(l) => {
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                listeners.push(l);
+            }
+            Err(_) if optional => {}
+            Err(e) => return Err(format!("Could not create the HTTP listener on {sock}: {e}")),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(format!("Could not create any HTTP listener on port {port}"));
+    }
+    tracing::info!("HTTP (metrics, health) on port {port}");
+    let server = Arc::clone(server);
+    std::thread::Builder::new()
+        .name("locus-http".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("HTTP runtime");
+            rt.block_on(async move {
+                let app = Router::new()
+                    .route("/metrics", get(metrics_page))
+                    .route("/healthz", get(health))
+                    .with_state(server);
+                let mut tasks = Vec::new();
+                for l in listeners {
+                    let app = app.clone();
+                    tasks.push(tokio::spawn(async move {
+                        match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => {
+                                if let Err(e) = axum::serve(l, app).await {
+                                    tracing::warn!("HTTP listener stopped: {e}");
+                                }
+                            }
+                            Err(e) => tracing::warn!("HTTP listener: {e}"),
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn health(State(server): State<Arc<Server>>) -> Response {
+    let loading = server.loading.load(std::sync::atomic::Ordering::Relaxed);
+    let body = serde_json::json!({
+        "status": if loading { "loading" } else { "ok" },
+        "version": crate::LOCUS_VERSION,
+    });
+    let status = if loading {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Whether the request may read the metrics: always with `metrics-public yes` or without a
+/// password; otherwise HTTP Basic (any user name, or `default`) or a Bearer token carrying
+/// `requirepass`.
+fn authorized(server: &Server, headers: &HeaderMap) -> bool {
+    let password = server.config.get("requirepass");
+    if password.is_empty() || server.config.get("metrics-public") == "yes" {
+        return true;
+    }
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return token.trim() == password;
+    }
+    if let Some(b64) = auth.strip_prefix("Basic ") {
+        use base64::Engine as _;
+        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            let text = String::from_utf8_lossy(&raw);
+            if let Some((_, pass)) = text.split_once(':') {
+                return pass == password;
+            }
+        }
+    }
+    false
+}
+
+async fn metrics_page(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if !authorized(&server, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"locus\"")],
+            "metrics need the server's password (or metrics-public yes)\n",
+        )
+            .into_response();
+    }
+    let body = tokio::task::spawn_blocking(move || metrics::render(&server))
+        .await
+        .unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
