@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod persist;
+pub mod request_log;
 pub mod scripting;
 pub mod server;
 pub mod store;

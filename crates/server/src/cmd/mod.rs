@@ -13,6 +13,7 @@ pub mod lists;
 pub mod model_versions;
 pub mod models;
 pub mod pubsub;
+pub mod request_logs;
 pub mod routers;
 pub mod scripting;
 pub mod server;

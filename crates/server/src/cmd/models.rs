@@ -647,6 +647,8 @@ pub fn modelscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// A parsed MODELEXECUTE / MODELRUN request.
 pub struct ExecRequest {
+    /// The key the request named (a model or a router).
+    pub key: Bytes,
     /// The model, or what the router at the key decided.
     pub node: Node,
     pub inputs: Vec<Bytes>,
@@ -766,6 +768,7 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         }
     };
     Ok(ExecRequest {
+        key,
         node,
         inputs,
         outputs,
@@ -852,26 +855,134 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     check_outputs(ctx, &req.outputs)?;
     let server = ctx.server.clone();
     let db = ctx.client.db;
+    let log = server
+        .store
+        .request_logs
+        .get(db, &req.key)
+        .map(|spec| RunLog::start(ctx, spec, &req.node));
     if req.node.direct().is_none() {
         let sink = super::routers::events(ctx);
-        return ctx.defer(run_routed(server, db, req, tensors, sink));
+        return ctx.defer(run_routed(server, db, req, tensors, sink, log));
     }
     let Exec::Model(model) = req.node.exec else {
         unreachable!("a direct request runs one model")
     };
     ctx.defer(async move {
-        match run_model(&server, model, tensors, req.timeout_ms).await {
-            Ok(outputs) => {
-                let outputs = crate::engine::model::select_outputs(outputs, &req.selection);
-                let results = req.outputs.iter().cloned().zip(outputs).collect();
-                match put_tensors_in(&server, db, results) {
-                    Ok(()) => Reply::OK,
-                    Err(e) => e.into(),
-                }
-            }
-            Err(r) => r,
+        let logged = log.as_ref().map(|_| (Arc::clone(&model), tensors.clone()));
+        let result = run_model(&server, model, tensors, req.timeout_ms).await;
+        let outputs = result.map(|o| crate::engine::model::select_outputs(o, &req.selection));
+        if let (Some(log), Some((model, tensors))) = (log, logged) {
+            let names = LoggedNames {
+                key: &req.key,
+                inputs: &req.inputs,
+                outputs: &req.outputs,
+            };
+            log.finish(&server, db, &names, Some(&model), &tensors, &outputs);
         }
+        write_outputs(&server, db, &req.outputs, outputs)
     })
+}
+
+/// Writes a run's outputs under the request's output keys, or answers its failure.
+fn write_outputs(
+    server: &Server,
+    db: usize,
+    keys: &[Bytes],
+    outputs: Result<Vec<Tensor>, Reply>,
+) -> Reply {
+    match outputs {
+        Ok(outputs) => {
+            let results = keys.iter().cloned().zip(outputs).collect();
+            match put_tensors_in(server, db, results) {
+                Ok(()) => Reply::OK,
+                Err(e) => e.into(),
+            }
+        }
+        Err(r) => r,
+    }
+}
+
+/// The names a logged run records.
+struct LoggedNames<'a> {
+    key: &'a Bytes,
+    inputs: &'a [Bytes],
+    outputs: &'a [Bytes],
+}
+
+/// A run being logged (AI.LOG): what the log needs from the request's start.
+pub struct RunLog {
+    spec: Arc<crate::request_log::LogSpec>,
+    decisions: Vec<(Bytes, Bytes)>,
+    actor: Actor,
+    started: std::time::Instant,
+}
+
+impl RunLog {
+    fn start(ctx: &Ctx, spec: Arc<crate::request_log::LogSpec>, node: &Node) -> RunLog {
+        RunLog {
+            spec,
+            decisions: node.decisions(),
+            actor: Actor::of(ctx.client),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Appends the run to the log stream (when sampled) and logs that to the AOF. `model` is
+    /// the model of a direct run, whose version number is looked up now.
+    fn finish(
+        self,
+        server: &Server,
+        db: usize,
+        req: &LoggedNames,
+        model: Option<&Arc<Model>>,
+        tensors: &[Arc<Tensor>],
+        outputs: &Result<Vec<Tensor>, Reply>,
+    ) {
+        let now = crate::util::now_ms();
+        let version = model.and_then(|m| {
+            let shard = server.store.db(db).read(req.key);
+            match shard.get(req.key, now) {
+                Some(Entry {
+                    value: Value::Model(vm),
+                    ..
+                }) => vm
+                    .versions()
+                    .iter()
+                    .find(|v| Arc::ptr_eq(&v.model, m))
+                    .map(|v| v.number),
+                _ => None,
+            }
+        });
+        let error = match outputs {
+            Err(Reply::Error(e)) => Some(e.clone()),
+            Err(Reply::Status(s)) => Some(s.to_string()),
+            Err(_) => Some("error".to_string()),
+            Ok(_) => None,
+        };
+        let no_outputs = Vec::new();
+        let record = crate::request_log::RunRecord {
+            key: req.key,
+            decisions: self.decisions,
+            version,
+            inputs: req.inputs,
+            outputs: req.outputs,
+            input_tensors: tensors,
+            output_tensors: outputs.as_ref().unwrap_or(&no_outputs),
+            latency_us: self.started.elapsed().as_micros() as u64,
+            ok: match &error {
+                None => Ok(()),
+                Some(e) => Err(e),
+            },
+            client: self.actor.name,
+            user: self.actor.user,
+        };
+        let mut txn = server.aof.begin();
+        if let Some(xadd) = crate::request_log::record(server, db, &self.spec, record) {
+            if let Some(txn) = txn.as_mut() {
+                txn.record(db, now, [xadd.iter()]);
+            }
+        }
+    }
 }
 
 /// A request through a router: runs what it decided, answers, then lets the shadow run.
@@ -881,7 +992,9 @@ async fn run_routed(
     req: ExecRequest,
     tensors: Vec<Arc<Tensor>>,
     sink: Arc<dyn EventSink>,
+    log: Option<RunLog>,
 ) -> Reply {
+    let logged = log.as_ref().map(|_| tensors.clone());
     let cancelled = Arc::new(AtomicBool::new(false));
     let signature = Arc::clone(req.node.signature());
     let run = route::run(
@@ -902,21 +1015,28 @@ async fn run_routed(
         },
         None => run.await,
     };
-    let reply = match finished.result {
+    let outputs = match finished.result {
         Ok(outputs) => {
             let outputs = crate::engine::model::select_outputs(outputs, &req.selection);
             if outputs.len() != req.outputs.len() {
-                Reply::err("ERR the model that answered has fewer outputs than the request names")
+                Err(Reply::err(
+                    "ERR the model that answered has fewer outputs than the request names",
+                ))
             } else {
-                let results = req.outputs.iter().cloned().zip(outputs).collect();
-                match put_tensors_in(&server, db, results) {
-                    Ok(()) => Reply::OK,
-                    Err(e) => e.into(),
-                }
+                Ok(outputs)
             }
         }
-        Err(e) => Reply::Error(e),
+        Err(e) => Err(Reply::Error(e)),
     };
+    if let (Some(log), Some(tensors)) = (log, logged) {
+        let names = LoggedNames {
+            key: &req.key,
+            inputs: &req.inputs,
+            outputs: &req.outputs,
+        };
+        log.finish(&server, db, &names, None, &tensors, &outputs);
+    }
+    let reply = write_outputs(&server, db, &req.outputs, outputs);
     // The connection writes the reply before this event loop runs the spawned task.
     if let Some(shadow) = finished.shadow {
         tokio::spawn(shadow);

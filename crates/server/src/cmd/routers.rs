@@ -22,6 +22,9 @@ const MAX_DEPTH: usize = 16;
 /// How many model runs one request may fan out to (ensembles of ensembles multiply).
 const MAX_RUNS: usize = 256;
 
+/// Alerts raised since start (the metrics' `locus_alerts_total`).
+pub static ALERTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The channel guard breaches and promotions are published on.
 pub const ALERTS_CHANNEL: &str = "__locus__:alerts";
 
@@ -282,6 +285,7 @@ impl RouterEvents {
         target: &str,
         detail: &str,
     ) -> Option<Vec<Bytes>> {
+        ALERTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let message = serde_json::json!({
             "type": kind,
             "router": String::from_utf8_lossy(key),
@@ -726,4 +730,49 @@ pub fn routerreward(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let r = get_router(ctx, &key)?;
     let i = r.reward(&output, reward).map_err(CmdError)?;
     Ok(Reply::Bulk(r.def.targets[i].name()))
+}
+
+/// `AI.ALERTS [COUNT n]`: the latest alerts of the client's database (the alert stream),
+/// newest first, each its id and fields; 10 unless COUNT says otherwise.
+pub fn alerts(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let mut count = 10usize;
+    if !args.is_empty() {
+        if !args.eat("COUNT") {
+            return Err(CmdError::syntax());
+        }
+        count = args
+            .next_i64()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| CmdError::new("ERR COUNT must be a positive integer"))?
+            as usize;
+        args.finish()?;
+    }
+    let key = ctx.server.config.live.alert_stream.read().clone();
+    if key.is_empty() {
+        return Ok(Reply::Array(Vec::new()));
+    }
+    let shard = ctx.db().read(&key);
+    let Some(Entry {
+        value: Value::Stream(s),
+        ..
+    }) = shard.get(&key, ctx.now())
+    else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let out = s
+        .iter()
+        .rev()
+        .take(count)
+        .map(|(id, fields)| {
+            let mut pairs = vec![(Reply::bulk_str("id"), Reply::Bulk(id.to_bytes()))];
+            pairs.extend(
+                fields
+                    .chunks(2)
+                    .map(|kv| (Reply::Bulk(kv[0].clone()), Reply::Bulk(kv[1].clone()))),
+            );
+            Reply::Map(pairs)
+        })
+        .collect();
+    Ok(Reply::Array(out))
 }

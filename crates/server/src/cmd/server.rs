@@ -40,6 +40,7 @@ fn drop_maps(maps: Vec<crate::store::KeyMap>, asynchronous: bool) {
 
 pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let asynchronous = flush_mode(args)?;
+    ctx.server.store.request_logs.clear(Some(ctx.client.db));
     let maps = ctx.db().clear();
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum());
     drop_maps(maps, asynchronous);
@@ -48,6 +49,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn flushall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let asynchronous = flush_mode(args)?;
+    ctx.server.store.request_logs.clear(None);
     let maps: Vec<_> = ctx
         .server
         .store

@@ -139,6 +139,17 @@ pub fn render(server: &Server) -> String {
             let _ = writeln!(out, "{name} {value}");
         }
     }
+    family(
+        &mut out,
+        "locus_alerts_total",
+        "counter",
+        "Alerts raised (see AI.ALERTS).",
+    );
+    let _ = writeln!(
+        out,
+        "locus_alerts_total {}",
+        crate::cmd::routers::ALERTS.load(Ordering::Relaxed)
+    );
     // Commands.
     let commands: Vec<_> = server
         .commands

@@ -41,6 +41,8 @@ const KIND_FUNCTION: u8 = 9;
 const KIND_MODEL_VERSIONS: u8 = 10;
 /// A router: its definition as AI.ROUTERSET words, with the weights current at the save.
 const KIND_ROUTER: u8 = 11;
+/// AI.LOG settings of one key: the AI.LOG SET words after the key.
+const KIND_REQUEST_LOG: u8 = 12;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -48,6 +50,7 @@ const KIND_END: u8 = 0xFF;
 pub struct Image {
     entries: Vec<(u16, Bytes, Entry)>,
     functions: Vec<Bytes>,
+    request_logs: Vec<(u16, Bytes, Vec<Bytes>)>,
 }
 
 impl Image {
@@ -69,7 +72,17 @@ impl Image {
             }
         }
         let functions = store.function_libraries.read().clone();
-        Image { entries, functions }
+        let request_logs = store
+            .request_logs
+            .all()
+            .into_iter()
+            .map(|(db, key, spec)| (db as u16, key, spec.to_words()))
+            .collect();
+        Image {
+            entries,
+            functions,
+            request_logs,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -237,8 +250,18 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
             w.bytes(b"")?;
             w.bytes(code)?;
         }
+        for (db, key, words) in &image.request_logs {
+            w.u8(KIND_REQUEST_LOG)?;
+            w.u16(*db)?;
+            w.u64(0)?;
+            w.bytes(key)?;
+            w.u32(words.len() as u32)?;
+            for word in words {
+                w.bytes(word)?;
+            }
+        }
         w.u8(KIND_END)?;
-        w.u64((image.entries.len() + image.functions.len()) as u64)?;
+        w.u64((image.entries.len() + image.functions.len() + image.request_logs.len()) as u64)?;
         let crc = w.crc.clone().finalize();
         w.inner.write_all(&crc.to_le_bytes())?;
         let file = w.inner.into_inner().map_err(|e| e.into_error())?;
@@ -403,6 +426,8 @@ pub enum Loaded {
     },
     /// A FUNCTION library's code.
     Function(Bytes),
+    /// AI.LOG settings of a key.
+    RequestLog(u16, Bytes, crate::request_log::LogSpec),
 }
 
 /// Maps and verifies a snapshot, returning its records. Nothing is applied: a bad file is
@@ -513,6 +538,16 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
             }
             KIND_FUNCTION => {
                 out.push(Loaded::Function(r.bytes()?));
+                continue;
+            }
+            KIND_REQUEST_LOG => {
+                let n = r.u32()?;
+                let words = (0..n)
+                    .map(|_| r.bytes().map(|b| Bytes::copy_from_slice(&b)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let spec = crate::request_log::LogSpec::parse(&words)
+                    .map_err(|e| err(r.pos as u64, format!("bad AI.LOG settings: {e}")))?;
+                out.push(Loaded::RequestLog(db, Bytes::copy_from_slice(&key), spec));
                 continue;
             }
             KIND_TENSOR => {
@@ -635,6 +670,10 @@ pub fn apply(
         let (db, key, entry) = match rec {
             Loaded::Function(code) => {
                 store.function_libraries.write().push(code);
+                continue;
+            }
+            Loaded::RequestLog(db, key, spec) => {
+                store.request_logs.set(db as usize, key, spec);
                 continue;
             }
             Loaded::Value(db, key, entry) => (db, key, entry),

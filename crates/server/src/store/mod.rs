@@ -24,6 +24,8 @@ pub struct Store {
     /// The code of every FUNCTION library, kept beside the keyspace so that snapshots and AOF
     /// rewrites carry them (the interpreter that runs them keeps its own copy).
     pub function_libraries: parking_lot::RwLock<Vec<bytes::Bytes>>,
+    /// AI.LOG settings per database and key.
+    pub request_logs: crate::request_log::Registry,
 }
 
 impl Store {
@@ -34,6 +36,7 @@ impl Store {
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
             function_libraries: Default::default(),
+            request_logs: Default::default(),
         }
     }
 

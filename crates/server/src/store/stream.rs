@@ -381,7 +381,7 @@ impl Stream {
             .map(|(k, v)| (*k, v))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (StreamId, &Fields)> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (StreamId, &Fields)> + '_ {
         self.entries.iter().map(|(k, v)| (*k, v))
     }
 
