@@ -11,8 +11,6 @@ use crate::server::Server;
 use crate::tensor::Tensor;
 use bytes::Bytes;
 use rand::Rng;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,54 +95,6 @@ impl LogSpec {
         .into_iter()
         .flat_map(|(k, v)| [Bytes::from_static(k.as_bytes()), v])
         .collect()
-    }
-}
-
-/// The settings of every logged key.
-#[derive(Default)]
-pub struct Registry {
-    map: parking_lot::RwLock<HashMap<(usize, Bytes), Arc<LogSpec>>>,
-    /// Whether any key is logged: the run path's only cost when none is.
-    any: AtomicBool,
-}
-
-impl Registry {
-    pub fn get(&self, db: usize, key: &[u8]) -> Option<Arc<LogSpec>> {
-        if !self.any.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.map
-            .read()
-            .get(&(db, Bytes::copy_from_slice(key)))
-            .cloned()
-    }
-
-    pub fn set(&self, db: usize, key: Bytes, spec: LogSpec) {
-        let mut m = self.map.write();
-        m.insert((db, key), Arc::new(spec));
-        self.any.store(true, Ordering::Relaxed);
-    }
-
-    pub fn remove(&self, db: usize, key: &[u8]) -> bool {
-        let mut m = self.map.write();
-        let removed = m.remove(&(db, Bytes::copy_from_slice(key))).is_some();
-        self.any.store(!m.is_empty(), Ordering::Relaxed);
-        removed
-    }
-
-    /// Forgets the settings of one database (FLUSHDB) or of all (FLUSHALL).
-    pub fn clear(&self, db: Option<usize>) {
-        let mut m = self.map.write();
-        m.retain(|(d, _), _| db.is_some_and(|x| x != *d));
-        self.any.store(!m.is_empty(), Ordering::Relaxed);
-    }
-
-    pub fn all(&self) -> Vec<(usize, Bytes, Arc<LogSpec>)> {
-        self.map
-            .read()
-            .iter()
-            .map(|((d, k), s)| (*d, k.clone(), Arc::clone(s)))
-            .collect()
     }
 }
 

@@ -13,7 +13,7 @@ fn is_float(d: DType) -> bool {
 }
 
 /// Every element as f64; `None` for strings.
-fn values(t: &Tensor) -> Option<Vec<f64>> {
+pub(crate) fn values(t: &Tensor) -> Option<Vec<f64>> {
     if t.dtype() == DType::String {
         return None;
     }

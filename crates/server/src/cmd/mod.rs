@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lists;
 pub mod model_versions;
 pub mod models;
+pub mod monitors;
 pub mod pubsub;
 pub mod request_logs;
 pub mod routers;

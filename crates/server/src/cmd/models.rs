@@ -860,18 +860,23 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
         .request_logs
         .get(db, &req.key)
         .map(|spec| RunLog::start(ctx, spec, &req.node));
+    let monitor = server.store.monitors.get(db, &req.key);
     if req.node.direct().is_none() {
         let sink = super::routers::events(ctx);
-        return ctx.defer(run_routed(server, db, req, tensors, sink, log));
+        return ctx.defer(run_routed(server, db, req, tensors, sink, log, monitor));
     }
     let Exec::Model(model) = req.node.exec else {
         unreachable!("a direct request runs one model")
     };
     ctx.defer(async move {
-        let logged = log.as_ref().map(|_| (Arc::clone(&model), tensors.clone()));
+        let kept =
+            (log.is_some() || monitor.is_some()).then(|| (Arc::clone(&model), tensors.clone()));
         let result = run_model(&server, model, tensors, req.timeout_ms).await;
         let outputs = result.map(|o| crate::engine::model::select_outputs(o, &req.selection));
-        if let (Some(log), Some((model, tensors))) = (log, logged) {
+        if let (Some(m), Some((_, tensors)), Ok(out)) = (&monitor, &kept, &outputs) {
+            super::monitors::observe(&server, db, &req.key, m, tensors, out);
+        }
+        if let (Some(log), Some((model, tensors))) = (log, kept) {
             let names = LoggedNames {
                 key: &req.key,
                 inputs: &req.inputs,
@@ -993,8 +998,9 @@ async fn run_routed(
     tensors: Vec<Arc<Tensor>>,
     sink: Arc<dyn EventSink>,
     log: Option<RunLog>,
+    monitor: Option<Arc<parking_lot::Mutex<locus_engine::monitor::Monitor>>>,
 ) -> Reply {
-    let logged = log.as_ref().map(|_| tensors.clone());
+    let logged = (log.is_some() || monitor.is_some()).then(|| tensors.clone());
     let cancelled = Arc::new(AtomicBool::new(false));
     let signature = Arc::clone(req.node.signature());
     let run = route::run(
@@ -1028,6 +1034,9 @@ async fn run_routed(
         }
         Err(e) => Err(Reply::Error(e)),
     };
+    if let (Some(m), Some(tensors), Ok(out)) = (&monitor, &logged, &outputs) {
+        super::monitors::observe(&server, db, &req.key, m, tensors, out);
+    }
     if let (Some(log), Some(tensors)) = (log, logged) {
         let names = LoggedNames {
             key: &req.key,

@@ -285,47 +285,15 @@ impl RouterEvents {
         target: &str,
         detail: &str,
     ) -> Option<Vec<Bytes>> {
-        ALERTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let message = serde_json::json!({
-            "type": kind,
-            "router": String::from_utf8_lossy(key),
-            "target": target,
-            "detail": detail,
-            "time": now,
-        })
-        .to_string();
-        let (hard, soft, soft_secs) = self.server.config.pubsub_output_limit();
-        self.server.pubsub.publish(
-            &Bytes::from_static(ALERTS_CHANNEL.as_bytes()),
-            &Bytes::from(message),
-            crate::server::pubsub::OutputLimit {
-                hard,
-                soft,
-                soft_secs,
-            },
-        );
-        let stream = self.server.config.live.alert_stream.read().clone();
-        if stream.is_empty()
-            || self
-                .server
-                .loading
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return None;
-        }
-        let maxlen = self.server.config.get_i64("alert-maxlen").max(0) as u64;
-        crate::audit::append_entry(
+        raise_alert(
             &self.server,
             self.db,
             now,
-            stream,
-            maxlen,
-            vec![
-                ("time", now.to_string().into_bytes()),
-                ("type", kind.as_bytes().to_vec()),
-                ("router", key.to_vec()),
-                ("target", target.as_bytes().to_vec()),
-                ("detail", detail.as_bytes().to_vec()),
+            kind,
+            &[
+                ("router", String::from_utf8_lossy(key).into_owned()),
+                ("target", target.to_string()),
+                ("detail", detail.to_string()),
             ],
         )
     }
@@ -450,6 +418,45 @@ pub fn events(ctx: &Ctx) -> Arc<dyn EventSink> {
         server: Arc::clone(ctx.server),
         db: ctx.client.db,
     })
+}
+
+/// Raises an alert: counted, published as JSON on `__locus__:alerts`, and appended to the
+/// alert stream (returned: the XADD for the caller's AOF record).
+pub fn raise_alert(
+    server: &Server,
+    db: usize,
+    now: u64,
+    kind: &str,
+    fields: &[(&str, String)],
+) -> Option<Vec<Bytes>> {
+    ALERTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut message = serde_json::Map::new();
+    message.insert("type".into(), kind.into());
+    for (k, v) in fields {
+        message.insert(k.to_string(), v.clone().into());
+    }
+    message.insert("time".into(), now.into());
+    let (hard, soft, soft_secs) = server.config.pubsub_output_limit();
+    server.pubsub.publish(
+        &Bytes::from_static(ALERTS_CHANNEL.as_bytes()),
+        &Bytes::from(serde_json::Value::Object(message).to_string()),
+        crate::server::pubsub::OutputLimit {
+            hard,
+            soft,
+            soft_secs,
+        },
+    );
+    let stream = server.config.live.alert_stream.read().clone();
+    if stream.is_empty() || server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let maxlen = server.config.get_i64("alert-maxlen").max(0) as u64;
+    let mut entry = vec![
+        ("time", now.to_string().into_bytes()),
+        ("type", kind.as_bytes().to_vec()),
+    ];
+    entry.extend(fields.iter().map(|(k, v)| (*k, v.clone().into_bytes())));
+    crate::audit::append_entry(server, db, now, stream, maxlen, entry)
 }
 
 /// The router at `key`: RedisAI-style empty-key error when missing, WRONGTYPE otherwise.

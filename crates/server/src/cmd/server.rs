@@ -41,6 +41,7 @@ fn drop_maps(maps: Vec<crate::store::KeyMap>, asynchronous: bool) {
 pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let asynchronous = flush_mode(args)?;
     ctx.server.store.request_logs.clear(Some(ctx.client.db));
+    ctx.server.store.monitors.clear(Some(ctx.client.db));
     let maps = ctx.db().clear();
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum());
     drop_maps(maps, asynchronous);
@@ -50,6 +51,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 pub fn flushall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let asynchronous = flush_mode(args)?;
     ctx.server.store.request_logs.clear(None);
+    ctx.server.store.monitors.clear(None);
     let maps: Vec<_> = ctx
         .server
         .store

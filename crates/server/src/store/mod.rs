@@ -4,6 +4,7 @@
 mod db;
 pub mod gate;
 pub mod glob;
+pub mod keyed;
 pub mod stream;
 mod value;
 pub mod zset;
@@ -25,7 +26,9 @@ pub struct Store {
     /// rewrites carry them (the interpreter that runs them keeps its own copy).
     pub function_libraries: parking_lot::RwLock<Vec<bytes::Bytes>>,
     /// AI.LOG settings per database and key.
-    pub request_logs: crate::request_log::Registry,
+    pub request_logs: keyed::KeyedRegistry<crate::request_log::LogSpec>,
+    /// AI.MONITOR drift and outlier monitors per database and key.
+    pub monitors: keyed::KeyedRegistry<parking_lot::Mutex<locus_engine::monitor::Monitor>>,
 }
 
 impl Store {
@@ -37,6 +40,7 @@ impl Store {
             keyspace_misses: AtomicU64::new(0),
             function_libraries: Default::default(),
             request_logs: Default::default(),
+            monitors: Default::default(),
         }
     }
 

@@ -1,0 +1,63 @@
+//! Settings attached to a key name in a database (AI.LOG, AI.MONITOR), looked up on the run
+//! path: a server with none pays one atomic load per run.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+type Map<T> = HashMap<(usize, Bytes), Arc<T>>;
+
+pub struct KeyedRegistry<T> {
+    map: parking_lot::RwLock<Map<T>>,
+    /// Whether anything is registered.
+    any: AtomicBool,
+}
+
+impl<T> Default for KeyedRegistry<T> {
+    fn default() -> Self {
+        KeyedRegistry {
+            map: Default::default(),
+            any: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<T> KeyedRegistry<T> {
+    pub fn get(&self, db: usize, key: &[u8]) -> Option<Arc<T>> {
+        if !self.any.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.map
+            .read()
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .cloned()
+    }
+
+    pub fn set(&self, db: usize, key: Bytes, value: T) {
+        self.map.write().insert((db, key), Arc::new(value));
+        self.any.store(true, Ordering::Relaxed);
+    }
+
+    pub fn remove(&self, db: usize, key: &[u8]) -> bool {
+        let mut m = self.map.write();
+        let removed = m.remove(&(db, Bytes::copy_from_slice(key))).is_some();
+        self.any.store(!m.is_empty(), Ordering::Relaxed);
+        removed
+    }
+
+    /// Forgets the entries of one database (FLUSHDB) or of all (FLUSHALL).
+    pub fn clear(&self, db: Option<usize>) {
+        let mut m = self.map.write();
+        m.retain(|(d, _), _| db.is_some_and(|x| x != *d));
+        self.any.store(!m.is_empty(), Ordering::Relaxed);
+    }
+
+    pub fn all(&self) -> Vec<(usize, Bytes, Arc<T>)> {
+        self.map
+            .read()
+            .iter()
+            .map(|((d, k), v)| (*d, k.clone(), Arc::clone(v)))
+            .collect()
+    }
+}

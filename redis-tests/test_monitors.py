@@ -1,0 +1,143 @@
+"""Drift and outlier monitors (AI.MONITOR): per-feature scores checked against scipy's
+`ks_2samp` (statistic), `kstwobign` (asymptotic p-value) and a NumPy PSI on the same data,
+alerts on crossing and on recovery, outliers."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from test_models import is_ok, put
+from test_request_log import c  # noqa: F401 (the fixture: a bytes client, flushed around)
+from test_routers import error_of, execute, identity, store
+
+pytest.importorskip("onnxruntime")
+
+
+def get(c, key):
+    r = c.execute_command("AI.MONITOR", "GET", key)
+    d = dict(zip(r[::2], r[1::2]))
+    return {k.decode(): v for k, v in d.items()}
+
+
+def floats(v):
+    return [float(x) for x in v]
+
+
+def numpy_psi(base, live):
+    edges = np.quantile(base, np.arange(1, 10) / 10)
+    def shares(x):
+        counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=10)
+        return np.maximum(counts / len(x), 1e-4)
+    e, a = shares(base), shares(live)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def alerts(c):
+    return [{k.decode(): v.decode() for k, v in zip(a[::2], a[1::2])}
+            for a in c.execute_command("AI.ALERTS", "COUNT", 100)]
+
+
+def feed(c, rows):
+    put(c, "live", rows.astype(np.float32))
+    assert is_ok(execute(c, "m", "live", "out"))
+
+
+def test_ks_scores_match_scipy_and_alerts_come_and_go(c):
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((500, 3)).astype(np.float32)
+    assert is_ok(store(c, "m", identity(3)))
+    put(c, "base", base)
+    sub = c.pubsub()
+    sub.subscribe("__locus__:alerts")
+    sub.get_message(timeout=1)
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "m", "BASELINE", "base", "OUTPUT-BASELINE",
+                                   "base", "WINDOW", 300, "EVERY", 300, "METHOD", "KS"))
+    live = rng.standard_normal((300, 3)).astype(np.float32)
+    live[:, 1] += 1.0
+    feed(c, live)
+    g = get(c, "m")
+    assert g["method"] == b"KS" and g["window_rows"] == 300 and g["rows_seen"] == 300
+    for col in range(3):
+        ref = stats.ks_2samp(base[:, col].astype(np.float64), live[:, col].astype(np.float64),
+                             method="asymp")
+        assert abs(float(g["scores"][col]) - ref.statistic) < 1e-6
+        # The p-value is Kolmogorov's limiting distribution at sqrt(nm/(n+m)) * D (scipy's
+        # ks_2samp uses the finite-n distribution of round(nm/(n+m)) samples instead).
+        en = 500 * 300 / 800
+        limit = stats.kstwobign.sf(np.sqrt(en) * ref.statistic)
+        assert abs(float(g["p_values"][col]) - limit) < 1e-6
+    # The model is the identity: its outputs drift as its inputs do.
+    assert floats(g["output_scores"]) == pytest.approx(floats(g["scores"]), abs=1e-12)
+    assert g["state"] == b"drift"
+    msg = sub.get_message(timeout=2)
+    alert = json.loads(msg["data"])
+    assert alert["type"] == "drift" and alert["key"] == "m" and "[1]" in alert["detail"]
+    # Back to the baseline's distribution: the alert clears.
+    feed(c, rng.standard_normal((300, 3)))
+    assert get(c, "m")["state"] == b"ok"
+    assert [a["type"] for a in alerts(c)][:2] == ["drift-cleared", "drift"]
+    sub.close()
+
+
+def test_psi_scores_match_numpy(c):
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((1000, 4)).astype(np.float32)
+    assert is_ok(store(c, "m", identity(4)))
+    put(c, "base", base)
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "m", "BASELINE", "base", "WINDOW", 400,
+                                   "EVERY", 200))
+    live = rng.standard_normal((400, 4)).astype(np.float32)
+    live[:, 2] = live[:, 2] * 2 + 0.5
+    for half in (live[:200], live[200:]):
+        feed(c, half)
+    g = get(c, "m")
+    assert g["method"] == b"PSI" and float(g["threshold"]) == 0.2
+    for col in range(4):
+        ref = numpy_psi(base[:, col].astype(np.float64), live[:, col].astype(np.float64))
+        assert abs(float(g["scores"][col]) - ref) < 1e-6, (col, g["scores"][col], ref)
+    assert g["state"] == b"drift"
+
+
+def test_outliers(c):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((500, 2)).astype(np.float32)
+    assert is_ok(store(c, "m", identity(2)))
+    put(c, "base", base)
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "m", "BASELINE", "base", "WINDOW", 100,
+                                   "EVERY", 100, "THRESHOLD", 100, "OUTLIER", "ZSCORE", 4,
+                                   "RATE", 0.05))
+    live = rng.standard_normal((100, 2)).astype(np.float32) * 0.5
+    live[:10, 0] = 50.0
+    feed(c, live)
+    g = get(c, "m")
+    assert float(g["outlier_rate"]) == pytest.approx(0.10)
+    assert g["state"] == b"outliers"
+    assert alerts(c)[0]["type"] == "outliers"
+
+
+def test_bad_settings_and_inputs(c):
+    assert is_ok(store(c, "m", identity(3)))
+    put(c, "base", np.zeros((20, 3), np.float32))
+    put(c, "small", np.zeros((5, 3), np.float32))
+    c.set("s", "x")
+    cases = [
+        (("AI.MONITOR", "SET", "m", "BASELINE", "s"), "ERR BASELINE 's' is not a tensor"),
+        (("AI.MONITOR", "SET", "m", "BASELINE", "small"), "ERR the baseline needs at least 10 rows"),
+        (("AI.MONITOR", "SET", "m", "BASELINE", "base", "METHOD", "CHI2"), "ERR METHOD is PSI or KS"),
+        (("AI.MONITOR", "SET", "m", "BASELINE", "base", "THRESHOLD", -1), "ERR THRESHOLD must be a positive number"),
+        (("AI.MONITOR", "SET", "m", "BASELINE", "base", "WINDOW", 0), "ERR WINDOW must be a positive integer"),
+        (("AI.MONITOR", "SET", "m", "WINDOW", 10), "ERR AI.MONITOR SET needs BASELINE"),
+        (("AI.MONITOR", "SET", "nokey", "BASELINE", "base"), "ERR model key is empty"),
+    ]
+    for args, err in cases:
+        assert error_of(c, *args) == err, args
+    assert c.execute_command("AI.MONITOR", "GET", "m") is None
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "m", "BASELINE", "base", "EVERY", 1))
+    # Rows of another width (a model accepting any) are not counted, and nothing breaks.
+    assert is_ok(store(c, "any", identity(3)))
+    feed(c, np.ones((4, 3)))
+    assert get(c, "m")["rows_seen"] == 4
+    assert c.execute_command("AI.MONITOR", "DEL", "m") == 1
+    assert c.execute_command("AI.MONITOR", "DEL", "m") == 0
