@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -396,6 +396,57 @@ def section_routers(args):
         srv.wait()
 
 
+def section_observability(args):
+    """What watching costs: the fraud workload at 32 clients (BATCHSIZE 32) plain, with a PSI
+    drift monitor on its 30 transaction features, and with request logging at SAMPLE 0.01 with
+    full payloads; each round runs the three in random order on one server."""
+    import numpy as np
+    import redis
+    print("## Observability: monitors and request logging on the run path (issue: observability)\n")
+    port = free_port()
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], port)
+    try:
+        time.sleep(1)
+        c = redis.Redis(port=port)
+        with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
+            c.execute_command("AI.MODELSTORE", "fr32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", f.read())
+        base = np.random.default_rng(1).standard_normal((1000, 30)).astype(np.float32)
+        c.execute_command("AI.TENSORSET", "base", "FLOAT", 1000, 30, "BLOB", base.tobytes())
+        def configure(case):
+            c.execute_command("AI.MONITOR", "DEL", "fr32")
+            c.execute_command("AI.LOG", "DEL", "fr32")
+            if case == "monitor":
+                c.execute_command("AI.MONITOR", "SET", "fr32", "BASELINE", "base")
+            elif case == "log":
+                c.execute_command("AI.LOG", "SET", "fr32", "STREAM", "lg", "SAMPLE", 0.01, "PAYLOAD", "FULL")
+        cases = ["plain", "monitor", "log"]
+        lb(port, "--model-key", "fr32", "-c", 32, "-n", 20000)
+        shuffler = random.Random(3)
+        def one():
+            shuffler.shuffle(cases)
+            row = {}
+            for case in cases:
+                configure(case)
+                row[case] = lb(port, "--model-key", "fr32", "-c", 32, "-n", 60000)[0]["rps"]
+            row["monitor/"] = row["monitor"] / row["plain"]
+            row["log/"] = row["log"] / row["plain"]
+            return row
+        m = median_runs(args.rounds, one)
+        print("Targets: a drift monitor on the fraud model's 30 transaction features >= 0.95x without it; request logging at "
+              "SAMPLE 0.01 with FULL payloads >= 0.95x.\n")
+        print("| case | req/s | against plain |")
+        print("|---|---|---|")
+        print(f"| plain, 32 clients, BATCHSIZE 32 | {m['plain']:,.0f} | |")
+        print(f"| AI.MONITOR SET … BASELINE (PSI, window 1000, every 100) | {m['monitor']:,.0f} | **{m['monitor/']:.2f}x** |")
+        print(f"| AI.LOG SET … SAMPLE 0.01 PAYLOAD FULL | {m['log']:,.0f} | **{m['log/']:.2f}x** |")
+        print()
+        print(f"Commands: `benches/compare.py --sections observability --rounds {args.rounds}`: `locus-benchmark --model-key fr32 -c 32 -n 60000`, "
+              "the three cases in random order each round on one server; ratios are medians of per-round ratios.\n")
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
 def settle():
     """Lets the disk catch up (the durability section writes gigabytes that the kernel flushes
     for a while after) and the machine calm down, so one section's tail does not weigh on the
@@ -407,7 +458,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
     sections = args.sections.split(",")
@@ -445,6 +496,9 @@ def main():
         if "routers" in sections:
             settle()
             section_routers(args)
+        if "observability" in sections:
+            settle()
+            section_observability(args)
     finally:
         for p in (redis, locus):
             p.terminate()

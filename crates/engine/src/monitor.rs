@@ -8,6 +8,9 @@
 use crate::tensor::Tensor;
 use std::collections::VecDeque;
 
+/// The least time between two KS scorings of one monitor.
+pub const KS_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
     Psi,
@@ -59,6 +62,11 @@ struct Side {
     std: Vec<f64>,
     /// Decile edges per column (PSI).
     edges: Vec<Vec<f64>>,
+    /// The baseline's share of rows per decile bin, per column (PSI).
+    expected: Vec<Vec<f64>>,
+    /// The window's rows per decile bin, per column, kept as rows come and go, so a PSI
+    /// score costs ten terms per feature whatever the window.
+    bins: Vec<[u64; 10]>,
     window: VecDeque<Vec<f64>>,
     last: Scores,
 }
@@ -72,6 +80,7 @@ pub struct Monitor {
     outlier_count: usize,
     drifting: bool,
     outlying: bool,
+    last_scored: Option<std::time::Instant>,
     pub rows_seen: u64,
 }
 
@@ -99,18 +108,39 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 /// The population stability index of `actual` against `expected`'s bins, (-inf, e1], (e1, e2],
 /// …, (e9, inf); empty bins count as 1e-4 of their side.
 pub fn psi(edges: &[f64], expected: &[f64], actual: &[f64]) -> f64 {
-    let shares = |data: &[f64]| -> Vec<f64> {
-        let mut counts = vec![0usize; edges.len() + 1];
-        for &x in data {
-            counts[edges.partition_point(|&e| e < x)] += 1;
-        }
-        counts
-            .iter()
-            .map(|&c| (c as f64 / data.len().max(1) as f64).max(1e-4))
-            .collect()
-    };
-    let (e, a) = (shares(expected), shares(actual));
-    e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum()
+    psi_terms(
+        &shares(&bin_counts(edges, expected), expected.len()),
+        &shares(&bin_counts(edges, actual), actual.len()),
+    )
+}
+
+/// The bin of `x` among (-inf, e1], (e1, e2], …, (e9, inf).
+fn bin(edges: &[f64], x: f64) -> usize {
+    edges.partition_point(|&e| e < x)
+}
+
+fn bin_counts(edges: &[f64], data: &[f64]) -> [u64; 10] {
+    let mut counts = [0u64; 10];
+    for &x in data {
+        counts[bin(edges, x)] += 1;
+    }
+    counts
+}
+
+/// Bin counts as shares of `n`; empty bins count as 1e-4.
+fn shares(counts: &[u64; 10], n: usize) -> Vec<f64> {
+    counts
+        .iter()
+        .map(|&c| (c as f64 / n.max(1) as f64).max(1e-4))
+        .collect()
+}
+
+fn psi_terms(expected: &[f64], actual: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| (a - e) * (a / e).ln())
+        .sum()
 }
 
 /// The two-sample Kolmogorov-Smirnov statistic of two sorted samples.
@@ -174,15 +204,22 @@ impl Side {
             .zip(&mean)
             .map(|(c, m)| (c.iter().map(|x| (x - m).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
             .collect();
-        let edges = cols
+        let edges: Vec<Vec<f64>> = cols
             .iter()
             .map(|c| (1..10).map(|i| quantile(c, i as f64 / 10.0)).collect())
             .collect();
+        let expected = cols
+            .iter()
+            .zip(&edges)
+            .map(|(c, e)| shares(&bin_counts(e, c), c.len()))
+            .collect();
         Ok(Side {
+            bins: vec![[0; 10]; cols.len()],
             baseline: cols,
             mean,
             std,
             edges,
+            expected,
             window: VecDeque::new(),
             last: Scores::default(),
         })
@@ -195,7 +232,14 @@ impl Side {
     fn push(&mut self, rows: Vec<Vec<f64>>, cap: usize) {
         for r in rows {
             if self.window.len() == cap {
-                self.window.pop_front();
+                if let Some(old) = self.window.pop_front() {
+                    for (c, x) in old.iter().enumerate() {
+                        self.bins[c][bin(&self.edges[c], *x)] -= 1;
+                    }
+                }
+            }
+            for (c, x) in r.iter().enumerate() {
+                self.bins[c][bin(&self.edges[c], *x)] += 1;
             }
             self.window.push_back(r);
         }
@@ -204,13 +248,14 @@ impl Side {
     fn score(&mut self, method: Method) {
         let mut scores = Scores::default();
         for c in 0..self.width() {
-            let mut live: Vec<f64> = self.window.iter().map(|r| r[c]).collect();
-            live.sort_by(|a, b| a.total_cmp(b));
             match method {
-                Method::Psi => scores
-                    .scores
-                    .push(psi(&self.edges[c], &self.baseline[c], &live)),
+                Method::Psi => {
+                    let actual = shares(&self.bins[c], self.window.len());
+                    scores.scores.push(psi_terms(&self.expected[c], &actual));
+                }
                 Method::Ks => {
+                    let mut live: Vec<f64> = self.window.iter().map(|r| r[c]).collect();
+                    live.sort_by(|a, b| a.total_cmp(b));
                     let d = ks_statistic(&self.baseline[c], &live);
                     scores.scores.push(d);
                     scores
@@ -245,6 +290,7 @@ impl Monitor {
             outlier_count: 0,
             drifting: false,
             outlying: false,
+            last_scored: None,
             rows_seen: 0,
         })
     }
@@ -289,6 +335,16 @@ impl Monitor {
         if self.since < self.spec.every {
             return changes;
         }
+        // KS sorts the window per feature: on a busy key it is rescored at most every
+        // KS_MIN_INTERVAL, however few rows EVERY asks for.
+        if self.spec.method == Method::Ks
+            && self
+                .last_scored
+                .is_some_and(|t| t.elapsed() < KS_MIN_INTERVAL)
+        {
+            return changes;
+        }
+        self.last_scored = Some(std::time::Instant::now());
         self.since = 0;
         self.inputs.score(self.spec.method);
         if let Some(side) = &mut self.outputs {

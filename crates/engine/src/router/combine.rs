@@ -14,8 +14,18 @@ fn is_float(d: DType) -> bool {
 
 /// Every element as f64; `None` for strings.
 pub(crate) fn values(t: &Tensor) -> Option<Vec<f64>> {
-    if t.dtype() == DType::String {
-        return None;
+    match t.dtype() {
+        DType::String => return None,
+        // The common case, read straight from the blob.
+        DType::Float => {
+            return Some(
+                t.blob()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+                    .collect(),
+            )
+        }
+        _ => {}
     }
     Some(
         t.elements()

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-type Map<T> = HashMap<(usize, Bytes), Arc<T>>;
+/// Database index -> key -> entry: looked up by a borrowed key, without allocating.
+type Map<T> = HashMap<usize, HashMap<Bytes, Arc<T>>>;
 
 pub struct KeyedRegistry<T> {
     map: parking_lot::RwLock<Map<T>>,
@@ -28,20 +29,24 @@ impl<T> KeyedRegistry<T> {
         if !self.any.load(Ordering::Relaxed) {
             return None;
         }
-        self.map
-            .read()
-            .get(&(db, Bytes::copy_from_slice(key)))
-            .cloned()
+        self.map.read().get(&db)?.get(key).cloned()
     }
 
     pub fn set(&self, db: usize, key: Bytes, value: T) {
-        self.map.write().insert((db, key), Arc::new(value));
+        self.map
+            .write()
+            .entry(db)
+            .or_default()
+            .insert(key, Arc::new(value));
         self.any.store(true, Ordering::Relaxed);
     }
 
     pub fn remove(&self, db: usize, key: &[u8]) -> bool {
         let mut m = self.map.write();
-        let removed = m.remove(&(db, Bytes::copy_from_slice(key))).is_some();
+        let removed = m
+            .get_mut(&db)
+            .is_some_and(|keys| keys.remove(key).is_some());
+        m.retain(|_, keys| !keys.is_empty());
         self.any.store(!m.is_empty(), Ordering::Relaxed);
         removed
     }
@@ -49,7 +54,7 @@ impl<T> KeyedRegistry<T> {
     /// Forgets the entries of one database (FLUSHDB) or of all (FLUSHALL).
     pub fn clear(&self, db: Option<usize>) {
         let mut m = self.map.write();
-        m.retain(|(d, _), _| db.is_some_and(|x| x != *d));
+        m.retain(|d, _| db.is_some_and(|x| x != *d));
         self.any.store(!m.is_empty(), Ordering::Relaxed);
     }
 
@@ -57,7 +62,7 @@ impl<T> KeyedRegistry<T> {
         self.map
             .read()
             .iter()
-            .map(|((d, k), v)| (*d, k.clone(), Arc::clone(v)))
+            .flat_map(|(d, keys)| keys.iter().map(|(k, v)| (*d, k.clone(), Arc::clone(v))))
             .collect()
     }
 }
