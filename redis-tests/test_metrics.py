@@ -101,6 +101,22 @@ def test_promtool_accepts_the_output(http_srv):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_openmetrics_by_accept_header(http_srv):
+    parser = pytest.importorskip("prometheus_client.openmetrics.parser")
+    c = http_srv.client()
+    traffic(c, 3)
+    status, headers, text = get(http_srv.http, "/metrics",
+                                {"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    requests = families["locus_model_requests"]
+    assert requests.type == "counter"
+    (sample,) = [s for s in requests.samples if s.labels.get("key") == "m"]
+    assert sample.name == "locus_model_requests_total" and sample.value == 3
+    assert families["locus_model_request_seconds"].type == "histogram"
+
+
 @pytest.mark.skipif(not shutil.which("prometheus"), reason="prometheus (Debian) is not installed")
 def test_a_real_prometheus_scrapes_histograms(http_srv):
     c = http_srv.client()

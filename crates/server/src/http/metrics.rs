@@ -81,6 +81,38 @@ const MODEL_COUNTERS: [(&str, &str); 4] = [
     ),
 ];
 
+/// The same metrics in the OpenMetrics text format: counter families are named without their
+/// `_total` suffix (their samples keep it), and the exposition ends with `# EOF`.
+pub fn to_openmetrics(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len() + 16);
+    let counter_base = |line: &str| -> Option<String> {
+        let rest = line.strip_prefix("# TYPE ")?;
+        let (name, kind) = rest.split_once(' ')?;
+        (kind == "counter")
+            .then(|| name.strip_suffix("_total").map(str::to_string))
+            .flatten()
+    };
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(base) = counter_base(line) {
+            let _ = writeln!(out, "# TYPE {base} counter");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            // A counter's HELP comes right before its TYPE.
+            if let Some(base) = lines.get(i + 1).and_then(|next| counter_base(next)) {
+                let help = rest.split_once(' ').map_or("", |(_, h)| h);
+                let _ = writeln!(out, "# HELP {base} {help}");
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
 /// An INFO field as a Prometheus gauge, in base units as Prometheus names them (seconds, not
 /// ms or µs); derived duplicates (days, human-readable sizes, bits) are left out.
 fn prometheus_field(key: &str, value: &str) -> Option<(String, String)> {

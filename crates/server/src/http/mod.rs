@@ -139,16 +139,25 @@ async fn metrics_page(State(server): State<Arc<Server>>, headers: HeaderMap) -> 
         )
             .into_response();
     }
-    let body = tokio::task::spawn_blocking(move || metrics::render(&server))
-        .await
-        .unwrap_or_default();
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    // OpenMetrics when the scraper asks for it (Prometheus does), the classic text otherwise.
+    let open = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let body = tokio::task::spawn_blocking(move || {
+        let text = metrics::render(&server);
+        if open {
+            metrics::to_openmetrics(&text)
+        } else {
+            text
+        }
+    })
+    .await
+    .unwrap_or_default();
+    let content_type = if open {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
