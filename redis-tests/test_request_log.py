@@ -157,3 +157,22 @@ def test_alerts_lists_the_latest(c):
     alert = dict(zip(alert[::2], alert[1::2]))
     assert alert[b"type"] == b"rollback" and alert[b"router"] == b"r" and alert[b"target"] == b"gone"
     assert error_of(c, "AI.ALERTS", "COUNT", 0) == "ERR COUNT must be a positive integer"
+
+
+def test_queue_depth_alert_at_most_once_a_minute(spawn):
+    from test_models import Runner
+    srv = spawn("--alert-queue-depth", 2)
+    c = srv.client(decode_responses=False)
+    assert is_ok(store(c, "mb", scale(2), "BATCHSIZE", 8, "MINBATCHSIZE", 8))
+    put(c, "x", np.ones((1, 4), np.float32))
+    runners = [Runner(srv.port, "AI.MODELEXECUTE", "mb", "INPUTS", 1, "x", "OUTPUTS", 1, f"o{i}",
+                      "TIMEOUT", 1500) for i in range(4)]
+    for r in runners:
+        r.start()
+    time.sleep(1.0)  # ten checks of the periodic task while four requests wait
+    for r in runners:
+        r.join(5)
+    found = [dict(zip(a[::2], a[1::2])) for a in c.execute_command("AI.ALERTS", "COUNT", 50)]
+    depth = [a for a in found if a[b"type"] == b"queue-depth"]
+    assert len(depth) == 1, found
+    assert depth[0][b"queue"] == b"CPU" and b"4 requests waiting" in depth[0][b"detail"]

@@ -168,6 +168,7 @@ pub static PARAMS: &[Param] = &[
     // Routers: guard breaches and other alerts, also published on `__locus__:alerts`.
     p("alert-stream", "locus:alerts", Kind::Str, true),
     p("alert-maxlen", "10000", Kind::Int(0, i64::MAX), true),
+    p("alert-queue-depth", "1000", Kind::Int(0, i64::MAX), true),
 ];
 
 /// Values read on every request, kept in atomics so reading them takes no lock.

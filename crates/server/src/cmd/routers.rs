@@ -22,6 +22,40 @@ const MAX_DEPTH: usize = 16;
 /// How many model runs one request may fan out to (ensembles of ensembles multiply).
 const MAX_RUNS: usize = 256;
 
+/// An alert with the same kind and subject is raised at most once in this time.
+const ALERT_REPEAT_MS: u64 = 60_000;
+
+/// When each recent cause last raised an alert.
+static RECENT_ALERTS: parking_lot::Mutex<std::collections::BTreeMap<String, u64>> =
+    parking_lot::Mutex::new(std::collections::BTreeMap::new());
+
+/// Raises `queue-depth` for every run queue holding more than `alert-queue-depth` requests
+/// (0: never); the server's periodic task calls it.
+pub fn check_queue_depths(server: &Server) {
+    let limit = server.config.get_i64("alert-queue-depth");
+    if limit <= 0 {
+        return;
+    }
+    let now = crate::util::now_ms();
+    for (queue, len) in server.engine.queue_lengths() {
+        if len as i64 > limit {
+            let xadd = raise_alert(
+                server,
+                0,
+                now,
+                "queue-depth",
+                &[
+                    ("queue", queue.clone()),
+                    ("detail", format!("{len} requests waiting (limit {limit})")),
+                ],
+            );
+            if let (Some(xadd), Some(mut txn)) = (xadd, server.aof.begin()) {
+                txn.record(0, now, [xadd.iter()]);
+            }
+        }
+    }
+}
+
 /// Alerts raised since start (the metrics' `locus_alerts_total`).
 pub static ALERTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -429,6 +463,29 @@ pub fn raise_alert(
     kind: &str,
     fields: &[(&str, String)],
 ) -> Option<Vec<Bytes>> {
+    // The same alert (kind and subject) at most once a minute.
+    let cause = format!(
+        "{db}\0{kind}\0{}",
+        fields
+            .iter()
+            .filter(|(k, _)| *k != "detail")
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join("\0")
+    );
+    {
+        let mut last = RECENT_ALERTS.lock();
+        if last.len() > 10_000 {
+            last.retain(|_, at| now.saturating_sub(*at) < ALERT_REPEAT_MS);
+        }
+        if last
+            .get(&cause)
+            .is_some_and(|at| now.saturating_sub(*at) < ALERT_REPEAT_MS)
+        {
+            return None;
+        }
+        last.insert(cause, now);
+    }
     ALERTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut message = serde_json::Map::new();
     message.insert("type".into(), kind.into());

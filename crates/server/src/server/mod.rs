@@ -1149,6 +1149,7 @@ async fn cron(server: Arc<Server>) {
         server.check_save_rules();
         server.check_aof_rewrite();
         server.enforce_soft_output_limits();
+        crate::cmd::routers::check_queue_depths(&server);
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());
