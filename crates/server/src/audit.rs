@@ -141,11 +141,16 @@ pub fn append_entry(
     now: u64,
     key: Bytes,
     maxlen: u64,
-    fields: Vec<(&str, Vec<u8>)>,
+    fields: impl IntoIterator<Item = (impl AsRef<str>, Vec<u8>)>,
 ) -> Option<Vec<Bytes>> {
     let fields: Vec<Bytes> = fields
         .into_iter()
-        .flat_map(|(f, v)| [Bytes::copy_from_slice(f.as_bytes()), Bytes::from(v)])
+        .flat_map(|(f, v)| {
+            [
+                Bytes::copy_from_slice(f.as_ref().as_bytes()),
+                Bytes::from(v),
+            ]
+        })
         .collect();
     let id = {
         let mut shard = server.store.db(db).write(&key);

@@ -226,10 +226,6 @@ pub fn record(server: &Server, db: usize, spec: &LogSpec, run: RunRecord) -> Opt
             return None;
         }
     }
-    let fields = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
     crate::audit::append_entry(server, db, now, spec.stream.clone(), spec.maxlen, fields)
 }
 

@@ -202,9 +202,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                         hops,
                     } if hops.is_empty() => {
                         // A signature mismatch is this op's error, as ONNX Runtime's would be.
-                        if let Err(e) = model.check_inputs(&tensors) {
-                            model.stats.calls.fetch_add(1, Ordering::Relaxed);
-                            model.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = model.admit(&tensors) {
                             failed = true;
                             results.push(OpResult::Error(e));
                             continue;

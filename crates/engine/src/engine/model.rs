@@ -455,6 +455,15 @@ impl Model {
         Ok(result)
     }
 
+    /// [`Self::check_inputs`] for a run about to be queued: a refused run counts as a call and
+    /// an error, as ONNX Runtime's refusal does in RedisAI.
+    pub fn admit(&self, tensors: &[Arc<Tensor>]) -> Result<(), String> {
+        self.check_inputs(tensors).inspect_err(|_| {
+            self.stats.calls.fetch_add(1, Ordering::Relaxed);
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
     /// Checks input tensors against the graph's signature before a run, input by input in
     /// graph order, type before rank before dimensions, with the texts ONNX Runtime 1.11 gives
     /// (the version RedisAI 1.2.7 ships), which RedisAI passes through as they are.

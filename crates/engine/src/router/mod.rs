@@ -315,7 +315,7 @@ impl Router {
         for t in &mut s.targets {
             t.reset();
         }
-        s.bandit.reset_counts();
+        // What a bandit learnt stays: that is its model, not a statistic.
     }
 
     /// Totals: requests routed, failed requests, rollbacks.

@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -163,9 +163,7 @@ fn shadow_then(
             return;
         };
         let started = Instant::now();
-        if let Err(_e) = shadow.check_inputs(&inputs) {
-            shadow.stats.calls.fetch_add(1, Ordering::Relaxed);
-            shadow.stats.errors.fetch_add(1, Ordering::Relaxed);
+        if shadow.admit(&inputs).is_err() {
             record(&hops, started, false, &sink);
             return;
         }
@@ -205,12 +203,8 @@ pub fn run(
                 if !hops.is_empty() {
                     model.mark_routed();
                 }
-                let result = match model.check_inputs(&inputs) {
-                    Err(e) => {
-                        model.stats.calls.fetch_add(1, Ordering::Relaxed);
-                        model.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        Err(e)
-                    }
+                let result = match model.admit(&inputs) {
+                    Err(e) => Err(e),
                     Ok(()) => match engine.submit(model, inputs, cancelled).await {
                         Ok(r) => r,
                         Err(_) => Err("ERR model run was abandoned by the engine".into()),
@@ -245,12 +239,8 @@ pub fn run(
                     hop,
                     sink.clone(),
                 );
-                let result = match model.check_inputs(&inputs) {
-                    Err(e) => {
-                        model.stats.calls.fetch_add(1, Ordering::Relaxed);
-                        model.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        Err(e)
-                    }
+                let result = match model.admit(&inputs) {
+                    Err(e) => Err(e),
                     Ok(()) => {
                         if !primary.hops.is_empty() {
                             model.mark_routed();

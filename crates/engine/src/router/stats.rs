@@ -296,8 +296,6 @@ impl Bandit {
     pub fn rewards(&self, i: usize) -> (u64, f64) {
         (self.rewards[i], self.sums[i])
     }
-    /// RESETSTAT leaves what the bandit learnt alone: that is its model, not a statistic.
-    pub fn reset_counts(&mut self) {}
     pub fn arm(&self, i: usize) -> ArmReport {
         ArmReport {
             pulls: self.pulls[i],

@@ -651,6 +651,8 @@ pub struct ExecRequest {
     pub key: Bytes,
     /// The model, or what the router at the key decided.
     pub node: Node,
+    /// Where the router's events go (routed requests only).
+    pub events: Option<Arc<dyn EventSink>>,
     pub inputs: Vec<Bytes>,
     pub outputs: Vec<Bytes>,
     /// The model outputs `outputs` receive, in order (see `Model::output_selection`).
@@ -759,27 +761,24 @@ pub fn parse_exec(ctx: &Ctx, args: &mut Args, counted: bool) -> Result<ExecReque
         })?;
     }
     args.finish()?;
-    let node = match target {
-        RunTarget::Model(m) => Node::model(m),
+    let (node, events) = match target {
+        RunTarget::Model(m) => (Node::model(m), None),
         RunTarget::Router(r) => {
             let sticky = inputs.first().map(|b| &b[..]).unwrap_or_default();
             let sink = super::routers::events(ctx);
-            super::routers::resolve(ctx, &key, &r, sticky, &outputs, &sink)?
+            let node = super::routers::resolve(ctx, &key, &r, sticky, &outputs, &sink)?;
+            (node, Some(sink))
         }
     };
     Ok(ExecRequest {
         key,
         node,
+        events,
         inputs,
         outputs,
         selection,
         timeout_ms,
     })
-}
-
-/// Checks input tensors against the model's signature (see `Model::check_inputs`).
-pub fn check_inputs(model: &Model, tensors: &[Arc<Tensor>]) -> Result<(), CmdError> {
-    model.check_inputs(tensors).map_err(CmdError)
 }
 
 /// Reads the input tensors of a request (one consistent read per key).
@@ -846,12 +845,7 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     let req = parse_exec(ctx, args, counted)?;
     let tensors = read_inputs(ctx, &req.inputs)?;
     let signature = Arc::clone(req.node.signature());
-    if let Err(e) = check_inputs(&signature, &tensors) {
-        // A refused run counts as a call and an error, as ONNX Runtime's refusal does in RedisAI.
-        signature.stats.calls.fetch_add(1, Ordering::Relaxed);
-        signature.stats.errors.fetch_add(1, Ordering::Relaxed);
-        return Err(e);
-    }
+    signature.admit(&tensors).map_err(CmdError)?;
     check_outputs(ctx, &req.outputs)?;
     let server = ctx.server.clone();
     let db = ctx.client.db;
@@ -861,8 +855,7 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
         .get(db, &req.key)
         .map(|spec| RunLog::start(ctx, spec, &req.node));
     let monitor = server.store.monitors.get(db, &req.key);
-    if req.node.direct().is_none() {
-        let sink = super::routers::events(ctx);
+    if let Some(sink) = req.events.clone() {
         return ctx.defer(run_routed(server, db, req, tensors, sink, log, monitor));
     }
     let Exec::Model(model) = req.node.exec else {
