@@ -130,6 +130,7 @@ def test_bad_settings_and_inputs(c):
         (("AI.MONITOR", "SET", "m", "BASELINE", "base", "METHOD", "CHI2"), "ERR METHOD is PSI or KS"),
         (("AI.MONITOR", "SET", "m", "BASELINE", "base", "THRESHOLD", -1), "ERR THRESHOLD must be a positive number"),
         (("AI.MONITOR", "SET", "m", "BASELINE", "base", "WINDOW", 0), "ERR WINDOW must be a positive integer"),
+        (("AI.MONITOR", "SET", "m", "BASELINE", "base", "WINDOW", 10**9), "ERR WINDOW is at most 1000000 rows"),
         (("AI.MONITOR", "SET", "m", "WINDOW", 10), "ERR AI.MONITOR SET needs BASELINE"),
         (("AI.MONITOR", "SET", "nokey", "BASELINE", "base"), "ERR model key is empty"),
     ]

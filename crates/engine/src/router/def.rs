@@ -116,6 +116,9 @@ pub struct RouterDef {
     pub ramp: Option<Ramp>,
 }
 
+/// The longest guard window: its requests are kept one by one.
+pub const MAX_WINDOW: u64 = 1_000_000;
+
 const KEYWORDS: &[&str] = &["STICKY", "GUARD", "RAMP", "SAMPLE", "SEED", "OUTPUT", "IF"];
 
 fn is_keyword(w: &[u8]) -> bool {
@@ -398,6 +401,9 @@ impl RouterDef {
                         g.disagree = Some(rate(w.next()?, "DISAGREE")?);
                     } else if w.eat("WINDOW") {
                         g.window = count(w.next()?, "WINDOW")?;
+                        if g.window > MAX_WINDOW {
+                            return Err(format!("ERR WINDOW is at most {MAX_WINDOW} requests"));
+                        }
                         break;
                     } else {
                         return Err(

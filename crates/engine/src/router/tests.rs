@@ -69,6 +69,7 @@ fn bad_definitions_say_why() {
     assert!(err("SPLIT a 1 b 1 GUARD DISAGREE 0.1 WINDOW 5").contains("SHADOW"));
     assert!(err("SPLIT a 1 b 1 RAMP 10 100").contains("needs a GUARD"));
     assert!(err("ENSEMBLE MEAN a b GUARD ERRORS 0.1 WINDOW 5").contains("SPLIT and SHADOW"));
+    assert!(err("SPLIT a 1 b 1 GUARD ERRORS 0.1 WINDOW 2000000").contains("at most"));
     assert!(err("SPLIT a 1 b 1 STICKY FOO").contains("syntax error"));
 }
 

@@ -49,7 +49,13 @@ pub fn monitor_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         match args.next_upper()?.as_str() {
             "BASELINE" => baseline = Some(args.next()?),
             "OUTPUT-BASELINE" => output_baseline = Some(args.next()?),
-            "WINDOW" => spec.window = positive(args, "WINDOW")?,
+            "WINDOW" => {
+                spec.window = positive(args, "WINDOW")?;
+                // The window keeps its rows: bound the memory one monitor may take.
+                if spec.window > 1_000_000 {
+                    return Err(CmdError::new("ERR WINDOW is at most 1000000 rows"));
+                }
+            }
             "EVERY" => spec.every = positive(args, "EVERY")?,
             "METHOD" => {
                 spec.method = match args.next_upper()?.as_str() {
