@@ -220,7 +220,32 @@ impl Shard {
 /// A database: `SHARDS` shards chosen by key hash.
 pub struct Db {
     shards: Box<[RwLock<Shard>]>,
-    hasher: RandomState,
+}
+
+/// A fixed hash of a key for choosing its shard: the same on every machine and in every run,
+/// so a key's shard (the order SCAN and scoring jobs walk the keyspace in, and a scoring
+/// job's checkpoint) survives restarts. Each shard's map keeps its own random seed.
+#[inline]
+pub fn shard_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut h = key.len() as u64;
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(b));
+    }
+    // MurmurHash3's finalizer: every input bit reaches the top bits that pick the shard.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl Default for Db {
@@ -233,13 +258,12 @@ impl Db {
     pub fn new() -> Self {
         Db {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
         }
     }
 
     /// Index of the shard that owns `key`.
     pub fn shard_index(&self, key: &[u8]) -> usize {
-        (self.hasher.hash_one(key) >> (64 - SHARDS.trailing_zeros())) as usize
+        (shard_hash(key) >> (64 - SHARDS.trailing_zeros())) as usize
     }
 
     pub fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
@@ -335,5 +359,27 @@ impl MultiReadGuard<'_> {
             .binary_search_by_key(&i, |(j, _)| *j)
             .expect("key's shard is locked");
         &self.guards[pos].1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_hash_is_fixed_and_spreads_keys() {
+        // Fixed values: a key's shard must not change between builds or machines.
+        assert_eq!(shard_hash(b""), 0);
+        assert_eq!(shard_hash(b"user:1"), 9043426452499376335);
+        let db = Db::new();
+        let mut counts = vec![0usize; SHARDS];
+        for i in 0..256_000 {
+            counts[db.shard_index(format!("user:{i}").as_bytes())] += 1;
+        }
+        // About 1,000 keys a shard; none far off.
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
     }
 }
