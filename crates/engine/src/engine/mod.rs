@@ -64,6 +64,8 @@ pub struct RunJob {
     then: Option<Then>,
     /// When it was queued: MINBATCHTIMEOUT counts from the oldest job of a batch.
     enqueued: Instant,
+    /// A batch scoring job's run: taken only when no online request of the queue is ready.
+    background: bool,
 }
 
 /// What a worker runs after delivering a job's result, with a copy of it.
@@ -136,6 +138,9 @@ struct Queue {
     stop: AtomicBool,
     /// Runs in flight with their start, so the watchdog can terminate overdue ones.
     running: Mutex<Vec<InFlight>>,
+    /// Online (not background) requests queued so far: a background job watches it to see
+    /// whether online traffic is there to yield to.
+    foreground_arrivals: AtomicU64,
 }
 
 impl Queue {
@@ -261,6 +266,7 @@ impl Engine {
             told: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             running: Mutex::new(Vec::new()),
+            foreground_arrivals: AtomicU64::new(0),
         });
         let threads = self.config.read().threads_per_queue.max(1);
         for i in 0..threads {
@@ -289,8 +295,29 @@ impl Engine {
         cancelled: Arc<AtomicBool>,
     ) -> completion::Receiver<RunResult> {
         let (tx, rx) = completion::channel(loop_submits());
-        self.enqueue(model, inputs, cancelled, tx, None);
+        self.enqueue(model, inputs, cancelled, tx, None, false);
         rx
+    }
+
+    /// Queues a batch scoring job's run: a worker takes it only when no online request of the
+    /// queue is ready to run, so a job in the background delays an online request by at most
+    /// the one run a worker may already have started.
+    pub fn submit_background(
+        self: &Arc<Self>,
+        model: Arc<Model>,
+        inputs: Vec<Arc<Tensor>>,
+        cancelled: Arc<AtomicBool>,
+    ) -> completion::Receiver<RunResult> {
+        let (tx, rx) = completion::channel(None);
+        self.enqueue(model, inputs, cancelled, tx, None, true);
+        rx
+    }
+
+    /// Online requests queued so far for `model`'s queue (see [`Engine::submit_background`]).
+    pub fn foreground_arrivals(self: &Arc<Self>, model: &Model) -> u64 {
+        self.queue(&model.spec.queue_name(), &model.spec.device)
+            .foreground_arrivals
+            .load(Ordering::Relaxed)
     }
 
     /// Queues a run whose worker calls `then` with (a copy of) the result right after
@@ -303,7 +330,7 @@ impl Engine {
         then: Then,
     ) -> completion::Receiver<RunResult> {
         let (tx, rx) = completion::channel(loop_submits());
-        self.enqueue(model, inputs, cancelled, tx, Some(then));
+        self.enqueue(model, inputs, cancelled, tx, Some(then), false);
         rx
     }
 
@@ -322,7 +349,14 @@ impl Engine {
             return false;
         }
         let cancelled = Arc::new(AtomicBool::new(false));
-        self.enqueue(model, inputs, cancelled, completion::detached(), Some(then));
+        self.enqueue(
+            model,
+            inputs,
+            cancelled,
+            completion::detached(),
+            Some(then),
+            false,
+        );
         true
     }
 
@@ -333,8 +367,12 @@ impl Engine {
         cancelled: Arc<AtomicBool>,
         tx: completion::Sender<RunResult>,
         then: Option<Then>,
+        background: bool,
     ) {
         let q = self.queue(&model.spec.queue_name(), &model.spec.device);
+        if !background {
+            q.foreground_arrivals.fetch_add(1, Ordering::Relaxed);
+        }
         let batchsize = model.spec.batchsize;
         let queued = {
             let mut jobs = q.jobs.lock();
@@ -345,6 +383,7 @@ impl Engine {
                 reply: tx,
                 then,
                 enqueued: Instant::now(),
+                background,
             });
             jobs.len()
         };
@@ -554,12 +593,34 @@ fn take_runnable(
     jobs: &mut VecDeque<RunJob>,
     now: Instant,
 ) -> Result<Vec<RunJob>, Option<Instant>> {
+    // Online requests first; background jobs (batch scoring) when none is ready.
+    match take_runnable_of(jobs, now, false) {
+        Ok(batch) => Ok(batch),
+        Err(until) if jobs.iter().any(|j| j.background) => take_runnable_of(jobs, now, true)
+            .map_err(|u| match (until, u) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }),
+        Err(until) => Err(until),
+    }
+}
+
+/// [`take_runnable`] over the online jobs, or over the background ones.
+fn take_runnable_of(
+    jobs: &mut VecDeque<RunJob>,
+    now: Instant,
+    background: bool,
+) -> Result<Vec<RunJob>, Option<Instant>> {
     let mut waiting: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
     let mut until: Option<Instant> = None;
     let mut i = 0;
     while i < jobs.len() {
         if jobs[i].dead() {
             jobs.remove(i).expect("index in range").discard();
+            continue;
+        }
+        if jobs[i].background != background {
+            i += 1;
             continue;
         }
         let spec = &jobs[i].model.spec;
@@ -576,7 +637,11 @@ fn take_runnable(
         let mut j = i + 1;
         while j < jobs.len() && rows < max {
             let other = &jobs[j];
-            if !other.dead() && jobs[i].batchable_with(other) && rows + other.rows() <= max {
+            if !other.dead()
+                && other.background == background
+                && jobs[i].batchable_with(other)
+                && rows + other.rows() <= max
+            {
                 rows += other.rows();
                 members.push(j);
             }
