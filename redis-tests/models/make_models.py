@@ -55,6 +55,19 @@ def fraud(path):
     save(helper.make_model(graph, opset_imports=OPSET, producer_name="locus-tests"), path)
 
 
+def txn30(path):
+    """The fraud model's transaction branch alone: transaction [N,30] -> probabilities [N,2],
+    the same depth (Gemm 128 + Relu, Gemm 64 + Relu, Gemm 2, Softmax): batch scoring's model."""
+    nodes, inits, last = gemm_relu_stack("tx", "transaction", 30, [(128, True), (64, True), (2, False)], seed=9)
+    soft = helper.make_node("Softmax", [last], ["probabilities"], axis=1)
+    graph = helper.make_graph(
+        nodes + [soft], "txn30",
+        [helper.make_tensor_value_info("transaction", TensorProto.FLOAT, ["N", 30])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
+        inits)
+    save(helper.make_model(graph, opset_imports=OPSET, producer_name="locus-tests"), path)
+
+
 def mlp_big(path):
     nodes, inits, last = gemm_relu_stack("big", "input", 1024, [(2048, True), (2048, True), (2048, True), (10, False)], seed=11)
     graph = helper.make_graph(
@@ -177,7 +190,7 @@ def cnn(path):
 def main():
     out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else pathlib.Path(__file__).parent)
     out.mkdir(parents=True, exist_ok=True)
-    for f in (fraud, add, sum_all, int_identity, string_label, spin, slow, cnn):
+    for f in (fraud, txn30, add, sum_all, int_identity, string_label, spin, slow, cnn):
         f(out / f"{f.__name__}.onnx")
     if "--big" in sys.argv:
         mlp_big(out / "mlp_big.onnx")

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod monitor;
 pub mod numbers;
 pub mod router;
+pub mod score;
 pub mod tensor;
 
 /// The ONNX Runtime binding the engine is built on, for hosts and tools that need the same

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cmd;
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod persist;
 pub mod request_log;
 pub mod scripting;

@@ -451,7 +451,7 @@ impl Tensor {
 }
 
 /// Parses one textual value into its little-endian bytes.
-fn encode_value(dtype: DType, text: &[u8], out: &mut [u8]) -> Result<(), TensorError> {
+pub(crate) fn encode_value(dtype: DType, text: &[u8], out: &mut [u8]) -> Result<(), TensorError> {
     let bad = || TensorError::new(ERR_VALUE);
     let int = || crate::numbers::parse_i64(text).ok_or_else(bad);
     let float = || crate::numbers::parse_f64(text).ok_or_else(bad);

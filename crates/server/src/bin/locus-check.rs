@@ -63,7 +63,7 @@ fn check_snapshot(path: &Path) -> bool {
     let file = path.display();
     match persist::read(path) {
         Ok(records) => {
-            let (mut values, mut models, mut libraries) = (0, 0, 0);
+            let (mut values, mut models, mut libraries, mut jobs) = (0, 0, 0, 0);
             for r in &records {
                 match r {
                     Loaded::Value(..) => values += 1,
@@ -71,14 +71,18 @@ fn check_snapshot(path: &Path) -> bool {
                     Loaded::Function(_) => libraries += 1,
                     // Settings of a key, not a key.
                     Loaded::RequestLog(..) => {}
+                    Loaded::Job(..) => jobs += 1,
                 }
             }
             println!("[offset 0] Checking snapshot {file}");
-            let libs = if libraries > 0 {
+            let mut libs = if libraries > 0 {
                 format!(", {libraries} function libraries")
             } else {
                 String::new()
             };
+            if jobs > 0 {
+                libs.push_str(&format!(", {jobs} scoring jobs"));
+            }
             println!(
                 "Snapshot looks OK: {} keys ({values} values, {models} models){libs}, checksum verified",
                 values + models

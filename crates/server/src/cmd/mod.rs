@@ -16,6 +16,7 @@ pub mod monitors;
 pub mod pubsub;
 pub mod request_logs;
 pub mod routers;
+pub mod score;
 pub mod scripting;
 pub mod server;
 pub mod sets;

@@ -42,6 +42,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let asynchronous = flush_mode(args)?;
     ctx.server.store.request_logs.clear(Some(ctx.client.db));
     ctx.server.store.monitors.clear(Some(ctx.client.db));
+    crate::jobs::clear(ctx.server, Some(ctx.client.db));
     let maps = ctx.db().clear();
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum());
     drop_maps(maps, asynchronous);
@@ -52,6 +53,7 @@ pub fn flushall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let asynchronous = flush_mode(args)?;
     ctx.server.store.request_logs.clear(None);
     ctx.server.store.monitors.clear(None);
+    crate::jobs::clear(ctx.server, None);
     let maps: Vec<_> = ctx
         .server
         .store

@@ -43,6 +43,8 @@ const KIND_MODEL_VERSIONS: u8 = 10;
 const KIND_ROUTER: u8 = 11;
 /// AI.LOG settings of one key: the AI.LOG SET words after the key.
 const KIND_REQUEST_LOG: u8 = 12;
+/// An AI.SCORE job: its definition's words, then its progress's words (with its checkpoint).
+const KIND_JOB: u8 = 13;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -51,6 +53,8 @@ pub struct Image {
     entries: Vec<(u16, Bytes, Entry)>,
     functions: Vec<Bytes>,
     request_logs: Vec<(u16, Bytes, Vec<Bytes>)>,
+    /// (database, name, definition words, progress words).
+    jobs: Vec<(u16, Bytes, Vec<Bytes>, Vec<Bytes>)>,
 }
 
 impl Image {
@@ -64,6 +68,17 @@ impl Image {
                 guards.push(db.shard(i).read());
             }
         }
+        // Taken while every shard is held: a job writes its predictions and moves its
+        // checkpoint under its shards' write locks, so the two agree in the image.
+        let jobs = store
+            .jobs
+            .all()
+            .into_iter()
+            .map(|(db, name, job)| {
+                let progress = job.progress.lock().to_words(0);
+                (db as u16, name, job.spec.to_words(), progress)
+            })
+            .collect();
         let mut entries = Vec::new();
         for (i, g) in guards.iter().enumerate() {
             let db = (i / SHARDS) as u16;
@@ -82,6 +97,7 @@ impl Image {
             entries,
             functions,
             request_logs,
+            jobs,
         }
     }
 
@@ -260,8 +276,25 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 w.bytes(word)?;
             }
         }
+        for (db, name, spec, progress) in &image.jobs {
+            w.u8(KIND_JOB)?;
+            w.u16(*db)?;
+            w.u64(0)?;
+            w.bytes(name)?;
+            for words in [spec, progress] {
+                w.u32(words.len() as u32)?;
+                for word in words {
+                    w.bytes(word)?;
+                }
+            }
+        }
         w.u8(KIND_END)?;
-        w.u64((image.entries.len() + image.functions.len() + image.request_logs.len()) as u64)?;
+        w.u64(
+            (image.entries.len()
+                + image.functions.len()
+                + image.request_logs.len()
+                + image.jobs.len()) as u64,
+        )?;
         let crc = w.crc.clone().finalize();
         w.inner.write_all(&crc.to_le_bytes())?;
         let file = w.inner.into_inner().map_err(|e| e.into_error())?;
@@ -428,6 +461,7 @@ pub enum Loaded {
     Function(Bytes),
     /// AI.LOG settings of a key.
     RequestLog(u16, Bytes, crate::request_log::LogSpec),
+    Job(u16, Arc<locus_engine::score::Job>),
 }
 
 /// Maps and verifies a snapshot, returning its records. Nothing is applied: a bad file is
@@ -548,6 +582,24 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                 let spec = crate::request_log::LogSpec::parse(&words)
                     .map_err(|e| err(r.pos as u64, format!("bad AI.LOG settings: {e}")))?;
                 out.push(Loaded::RequestLog(db, Bytes::copy_from_slice(&key), spec));
+                continue;
+            }
+            KIND_JOB => {
+                let mut words = || -> Result<Vec<Bytes>, LoadError> {
+                    let n = r.u32()?;
+                    (0..n)
+                        .map(|_| r.bytes().map(|b| Bytes::copy_from_slice(&b)))
+                        .collect()
+                };
+                let (spec, progress) = (words()?, words()?);
+                let spec = locus_engine::score::ScoreSpec::parse(&spec)
+                    .map_err(|e| err(r.pos as u64, format!("bad job definition: {e}")))?;
+                let mut p = locus_engine::score::Progress::new(0);
+                p.apply_words(&progress)
+                    .map_err(|e| err(r.pos as u64, format!("bad job progress: {e}")))?;
+                let name = Bytes::copy_from_slice(&key);
+                let job = locus_engine::score::Job::new(name, spec, p);
+                out.push(Loaded::Job(db, Arc::new(job)));
                 continue;
             }
             KIND_TENSOR => {
@@ -674,6 +726,10 @@ pub fn apply(
             }
             Loaded::RequestLog(db, key, spec) => {
                 store.request_logs.set(db as usize, key, spec);
+                continue;
+            }
+            Loaded::Job(db, job) => {
+                store.jobs.insert(db as usize, job.name.clone(), job);
                 continue;
             }
             Loaded::Value(db, key, entry) => (db, key, entry),

@@ -695,6 +695,10 @@ impl Server {
         self.loading.store(true, Ordering::Relaxed);
         let r = self.load_data_inner().await;
         self.loading.store(false, Ordering::Relaxed);
+        if r.is_ok() {
+            // Jobs that were running when the data was saved go on from their checkpoints.
+            crate::jobs::resume_all(self);
+        }
         r
     }
 

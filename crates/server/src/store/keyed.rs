@@ -41,6 +41,17 @@ impl<T> KeyedRegistry<T> {
         self.any.store(true, Ordering::Relaxed);
     }
 
+    /// Registers an entry the caller keeps a handle to.
+    pub fn insert(&self, db: usize, key: Bytes, value: Arc<T>) {
+        self.map.write().entry(db).or_default().insert(key, value);
+        self.any.store(true, Ordering::Relaxed);
+    }
+
+    /// Entries of database `db`.
+    pub fn count(&self, db: usize) -> usize {
+        self.map.read().get(&db).map_or(0, |m| m.len())
+    }
+
     pub fn remove(&self, db: usize, key: &[u8]) -> bool {
         let mut m = self.map.write();
         let removed = m

@@ -29,6 +29,8 @@ pub struct Store {
     pub request_logs: keyed::KeyedRegistry<crate::request_log::LogSpec>,
     /// AI.MONITOR drift and outlier monitors per database and key.
     pub monitors: keyed::KeyedRegistry<parking_lot::Mutex<locus_engine::monitor::Monitor>>,
+    /// AI.SCORE jobs per database and name.
+    pub jobs: keyed::KeyedRegistry<locus_engine::score::Job>,
 }
 
 impl Store {
@@ -41,6 +43,7 @@ impl Store {
             function_libraries: Default::default(),
             request_logs: Default::default(),
             monitors: Default::default(),
+            jobs: Default::default(),
         }
     }
 
