@@ -12,6 +12,7 @@ pub mod http;
 pub mod jobs;
 pub mod persist;
 pub mod request_log;
+pub mod scorefiles;
 pub mod scripting;
 pub mod server;
 pub mod store;

@@ -1,0 +1,163 @@
+"""locus-score: files in, predictions out, in process or through a server; checked against
+onnxruntime on the same rows, interrupted and resumed without duplicate rows."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import redis
+
+from conftest import SERVER_BIN
+
+SCORE_BIN = SERVER_BIN.replace("locus-server", "locus-score")
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+TXN30 = os.path.join(MODELS, "txn30.onnx")
+COLS = [f"f{j}" for j in range(30)]
+
+
+def expected(X):
+    return ort.InferenceSession(TXN30).run(None, {"transaction": X.astype(np.float32)})[0]
+
+
+def write_csv(path, X, ids=None):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", *COLS, "note"])
+        for i, row in enumerate(X):
+            w.writerow([ids[i] if ids else f"tx-{i}", *[repr(float(v)) for v in row], "a, quoted note"])
+
+
+def locus_score(*args, check=True):
+    r = subprocess.run([SCORE_BIN, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+@pytest.fixture
+def tmp():
+    return tempfile.mkdtemp(prefix="locus-score-files-")
+
+
+def test_csv_in_process_matches_onnxruntime_and_skips_bad_rows(tmp):
+    X = np.random.default_rng(1).standard_normal((500, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.csv")
+    write_csv(src, X)
+    with open(src, "a") as f:
+        f.write("tx-bad," + ",".join(["x"] * 30) + ",n\n")
+    out = os.path.join(tmp, "out.csv")
+    r = locus_score("--inprocess", TXN30, "--input", src, "--columns", ",".join(COLS),
+                    "--id-column", "id", "--output", out, "--batch", 128)
+    assert "row 500 skipped: 'x' is not a number" in r.stderr
+    assert "500 rows scored, 1 rows failed" in r.stderr
+    header, rows = read_csv(out)
+    assert header == ["id", "probabilities_0", "probabilities_1"]
+    assert [row[0] for row in rows] == [f"tx-{i}" for i in range(500)]
+    got = np.array([[float(v) for v in row[1:]] for row in rows], np.float32)
+    np.testing.assert_allclose(got, expected(X), rtol=1e-5, atol=1e-6)
+    assert not os.path.exists(out + ".partial") and not os.path.exists(out + ".partial.ckpt")
+
+
+def test_through_the_server_over_several_connections(server_port, tmp):
+    c = redis.Redis(port=server_port)
+    c.flushall()
+    with open(TXN30, "rb") as f:
+        c.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", f.read())
+    X = np.random.default_rng(2).standard_normal((1000, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.csv")
+    write_csv(src, X)
+    out = os.path.join(tmp, "out.csv")
+    locus_score("--model", "m", "-p", server_port, "--input", src, "--columns", ",".join(COLS),
+                "--id-column", "id", "--output", out, "--batch", 64, "--connections", 3)
+    _, rows = read_csv(out)
+    assert [row[0] for row in rows] == [f"tx-{i}" for i in range(1000)]
+    got = np.array([[float(v) for v in row[1:]] for row in rows], np.float32)
+    np.testing.assert_allclose(got, expected(X), rtol=1e-5, atol=1e-6)
+    info = dict(zip(*[iter(c.execute_command("AI.INFO", "m"))] * 2))
+    assert info[b"samples"] == 1000  # the server's statistics saw every row
+
+
+def test_jsonl_and_npy(tmp):
+    X = np.random.default_rng(3).standard_normal((300, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.jsonl")
+    with open(src, "w") as f:
+        for i, row in enumerate(X):
+            f.write(json.dumps({"user": f"u{i}", **{c: float(v) for c, v in zip(COLS, row)}}) + "\n")
+        f.write('{"user": "broken", "f0": "high"}\n')
+    out = os.path.join(tmp, "out.jsonl")
+    r = locus_score("--inprocess", TXN30, "--input", src, "--id-column", "user", "--output", out)
+    assert "300 rows scored, 1 rows failed" in r.stderr
+    lines = [json.loads(l) for l in open(out)]
+    assert [l["user"] for l in lines] == [f"u{i}" for i in range(300)]
+    np.testing.assert_allclose(np.array([l["probabilities"] for l in lines], np.float32),
+                               expected(X), rtol=1e-5, atol=1e-6)
+    npy = os.path.join(tmp, "in.npy")
+    np.save(npy, X.astype(np.float64))
+    out = os.path.join(tmp, "out.npy")
+    locus_score("--inprocess", TXN30, "--input", npy, "--output", out, "--batch", 7)
+    np.testing.assert_allclose(np.load(out), expected(X), rtol=1e-5, atol=1e-6)
+
+
+def test_an_interrupted_run_resumes_without_duplicate_rows(server_port, tmp):
+    c = redis.Redis(port=server_port)
+    c.flushall()
+    with open(TXN30, "rb") as f:
+        c.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", f.read())
+    n = 60000
+    X = np.random.default_rng(4).standard_normal((n, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.csv")
+    write_csv(src, X)
+    out = os.path.join(tmp, "out.csv")
+    args = [SCORE_BIN, "--model", "m", "-p", str(server_port), "--input", src, "--columns",
+            ",".join(COLS), "--id-column", "id", "--output", out, "--batch", "16", "--connections", "1"]
+    p = subprocess.Popen(args, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not os.path.exists(out + ".partial.ckpt") and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not os.path.exists(out), "an interrupted run left an output file"
+    done = json.load(open(out + ".partial.ckpt"))["consumed"]
+    assert 0 < done < n
+    r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming after {done} rows" in r.stderr
+    _, rows = read_csv(out)
+    assert [row[0] for row in rows] == [f"tx-{i}" for i in range(n)]
+    got = np.array([[float(v) for v in row[1:]] for row in rows], np.float32)
+    np.testing.assert_allclose(got, expected(X), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_input_gets_clear_errors_and_no_output(tmp):
+    src = os.path.join(tmp, "in.csv")
+    write_csv(src, np.zeros((3, 30), np.float32))
+    out = os.path.join(tmp, "out.csv")
+    cases = [
+        (["--input", os.path.join(tmp, "missing.csv")], "missing.csv: No such file"),
+        (["--input", src, "--columns", "f0,nope"], "the CSV has no column 'nope'"),
+        (["--input", src, "--columns", ",".join(COLS[:29])], "29"),
+        (["--input", src, "--format", "xml"], "unknown format 'xml'"),
+    ]
+    for extra, err in cases:
+        r = locus_score("--inprocess", TXN30, "--output", out, *extra, check=False)
+        assert r.returncode != 0 and err in r.stderr, (extra, r.stderr)
+        assert not os.path.exists(out)
+    r = locus_score("--inprocess", TXN30, "--input", src, "--columns", ",".join(COLS),
+                    "--output", os.path.join(tmp, "no", "such", "dir.csv"), check=False)
+    assert r.returncode != 0 and "cannot write" in r.stderr
+    r = locus_score("--model", "m", "-p", 1, "--input", src, "--output", out, check=False)
+    assert r.returncode != 0 and "cannot connect" in r.stderr
