@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -447,6 +447,164 @@ def section_observability(args):
         srv.wait()
 
 
+def _pipe_hashes(port, X, prefix):
+    """Loads rows as hashes of 30 fields (f0..f29) through redis-cli --pipe, 50,000 at a time."""
+    fields = [f"f{j}".encode() for j in range(30)]
+    for start_row in range(0, len(X), 50000):
+        out = []
+        for i in range(start_row, min(start_row + 50000, len(X))):
+            args = [b"HSET", f"{prefix}{i}".encode()]
+            for f, v in zip(fields, X[i]):
+                args += [f, repr(float(v)).encode()]
+            out.append(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        r = subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=b"".join(out), capture_output=True)
+        assert b"errors: 0" in r.stdout, r.stdout
+
+
+def _rss_kb(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _run_job(c, pid, name, *words):
+    """Runs an AI.SCORE job to its end; returns (seconds, peak RSS growth in KiB while it ran)."""
+    base = _rss_kb(pid)
+    peak = base
+    t = time.perf_counter()
+    c.execute_command("AI.SCORE", name, *words)
+    while True:
+        reply = c.execute_command("AI.JOB", "GET", name)
+        state = dict(zip(reply[::2], reply[1::2]))[b"state"]
+        peak = max(peak, _rss_kb(pid))
+        if state != b"running":
+            break
+        time.sleep(0.01)
+    took = time.perf_counter() - t
+    assert state == b"done", reply
+    c.execute_command("AI.JOB", "DEL", name)
+    return took, peak - base
+
+
+def section_scoring(args):
+    """Batch scoring (issue: batch scoring): AI.SCORE over N hashes of 30 fields with the fraud
+    model and a CONST reference, against onnxruntime in this process scoring the same rows from
+    memory at the same batch size (1 thread, as the server's sessions run), and against a Python
+    client that SCANs, HMGETs in pipelines, runs onnxruntime and HSETs back (on 100,000 keys)."""
+    import numpy as np
+    import onnxruntime as ort
+    import redis
+    n = args.score_rows
+    print(f"## Batch scoring: AI.SCORE over {n:,} hashes (issue: batch scoring)\n")
+    port = free_port()
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], port)
+    try:
+        time.sleep(1)
+        c = redis.Redis(port=port)
+        X = np.random.default_rng(1).standard_normal((n, 30)).astype(np.float32)
+        P = np.random.default_rng(2).standard_normal((100000, 30)).astype(np.float32)
+        _pipe_hashes(port, X, "tx:")
+        _pipe_hashes(port, P, "py:")
+        ref = np.random.default_rng(3).standard_normal((1, 256)).astype(np.float32)
+        fraud = os.path.join(MODELS, "fraud.onnx")
+        with open(fraud, "rb") as f:
+            c.execute_command("AI.MODELSTORE", "fraud", "ONNX", "CPU", "BLOB", f.read())
+        c.execute_command("AI.TENSORSET", "ref", "FLOAT", 1, 256, "BLOB", ref.tobytes())
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(fraud, so)
+        R = np.repeat(ref, 256, axis=0)
+        fields = [f"f{j}" for j in range(30)]
+
+        def inprocess():
+            t = time.perf_counter()
+            for i in range(0, n, 256):
+                x = X[i:i + 256]
+                sess.run(None, {"transaction": x, "reference": R[:len(x)]})
+            return time.perf_counter() - t
+
+        def job(prefix, prio, tag):
+            return _run_job(c, srv.pid, f"bench-{tag}", "MODEL", "fraud", "MATCH", f"{prefix}*", "HASH", "FIELDS", 30, *fields,
+                            "CONST", 1, "ref", "OUTPUT", "FIELD", "score", "INDEX", 1, "PRIORITY", prio)
+
+        def python_client():
+            t = time.perf_counter()
+            cursor = 0
+            while True:
+                cursor, keys = c.scan(cursor, match="py:*", count=1000)
+                for i in range(0, len(keys), 256):
+                    chunk = keys[i:i + 256]
+                    p = c.pipeline(transaction=False)
+                    for k in chunk:
+                        p.hmget(k, fields)
+                    x = np.array(p.execute(), dtype=np.float32)
+                    out = sess.run(None, {"transaction": x, "reference": R[:len(x)]})[0][:, 1]
+                    p = c.pipeline(transaction=False)
+                    for k, v in zip(chunk, out):
+                        p.hset(k, "pyscore", repr(float(v)))
+                    p.execute()
+                if cursor == 0:
+                    break
+            return time.perf_counter() - t
+
+        # locus-score on a CSV of the same rows (the 30-feature model: locus-score has no CONST).
+        csv_path = os.path.join(tempfile.mkdtemp(), "rows.csv")
+        with open(csv_path, "w") as f:
+            f.write(",".join(fields) + "\n")
+            np.savetxt(f, X, delimiter=",", fmt="%.9g")
+        txn30 = os.path.join(MODELS, "txn30.onnx")
+        sess30 = ort.InferenceSession(txn30, so)
+        score_bin = LOCUS.replace("locus-server", "locus-score")
+
+        def inprocess30():
+            t = time.perf_counter()
+            for i in range(0, n, 1024):
+                sess30.run(None, {"transaction": X[i:i + 1024]})
+            return time.perf_counter() - t
+
+        def locus_score_csv():
+            t = time.perf_counter()
+            subprocess.run([score_bin, "--inprocess", txn30, "--input", csv_path, "--output", csv_path + ".out.csv",
+                            "--batch", "1024"], check=True, capture_output=True)
+            return time.perf_counter() - t
+
+        rounds = []
+        for r in range(args.rounds):
+            row = {"inproc": inprocess(), "inproc30": inprocess30(), "score_csv": locus_score_csv()}
+            row["normal"], row["normal_rss"] = job("tx:", "NORMAL", f"n{r}")
+            row["low"], row["low_rss"] = job("tx:", "LOW", f"l{r}")
+            row["py100k"], row["py100k_rss"] = job("py:", "NORMAL", f"p{r}")
+            row["python"] = python_client()
+            rounds.append(row)
+        m = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+        ratio = {k: statistics.median(r["inproc"] / r[k] for r in rounds) for k in ("normal", "low")}
+        vs_py = statistics.median(r["python"] / r["py100k"] for r in rounds)
+        csv_ratio = statistics.median(r["inproc30"] / r["score_csv"] for r in rounds)
+        rate = lambda rows, secs: f"{rows / secs:,.0f}"
+        print("Targets: AI.SCORE >= 0.5x in-process ONNX Runtime on the same rows at the same batch size; >= 10x a Python "
+              "SCAN/HMGET/onnxruntime/HSET client; memory flat in the size of the job.\n")
+        print("| run | rows/s | against in-process ORT | against the Python client |")
+        print("|---|---|---|---|")
+        print(f"| in-process onnxruntime, batch 256, 1 thread (reference) | {rate(n, m['inproc'])} | 1.00x | |")
+        print(f"| AI.SCORE PRIORITY NORMAL, BATCH 256 | {rate(n, m['normal'])} | **{ratio['normal']:.2f}x** | |")
+        print(f"| AI.SCORE PRIORITY LOW (no online traffic) | {rate(n, m['low'])} | **{ratio['low']:.2f}x** | |")
+        print(f"| AI.SCORE NORMAL over 100,000 keys | {rate(100000, m['py100k'])} | | **{vs_py:.1f}x** |")
+        print(f"| Python client (SCAN, HMGET x256 pipelined, onnxruntime, HSET x256), 100,000 keys | {rate(100000, m['python'])} | | 1.0x |")
+        print(f"| locus-score --inprocess on a {n:,}-row CSV (txn30.onnx, batch 1024) | {rate(n, m['score_csv'])} | **{csv_ratio:.2f}x** (against in-process ORT on txn30, {rate(n, m['inproc30'])} rows/s) | |")
+        print()
+        print(f"Server memory while a job runs (growth of its RSS over the loaded dataset): {m['py100k_rss'] / 1024:.0f} MiB "
+              f"for a 100,000-key job, {m['normal_rss'] / 1024:.0f} MiB for the {n:,}-key job (NORMAL: batches read by "
+              f"{os.cpu_count()} threads), {m['low_rss'] / 1024:.0f} MiB for LOW.\n")
+        print(f"Commands: `benches/compare.py --sections scoring --score-rows {n} --rounds {args.rounds}`; "
+              "AI.SCORE … HASH FIELDS 30 f0 … f29 CONST 1 ref OUTPUT FIELD score INDEX 1; medians of per-round ratios.\n")
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
 def settle():
     """Lets the disk catch up (the durability section writes gigabytes that the kernel flushes
     for a while after) and the machine calm down, so one section's tail does not weigh on the
@@ -458,7 +616,8 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring")
+    ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
     sections = args.sections.split(",")
@@ -499,6 +658,9 @@ def main():
         if "observability" in sections:
             settle()
             section_observability(args)
+        if "scoring" in sections:
+            settle()
+            section_scoring(args)
     finally:
         for p in (redis, locus):
             p.terminate()
