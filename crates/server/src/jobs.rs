@@ -41,8 +41,8 @@ struct KeyspaceHost {
     signature: Arc<Model>,
 }
 
-/// Starts `job`'s loop on a thread of its own. Returns why it could not start (the model
-/// or its version is gone), after marking the job failed.
+/// Starts `job`'s loop on a thread of its own. A job whose model or version is gone by then
+/// (a resumed job) is marked failed with the reason, and that is published.
 pub fn start(server: &Arc<Server>, db: usize, job: Arc<Job>) {
     let thread_server = Arc::clone(server);
     let name = format!(
@@ -53,13 +53,16 @@ pub fn start(server: &Arc<Server>, db: usize, job: Arc<Job>) {
         if job.spec.priority == Priority::Low {
             lower_priority();
         }
-        match KeyspaceHost::new(thread_server, db, Arc::clone(&job)) {
+        match KeyspaceHost::new(Arc::clone(&thread_server), db, Arc::clone(&job)) {
             Ok(host) => job::run(&job, &host),
             Err(e) => {
-                let mut p = job.progress.lock();
-                p.state = locus_engine::score::State::Failed;
-                p.error = Some(e);
-                p.finished_ms = crate::util::now_ms();
+                {
+                    let mut p = job.progress.lock();
+                    p.state = locus_engine::score::State::Failed;
+                    p.error = Some(e);
+                    p.finished_ms = crate::util::now_ms();
+                }
+                publish(&thread_server, db, &job);
             }
         }
     });
