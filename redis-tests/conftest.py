@@ -56,6 +56,8 @@ class ServerProcess:
         if "--http-port" not in [str(a) for a in args]:
             # Servers run side by side: no shared default HTTP port.
             cmd += ["--http-port", "0"]
+        if "--grpc-port" not in [str(a) for a in args]:
+            cmd += ["--grpc-port", "0"]
         cmd += [str(a) for a in args]
         self.cmd = cmd
         self.log = open(self.log_path, "wb")

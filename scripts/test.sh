@@ -19,16 +19,14 @@ fi
 
 PY=${PYTHON:-python3}
 if ! $PY - <<'PYCHECK' 2>/dev/null
-import importlib.metadata as m, sys
-want = {}
+import importlib.metadata as m, re, sys
+from packaging.requirements import Requirement
 for line in open("redis-tests/requirements.txt"):
-    line = line.strip()
-    if line and not line.startswith("#"):
-        name, _, ver = line.partition("==")
-        want[name] = ver
-for name, ver in want.items():
-    have = m.version(name)
-    if ver and have != ver:
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    req = Requirement(line)
+    if not req.specifier.contains(m.version(req.name), prereleases=True):
         sys.exit(1)
 PYCHECK
 then

@@ -6,6 +6,28 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
+    command_table();
+    grpc_service();
+}
+
+/// Generates the KServe V2 gRPC service (server side only) from `proto/inference.proto`, with
+/// the vendored protoc.
+fn grpc_service() {
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/inference.proto");
+    println!("cargo:rerun-if-changed={}", proto.display());
+    let protoc = protoc_bin_vendored::protoc_bin_path().expect("vendored protoc");
+    // SAFETY: the build script is single-threaded; protoc's path is read by the generator.
+    unsafe { std::env::set_var("PROTOC", protoc) };
+    tonic_prost_build::configure()
+        .build_client(false)
+        .compile_protos(
+            std::slice::from_ref(&proto),
+            &[proto.parent().unwrap().to_path_buf()],
+        )
+        .expect("inference.proto compiles");
+}
+
+fn command_table() {
     // The specs live at the repository's top level: the Redis module reads them too.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../commands");
     println!("cargo:rerun-if-changed={}", dir.display());

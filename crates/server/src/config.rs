@@ -163,6 +163,9 @@ pub static PARAMS: &[Param] = &[
     p("audit-maxlen", "10000", Kind::Int(0, i64::MAX), true),
     // The HTTP face: /metrics and /healthz (0 turns it off).
     p("http-port", "8080", Kind::Int(0, 65535), false),
+    // The KServe V2 gRPC service (0 turns it off), and the largest V2 request body or message.
+    p("grpc-port", "8081", Kind::Int(0, 65535), false),
+    p("http-max-body", "67108864", Kind::Memory, true),
     p("metrics-public", "no", Kind::Bool, true),
     p("metrics-max-models", "1000", Kind::Int(0, i64::MAX), true),
     // Routers: guard breaches and other alerts, also published on `__locus__:alerts`.

@@ -8,7 +8,9 @@
 pub mod audit;
 pub mod cmd;
 pub mod config;
+pub mod grpc;
 pub mod http;
+pub mod inference;
 pub mod jobs;
 pub mod persist;
 pub mod request_log;

@@ -901,10 +901,10 @@ fn write_outputs(
 }
 
 /// The names a logged run records.
-struct LoggedNames<'a> {
-    key: &'a Bytes,
-    inputs: &'a [Bytes],
-    outputs: &'a [Bytes],
+pub struct LoggedNames<'a> {
+    pub key: &'a Bytes,
+    pub inputs: &'a [Bytes],
+    pub outputs: &'a [Bytes],
 }
 
 /// A run being logged (AI.LOG): what the log needs from the request's start.
@@ -916,7 +916,7 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    fn start(ctx: &Ctx, spec: Arc<crate::request_log::LogSpec>, node: &Node) -> RunLog {
+    pub fn start(ctx: &Ctx, spec: Arc<crate::request_log::LogSpec>, node: &Node) -> RunLog {
         RunLog {
             spec,
             decisions: node.decisions(),
@@ -927,7 +927,7 @@ impl RunLog {
 
     /// Appends the run to the log stream (when sampled) and logs that to the AOF. `model` is
     /// the model of a direct run, whose version number is looked up now.
-    fn finish(
+    pub fn finish(
         self,
         server: &Server,
         db: usize,

@@ -4,6 +4,7 @@
 //! the start with a clear message, as the RESP port does.
 
 pub mod metrics;
+pub mod v2;
 
 use crate::server::Server;
 use axum::extract::State;
@@ -14,14 +15,13 @@ use axum::Router;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-/// Binds the HTTP listeners (none when `http-port` is 0) and serves them on a thread of
-/// their own. Errors name the address that could not be bound.
-pub fn start(server: &Arc<Server>) -> Result<(), String> {
-    let port = server.config.get_i64("http-port");
-    if port == 0 {
-        return Ok(());
-    }
+/// Binds `port` on every `bind` address (none when the port is 0). Errors name the address
+/// that could not be bound.
+fn bind_all(server: &Server, port: i64, what: &str) -> Result<Vec<TcpListener>, String> {
     let mut listeners = Vec::new();
+    if port == 0 {
+        return Ok(listeners);
+    }
     for addr in server.config.get("bind").split_whitespace() {
         // Redis's `-` prefix: an address that may be missing (IPv6 on a host without it).
         let (optional, host) = match addr.strip_prefix('-') {
@@ -39,28 +39,65 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                 listeners.push(l);
             }
             Err(_) if optional => {}
-            Err(e) => return Err(format!("Could not create the HTTP listener on {sock}: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "Could not create the {what} listener on {sock}: {e}"
+                ))
+            }
         }
     }
     if listeners.is_empty() {
-        return Err(format!("Could not create any HTTP listener on port {port}"));
+        return Err(format!(
+            "Could not create any {what} listener on port {port}"
+        ));
     }
-    tracing::info!("HTTP (metrics, health) on port {port}");
+    Ok(listeners)
+}
+
+/// Binds the HTTP listeners (`http-port`: metrics, health, the V2 REST API) and the gRPC ones
+/// (`grpc-port`: the V2 gRPC service) and serves them on a runtime of their own, so that this
+/// traffic never takes a turn on the RESP event loops. The listeners are bound at start-up, so
+/// a taken port stops the start with a clear message, as the RESP port does.
+pub fn start(server: &Arc<Server>) -> Result<(), String> {
+    let http = bind_all(server, server.config.get_i64("http-port"), "HTTP")?;
+    let grpc = bind_all(server, server.config.get_i64("grpc-port"), "gRPC")?;
+    if http.is_empty() && grpc.is_empty() {
+        return Ok(());
+    }
+    if !http.is_empty() {
+        tracing::info!(
+            "HTTP (metrics, health, KServe V2 REST) on port {}",
+            server.config.get_i64("http-port")
+        );
+    }
+    if !grpc.is_empty() {
+        tracing::info!(
+            "gRPC (KServe V2) on port {}",
+            server.config.get_i64("grpc-port")
+        );
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("locus-http")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let server = Arc::clone(server);
     std::thread::Builder::new()
         .name("locus-http".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("HTTP runtime");
             rt.block_on(async move {
                 let app = Router::new()
                     .route("/metrics", get(metrics_page))
                     .route("/healthz", get(health))
-                    .with_state(server);
+                    .merge(v2::routes())
+                    .with_state(Arc::clone(&server));
                 let mut tasks = Vec::new();
-                for l in listeners {
+                for l in http {
                     let app = app.clone();
                     tasks.push(tokio::spawn(async move {
                         match tokio::net::TcpListener::from_std(l) {
@@ -70,6 +107,25 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                                 }
                             }
                             Err(e) => tracing::warn!("HTTP listener: {e}"),
+                        }
+                    }));
+                }
+                for l in grpc {
+                    let svc = crate::grpc::service(Arc::clone(&server));
+                    tasks.push(tokio::spawn(async move {
+                        match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) => {
+                                let incoming = tonic::transport::server::TcpIncoming::from(l)
+                                    .with_nodelay(Some(true));
+                                if let Err(e) = tonic::transport::Server::builder()
+                                    .add_service(svc)
+                                    .serve_with_incoming(incoming)
+                                    .await
+                                {
+                                    tracing::warn!("gRPC listener stopped: {e}");
+                                }
+                            }
+                            Err(e) => tracing::warn!("gRPC listener: {e}"),
                         }
                     }));
                 }
