@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -202,7 +202,7 @@ def section_lifecycle(args, rport, lport):
     # outputs written would weigh on one side only).
     bport, nport = free_port(), free_port()
     base = start([args.baseline, "--port", str(bport), "--dir", tempfile.mkdtemp(), "--save", ""], bport)
-    new = start([LOCUS, "--port", str(nport), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], nport)
+    new = start([LOCUS, "--port", str(nport), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0", "--grpc-port", "0"], nport)
     lport_main, lport = lport, nport
     try:
         time.sleep(1)
@@ -316,7 +316,7 @@ def section_routers(args):
     import redis
     print("## Routers (issue: routers)\n")
     port = free_port()
-    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], port)
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0", "--grpc-port", "0"], port)
     try:
         time.sleep(1)
         with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
@@ -404,7 +404,7 @@ def section_observability(args):
     import redis
     print("## Observability: monitors and request logging on the run path (issue: observability)\n")
     port = free_port()
-    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], port)
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0", "--grpc-port", "0"], port)
     try:
         time.sleep(1)
         c = redis.Redis(port=port)
@@ -442,6 +442,60 @@ def section_observability(args):
         print()
         print(f"Commands: `benches/compare.py --sections observability --rounds {args.rounds}`: `locus-benchmark --model-key fr32 -c 32 -n 60000`, "
               "the three cases in random order each round on one server; ratios are medians of per-round ratios.\n")
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+def section_v2(args):
+    """The KServe V2 faces against RESP: the fraud model (BATCHSIZE 32) at 32 clients over RESP
+    AI.MODELEXECUTE, V2 REST with binary tensors, V2 REST with JSON tensors and V2 gRPC, in random
+    order each round on one server; then one client's p50 over RESP and over REST."""
+    import redis
+    print("## KServe V2 over REST and gRPC against RESP (issue: HTTP face)\n")
+    port, http, grpc = free_port(), free_port(), free_port()
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "",
+                 "--http-port", str(http), "--grpc-port", str(grpc)], port)
+    try:
+        time.sleep(1)
+        c = redis.Redis(port=port)
+        with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
+            c.execute_command("AI.MODELSTORE", "fr32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", f.read())
+        faces = {"resp": [], "rest": ["--http", http], "json": ["--http", http, "--v2-json"],
+                 "grpc": ["--grpc", grpc]}
+        for extra in faces.values():
+            lb(port, "--model-key", "fr32", "-c", 32, "-n", 10000, *extra)
+        shuffler = random.Random(5)
+        order = list(faces)
+        def one():
+            shuffler.shuffle(order)
+            row = {}
+            for face in order:
+                r = lb(port, "--model-key", "fr32", "-c", 32, "-n", 60000, *faces[face])[0]
+                assert r["errors"] == 0, r
+                row[face] = r["rps"]
+            for face in ("rest", "json", "grpc"):
+                row[face + "/"] = row[face] / row["resp"]
+            for face in ("resp", "rest"):
+                row[face + "_p50"] = lb(port, "--model-key", "fr32", "-c", 1, "-n", 5000, *faces[face])[0]["latency_ms"]["p50"] * 1000
+            row["p50+"] = row["rest_p50"] - row["resp_p50"]
+            return row
+        m = median_runs(args.rounds, one)
+        print("Targets: V2 REST with binary tensors >= 0.6x RESP AI.MODELEXECUTE req/s, JSON >= 0.4x, gRPC >= 0.6x; "
+              "one client's REST p50 <= RESP p50 + 40 µs.\n")
+        print("| face (fraud model, 32 clients, BATCHSIZE 32) | req/s | against RESP |")
+        print("|---|---|---|")
+        print(f"| RESP AI.MODELEXECUTE (stored inputs) | {m['resp']:,.0f} | |")
+        print(f"| V2 REST, binary tensor data | {m['rest']:,.0f} | **{m['rest/']:.2f}x** |")
+        print(f"| V2 REST, JSON tensors | {m['json']:,.0f} | **{m['json/']:.2f}x** |")
+        print(f"| V2 gRPC, raw_input_contents | {m['grpc']:,.0f} | **{m['grpc/']:.2f}x** |")
+        print()
+        print(f"One client: RESP p50 {m['resp_p50']:.0f} µs, V2 REST (binary) p50 {m['rest_p50']:.0f} µs: "
+              f"**+{m['p50+']:.0f} µs**.\n")
+        print(f"Commands: `benches/compare.py --sections v2 --rounds {args.rounds}`: `locus-benchmark --model-key fr32 -c 32 -n 60000` "
+              "with nothing (RESP), `--http PORT`, `--http PORT --v2-json` and `--grpc PORT` in random order each round, then "
+              "`-c 1 -n 5000` over RESP and REST; the V2 requests carry their inputs (the RESP requests name stored ones), and "
+              "the gRPC clients share one HTTP/2 connection; ratios are medians of per-round ratios.\n")
     finally:
         srv.terminate()
         srv.wait()
@@ -499,7 +553,7 @@ def section_scoring(args):
     n = args.score_rows
     print(f"## Batch scoring: AI.SCORE over {n:,} hashes (issue: batch scoring)\n")
     port = free_port()
-    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0"], port)
+    srv = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "", "--http-port", "0", "--grpc-port", "0"], port)
     try:
         time.sleep(1)
         c = redis.Redis(port=port)
@@ -616,7 +670,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
@@ -636,7 +690,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="locus-bench-")
     rport, lport = free_port(), free_port()
     redis = start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport)
-    locus = start([LOCUS, "--port", str(lport), "--dir", tmp, "--http-port", "0"], lport)
+    locus = start([LOCUS, "--port", str(lport), "--dir", tmp, "--http-port", "0", "--grpc-port", "0"], lport)
     try:
         time.sleep(1)
         if "tensors" in sections:
@@ -661,6 +715,9 @@ def main():
         if "scoring" in sections:
             settle()
             section_scoring(args)
+        if "v2" in sections:
+            settle()
+            section_v2(args)
     finally:
         for p in (redis, locus):
             p.terminate()

@@ -31,7 +31,7 @@ LOCUS = os.path.join(ROOT, "target/release/locus-server")
 def server_cmd(kind, port, d, extra):
     if kind == "redis":
         return ["redis-server", "--port", str(port), "--dir", d, "--save", ""] + extra
-    return [LOCUS, "--port", str(port), "--dir", d, "--save", "", "--http-port", "0"] + extra
+    return [LOCUS, "--port", str(port), "--dir", d, "--save", "", "--http-port", "0", "--grpc-port", "0"] + extra
 
 
 def set_everysec(args):

@@ -72,7 +72,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="locus-bench-")
     rport, lport = free_port(), free_port()
     redis = start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport)
-    locus = start([args.locus, "--port", str(lport), "--dir", tmp, "--http-port", "0"] + args.locus_args.split(), lport)
+    locus = start([args.locus, "--port", str(lport), "--dir", tmp, "--http-port", "0", "--grpc-port", "0"] + args.locus_args.split(), lport)
     extra = ["-d", str(args.data_size)]
     results = {}
     try:

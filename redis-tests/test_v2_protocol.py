@@ -384,3 +384,13 @@ asyncio.run(main())
     assert got["ready"] and got["id"] == "k1"
     want = reference(np.load(f"{d}/x.npy"), np.load(f"{d}/r.npy"))
     np.testing.assert_allclose(np.array(got["out"], np.float32), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_taken_grpc_port_stops_the_start(srv):
+    with pytest.raises(RuntimeError, match="Could not create the gRPC listener"):
+        ServerProcess(["--grpc-port", srv.grpc])
+
+
+def test_grpc_port_0_turns_it_off(spawn):
+    s = spawn()  # the harness passes --grpc-port 0
+    assert s.client().config_get("grpc-port") == {"grpc-port": "0"}

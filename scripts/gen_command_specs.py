@@ -202,7 +202,7 @@ def free_port():
 def start_server(binary, workdir):
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--http-port", "0",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--http-port", "0", "--grpc-port", "0",
          "--appendonly", "no", "--daemonize", "no", "--dir", workdir,
          "--logfile", ""],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -268,6 +268,8 @@ fn config_file_and_overrides() {
             "9",
             "--http-port",
             "0",
+            "--grpc-port",
+            "0",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -10,7 +10,7 @@ fn main() {
     grpc_service();
 }
 
-/// Generates the KServe V2 gRPC service (server side only) from `proto/inference.proto`, with
+/// Generates the KServe V2 gRPC service (the server, and the client locus-benchmark drives it with) from `proto/inference.proto`, with
 /// the vendored protoc.
 fn grpc_service() {
     let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/inference.proto");
@@ -19,7 +19,6 @@ fn grpc_service() {
     // SAFETY: the build script is single-threaded; protoc's path is read by the generator.
     unsafe { std::env::set_var("PROTOC", protoc) };
     tonic_prost_build::configure()
-        .build_client(false)
         .compile_protos(
             std::slice::from_ref(&proto),
             &[proto.parent().unwrap().to_path_buf()],

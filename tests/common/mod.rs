@@ -58,8 +58,10 @@ impl TestServer {
                     "127.0.0.1",
                     "--dir",
                     dir.to_str().unwrap(),
-                    // Servers run side by side: no shared default HTTP port.
+                    // Servers run side by side: no shared default HTTP or gRPC port.
                     "--http-port",
+                    "0",
+                    "--grpc-port",
                     "0",
                 ])
                 .args(args)
@@ -289,6 +291,8 @@ pub fn failed_start(dir: &std::path::Path, args: &[&str]) -> String {
             "--dir",
             dir.to_str().unwrap(),
             "--http-port",
+            "0",
+            "--grpc-port",
             "0",
         ])
         .args(args)

@@ -166,6 +166,7 @@ pub static PARAMS: &[Param] = &[
     // The KServe V2 gRPC service (0 turns it off), and the largest V2 request body or message.
     p("grpc-port", "8081", Kind::Int(0, 65535), false),
     p("http-max-body", "67108864", Kind::Memory, true),
+    p("http-threads", "0", Kind::Int(0, 1024), false),
     p("metrics-public", "no", Kind::Bool, true),
     p("metrics-max-models", "1000", Kind::Int(0, i64::MAX), true),
     // Routers: guard breaches and other alerts, also published on `__locus__:alerts`.

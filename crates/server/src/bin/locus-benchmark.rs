@@ -10,7 +10,10 @@
 //! - `--inprocess`: the same model run by ONNX Runtime inside this process (the reference);
 //! - `--peer-redis`: "Redis + client-side inference": GET a reference blob from a Redis server,
 //!   then run the model in-process;
-//! - `--single`: one prediction, outputs printed.
+//! - `--single`: one prediction, outputs printed;
+//! - `--http port` / `--grpc port`: the model workload as KServe V2 inference requests over REST
+//!   (binary tensor data, or JSON with `--v2-json`) or gRPC (`raw_input_contents`), the inputs
+//!   sent with every request.
 //!
 //! Closed loop by default; `--rate R` sends at a fixed total rate (open loop) and measures latency
 //! from each request's scheduled time, so queueing is not hidden.
@@ -18,6 +21,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use locus::engine::backend;
+use locus::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use locus::grpc::proto::ModelInferRequest;
 use locus::tensor::DType;
 use locus_engine::ort;
 use parking_lot::Mutex;
@@ -63,6 +68,11 @@ struct Opts {
     peer_redis: Option<u16>,
     intra_threads: usize,
     keyspace: u64,
+    /// V2 inference over HTTP (this port) or gRPC (that port) instead of RESP.
+    http: Option<u16>,
+    grpc: Option<u16>,
+    /// V2 REST with JSON tensors instead of the binary extension.
+    v2_json: bool,
 }
 
 fn usage() -> ! {
@@ -71,7 +81,7 @@ fn usage() -> ! {
        [--threads n] [-q] [--csv] [--json] [-t tests] [-d bytes] [-r keyspace]
        [--model file.onnx | --model-key key] [--model-version n] [--run-key key] [--mode execute|roundtrip|dag] [--batch n]
        [--batchsize n] [--refs n] [--rate req/s] [--single] [--inprocess] [--peer-redis port]
-       [--intra-threads n]"
+       [--intra-threads n] [--http port [--v2-json] | --grpc port]"
     );
     std::process::exit(1)
 }
@@ -105,6 +115,9 @@ fn parse_opts() -> Opts {
         peer_redis: None,
         intra_threads: 1,
         keyspace: 0,
+        http: None,
+        grpc: None,
+        v2_json: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -150,6 +163,9 @@ fn parse_opts() -> Opts {
             "--inprocess" => o.inprocess = true,
             "--peer-redis" => o.peer_redis = Some(num(val(&mut i)) as u16),
             "--intra-threads" => o.intra_threads = num(val(&mut i)) as usize,
+            "--http" => o.http = Some(num(val(&mut i)) as u16),
+            "--grpc" => o.grpc = Some(num(val(&mut i)) as u16),
+            "--v2-json" => o.v2_json = true,
             _ => usage(),
         }
         i += 1;
@@ -231,8 +247,133 @@ struct Results {
 /// A request: the bytes of one or more pipelined commands and how many replies it expects.
 #[derive(Clone)]
 struct Request {
+    /// RESP commands, or a whole HTTP request.
     bytes: Bytes,
     replies: usize,
+    /// A V2 gRPC request (sent as a call; `bytes` is then empty).
+    grpc: Option<Arc<ModelInferRequest>>,
+}
+
+/// A keep-alive HTTP/1.1 connection that reads one response at a time.
+struct HttpConn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl HttpConn {
+    async fn open(o: &Opts, port: u16) -> std::io::Result<HttpConn> {
+        let stream = TcpStream::connect((o.host.as_str(), port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(HttpConn {
+            stream,
+            buf: BytesMut::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Reads a response: `Ok(None)` for a 200, the error body otherwise.
+    async fn read(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_string();
+                let status = head.split(' ').nth(1).unwrap_or("");
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                while self.buf.len() < end + 4 + len {
+                    if self.stream.read_buf(&mut self.buf).await? == 0 {
+                        return Err(std::io::Error::other("connection closed"));
+                    }
+                }
+                let whole = self.buf.split_to(end + 4 + len);
+                return Ok((status != "200").then(|| {
+                    format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&whole[end + 4..])
+                    )
+                }));
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::Error::other("connection closed"));
+            }
+        }
+    }
+}
+
+/// Where a client's requests go: RESP, or V2 over HTTP or gRPC.
+enum Link {
+    Resp(Conn),
+    Http(HttpConn),
+    Grpc(GrpcInferenceServiceClient<tonic::transport::Channel>),
+}
+
+impl Link {
+    async fn open(o: &Opts) -> Result<Link, String> {
+        if let Some(port) = o.http {
+            return HttpConn::open(o, port)
+                .await
+                .map(Link::Http)
+                .map_err(|e| e.to_string());
+        }
+        if let Some(port) = o.grpc {
+            // One HTTP/2 connection that every client's calls share, as gRPC clients do.
+            static CHANNEL: tokio::sync::OnceCell<tonic::transport::Channel> =
+                tokio::sync::OnceCell::const_new();
+            let channel = CHANNEL
+                .get_or_try_init(|| async {
+                    tonic::transport::Endpoint::from_shared(format!("http://{}:{port}", o.host))
+                        .map_err(|e| e.to_string())?
+                        .tcp_nodelay(true)
+                        .connect()
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await?;
+            return Ok(Link::Grpc(
+                GrpcInferenceServiceClient::new(channel.clone())
+                    .max_decoding_message_size(usize::MAX),
+            ));
+        }
+        Conn::open(o, o.port)
+            .await
+            .map(Link::Resp)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sends a request and reads its replies: the error texts among them, or why the
+    /// connection failed.
+    async fn exchange(&mut self, req: &Request) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        match self {
+            Link::Resp(conn) => {
+                conn.send(&req.bytes).await.map_err(|_| "connection lost")?;
+                for _ in 0..req.replies {
+                    let f = conn.read().await.map_err(|e| format!("read: {e}"))?;
+                    errors.extend(error_text(&f));
+                }
+            }
+            Link::Http(conn) => {
+                conn.stream
+                    .write_all(&req.bytes)
+                    .await
+                    .map_err(|_| "connection lost")?;
+                for _ in 0..req.replies {
+                    errors.extend(conn.read().await.map_err(|e| format!("read: {e}"))?);
+                }
+            }
+            Link::Grpc(client) => {
+                let msg = req.grpc.as_deref().cloned().unwrap_or_default();
+                if let Err(status) = client.model_infer(msg).await {
+                    errors.push(format!("{:?}: {}", status.code(), status.message()));
+                }
+            }
+        }
+        Ok(errors)
+    }
 }
 
 type MakeRequest = Arc<dyn Fn(&mut rand::rngs::StdRng) -> Request + Send + Sync>;
@@ -246,7 +387,7 @@ async fn client_loop(
     seed: u64,
 ) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut conn = match Conn::open(&o, o.port).await {
+    let mut link = match Link::open(&o).await {
         Ok(c) => c,
         Err(e) => {
             *res.errors
@@ -264,9 +405,8 @@ async fn client_loop(
         let n = (o.pipeline as u64).min(remaining);
         // One request is sent as made (usually a shared, prebuilt command); a pipeline is
         // gathered into one buffer.
-        let (out, replies) = if n == 1 {
-            let r = make(&mut rng);
-            (r.bytes, r.replies)
+        let req = if n == 1 {
+            make(&mut rng)
         } else {
             let mut out = BytesMut::new();
             let mut replies = 0;
@@ -275,7 +415,11 @@ async fn client_loop(
                 out.put_slice(&r.bytes);
                 replies += r.replies;
             }
-            (out.freeze(), replies)
+            Request {
+                bytes: out.freeze(),
+                replies,
+                grpc: None,
+            }
         };
         // Open loop: latency counts from when the request was due, not when it could be sent.
         let scheduled = match interval {
@@ -290,33 +434,21 @@ async fn client_loop(
             None => Instant::now(),
         };
         res.sent.fetch_add(n, Ordering::Relaxed);
-        if conn.send(&out).await.is_err() {
-            *res.errors
-                .lock()
-                .entry("connection lost".into())
-                .or_default() += remaining;
-            return;
-        }
-        let mut failed = 0;
-        for _ in 0..replies {
-            match conn.read().await {
-                Ok(f) => {
-                    if let Some(e) = error_text(&f) {
-                        *res.errors.lock().entry(e).or_default() += 1;
-                        failed += 1;
-                    }
+        match link.exchange(&req).await {
+            Ok(errors) => {
+                for e in errors {
+                    *res.errors.lock().entry(e).or_default() += 1;
                 }
-                Err(e) => {
-                    *res.errors.lock().entry(format!("read: {e}")).or_default() += remaining;
-                    return;
-                }
+            }
+            Err(e) => {
+                *res.errors.lock().entry(e).or_default() += remaining;
+                return;
             }
         }
         let us = scheduled.elapsed().as_micros() as u64;
         for _ in 0..n {
             let _ = local.record(us.max(1));
         }
-        let _ = failed;
         res.done.fetch_add(n, Ordering::Relaxed);
         remaining -= n;
         k += 1;
@@ -592,8 +724,18 @@ fn main() {
         single(&o, &rt, &sig);
         return;
     }
-    let sig = Arc::new(sig);
     let key = o.run_key.clone().unwrap_or_else(|| o.model_key.clone());
+    if o.http.is_some() || o.grpc.is_some() {
+        let name = match (o.http.is_some(), o.v2_json) {
+            (true, false) => "V2 REST BINARY",
+            (true, true) => "V2 REST JSON",
+            (false, _) => "V2 GRPC",
+        };
+        let r = run_load(&o, &rt, name, v2_request(&o, &key, &sig));
+        print_report(&o, &r);
+        return;
+    }
+    let sig = Arc::new(sig);
     let make: MakeRequest = match o.mode.as_str() {
         "execute" => {
             let cmd = execute_cmd(
@@ -606,6 +748,7 @@ fn main() {
             Arc::new(move |_| Request {
                 bytes: cmd.clone(),
                 replies: 1,
+                grpc: None,
             })
         }
         "roundtrip" => {
@@ -637,6 +780,7 @@ fn main() {
                 Request {
                     bytes: out.freeze(),
                     replies: sig.inputs.len() + 2,
+                    grpc: None,
                 }
             })
         }
@@ -646,12 +790,120 @@ fn main() {
             Arc::new(move |rng| Request {
                 bytes: dag_cmd(&key, &sig, rng, refs),
                 replies: 1,
+                grpc: None,
             })
         }
         other => panic!("unknown mode {other}"),
     };
     let r = run_load(&o, &rt, &format!("MODEL {}", o.mode.to_uppercase()), make);
     print_report(&o, &r);
+}
+
+/// One V2 inference request with fixed random inputs, built once: a whole HTTP request (binary
+/// tensor data or JSON) or a gRPC message with `raw_input_contents`.
+fn v2_request(o: &Opts, key: &str, sig: &Signature) -> MakeRequest {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let inputs: Vec<(String, DType, Vec<usize>, Vec<u8>)> = sig
+        .inputs
+        .iter()
+        .map(|(name, dt, dims)| {
+            let data = random_blob(*dt, dims.iter().product(), &mut rng);
+            (name.clone(), *dt, dims.clone(), data)
+        })
+        .collect();
+    let v2_type = |dt: DType| locus::inference::v2_type(dt);
+    if o.grpc.is_some() {
+        let msg = ModelInferRequest {
+            model_name: key.to_string(),
+            model_version: o.model_version.map(|v| v.to_string()).unwrap_or_default(),
+            inputs: inputs
+                .iter()
+                .map(|(name, dt, dims, _)| {
+                    locus::grpc::proto::model_infer_request::InferInputTensor {
+                        name: name.clone(),
+                        datatype: v2_type(*dt).into(),
+                        shape: dims.iter().map(|&d| d as i64).collect(),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+            raw_input_contents: inputs.iter().map(|i| i.3.clone()).collect(),
+            ..Default::default()
+        };
+        let msg = Arc::new(msg);
+        return Arc::new(move |_| Request {
+            bytes: Bytes::new(),
+            replies: 0,
+            grpc: Some(msg.clone()),
+        });
+    }
+    let json_inputs: Vec<serde_json::Value> = inputs
+        .iter()
+        .map(|(name, dt, dims, data)| {
+            let mut t = serde_json::json!({"name": name, "datatype": v2_type(*dt), "shape": dims});
+            if o.v2_json {
+                let values: Vec<serde_json::Value> = match dt {
+                    DType::Float => data
+                        .chunks_exact(4)
+                        .map(|c| serde_json::json!(f32::from_le_bytes(c.try_into().unwrap())))
+                        .collect(),
+                    DType::Double => data
+                        .chunks_exact(8)
+                        .map(|c| serde_json::json!(f64::from_le_bytes(c.try_into().unwrap())))
+                        .collect(),
+                    DType::Int64 => data
+                        .chunks_exact(8)
+                        .map(|c| serde_json::json!(i64::from_le_bytes(c.try_into().unwrap())))
+                        .collect(),
+                    _ => data
+                        .chunks_exact(4)
+                        .map(|c| serde_json::json!(i32::from_le_bytes(c.try_into().unwrap())))
+                        .collect(),
+                };
+                t["data"] = serde_json::Value::Array(values);
+            } else {
+                t["parameters"] = serde_json::json!({"binary_data_size": data.len()});
+            }
+            t
+        })
+        .collect();
+    let outputs: Vec<serde_json::Value> = sig
+        .outputs
+        .iter()
+        .map(|n| serde_json::json!({"name": n, "parameters": {"binary_data": !o.v2_json}}))
+        .collect();
+    let head = serde_json::json!({"inputs": json_inputs, "outputs": outputs}).to_string();
+    let mut body = head.clone().into_bytes();
+    if !o.v2_json {
+        for i in &inputs {
+            body.extend_from_slice(&i.3);
+        }
+    }
+    let path = match o.model_version {
+        Some(v) => format!("/v2/models/{key}/versions/{v}/infer"),
+        None => format!("/v2/models/{key}/infer"),
+    };
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/{}\r\nContent-Length: {}\r\n",
+        o.host,
+        if o.v2_json { "json" } else { "octet-stream" },
+        body.len()
+    );
+    if !o.v2_json {
+        req.push_str(&format!(
+            "Inference-Header-Content-Length: {}\r\n",
+            head.len()
+        ));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(&body);
+    let bytes = Bytes::from(bytes);
+    Arc::new(move |_| Request {
+        bytes: bytes.clone(),
+        replies: 1,
+        grpc: None,
+    })
 }
 
 /// The data-local request: LOAD one stored reference tensor (the last input), set the
@@ -930,15 +1182,18 @@ fn run_resp_tests(o: &Arc<Opts>, rt: &tokio::runtime::Runtime) {
                 Arc::new(move |_| Request {
                     bytes: b.clone(),
                     replies: 1,
+                    grpc: None,
                 })
             }
             "set" => Arc::new(move |rng| Request {
                 bytes: encode(&[b"SET", key(rng, "key").as_bytes(), &payload]),
                 replies: 1,
+                grpc: None,
             }),
             "get" => Arc::new(move |rng| Request {
                 bytes: encode(&[b"GET", key(rng, "key").as_bytes()]),
                 replies: 1,
+                grpc: None,
             }),
             "tensorset" => {
                 let n = floats.to_string();
@@ -952,11 +1207,13 @@ fn run_resp_tests(o: &Arc<Opts>, rt: &tokio::runtime::Runtime) {
                         &tensor_blob,
                     ]),
                     replies: 1,
+                    grpc: None,
                 })
             }
             "tensorget" => Arc::new(move |rng| Request {
                 bytes: encode(&[b"AI.TENSORGET", key(rng, "tensor").as_bytes(), b"BLOB"]),
                 replies: 1,
+                grpc: None,
             }),
             other => {
                 eprintln!("unknown test {other}");

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -76,13 +77,23 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
             server.config.get_i64("grpc-port")
         );
     }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // `http-threads` 0: half the cores, so that RESP's event loops and the run queues keep the
+    // rest (one thread on two cores, which measured best there).
+    let threads = match server.config.get_i64("http-threads") {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get() / 2)
+            .unwrap_or(1)
+            .max(1),
+        n => n as usize,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(threads);
+    // The HTTP threads are event loops for the engine, as the RESP loops are: results come back
+    // through a relay, and a thread with runs in flight watches for them briefly instead of
+    // sleeping (see `engine::event_loop_idle`), so a lone client's reply goes out at once.
+    let rt = builder
         .thread_name("locus-http")
+        .on_thread_park(|| crate::engine::event_loop_idle(&|| false))
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
@@ -102,6 +113,10 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                     tasks.push(tokio::spawn(async move {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => {
+                                // Replies go out at once: no Nagle delay behind a client's ACK.
+                                let l = l.tap_io(|tcp| {
+                                    let _ = tcp.set_nodelay(true);
+                                });
                                 if let Err(e) = axum::serve(l, app).await {
                                     tracing::warn!("HTTP listener stopped: {e}");
                                 }

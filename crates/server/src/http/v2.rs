@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::{json, Map, Value as Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -302,17 +303,74 @@ async fn read_body(server: &Server, body: Body) -> Result<Bytes, Response> {
     })
 }
 
-fn param_bool(params: Option<&Json>, name: &str) -> Option<bool> {
-    params?.get(name)?.as_bool()
+/// The parameters the protocol defines for requests, inputs and outputs (others are ignored).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Parameters {
+    binary_data_size: Option<u64>,
+    binary_data: Option<bool>,
+    binary_data_output: Option<bool>,
+    /// Triton's request timeout, in microseconds.
+    timeout: Option<u64>,
 }
 
-fn param_u64(params: Option<&Json>, name: &str) -> Option<u64> {
-    params?.get(name)?.as_u64()
+#[derive(Deserialize)]
+struct InputJson {
+    name: String,
+    datatype: String,
+    shape: Vec<i64>,
+    #[serde(default)]
+    parameters: Parameters,
+    data: Option<Box<serde_json::value::RawValue>>,
 }
 
-/// What an inference reply needs besides the outputs: which go as binary data.
+#[derive(Deserialize)]
+struct OutputJson {
+    name: String,
+    #[serde(default)]
+    parameters: Parameters,
+}
+
+#[derive(Deserialize)]
+struct RequestJson {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    parameters: Parameters,
+    inputs: Vec<InputJson>,
+    #[serde(default)]
+    outputs: Vec<OutputJson>,
+}
+
+#[derive(Serialize)]
+struct OutputParameters {
+    binary_data_size: usize,
+}
+
+#[derive(Serialize)]
+struct OutputReply<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<OutputParameters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Json>,
+}
+
+#[derive(Serialize)]
+struct Reply<'a> {
+    model_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<String>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    id: &'a str,
+    outputs: Vec<OutputReply<'a>>,
+}
+
+/// Which outputs go back as binary data.
 struct Wanted {
-    names: Vec<String>,
+    /// Per named output; empty when the request names none (all outputs, `all_binary`).
     binary: Vec<bool>,
     all_binary: bool,
 }
@@ -340,7 +398,7 @@ fn parse_infer(
                 ))
             })?,
     };
-    let head: Json = serde_json::from_slice(&body[..header_len])
+    let head: RequestJson = serde_json::from_slice(&body[..header_len])
         .map_err(|e| bad(format!("failed to parse the request JSON: {e}")))?;
     let mut binary = body.slice(header_len..);
     let max_bytes = server
@@ -348,54 +406,39 @@ fn parse_infer(
         .live
         .tensor_max_bytes
         .load(std::sync::atomic::Ordering::Relaxed);
-    let params = head.get("parameters");
-    let inputs_json = head
-        .get("inputs")
-        .and_then(Json::as_array)
-        .ok_or_else(|| bad("the request has no 'inputs' array".into()))?;
-    let mut inputs = Vec::with_capacity(inputs_json.len());
-    for i in inputs_json {
-        let iname = i
-            .get("name")
-            .and_then(Json::as_str)
-            .ok_or_else(|| bad("an input has no 'name'".into()))?;
-        let datatype = i
-            .get("datatype")
-            .and_then(Json::as_str)
-            .ok_or_else(|| bad(format!("input '{iname}' has no 'datatype'")))?;
-        let dtype = inference::from_v2_type(datatype).ok_or_else(|| {
+    let mut inputs = Vec::with_capacity(head.inputs.len());
+    for i in head.inputs {
+        let dtype = inference::from_v2_type(&i.datatype).ok_or_else(|| {
             bad(format!(
-                "input '{iname}' has an unknown datatype '{datatype}'"
+                "input '{}' has an unknown datatype '{}'",
+                i.name, i.datatype
             ))
         })?;
-        let dims: Vec<i64> = i
-            .get("shape")
-            .and_then(Json::as_array)
-            .and_then(|a| a.iter().map(Json::as_i64).collect::<Option<Vec<_>>>())
-            .ok_or_else(|| bad(format!("input '{iname}' has no valid 'shape'")))?;
-        let shape = codec::shape_of(iname, &dims).map_err(bad)?;
-        let tensor = match param_u64(i.get("parameters"), "binary_data_size") {
+        let shape = codec::shape_of(&i.name, &i.shape).map_err(bad)?;
+        let tensor = match i.parameters.binary_data_size {
             Some(size) => {
                 let size = size as usize;
                 if size > binary.len() {
                     return Err(bad(format!(
-                        "input '{iname}' asks for {size} bytes of binary data, {} are left",
+                        "input '{}' asks for {size} bytes of binary data, {} are left",
+                        i.name,
                         binary.len()
                     )));
                 }
                 let raw = binary.split_to(size);
-                codec::from_raw(iname, dtype, &shape, raw, max_bytes)
+                codec::from_raw(&i.name, dtype, &shape, raw, max_bytes)
             }
-            None => match i.get("data") {
-                Some(data) => codec::from_json(iname, dtype, &shape, data, max_bytes),
+            None => match &i.data {
+                Some(data) => codec::from_json_text(&i.name, dtype, &shape, data.get(), max_bytes),
                 None => Err(format!(
-                    "input '{iname}' has neither 'data' nor binary data"
+                    "input '{}' has neither 'data' nor binary data",
+                    i.name
                 )),
             },
         }
         .map_err(bad)?;
         inputs.push(Named {
-            name: iname.to_string(),
+            name: i.name,
             tensor,
         });
     }
@@ -405,40 +448,27 @@ fn parse_infer(
             binary.len()
         )));
     }
-    let all_binary = param_bool(params, "binary_data_output").unwrap_or(false);
-    let mut wanted = Wanted {
-        names: Vec::new(),
-        binary: Vec::new(),
+    let all_binary = head.parameters.binary_data_output.unwrap_or(false);
+    let wanted = Wanted {
+        binary: head
+            .outputs
+            .iter()
+            .map(|o| o.parameters.binary_data.unwrap_or(all_binary))
+            .collect(),
         all_binary,
     };
-    if let Some(outs) = head.get("outputs").and_then(Json::as_array) {
-        for o in outs {
-            let oname = o
-                .get("name")
-                .and_then(Json::as_str)
-                .ok_or_else(|| bad("an output has no 'name'".into()))?;
-            wanted.names.push(oname.to_string());
-            wanted
-                .binary
-                .push(param_bool(o.get("parameters"), "binary_data").unwrap_or(all_binary));
-        }
-    }
-    // Triton's `timeout` parameter, in microseconds.
-    let timeout = param_u64(params, "timeout")
+    let timeout = head
+        .parameters
+        .timeout
         .filter(|&us| us > 0)
         .map(Duration::from_micros);
-    let id = head
-        .get("id")
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_string();
     Ok((
         Call {
             model: name.to_string(),
             version,
-            id,
+            id: head.id,
             inputs,
-            outputs: wanted.names.clone(),
+            outputs: head.outputs.into_iter().map(|o| o.name).collect(),
             timeout,
         },
         wanted,
@@ -469,43 +499,42 @@ async fn run_infer(
         Ok(a) => a,
         Err(f) => return failure(f),
     };
-    let mut outputs = Vec::with_capacity(answer.outputs.len());
     let mut blobs = Vec::new();
-    for (i, out) in answer.outputs.iter().enumerate() {
-        let binary = if wanted.names.is_empty() {
-            wanted.all_binary
-        } else {
-            wanted.binary[i]
-        };
-        let mut o = Map::new();
-        o.insert("name".into(), json!(out.name));
-        o.insert(
-            "datatype".into(),
-            json!(inference::v2_type(out.tensor.dtype())),
-        );
-        o.insert("shape".into(), json!(out.tensor.shape()));
-        if binary {
-            let raw = codec::to_raw(&out.tensor);
-            o.insert(
-                "parameters".into(),
-                json!({ "binary_data_size": raw.len() }),
-            );
-            blobs.push(raw);
-        } else {
-            o.insert("data".into(), codec::to_json(&out.tensor));
-        }
-        outputs.push(Json::Object(o));
-    }
-    let mut head = Map::new();
-    head.insert("model_name".into(), json!(name));
-    if let Some(v) = answer.version {
-        head.insert("model_version".into(), json!(v.to_string()));
-    }
-    if !id.is_empty() {
-        head.insert("id".into(), json!(id));
-    }
-    head.insert("outputs".into(), Json::Array(outputs));
-    let head = Json::Object(head).to_string();
+    let outputs = answer
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            let binary = wanted.binary.get(i).copied().unwrap_or(wanted.all_binary);
+            let (parameters, data) = if binary {
+                let raw = codec::to_raw(&out.tensor);
+                let size = raw.len();
+                blobs.push(raw);
+                (
+                    Some(OutputParameters {
+                        binary_data_size: size,
+                    }),
+                    None,
+                )
+            } else {
+                (None, Some(codec::to_json(&out.tensor)))
+            };
+            OutputReply {
+                name: &out.name,
+                datatype: inference::v2_type(out.tensor.dtype()),
+                shape: out.tensor.shape(),
+                parameters,
+                data,
+            }
+        })
+        .collect();
+    let reply = Reply {
+        model_name: &name,
+        model_version: answer.version.map(|v| v.to_string()),
+        id: &id,
+        outputs,
+    };
+    let head = serde_json::to_vec(&reply).unwrap_or_default();
     if blobs.is_empty() {
         return (
             StatusCode::OK,
@@ -516,7 +545,7 @@ async fn run_infer(
     }
     let mut body =
         BytesMut::with_capacity(head.len() + blobs.iter().map(Bytes::len).sum::<usize>());
-    body.put_slice(head.as_bytes());
+    body.put_slice(&head);
     for b in &blobs {
         body.put_slice(b);
     }

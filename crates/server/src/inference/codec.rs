@@ -142,6 +142,77 @@ pub fn from_json(
     Tensor::from_blob(dtype, shape, &[&buf], max_bytes).map_err(|e| plain(&e.0))
 }
 
+/// Builds a tensor from the text of a JSON `data` member. Floating-point data (the common case)
+/// is read straight into numbers, without building a JSON tree.
+pub fn from_json_text(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    text: &str,
+    max_bytes: usize,
+) -> Result<Tensor, String> {
+    if matches!(dtype, DType::Float | DType::Double) {
+        let (n, bytes) = checked_size(dtype, shape, max_bytes).map_err(|e| plain(&e.0))?;
+        let mut numbers = Vec::with_capacity(n);
+        let mut de = serde_json::Deserializer::from_str(text);
+        if serde::de::DeserializeSeed::deserialize(FlatNumbers(&mut numbers), &mut de).is_ok()
+            && numbers.len() == n
+        {
+            let mut buf = Vec::with_capacity(bytes);
+            for x in numbers {
+                match dtype {
+                    DType::Float => buf.extend_from_slice(&(x as f32).to_le_bytes()),
+                    _ => buf.extend_from_slice(&x.to_le_bytes()),
+                }
+            }
+            return Tensor::from_blob(dtype, shape, &[&buf], max_bytes).map_err(|e| plain(&e.0));
+        }
+        // Not plain numbers, or not as many as the shape needs: the general path says why.
+    }
+    let data: Json = serde_json::from_str(text)
+        .map_err(|e| format!("input '{name}': its data is not valid JSON: {e}"))?;
+    from_json(name, dtype, shape, &data, max_bytes)
+}
+
+/// Appends the numbers of nested JSON arrays to a vector, in row-major order.
+struct FlatNumbers<'a>(&'a mut Vec<f64>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FlatNumbers<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FlatNumbers<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("numbers in nested arrays")
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push(v);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(v as f64);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(v as f64);
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(FlatNumbers(self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
 /// A tensor's data as a flat JSON array.
 pub fn to_json(t: &Tensor) -> Json {
     match t.dtype() {
@@ -219,6 +290,20 @@ mod tests {
         assert!(ints.is_err(), "2.5 is not an INT32");
         let short = from_json("x", DType::Float, &[3, 2], &data, 1 << 20).unwrap_err();
         assert!(short.contains("4 elements"), "{short}");
+    }
+
+    #[test]
+    fn json_text_takes_the_fast_path_for_floats_and_explains_bad_data() {
+        let t = from_json_text("x", DType::Float, &[2, 2], "[[1, 2.5], [3, 4]]", 64).unwrap();
+        assert_eq!(to_json(&t), serde_json::json!([1.0, 2.5, 3.0, 4.0]));
+        let d = from_json_text("x", DType::Double, &[1], "[0.1]", 64).unwrap();
+        assert_eq!(&d.blob()[..], &0.1f64.to_le_bytes());
+        let bad = from_json_text("x", DType::Float, &[2], r#"[1, "a"]"#, 64).unwrap_err();
+        assert!(bad.contains("\"a\" is not a FP32 value"), "{bad}");
+        let short = from_json_text("x", DType::Float, &[3], "[1, 2]", 64).unwrap_err();
+        assert!(short.contains("2 elements"), "{short}");
+        let ints = from_json_text("x", DType::Int32, &[2], "[1, 2]", 64).unwrap();
+        assert_eq!(ints.dtype(), DType::Int32);
     }
 
     #[test]
