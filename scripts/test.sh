@@ -9,6 +9,9 @@ command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The metrics tests scrape Locus with a real Prometheus and lint it with promtool.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# The dashboard's tests drive Debian's Chromium headless through its chromedriver.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "Installing ${need_apt[*]} (Debian packages)"
     SUDO=""

@@ -3,6 +3,7 @@
 //! turn on the RESP event loops; the listeners are bound at start-up, so a taken port stops
 //! the start with a clear message, as the RESP port does.
 
+pub mod dashboard;
 pub mod metrics;
 pub mod v2;
 
@@ -106,6 +107,7 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                     .route("/metrics", get(metrics_page))
                     .route("/healthz", get(health))
                     .merge(v2::routes())
+                    .merge(dashboard::routes())
                     .with_state(Arc::clone(&server));
                 let mut tasks = Vec::new();
                 for l in http {

@@ -1,0 +1,439 @@
+// The Locus dashboard: plain JavaScript, no build step. Every action is a server command sent
+// to /api/command (so it is checked, logged and audited like any client's), models are
+// uploaded to /api/models/{key}, predictions go through the KServe V2 REST API, and the live
+// figures come from the server-sent events of /api/events.
+"use strict";
+
+const main = document.getElementById("main");
+const history = { t: [], ops: [], modelRps: [], p99: [], perModel: {} };
+const HISTORY_POINTS = 300;
+let last = null;        // the latest snapshot
+let previous = null;    // the one before, for rates
+const listeners = [];   // page callbacks run on every snapshot
+
+// ---- helpers ---------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+async function cmd(...args) {
+  const r = await fetch("/api/command", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Locus-Dashboard": "1" },
+    body: JSON.stringify(args.map(String)),
+  });
+  const body = await r.json();
+  if (body.error) throw new Error(body.error);
+  return body.ok;
+}
+
+async function v2(path, init) {
+  const r = await fetch(path, init);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+function fmtBytes(n) {
+  if (n == null) return "–";
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return n.toFixed(i ? 1 : 0) + " " + u[i];
+}
+
+function fmtTime(ms) {
+  return new Date(Number(ms)).toLocaleString();
+}
+
+/// A stream entry's fields as an object (RESP3 maps, or flat key/value arrays).
+function fields(f) {
+  if (Array.isArray(f)) {
+    const o = {};
+    for (let i = 0; i + 1 < f.length; i += 2) o[f[i]] = f[i + 1];
+    return o;
+  }
+  return f || {};
+}
+
+function message(target, text, ok) {
+  target.replaceChildren(el("div", { class: ok ? "ok" : "error" }, text));
+}
+
+function chart(target, title, series, height) {
+  const width = Math.max(320, target.clientWidth || 560);
+  const opts = {
+    title, width, height: height || 220,
+    scales: { x: { time: true } },
+    series: [{}].concat(series.map((s, i) => ({
+      label: s, stroke: ["#2b5cd6", "#d6842b", "#1c7c3a", "#c23b3b", "#7b3bc2"][i % 5], width: 2,
+    }))),
+  };
+  const data = [[]].concat(series.map(() => []));
+  return new uPlot(opts, data, target);
+}
+
+// ---- live figures ----------------------------------------------------------------------
+
+function onSnapshot(s) {
+  previous = last;
+  last = s;
+  const t = s.time_ms / 1000;
+  if (previous) {
+    const dt = Math.max(0.001, (s.time_ms - previous.time_ms) / 1000);
+    const ops = (s.info.total_commands_processed - previous.info.total_commands_processed) / dt;
+    const before = Object.fromEntries(previous.models.map((m) => [m.key, m]));
+    let modelRps = 0;
+    let p99 = 0;
+    for (const m of s.models) {
+      const b = before[m.key];
+      const rps = b ? Math.max(0, (m.calls - b.calls) / dt) : 0;
+      modelRps += m.router ? 0 : rps;
+      p99 = Math.max(p99, m.p99_us / 1000);
+      const h = history.perModel[m.key] || (history.perModel[m.key] = { t: [], rps: [], p99: [], p50: [] });
+      push(h.t, t); push(h.rps, rps); push(h.p99, m.p99_us / 1000); push(h.p50, m.p50_us / 1000);
+    }
+    push(history.t, t); push(history.ops, ops); push(history.modelRps, modelRps); push(history.p99, p99);
+  }
+  for (const f of [...listeners]) f(s);
+}
+
+/// The next snapshot (for pages opened before the first one arrived).
+function nextSnapshot() {
+  return new Promise((resolve) => {
+    const once = (s) => {
+      const i = listeners.indexOf(once);
+      if (i >= 0) listeners.splice(i, 1);
+      resolve(s);
+    };
+    listeners.push(once);
+  });
+}
+
+function push(a, v) {
+  a.push(v);
+  if (a.length > HISTORY_POINTS) a.shift();
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const es = new EventSource("/api/events");
+  es.addEventListener("snapshot", (e) => {
+    live.textContent = "live";
+    live.classList.remove("down");
+    onSnapshot(JSON.parse(e.data));
+  });
+  es.onerror = () => {
+    live.textContent = "reconnecting…";
+    live.classList.add("down");
+  };
+}
+
+// ---- pages -----------------------------------------------------------------------------
+
+const pages = {};
+
+pages.overview = async () => {
+  const cards = el("div", { class: "cards", id: "cards" });
+  const opsChart = el("div", { class: "panel", id: "chart-rps" });
+  const latChart = el("div", { class: "panel", id: "chart-p99" });
+  const alerts = el("div", { class: "panel", id: "alerts" });
+  main.replaceChildren(el("h1", {}, "Overview"), cards, el("div", { class: "row" }, opsChart, latChart),
+    el("h2", {}, "Alerts"), alerts);
+  const rps = chart(opsChart, "requests per second", ["commands/s", "model requests/s"]);
+  const lat = chart(latChart, "p99 latency (ms, slowest model)", ["p99 ms"]);
+  const card = (label, value) => el("div", { class: "card" }, el("div", { class: "label" }, label),
+    el("div", { class: "value" }, value));
+  const draw = (s) => {
+    const i = s.info;
+    cards.replaceChildren(
+      card("version", i.redis_version ?? "–"),
+      card("uptime", `${Math.round(i.uptime_in_seconds ?? 0)} s`),
+      card("clients", i.connected_clients ?? "–"),
+      card("memory", fmtBytes(i.used_memory)),
+      card("ops/s", Math.round(history.ops.at(-1) ?? 0)),
+      card("models", s.models.filter((m) => !m.router).length),
+      card("alerts", s.alerts),
+    );
+    rps.setData([history.t, history.ops, history.modelRps]);
+    lat.setData([history.t, history.p99]);
+  };
+  if (last) draw(last);
+  listeners.push(draw);
+  const list = await cmd("AI.ALERTS", "COUNT", 20);
+  alerts.replaceChildren(list.length ? el("table", {}, el("tr", {}, el("th", {}, "time"), el("th", {}, "alert")),
+    list.map((a) => {
+      const f = fields(a[1] ?? a);
+      return el("tr", {}, el("td", {}, fmtTime(f.time ?? String(a[0]).split("-")[0])),
+        el("td", { class: "mono" }, Object.entries(f).filter(([k]) => k !== "time").map(([k, v]) => `${k}=${v}`).join("  ")));
+    })) : el("div", { class: "muted" }, "No alerts."));
+};
+
+pages.models = async (key) => {
+  if (key) return modelPage(key);
+  const list = await cmd("AI.MODELLIST", "WITHMETA");
+  main.replaceChildren(el("h1", {}, "Models"), el("table", { id: "catalog" },
+    el("tr", {}, ["key", "live", "versions", "tag", "device", "batch", "sha256", "metadata"].map((h) => el("th", {}, h))),
+    list.map((m) => el("tr", { "data-key": m.key },
+      el("td", {}, el("a", { href: `#/models/${encodeURIComponent(m.key)}` }, m.key)),
+      el("td", {}, m.live), el("td", {}, m.versions), el("td", {}, m.tag), el("td", {}, m.device),
+      el("td", {}, m.batchsize), el("td", { class: "mono" }, String(m.sha256).slice(0, 12)),
+      el("td", { class: "mono" }, Object.entries(m.meta || {}).map(([k, v]) => `${k}=${v}`).join(" "))))),
+  list.length ? null : el("p", { class: "muted" }, "No models yet: deploy one."));
+};
+
+async function modelPage(key) {
+  const status = el("div", { id: "model-status" });
+  const versions = el("div", { class: "panel" });
+  const signature = el("div", { class: "panel" });
+  const plot = el("div", { class: "panel" });
+  main.replaceChildren(el("h1", {}, `Model ${key}`), status,
+    el("div", {}, el("button", { id: "rollback", onclick: () => act(["AI.MODELROLLBACK", key]) }, "Roll back"), " ",
+      el("button", { class: "danger", onclick: () => confirm(`Delete ${key} and all its versions?`) && act(["AI.MODELDEL", key], "#/models") }, "Delete model")),
+    el("h2", {}, "Versions"), versions, el("h2", {}, "Signature"), signature, el("h2", {}, "Traffic"), plot);
+  async function act(words, then) {
+    try {
+      await cmd(...words);
+      message(status, `${words.join(" ")}: OK`, true);
+      if (then) location.hash = then; else load();
+    } catch (e) { message(status, e.message); }
+  }
+  async function load() {
+    const list = await cmd("AI.MODELVERSIONS", key);
+    versions.replaceChildren(el("table", { id: "versions" },
+      el("tr", {}, ["version", "status", "created", "by", "sha256", "size", "tag", "metadata", ""].map((h) => el("th", {}, h))),
+      list.map((v) => el("tr", { "data-version": v.version, "data-status": v.status },
+        el("td", {}, v.version), el("td", { class: `status-${v.status}` }, v.status), el("td", {}, fmtTime(v.created)),
+        el("td", {}, v.created_by), el("td", { class: "mono" }, String(v.sha256).slice(0, 12)), el("td", {}, fmtBytes(v.size)),
+        el("td", {}, v.tag), el("td", { class: "mono" }, Object.entries(v.meta || {}).map(([k, x]) => `${k}=${x}`).join(" ")),
+        el("td", {}, v.status === "live" ? null : [
+          el("button", { class: "promote", onclick: () => act(["AI.MODELPROMOTE", key, "VERSION", v.version]) }, "Promote"), " ",
+          el("button", { class: "secondary", onclick: () => act(["AI.MODELDEL", key, "VERSION", v.version]) }, "Delete")])))));
+  }
+  await load();
+  try {
+    const m = await v2(`/v2/models/${encodeURIComponent(key)}`);
+    const io = (kind, list) => list.map((t) => el("tr", {}, el("td", {}, kind), el("td", {}, t.name), el("td", {}, t.datatype), el("td", {}, JSON.stringify(t.shape))));
+    signature.replaceChildren(el("table", {}, el("tr", {}, ["", "name", "datatype", "shape"].map((h) => el("th", {}, h))),
+      io("input", m.inputs), io("output", m.outputs)));
+  } catch (e) { message(signature, e.message); }
+  const u = chart(plot, "requests/s and latency (ms)", ["req/s", "p50 ms", "p99 ms"]);
+  const draw = () => {
+    const h = history.perModel[key];
+    if (h) u.setData([h.t, h.rps, h.p50, h.p99]);
+  };
+  draw();
+  listeners.push(draw);
+}
+
+pages.deploy = async () => {
+  const out = el("div", { id: "deploy-result" });
+  const form = el("form", { class: "panel", id: "deploy-form" },
+    el("label", {}, "Key"), el("input", { name: "key", required: true, placeholder: "fraud" }),
+    el("label", {}, "ONNX file"), el("input", { name: "file", type: "file", accept: ".onnx", required: true }),
+    el("label", {}, "Tag"), el("input", { name: "tag" }),
+    el("label", {}, "Batch size (0: no batching)"), el("input", { name: "batchsize", type: "number", min: 0, value: 0 }),
+    el("label", {}, "Metadata (one name=value per line)"), el("textarea", { name: "meta", style: "min-height:60px" }),
+    el("label", {}, el("input", { name: "staged", type: "checkbox" }), " store as staged (not live)"),
+    el("p", {}, el("button", { type: "submit" }, "Deploy")), out);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const file = form.file.files[0];
+    if (!file) return message(out, "choose an .onnx file");
+    const q = new URLSearchParams({ tag: f.get("tag") || "", batchsize: f.get("batchsize") || "0",
+      staged: form.staged.checked ? "1" : "0" });
+    for (const line of String(f.get("meta") || "").split("\n")) {
+      const [k, ...v] = line.split("=");
+      if (k.trim() && v.length) q.set("meta." + k.trim(), v.join("=").trim());
+    }
+    const key = String(f.get("key")).trim();
+    message(out, "uploading…", true);
+    const r = await fetch(`/api/models/${encodeURIComponent(key)}?${q}`, {
+      method: "PUT", headers: { "X-Locus-Dashboard": "1" }, body: await file.arrayBuffer(),
+    });
+    const body = await r.json();
+    if (body.error) return message(out, body.error);
+    out.replaceChildren(el("div", { class: "ok" }, `Stored ${key}. `),
+      el("a", { href: `#/models/${encodeURIComponent(key)}` }, "Open the model"));
+  });
+  main.replaceChildren(el("h1", {}, "Deploy a model"), form);
+};
+
+/// Rows typed into the prediction form: a JSON array of rows (or an object of arrays, one
+/// per input), or CSV lines of numbers for the first input.
+function parseRows(text) {
+  const t = text.trim();
+  if (t.startsWith("[") || t.startsWith("{")) return JSON.parse(t);
+  return t.split(/\r?\n/).filter((l) => l.trim()).map((l) => l.split(",").map((x) => Number(x.trim())));
+}
+
+function v2Input(port, rows) {
+  const flat = rows.flat(Infinity);
+  const shape = port.shape.map((d, i) => (d >= 0 ? d : i === 0 ? rows.length : 1));
+  if (port.shape.length === 1) shape[0] = flat.length;
+  if (port.shape.length >= 2 && port.shape[1] < 0) shape[1] = flat.length / rows.length;
+  return { name: port.name, datatype: port.datatype, shape, data: flat };
+}
+
+pages.try = async (preset) => {
+  const models = await cmd("AI.MODELLIST");
+  const routers = (last || (await nextSnapshot())).models.filter((m) => m.router).map((m) => m.key);
+  const select = el("select", { id: "try-model" }, models.map((m) => el("option", { value: m.key }, m.key)),
+    routers.map((k) => el("option", { value: k }, `${k} (router)`)));
+  if (preset) select.value = preset;
+  const sig = el("div", { class: "muted", id: "try-signature" });
+  const rows = el("textarea", { id: "try-rows", placeholder: "CSV rows of numbers, or JSON" });
+  const out = el("div", { id: "try-output" });
+  let meta = null;
+  async function describe() {
+    try {
+      meta = await v2(`/v2/models/${encodeURIComponent(select.value)}`);
+      sig.textContent = "inputs: " + meta.inputs.map((i) => `${i.name} ${i.datatype} ${JSON.stringify(i.shape)}`).join(", ");
+      const first = meta.inputs[0];
+      const width = Math.max(1, first.shape[1] ?? 1);
+      if (!rows.value) rows.value = Array.from({ length: width }, () => "0.5").join(", ");
+    } catch (e) { sig.textContent = e.message; }
+  }
+  select.addEventListener("change", () => { rows.value = ""; describe(); });
+  async function run() {
+    try {
+      const parsed = parseRows(rows.value);
+      const inputs = Array.isArray(parsed)
+        ? meta.inputs.map((p, i) => v2Input(p, i === 0 ? parsed : Array.from({ length: parsed.length }, () => Array(Math.max(1, p.shape[1] ?? 1)).fill(0))))
+        : meta.inputs.map((p) => v2Input(p, parsed[p.name]));
+      const r = await v2(`/v2/models/${encodeURIComponent(select.value)}/infer`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ inputs }),
+      });
+      out.replaceChildren(el("p", {}, `model ${r.model_name}` + (r.model_version ? ` version ${r.model_version}` : "")),
+        ...r.outputs.map((o) => {
+          const cols = o.shape.length > 1 ? o.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
+          const n = o.data.length / cols;
+          return el("div", { class: "panel" }, el("strong", {}, `${o.name} ${o.datatype} ${JSON.stringify(o.shape)}`),
+            el("table", { class: "output" }, Array.from({ length: n }, (_, i) => el("tr", {},
+              o.data.slice(i * cols, (i + 1) * cols).map((v) => el("td", { class: "mono" }, typeof v === "number" ? v.toPrecision(6) : v))))));
+        }));
+    } catch (e) { message(out, e.message); }
+  }
+  main.replaceChildren(el("h1", {}, "Try a model"), el("div", { class: "panel" }, select, " ", sig,
+    el("label", {}, "Rows"), rows, el("p", {}, el("button", { id: "try-run", onclick: run }, "Predict"))), out);
+  if (models.length || routers.length) await describe();
+};
+
+pages.routers = async () => {
+  const status = el("div");
+  const list = el("div", { id: "router-list" });
+  const def = el("input", { id: "router-def", size: 60, placeholder: "SPLIT fraud@1 95 fraud@2 5" });
+  const key = el("input", { id: "router-key", placeholder: "canary" });
+  const create = el("div", { class: "panel" }, el("strong", {}, "New router "), key, " ", def, " ",
+    el("button", { id: "router-create", onclick: async () => {
+      try {
+        await cmd("AI.ROUTERSET", key.value.trim(), ...def.value.trim().split(/\s+/));
+        message(status, `router ${key.value} stored`, true);
+        await draw();
+      } catch (e) { message(status, e.message); }
+    } }, "Create"));
+  main.replaceChildren(el("h1", {}, "Routers"), create, status, list);
+  const names = async () => {
+    const s = last || (await nextSnapshot());
+    return s.models.filter((m) => m.router).map((m) => m.key).sort();
+  };
+  async function draw() {
+    const panels = [];
+    for (const r of await names()) {
+      const info = await cmd("AI.ROUTERINFO", r);
+      const total = info.targets.reduce((a, t) => a + t.calls, 0) || 1;
+      panels.push(el("div", { class: "panel router", "data-router": r },
+        el("strong", {}, `${r} `), el("span", { class: "muted" }, `${info.kind}, ${info.calls} requests, ${info.errors} errors, ${info.rollbacks} rollbacks`),
+        el("table", {}, el("tr", {}, ["target", "weight", "share of requests", "calls", "errors", "p99 µs", "guard", "rollbacks", "agreement"].map((h) => el("th", {}, h))),
+          info.targets.map((t) => el("tr", { "data-target": t.target },
+            el("td", {}, t.target),
+            el("td", {}, el("input", { type: "range", min: 0, max: Math.max(100, Math.ceil(t.weight)), step: 1, value: t.weight,
+              class: "weight", onchange: async (e) => {
+                try { await cmd("AI.ROUTERWEIGHT", r, t.target, e.target.value); message(status, `${r} ${t.target} weight ${e.target.value}`, true); }
+                catch (err) { message(status, err.message); }
+              } }), ` ${Number(t.weight).toFixed(2)}`),
+            el("td", { class: "share" }, `${((100 * t.calls) / total).toFixed(1)}%`),
+            el("td", {}, t.calls), el("td", {}, t.errors), el("td", {}, Math.round(t.p99_us ?? 0)),
+            el("td", {}, t.guard ?? ""), el("td", {}, t.rollbacks ?? 0),
+            el("td", {}, t.agreement ? JSON.stringify(t.agreement) : ""))))));
+    }
+    list.replaceChildren(...(panels.length ? panels : [el("p", { class: "muted" }, "No routers.")]));
+  }
+  await draw();
+  let busy = false;
+  listeners.push(async () => {
+    if (busy || document.activeElement?.type === "range") return;
+    busy = true;
+    try { await draw(); } finally { busy = false; }
+  });
+};
+
+pages.monitoring = async () => {
+  const monitors = el("div", { id: "monitors" });
+  const alerts = el("div", { class: "panel", id: "alert-history" });
+  main.replaceChildren(el("h1", {}, "Monitoring"), el("h2", {}, "Drift monitors"), monitors, el("h2", {}, "Alert history"), alerts);
+  const panels = [];
+  for (const m of await cmd("AI.MODELLIST")) {
+    let g;
+    try { g = await cmd("AI.MONITOR", "GET", m.key); } catch (e) { continue; }
+    const scores = g.scores || [];
+    panels.push(el("div", { class: "panel", "data-monitor": m.key }, el("strong", {}, `${m.key} `),
+      el("span", { class: "muted" }, `${g.method}, threshold ${g.threshold}, state ${g.state}, outlier rate ${g.outlier_rate}, rows seen ${g.rows_seen}`),
+      el("table", {}, el("tr", {}, el("th", {}, "feature"), el("th", {}, "score"), el("th", {}, "over threshold")),
+        scores.map((s, i) => el("tr", {}, el("td", {}, i), el("td", {}, Number(s).toFixed(4)),
+          el("td", { class: Number(s) > Number(g.threshold) ? "error" : "ok" }, Number(s) > Number(g.threshold) ? "yes" : "no"))))));
+  }
+  monitors.replaceChildren(...(panels.length ? panels : [el("p", { class: "muted" }, "No monitors (AI.MONITOR SET).")]));
+  const list = await cmd("AI.ALERTS", "COUNT", 100);
+  alerts.replaceChildren(list.length ? el("table", {}, list.map((a) => {
+    const f = fields(a[1] ?? a);
+    return el("tr", {}, el("td", { class: "mono" }, Object.entries(f).map(([k, v]) => `${k}=${v}`).join("  ")));
+  })) : el("div", { class: "muted" }, "No alerts."));
+};
+
+pages.audit = async () => {
+  const filter = el("input", { id: "audit-filter", placeholder: "filter (command, key, user…)" });
+  const table = el("div", { class: "panel" });
+  main.replaceChildren(el("h1", {}, "Audit"), filter, table);
+  const stream = (await cmd("CONFIG", "GET", "audit-stream"))["audit-stream"] || "locus:audit";
+  const entries = (await cmd("XREVRANGE", stream, "+", "-", "COUNT", 500)).map((e) => ({ id: e[0], f: fields(e[1]) }));
+  const cols = ["time", "user", "client", "addr", "command", "key", "version", "sha256", "outcome", "detail"];
+  const draw = () => {
+    const q = filter.value.trim().toLowerCase();
+    const rows = entries.filter((e) => !q || Object.values(e.f).some((v) => String(v).toLowerCase().includes(q)));
+    table.replaceChildren(el("table", { id: "audit" }, el("tr", {}, cols.map((c) => el("th", {}, c))),
+      rows.map((e) => el("tr", {}, cols.map((c) => el("td", { class: c === "sha256" ? "mono" : null },
+        c === "time" ? fmtTime(e.f.time) : c === "sha256" ? String(e.f[c] ?? "").slice(0, 12) : e.f[c] ?? "")))),
+    ));
+  };
+  filter.addEventListener("input", draw);
+  draw();
+};
+
+// ---- routing ---------------------------------------------------------------------------
+
+async function route() {
+  listeners.length = 0;
+  const [, page = "overview", arg] = location.hash.split("/").map(decodeURIComponent);
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === page);
+  try {
+    await (pages[page] || pages.overview)(arg);
+  } catch (e) {
+    main.replaceChildren(el("h1", {}, "Error"), el("div", { class: "error" }, e.message));
+  }
+}
+
+window.addEventListener("hashchange", route);
+connect();
+route();

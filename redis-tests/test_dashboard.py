@@ -1,0 +1,249 @@
+"""The web dashboard in a real browser: Debian's Chromium, headless, driven by Selenium through
+Debian's chromedriver. Every page loads without console errors; a model is deployed from the
+page, predicts (checked against in-process ONNX Runtime), is promoted and rolled back; a router
+made on the page shows its traffic shares move when a weight slider moves. Screenshots go to
+redis-tests/artifacts/dashboard/."""
+
+import base64
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from conftest import ServerProcess, free_port
+from test_routers import scale
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+HERE = os.path.dirname(__file__)
+MODELS = os.path.join(HERE, "models")
+ARTIFACTS = os.path.join(HERE, "artifacts", "dashboard")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    pytest.skip("Debian's chromium and chromium-driver are not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def srv():
+    http = free_port()
+    s = ServerProcess(["--http-port", http])
+    s.http = http
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-dev-shm-usage", "--window-size=1280,900"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    d.set_page_load_timeout(30)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    yield d
+    d.quit()
+
+
+def console_errors(d):
+    return [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def wait(d, cond, timeout=15):
+    return WebDriverWait(d, timeout, poll_frequency=0.1).until(cond)
+
+
+def visit(d, srv, page):
+    d.get(f"http://127.0.0.1:{srv.http}/#/{page}")
+    wait(d, EC.presence_of_element_located((By.TAG_NAME, "h1")))
+
+
+def shot(d, name):
+    d.save_screenshot(os.path.join(ARTIFACTS, f"{name}.png"))
+
+
+def test_every_page_loads_without_console_errors(srv, browser):
+    for page in ("overview", "models", "deploy", "try", "routers", "monitoring", "audit"):
+        visit(browser, srv, page)
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        assert heading and heading != "Error", (page, heading)
+        time.sleep(0.3)
+        assert console_errors(browser) == [], page
+    visit(browser, srv, "overview")
+    wait(browser, lambda d: d.find_element(By.ID, "live").text == "live")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".uplot")) == 2
+
+
+def deploy(d, srv, key, path, tag="", meta="", staged=False):
+    visit(d, srv, "deploy")
+    form = d.find_element(By.ID, "deploy-form")
+    form.find_element(By.NAME, "key").send_keys(key)
+    form.find_element(By.NAME, "file").send_keys(os.path.abspath(path))
+    if tag:
+        form.find_element(By.NAME, "tag").send_keys(tag)
+    if meta:
+        form.find_element(By.NAME, "meta").send_keys(meta)
+    if staged:
+        form.find_element(By.NAME, "staged").click()
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(d, lambda d: "Stored" in d.find_element(By.ID, "deploy-result").text
+         or d.find_elements(By.CSS_SELECTOR, "#deploy-result .error"))
+    errors = d.find_elements(By.CSS_SELECTOR, "#deploy-result .error")
+    assert not errors, errors[0].text
+
+
+def live_version(c):
+    return [v["version"] for v in c.execute_command("AI.MODELVERSIONS", "fraud")
+            if v["status"] == "live"][0]
+
+
+def test_deploy_predict_promote_and_roll_back(srv, browser):
+    c = srv.client(protocol=3)
+    deploy(browser, srv, "fraud", f"{MODELS}/fraud.onnx", tag="v1", meta="team=risk")
+    shot(browser, "deploy")
+    catalog = c.execute_command("AI.MODELLIST", "WITHMETA")
+    assert "fraud" in str(catalog) and "risk" in str(catalog)
+    audit = c.execute_command("XREVRANGE", "locus:audit", "+", "-", "COUNT", 1)
+    assert "dashboard" in str(audit), audit
+
+    # Try it: one transaction row; the page fills the reference input with zeros.
+    visit(browser, srv, "try/fraud")
+    wait(browser, lambda d: "transaction" in d.find_element(By.ID, "try-signature").text)
+    row = np.linspace(-1, 1, 30).astype(np.float32)
+    box = browser.find_element(By.ID, "try-rows")
+    box.clear()
+    box.send_keys(", ".join(f"{v:.6f}" for v in row))
+    browser.find_element(By.ID, "try-run").click()
+    try:
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "table.output td")
+             or d.find_elements(By.CSS_SELECTOR, "#try-output .error"))
+    except Exception:
+        shot(browser, "try-failed")
+        raise AssertionError(browser.find_element(By.ID, "main").text + str(browser.get_log("browser")))
+    failed = browser.find_elements(By.CSS_SELECTOR, "#try-output .error")
+    assert not failed, failed[0].text
+    got = [float(td.text) for td in browser.find_elements(By.CSS_SELECTOR, "table.output td")]
+    sess = ort.InferenceSession(f"{MODELS}/fraud.onnx", providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"transaction": row[None, :],
+                           "reference": np.zeros((1, 256), np.float32)})[0].ravel()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    shot(browser, "try")
+
+    # A staged second version, promoted from its row, then rolled back.
+    deploy(browser, srv, "fraud", f"{MODELS}/fraud.onnx", tag="v2", staged=True)
+    visit(browser, srv, "models/fraud")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#versions tr[data-version='2']"))
+    assert browser.find_element(By.CSS_SELECTOR, "tr[data-version='2']").get_attribute("data-status") == "staged"
+    browser.find_element(By.CSS_SELECTOR, "tr[data-version='2'] button.promote").click()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-version='2']").get_attribute("data-status") == "live")
+    assert live_version(c) == 2
+    shot(browser, "model")
+    browser.find_element(By.ID, "rollback").click()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "tr[data-version='1']").get_attribute("data-status") == "live")
+    assert live_version(c) == 1
+    visit(browser, srv, "audit")
+    wait(browser, lambda d: "AI.MODELROLLBACK" in d.find_element(By.ID, "audit").text)
+    browser.find_element(By.ID, "audit-filter").send_keys("PROMOTE")
+    wait(browser, lambda d: "AI.MODELROLLBACK" not in d.find_element(By.ID, "audit").text)
+    assert "AI.MODELPROMOTE" in browser.find_element(By.ID, "audit").text
+    shot(browser, "audit")
+    assert console_errors(browser) == []
+
+
+def share(d, router, target):
+    cell = d.find_element(By.CSS_SELECTOR, f"[data-router='{router}'] tr[data-target='{target}'] .share")
+    return float(cell.text.rstrip("%"))
+
+
+def test_router_shares_move_with_the_weight_slider(srv, browser):
+    c = srv.client()
+    c.execute_command("AI.MODELSTORE", "two", "ONNX", "CPU", "BLOB", scale(2))
+    c.execute_command("AI.MODELSTORE", "five", "ONNX", "CPU", "BLOB", scale(5))
+    visit(browser, srv, "routers")
+    browser.find_element(By.ID, "router-key").send_keys("ab")
+    browser.find_element(By.ID, "router-def").send_keys("SPLIT two 1 five 1")
+    browser.find_element(By.ID, "router-create").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-router='ab']"))
+    c.execute_command("AI.TENSORSET", "x", "FLOAT", 1, 4, "VALUES", 1, 1, 1, 1)
+
+    def traffic(n):
+        for _ in range(n):
+            c.execute_command("AI.MODELEXECUTE", "ab", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+
+    traffic(400)
+    wait(browser, lambda d: 35 < share(d, "ab", "two") < 65, timeout=20)
+    slider = browser.find_element(By.CSS_SELECTOR, "[data-router='ab'] tr[data-target='five'] input.weight")
+    browser.execute_script(
+        "arguments[0].value = 0; arguments[0].dispatchEvent(new Event('change'))", slider)
+    def weight_of_five():
+        info = c.execute_command("AI.ROUTERINFO", "ab")
+        info = dict(zip(info[::2], info[1::2])) if isinstance(info, list) else info
+        for t in info["targets"]:
+            t = dict(zip(t[::2], t[1::2])) if isinstance(t, list) else t
+            if t["target"] == "five":
+                return float(t["weight"])
+
+    wait(browser, lambda d: weight_of_five() == 0)
+    traffic(1200)
+    # 400 split evenly, then 1200 all to `two`: its share climbs to about 87%.
+    wait(browser, lambda d: share(d, "ab", "two") > 80, timeout=20)
+    shot(browser, "routers")
+    assert console_errors(browser) == []
+
+
+def test_overview_plots_live_traffic(srv, browser):
+    c = srv.client()
+    visit(browser, srv, "overview")
+    wait(browser, lambda d: d.find_element(By.ID, "live").text == "live")
+    for _ in range(300):
+        c.execute_command("AI.MODELEXECUTE", "two", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    # The plotted series saw the burst: model requests per second above zero.
+    wait(browser, lambda d: d.execute_script("return Math.max(0, ...history.modelRps)") > 50)
+    cards = {c.find_element(By.CLASS_NAME, "label").text: c.find_element(By.CLASS_NAME, "value").text
+             for c in browser.find_elements(By.CSS_SELECTOR, "#cards .card")}
+    assert int(cards["models"]) >= 3 and cards["memory"].endswith("iB")
+    shot(browser, "overview")
+    assert console_errors(browser) == []
+
+
+def test_actions_need_the_dashboard_header_and_the_password(spawn):
+    http = free_port()
+    s = spawn("--http-port", http, "--requirepass", "pw", password="pw")
+    url = f"http://127.0.0.1:{http}"
+
+    def call(path, headers=None, data=None, method="GET"):
+        req = urllib.request.Request(url + path, headers=headers or {}, data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    assert call("/")[0] == 401
+    auth = {"Authorization": "Basic " + base64.b64encode(b"default:pw").decode()}
+    status, page = call("/", auth)
+    assert status == 200 and b"Locus" in page
+    body = json.dumps(["SET", "k", "v"]).encode()
+    assert call("/api/command", auth, body, "POST")[0] == 403
+    status, reply = call("/api/command", {**auth, "X-Locus-Dashboard": "1"}, body, "POST")
+    assert status == 200 and json.loads(reply) == {"ok": "OK"}
+    assert s.client().get("k") == "v"
+    status, reply = call("/api/command", {**auth, "X-Locus-Dashboard": "1"},
+                         json.dumps(["NOSUCH"]).encode(), "POST")
+    assert status == 400 and "unknown command" in json.loads(reply)["error"]
