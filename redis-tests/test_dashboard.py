@@ -66,7 +66,11 @@ def console_errors(d):
 
 
 def wait(d, cond, timeout=15):
-    return WebDriverWait(d, timeout, poll_frequency=0.1).until(cond)
+    # Pages re-render tables when data changes: an element found a moment ago may be gone.
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    return WebDriverWait(d, timeout, poll_frequency=0.1, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(cond)
 
 
 def visit(d, srv, page):
@@ -247,3 +251,65 @@ def test_actions_need_the_dashboard_header_and_the_password(spawn):
     status, reply = call("/api/command", {**auth, "X-Locus-Dashboard": "1"},
                          json.dumps(["NOSUCH"]).encode(), "POST")
     assert status == 400 and "unknown command" in json.loads(reply)["error"]
+
+
+def auc(scores, positive):
+    """Area under the ROC curve: the share of (positive, negative) pairs ranked right."""
+    pos = [s for s, p in zip(scores, positive) if p]
+    neg = [s for s, p in zip(scores, positive) if not p]
+    return sum(1.0 for p in pos for n in neg if p > n) / (len(pos) * len(neg))
+
+
+def test_test_data_page_scores_a_csv(srv, browser, tmp_path):
+    c = srv.client()
+    with open(f"{MODELS}/txn30.onnx", "rb") as f:
+        c.execute_command("AI.MODELSTORE", "txn", "ONNX", "CPU", "BLOB", f.read())
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((300, 30)).astype(np.float32)
+    sess = ort.InferenceSession(f"{MODELS}/txn30.onnx", providers=["CPUExecutionProvider"])
+    probs = sess.run(None, {"transaction": X})[0]
+    predicted = probs.argmax(axis=1)
+    # Labels that mostly agree with the model, so the matrix has four non-empty cells.
+    labels = np.where(rng.random(300) < 0.8, predicted, 1 - predicted)
+    path = tmp_path / "rows.csv"
+    with open(path, "w") as f:
+        f.write(",".join([f"f{i}" for i in range(30)] + ["label"]) + "\n")
+        for row, y in zip(X, labels):
+            f.write(",".join(repr(float(v)) for v in row) + f",{y}\n")
+    visit(browser, srv, "testdata/txn")
+    browser.find_element(By.ID, "td-file").send_keys(str(path))
+    browser.find_element(By.ID, "td-run").click()
+    wait(browser, lambda d: d.find_elements(By.ID, "td-auc")
+         or d.find_elements(By.CSS_SELECTOR, "#td-status .error"), timeout=30)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#td-status .error")
+    cells = [int(td.text) for td in browser.find_elements(By.CSS_SELECTOR, "#td-confusion td")]
+    want = [int(((labels == a) & (predicted == p)).sum()) for a in (0, 1) for p in (0, 1)]
+    assert cells == want
+    expected_auc = auc(probs[:, 1].astype(np.float64), labels == 1)
+    assert abs(float(browser.find_element(By.ID, "td-auc").text) - expected_auc) < 1e-3
+    shown = [float(td.text) for td in browser.find_elements(By.CSS_SELECTOR, "#td-table td.score")]
+    np.testing.assert_allclose(shown, probs[:len(shown), 1], rtol=1e-4, atol=1e-5)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#td-distribution .uplot")) == 1
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#td-roc .uplot")) == 1
+    shot(browser, "testdata")
+    assert console_errors(browser) == []
+
+
+def test_load_test_page_runs_a_bounded_test(srv, browser):
+    c = srv.client()
+    before = dict(zip(*[iter(c.execute_command("AI.INFO", "two"))] * 2))["calls"]
+    visit(browser, srv, "loadtest/two")
+    for field, value in (("lt-clients", 4), ("lt-seconds", 2)):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(str(value))
+    browser.find_element(By.ID, "lt-start").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#lt-status [data-done='1']")
+         or d.find_elements(By.CSS_SELECTOR, "#lt-status .error:not([data-done])"), timeout=30)
+    done = browser.find_element(By.CSS_SELECTOR, "#lt-status [data-done='1']")
+    requests = int(done.get_attribute("data-requests"))
+    assert requests > 50 and done.get_attribute("data-errors") == "0"
+    after = dict(zip(*[iter(c.execute_command("AI.INFO", "two"))] * 2))["calls"]
+    assert int(after) - int(before) >= requests
+    shot(browser, "loadtest")
+    assert console_errors(browser) == []

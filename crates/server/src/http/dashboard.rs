@@ -49,7 +49,8 @@ pub fn routes() -> Router<Arc<Server>> {
     let mut router = Router::new()
         .route("/api/command", post(command))
         .route("/api/models/{key}", put(upload))
-        .route("/api/events", get(events));
+        .route("/api/events", get(events))
+        .route("/api/loadtest", post(super::loadtest::run));
     for (path, body, content_type) in ASSETS {
         router = router.route(
             path,
@@ -71,6 +72,11 @@ fn cross_site(headers: &HeaderMap) -> Option<Response> {
             "dashboard actions need the X-Locus-Dashboard header",
         )
     })
+}
+
+/// What every action checks: the password (when set) and the dashboard's header.
+pub(super) fn guard(server: &Server, headers: &HeaderMap) -> Option<Response> {
+    login(server, headers).or_else(|| cross_site(headers))
 }
 
 /// HTTP Basic's challenge when a password is set and not given.
@@ -176,7 +182,7 @@ fn api_reply(r: Reply) -> Response {
 }
 
 async fn command(State(server): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = login(&server, &headers).or_else(|| cross_site(&headers)) {
+    if let Some(r) = guard(&server, &headers) {
         return r;
     }
     let argv: Vec<String> = match serde_json::from_slice(&body) {
@@ -205,7 +211,7 @@ async fn upload(
     Query(q): Query<BTreeMap<String, String>>,
     body: Body,
 ) -> Response {
-    if let Some(r) = login(&server, &headers).or_else(|| cross_site(&headers)) {
+    if let Some(r) = guard(&server, &headers) {
         return r;
     }
     let limit = server.config.get_i64("http-max-body").max(0) as usize;

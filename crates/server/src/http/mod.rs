@@ -4,6 +4,7 @@
 //! the start with a clear message, as the RESP port does.
 
 pub mod dashboard;
+pub mod loadtest;
 pub mod metrics;
 pub mod v2;
 

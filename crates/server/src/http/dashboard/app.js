@@ -70,13 +70,19 @@ function message(target, text, ok) {
   target.replaceChildren(el("div", { class: ok ? "ok" : "error" }, text));
 }
 
-function chart(target, title, series, height) {
+function chart(target, title, series, height, time = true) {
   const width = Math.max(320, target.clientWidth || 560);
+  // Latencies (labels ending in "ms") get a scale and an axis of their own, on the right,
+  // when the chart also plots counts.
+  const ms = (s) => / ms$/.test(s);
+  const mixed = series.some(ms) && !series.every(ms);
   const opts = {
     title, width, height: height || 220,
-    scales: { x: { time: true } },
+    scales: { x: { time } },
+    axes: [{}, { size: 70 }].concat(mixed ? [{ scale: "ms", side: 1, size: 50, grid: { show: false } }] : []),
     series: [{}].concat(series.map((s, i) => ({
       label: s, stroke: ["#2b5cd6", "#d6842b", "#1c7c3a", "#c23b3b", "#7b3bc2"][i % 5], width: 2,
+      scale: mixed && ms(s) ? "ms" : "y",
     }))),
   };
   const data = [[]].concat(series.map(() => []));
@@ -328,6 +334,171 @@ pages.try = async (preset) => {
   main.replaceChildren(el("h1", {}, "Try a model"), el("div", { class: "panel" }, select, " ", sig,
     el("label", {}, "Rows"), rows, el("p", {}, el("button", { id: "try-run", onclick: run }, "Predict"))), out);
   if (models.length || routers.length) await describe();
+};
+
+/// The model keys and routers a page can pick from.
+async function targets(preset) {
+  const models = await cmd("AI.MODELLIST");
+  const routers = (last || (await nextSnapshot())).models.filter((m) => m.router).map((m) => m.key);
+  const select = el("select", {}, models.map((m) => el("option", { value: m.key }, m.key)),
+    routers.map((k) => el("option", { value: k }, `${k} (router)`)));
+  if (preset) select.value = preset;
+  return select;
+}
+
+/// Rows of CSV text: a header line of names, then numbers.
+function parseCsv(text) {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim());
+  const header = lines.shift().split(",").map((h) => h.trim());
+  return { header, rows: lines.map((l) => l.split(",").map((x) => Number(x.trim()))) };
+}
+
+pages.testdata = async (preset) => {
+  const select = await targets(preset);
+  select.id = "td-model";
+  const file = el("input", { type: "file", id: "td-file", accept: ".csv,text/csv" });
+  const label = el("input", { id: "td-label", value: "label" });
+  const status = el("div", { id: "td-status" });
+  const results = el("div", { id: "td-results" });
+  main.replaceChildren(el("h1", {}, "Test data"), el("div", { class: "panel" },
+    el("label", {}, "Model"), select, el("label", {}, "CSV file (a header line; feature columns, and optionally a label column)"), file,
+    el("label", {}, "Label column (optional)"), label, el("p", {}, el("button", { id: "td-run", onclick: score }, "Score"))), status, results);
+  async function score() {
+    try {
+      if (!file.files[0]) return message(status, "choose a CSV file");
+      const { header, rows } = parseCsv(await file.files[0].text());
+      const li = header.indexOf(label.value.trim());
+      const features = rows.map((r) => r.filter((_, i) => i !== li));
+      const actual = li >= 0 ? rows.map((r) => r[li]) : null;
+      const meta = await v2(`/v2/models/${encodeURIComponent(select.value)}`);
+      const preds = [];
+      for (let at = 0; at < features.length; at += 256) {
+        const chunk = features.slice(at, at + 256);
+        message(status, `scoring rows ${at + 1}–${at + chunk.length} of ${features.length}…`, true);
+        const inputs = meta.inputs.map((p, i) => v2Input(p, i === 0 ? chunk : chunk.map(() => Array(Math.max(1, p.shape[1] ?? 1)).fill(0))));
+        const r = await v2(`/v2/models/${encodeURIComponent(select.value)}/infer`, {
+          method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ inputs }),
+        });
+        const o = r.outputs[0];
+        const cols = o.shape.length > 1 ? o.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
+        for (let i = 0; i < o.data.length / cols; i++) preds.push(o.data.slice(i * cols, (i + 1) * cols));
+      }
+      const width = preds[0]?.length ?? 1;
+      const classify = width >= 2;
+      const scores = preds.map((p) => (classify ? p[p.length - 1] : p[0]));
+      const predicted = preds.map((p) => (classify ? p.indexOf(Math.max(...p)) : p[0]));
+      message(status, `scored ${preds.length} rows`, true);
+      render({ header, rows, li, scores, predicted, actual, classify, width });
+    } catch (e) { message(status, e.message); }
+  }
+  function render(d) {
+    const dist = el("div", { class: "panel", id: "td-distribution" });
+    const quality = el("div", { class: "panel", id: "td-quality" });
+    const table = el("table", { id: "td-table" }, el("tr", {}, d.header.map((h) => el("th", {}, h)), el("th", {}, "score"), el("th", {}, "predicted")),
+      d.rows.slice(0, 20).map((r, i) => el("tr", {}, r.map((v) => el("td", { class: "mono" }, v)),
+        el("td", { class: "mono score" }, d.scores[i].toPrecision(6)), el("td", { class: "mono" }, d.predicted[i]))));
+    const download = el("button", { id: "td-download", onclick: () => {
+      const lines = [d.header.concat(["score", "predicted"]).join(",")]
+        .concat(d.rows.map((r, i) => r.concat([d.scores[i], d.predicted[i]]).join(",")));
+      const a = el("a", { href: URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" })), download: "predictions.csv" });
+      document.body.append(a); a.click(); a.remove();
+    } }, "Download predictions (CSV)");
+    results.replaceChildren(el("h2", {}, "Score distribution"), dist, el("h2", {}, "Against the labels"), quality,
+      el("h2", {}, "Rows"), download, table);
+    // Histogram of the scores, 20 bins.
+    const lo = Math.min(...d.scores), hi = Math.max(...d.scores);
+    const step = (hi - lo) / 20 || 1;
+    const bins = Array(20).fill(0);
+    for (const s of d.scores) bins[Math.min(19, Math.floor((s - lo) / step))]++;
+    new uPlot({ title: "scores", width: 560, height: 220, scales: { x: { time: false } },
+      series: [{}, { label: "rows", stroke: "#2b5cd6", fill: "rgba(43,92,214,.3)", paths: uPlot.paths.bars({ size: [0.9] }) }] },
+    [bins.map((_, i) => lo + (i + 0.5) * step), bins], dist);
+    if (!d.actual) return quality.replaceChildren(el("p", { class: "muted" }, "No label column."));
+    if (d.classify) {
+      const classes = [...new Set(d.actual.concat(d.predicted))].sort((a, b) => a - b);
+      const m = classes.map((a) => classes.map((p) => d.actual.filter((x, i) => x === a && d.predicted[i] === p).length));
+      const accuracy = d.actual.filter((x, i) => x === d.predicted[i]).length / d.actual.length;
+      const children = [el("p", {}, `accuracy ${(100 * accuracy).toFixed(1)}%`),
+        el("table", { id: "td-confusion" }, el("tr", {}, el("th", {}, "actual \\ predicted"), classes.map((c) => el("th", {}, c))),
+          m.map((row, i) => el("tr", {}, el("th", {}, classes[i]), row.map((n) => el("td", {}, n)))))];
+      if (classes.length === 2) {
+        // ROC of the positive class's score, and its area.
+        const order = d.scores.map((s, i) => [s, d.actual[i] === classes[1]]).sort((a, b) => b[0] - a[0]);
+        const pos = order.filter((o) => o[1]).length, neg = order.length - pos;
+        const fpr = [0], tpr = [0];
+        let tp = 0, fp = 0, auc = 0;
+        for (const [, positive] of order) {
+          if (positive) tp++; else { fp++; auc += tp; }
+          fpr.push(neg ? fp / neg : 0); tpr.push(pos ? tp / pos : 0);
+        }
+        auc = pos && neg ? auc / (pos * neg) : 0;
+        const roc = el("div", { id: "td-roc" });
+        children.push(el("p", {}, "ROC area under the curve ", el("strong", { id: "td-auc" }, auc.toFixed(4))), roc);
+        quality.replaceChildren(...children);
+        new uPlot({ title: "ROC", width: 420, height: 300, scales: { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } },
+          series: [{ label: "false positive rate" }, { label: "true positive rate", stroke: "#c23b3b", width: 2 }] }, [fpr, tpr], roc);
+        return;
+      }
+      return quality.replaceChildren(...children);
+    }
+    const err = d.scores.map((s, i) => s - d.actual[i]);
+    const mae = err.reduce((a, e) => a + Math.abs(e), 0) / err.length;
+    const mean = d.actual.reduce((a, x) => a + x, 0) / d.actual.length;
+    const r2 = 1 - err.reduce((a, e) => a + e * e, 0) / d.actual.reduce((a, x) => a + (x - mean) ** 2, 0);
+    const scatter = el("div", { id: "td-scatter" });
+    quality.replaceChildren(el("p", {}, `mean absolute error ${mae.toPrecision(4)}, R² `, el("strong", { id: "td-r2" }, r2.toFixed(4))), scatter);
+    const order = d.actual.map((a, i) => [a, d.scores[i]]).sort((x, y) => x[0] - y[0]);
+    new uPlot({ title: "predicted against actual", width: 420, height: 300, scales: { x: { time: false } },
+      series: [{ label: "actual" }, { label: "predicted", stroke: "#2b5cd6", width: 0, points: { show: true, size: 4 } }] },
+    [order.map((o) => o[0]), order.map((o) => o[1])], scatter);
+  }
+};
+
+pages.loadtest = async (preset) => {
+  const select = await targets(preset);
+  select.id = "lt-model";
+  const clients = el("input", { id: "lt-clients", type: "number", min: 1, max: 64, value: 8 });
+  const seconds = el("input", { id: "lt-seconds", type: "number", min: 1, max: 60, value: 5 });
+  const rate = el("input", { id: "lt-rate", type: "number", min: 0, value: 0 });
+  const status = el("div", { id: "lt-status" });
+  const plot = el("div", { class: "panel" });
+  main.replaceChildren(el("h1", {}, "Load test"), el("div", { class: "panel" },
+    el("label", {}, "Model or router"), select, el("label", {}, "Clients (at most 64)"), clients,
+    el("label", {}, "Seconds (at most 60)"), seconds, el("label", {}, "Rate in requests per second (0: as fast as answered)"), rate,
+    el("p", {}, el("button", { id: "lt-start", onclick: start }, "Start"))), status, plot);
+  // Its x axis is seconds since the test started.
+  const u = chart(plot, "load test (x: seconds)", ["req/s", "p50 ms", "p99 ms"], 220, false);
+  async function start() {
+    const xs = [], rps = [], p50 = [], p99 = [];
+    message(status, "starting…", true);
+    try {
+      const r = await fetch("/api/loadtest", {
+        method: "POST", headers: { "Content-Type": "application/json", "X-Locus-Dashboard": "1" },
+        body: JSON.stringify({ model: select.value, clients: Number(clients.value), seconds: Number(seconds.value), rate: Number(rate.value) }),
+      });
+      if (!r.ok) return message(status, (await r.json()).error);
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const p = JSON.parse(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+          xs.push(p.elapsed); rps.push(p.rps); p50.push(p.p50_us / 1000); p99.push(p.p99_us / 1000);
+          u.setData([xs, rps, p50, p99]);
+          status.replaceChildren(el("div", { class: p.errors ? "error" : "ok", "data-done": p.done ? "1" : "0",
+            "data-requests": p.requests, "data-errors": p.errors },
+          `${p.done ? "finished" : "running"}: ${p.requests} requests in ${p.elapsed.toFixed(1)} s, ${Math.round(p.rps)} req/s, ` +
+          `p50 ${(p.p50_us / 1000).toFixed(2)} ms, p90 ${(p.p90_us / 1000).toFixed(2)} ms, p99 ${(p.p99_us / 1000).toFixed(2)} ms, ` +
+          `${p.errors} errors` + (p.first_error ? ` (${p.first_error})` : "")));
+        }
+      }
+    } catch (e) { message(status, e.message); }
+  }
 };
 
 pages.routers = async () => {
