@@ -217,6 +217,15 @@ def test_overview_plots_live_traffic(srv, browser):
     wait(browser, lambda d: d.find_element(By.ID, "live").text == "live")
     for _ in range(300):
         c.execute_command("AI.MODELEXECUTE", "two", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    # A drift alert raised while the page is open shows up in its feed.
+    base = np.random.default_rng(2).standard_normal((200, 4)).astype(np.float32)
+    raw = srv.client(decode_responses=False)
+    raw.execute_command("AI.TENSORSET", "base4", "FLOAT", 200, 4, "BLOB", base.tobytes())
+    raw.execute_command("AI.MONITOR", "SET", "two", "BASELINE", "base4", "WINDOW", 10, "EVERY", 10)
+    for _ in range(10):
+        c.execute_command("AI.MODELEXECUTE", "two", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+    wait(browser, lambda d: "drift" in d.find_element(By.ID, "alerts").text, timeout=10)
+    raw.execute_command("AI.MONITOR", "DEL", "two")
     # The plotted series saw the burst: model requests per second above zero.
     wait(browser, lambda d: d.execute_script("return Math.max(0, ...history.modelRps)") > 50)
     cards = {c.find_element(By.CLASS_NAME, "label").text: c.find_element(By.CLASS_NAME, "value").text

@@ -394,3 +394,28 @@ def test_a_taken_grpc_port_stops_the_start(srv):
 def test_grpc_port_0_turns_it_off(spawn):
     s = spawn()  # the harness passes --grpc-port 0
     assert s.client().config_get("grpc-port") == {"grpc-port": "0"}
+
+
+def test_v2_requests_are_logged_and_monitored(c, rest, grpc):
+    """AI.LOG and AI.MONITOR watch V2 requests as they watch RESP ones."""
+    assert is_ok(c.execute_command("AI.LOG", "SET", "fraud", "STREAM", "v2log", "SAMPLE", 1))
+    base = np.random.default_rng(5).standard_normal((200, 30)).astype(np.float32)
+    raw = redis.Redis(port=c.connection_pool.connection_kwargs["port"])
+    raw.execute_command("AI.TENSORSET", "v2base", "FLOAT", 200, 30, "BLOB", base.tobytes())
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "fraud", "BASELINE", "v2base",
+                                   "WINDOW", 10, "EVERY", 10))
+    x, ref = fraud_batch(5, seed=6)
+    rest.infer("fraud", inputs_for(http_client, x, ref), request_id="logged-1")
+    grpc.infer("fraud", inputs_for(grpc_client, x, ref))
+    entries = c.execute_command("XRANGE", "v2log", "-", "+")
+    assert len(entries) == 2
+    fields = dict(zip(entries[0][1][::2], entries[0][1][1::2])) \
+        if isinstance(entries[0][1], list) else entries[0][1]
+    assert fields["key"] == "fraud" and fields["outcome"] == "ok"
+    assert "transaction" in str(fields) and "probabilities" in str(fields)
+    mon = c.execute_command("AI.MONITOR", "GET", "fraud")
+    mon = dict(zip(mon[::2], mon[1::2])) if isinstance(mon, list) else mon
+    assert int(mon["rows_seen"]) == 10
+    c.execute_command("AI.LOG", "DEL", "fraud")
+    c.execute_command("AI.MONITOR", "DEL", "fraud")
+    raw.close()

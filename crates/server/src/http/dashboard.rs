@@ -307,6 +307,7 @@ async fn snapshot(server: &Arc<Server>) -> Json {
             "calls": s.calls.load(Ordering::Relaxed),
             "errors": s.errors.load(Ordering::Relaxed),
             "samples": s.samples.load(Ordering::Relaxed),
+            "runs": s.batch_size.snapshot().count,
             "p50_us": total.quantile(0.5),
             "p99_us": total.quantile(0.99),
             "mean_us": if total.count > 0 { total.sum as f64 / total.count as f64 } else { 0.0 },

@@ -106,8 +106,10 @@ function onSnapshot(s) {
       const rps = b ? Math.max(0, (m.calls - b.calls) / dt) : 0;
       modelRps += m.router ? 0 : rps;
       p99 = Math.max(p99, m.p99_us / 1000);
-      const h = history.perModel[m.key] || (history.perModel[m.key] = { t: [], rps: [], p99: [], p50: [] });
+      const h = history.perModel[m.key] || (history.perModel[m.key] = { t: [], rps: [], p99: [], p50: [], batch: [] });
+      const runs = b ? m.runs - b.runs : 0;
       push(h.t, t); push(h.rps, rps); push(h.p99, m.p99_us / 1000); push(h.p50, m.p50_us / 1000);
+      push(h.batch, runs > 0 ? (m.calls - b.calls) / runs : null);
     }
     push(history.t, t); push(history.ops, ops); push(history.modelRps, modelRps); push(history.p99, p99);
   }
@@ -174,15 +176,22 @@ pages.overview = async () => {
     rps.setData([history.t, history.ops, history.modelRps]);
     lat.setData([history.t, history.p99]);
   };
+  let shownAlerts = null;
+  async function feed(count) {
+    shownAlerts = count;
+    const list = await cmd("AI.ALERTS", "COUNT", 20);
+    alerts.replaceChildren(list.length ? el("table", { id: "alert-feed" }, el("tr", {}, el("th", {}, "time"), el("th", {}, "alert")),
+      list.map((a) => {
+        const f = fields(a[1] ?? a);
+        return el("tr", {}, el("td", {}, fmtTime(f.time ?? String(a[0]).split("-")[0])),
+          el("td", { class: "mono" }, Object.entries(f).filter(([k]) => k !== "time").map(([k, v]) => `${k}=${v}`).join("  ")));
+      })) : el("div", { class: "muted" }, "No alerts."));
+  }
   if (last) draw(last);
   listeners.push(draw);
-  const list = await cmd("AI.ALERTS", "COUNT", 20);
-  alerts.replaceChildren(list.length ? el("table", {}, el("tr", {}, el("th", {}, "time"), el("th", {}, "alert")),
-    list.map((a) => {
-      const f = fields(a[1] ?? a);
-      return el("tr", {}, el("td", {}, fmtTime(f.time ?? String(a[0]).split("-")[0])),
-        el("td", { class: "mono" }, Object.entries(f).filter(([k]) => k !== "time").map(([k, v]) => `${k}=${v}`).join("  ")));
-    })) : el("div", { class: "muted" }, "No alerts."));
+  // The feed reloads when the server's alert count moves.
+  listeners.push((s) => { if (s.alerts !== shownAlerts) feed(s.alerts); });
+  await feed(last ? last.alerts : null);
 };
 
 pages.models = async (key) => {
@@ -234,9 +243,15 @@ async function modelPage(key) {
       io("input", m.inputs), io("output", m.outputs)));
   } catch (e) { message(signature, e.message); }
   const u = chart(plot, "requests/s and latency (ms)", ["req/s", "p50 ms", "p99 ms"]);
+  const batchPlot = el("div", { class: "panel", id: "batch-plot" });
+  plot.after(batchPlot);
+  const ub = chart(batchPlot, "requests per run (batch size)", ["requests per run"]);
   const draw = () => {
     const h = history.perModel[key];
-    if (h) u.setData([h.t, h.rps, h.p50, h.p99]);
+    if (h) {
+      u.setData([h.t, h.rps, h.p50, h.p99]);
+      ub.setData([h.t, h.batch]);
+    }
   };
   draw();
   listeners.push(draw);
