@@ -491,7 +491,7 @@ def section_v2(args):
         print(f"| V2 gRPC, raw_input_contents | {m['grpc']:,.0f} | **{m['grpc/']:.2f}x** |")
         print()
         print(f"One client: RESP p50 {m['resp_p50']:.0f} µs, V2 REST (binary) p50 {m['rest_p50']:.0f} µs: "
-              f"**+{m['p50+']:.0f} µs**.\n")
+              f"**{m['p50+']:+.0f} µs**.\n")
         print(f"Commands: `benches/compare.py --sections v2 --rounds {args.rounds}`: `locus-benchmark --model-key fr32 -c 32 -n 60000` "
               "with nothing (RESP), `--http PORT`, `--http PORT --v2-json` and `--grpc PORT` in random order each round, then "
               "`-c 1 -n 5000` over RESP and REST; the V2 requests carry their inputs (the RESP requests name stored ones), and "

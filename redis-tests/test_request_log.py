@@ -176,3 +176,34 @@ def test_queue_depth_alert_at_most_once_a_minute(spawn):
     depth = [a for a in found if a[b"type"] == b"queue-depth"]
     assert len(depth) == 1, found
     assert depth[0][b"queue"] == b"CPU" and b"4 requests waiting" in depth[0][b"detail"]
+
+
+def test_dag_model_ops_are_logged_with_their_routing_and_monitored(c):
+    """A DAG's model ops are logged and observed as AI.MODELEXECUTE runs are: the DAG-local
+    tensor names, the router's decision, payloads, and a failed op's error."""
+    assert is_ok(store(c, "m", scale(1)))
+    assert is_ok(store(c, "m", scale(2)))
+    assert is_ok(routerset(c, "r", "SPLIT", "m@1", 0, "m@2", 1))
+    assert is_ok(c.execute_command("AI.LOG", "SET", "r", "STREAM", "log:r", "PAYLOAD", "FULL"))
+    base = np.random.default_rng(1).standard_normal((100, 4)).astype(np.float32)
+    put(c, "base", base)
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "r", "BASELINE", "base", "WINDOW", 10,
+                                   "EVERY", 10))
+    reply = c.execute_command(
+        "AI.DAGEXECUTE", "ROUTING", "r", "|>", "AI.TENSORSET", "a", "FLOAT", 1, 4, "VALUES",
+        1, 2, 3, 4, "|>", "AI.MODELEXECUTE", "r", "INPUTS", 1, "a", "OUTPUTS", 1, "b", "|>",
+        "AI.TENSORGET", "b", "VALUES")
+    assert [float(v) for v in reply[-1]] == [2, 4, 6, 8]
+    (e,) = entries(c, "log:r")
+    assert e["router"] == b"r" and e["target"] == b"m@2" and e["version"] == b"2"
+    assert e["inputs"] == b"a" and e["outputs"] == b"b" and e["outcome"] == b"ok"
+    assert np.frombuffer(e["output_0_blob"], np.float32).tolist() == [2, 4, 6, 8]
+    mon = c.execute_command("AI.MONITOR", "GET", "r")
+    mon = dict(zip(mon[::2], mon[1::2]))
+    assert int(mon[b"rows_seen"]) == 1
+    # A failing op is logged with its error.
+    c.execute_command(
+        "AI.DAGEXECUTE", "ROUTING", "r", "|>", "AI.TENSORSET", "a", "FLOAT", 1, 3, "VALUES",
+        1, 2, 3, "|>", "AI.MODELEXECUTE", "r", "INPUTS", 1, "a", "OUTPUTS", 1, "b")
+    failed = entries(c, "log:r")[-1]
+    assert b"Expected: 4" in failed["outcome"] and failed["input_shapes"] == b"1x3"

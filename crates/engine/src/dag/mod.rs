@@ -30,6 +30,9 @@ pub enum Op {
         outputs: Vec<Vec<u8>>,
         /// The model outputs the names receive (ONNX-ML models may name only their tensors).
         selection: Vec<usize>,
+        /// Whether the host watches this run (a request log or a monitor on its key): the
+        /// outcome then carries its input and output tensors.
+        watch: bool,
     },
     /// AI.TENSOROP: a built-in op (TOPK may also write its values to a second name).
     Compute {
@@ -66,8 +69,17 @@ pub enum Outcome {
     Done {
         results: Vec<OpResult>,
         persist: Vec<(Vec<u8>, Arc<Tensor>)>,
+        /// The watched model ops that ran, in op order.
+        watched: Vec<WatchedRun>,
     },
     TimedOut,
+}
+
+/// A watched model op's tensors: what it read, and what it wrote or why it failed.
+pub struct WatchedRun {
+    pub op: usize,
+    pub inputs: Vec<Arc<Tensor>>,
+    pub outputs: Result<Vec<Arc<Tensor>>, String>,
 }
 
 /// Checks that every op reads tensors that exist by then and that PERSIST names produced ones,
@@ -135,6 +147,9 @@ struct Running {
     cancelled: Arc<AtomicBool>,
 }
 
+/// A watched model op while the DAG runs: its index, inputs and output names.
+type Watching = (usize, Vec<Arc<Tensor>>, Vec<Vec<u8>>);
+
 /// Runs a validated plan.
 pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
     let mut slots: HashMap<Vec<u8>, Slot> = plan
@@ -146,6 +161,8 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
     let mut running: HashMap<usize, Running> = HashMap::default();
     let mut failed = false;
     let deadline = plan.deadline;
+    // Watched model ops: their index, inputs and output names.
+    let mut watching: Vec<Watching> = Vec::new();
 
     for (i, op) in plan.ops.into_iter().enumerate() {
         // After a failure, RedisAI still answers TENSORSET ops OK and TENSORGET ops with
@@ -184,6 +201,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 inputs,
                 outputs,
                 selection,
+                watch,
             } => {
                 let tensors =
                     match gather(&mut slots, &mut running, &mut results, &inputs, deadline).await {
@@ -195,6 +213,9 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                         }
                         None => return timed_out(running),
                     };
+                if watch {
+                    watching.push((i, tensors.clone(), outputs.clone()));
+                }
                 let cancelled = Arc::new(AtomicBool::new(false));
                 let rx = match node {
                     Node {
@@ -296,11 +317,30 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
             None => return timed_out(running),
         }
     }
+    let watched = watching
+        .into_iter()
+        .map(|(op, inputs, names)| WatchedRun {
+            op,
+            inputs,
+            outputs: match &results[op] {
+                OpResult::Ok => names
+                    .iter()
+                    .map(|n| match slots.get(n) {
+                        Some(Slot::Ready(t)) => Ok(t.clone()),
+                        _ => Err("ERR the run's output is gone".to_string()),
+                    })
+                    .collect(),
+                OpResult::Error(e) => Err(e.clone()),
+                _ => Err("ERR not run".to_string()),
+            },
+        })
+        .collect();
     if failed {
         // Nothing persists after a failure; later ops already say NA.
         return Outcome::Done {
             results,
             persist: Vec::new(),
+            watched,
         };
     }
     let persist = plan
@@ -311,7 +351,11 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
             _ => None,
         })
         .collect();
-    Outcome::Done { results, persist }
+    Outcome::Done {
+        results,
+        persist,
+        watched,
+    }
 }
 
 fn timed_out(running: HashMap<usize, Running>) -> Outcome {

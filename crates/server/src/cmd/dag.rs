@@ -212,6 +212,9 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
         .tensor_max_bytes
         .load(Ordering::Relaxed);
     let mut ops = Vec::new();
+    // Model ops whose key has a request log or a monitor: they are logged and observed as
+    // AI.MODELEXECUTE runs are, once the DAG has run.
+    let mut watchers: Vec<Watcher> = Vec::new();
     for seg in segments {
         if seg.is_empty() {
             // Two `|>` in a row: RedisAI reads the second as the op's name.
@@ -266,11 +269,31 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                         "ERR TIMEOUT not allowed within a DAG command",
                     ));
                 }
+                let db = ctx.client.db;
+                let log = ctx
+                    .server
+                    .store
+                    .request_logs
+                    .get(db, &req.key)
+                    .map(|spec| super::models::RunLog::start(ctx, spec, &req.node));
+                let monitor = ctx.server.store.monitors.get(db, &req.key);
+                let watch = log.is_some() || monitor.is_some();
+                if watch {
+                    watchers.push(Watcher {
+                        op: ops.len(),
+                        key: req.key.clone(),
+                        inputs: req.inputs.clone(),
+                        outputs: req.outputs.clone(),
+                        log,
+                        monitor,
+                    });
+                }
                 ops.push(Op::Exec {
                     node: req.node,
                     inputs: req.inputs.iter().map(|b| b.to_vec()).collect(),
                     outputs: req.outputs.iter().map(|b| b.to_vec()).collect(),
                     selection: req.selection,
+                    watch,
                 });
             }
             "AI.SCRIPTRUN" if flavor == Flavor::Execute => {
@@ -316,7 +339,12 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
     ctx.defer(async move {
         match dag::run(server.engine.clone(), plan).await {
             Outcome::TimedOut => Reply::Status("TIMEDOUT"),
-            Outcome::Done { results, persist } => {
+            Outcome::Done {
+                results,
+                persist,
+                watched,
+            } => {
+                report_watched(&server, db, watchers, watched);
                 let persist = persist
                     .into_iter()
                     .map(|(key, t)| (Bytes::from(key), (*t).clone()))
@@ -338,6 +366,46 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
             }
         }
     })
+}
+
+/// A watched model op of a DAG: its key and names, and its log and monitor.
+struct Watcher {
+    op: usize,
+    key: Bytes,
+    inputs: Vec<Bytes>,
+    outputs: Vec<Bytes>,
+    log: Option<super::models::RunLog>,
+    monitor: Option<Arc<parking_lot::Mutex<locus_engine::monitor::Monitor>>>,
+}
+
+/// Logs and observes the watched model ops that ran, as AI.MODELEXECUTE does its run.
+fn report_watched(
+    server: &Arc<crate::server::Server>,
+    db: usize,
+    mut watchers: Vec<Watcher>,
+    watched: Vec<dag::WatchedRun>,
+) {
+    for run in watched {
+        let Some(w) = watchers.iter().position(|w| w.op == run.op) else {
+            continue;
+        };
+        let w = watchers.swap_remove(w);
+        let outputs: Result<Vec<crate::tensor::Tensor>, Reply> = match run.outputs {
+            Ok(ts) => Ok(ts.iter().map(|t| (**t).clone()).collect()),
+            Err(e) => Err(Reply::Error(e)),
+        };
+        if let (Some(m), Ok(out)) = (&w.monitor, &outputs) {
+            super::monitors::observe(server, db, &w.key, m, &run.inputs, out);
+        }
+        if let Some(log) = w.log {
+            let names = super::models::LoggedNames {
+                key: &w.key,
+                inputs: &w.inputs,
+                outputs: &w.outputs,
+            };
+            log.finish(server, db, &names, None, &run.inputs, &outputs);
+        }
+    }
 }
 
 pub fn dagexecute(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
