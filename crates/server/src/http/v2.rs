@@ -321,7 +321,7 @@ struct InputJson {
     shape: Vec<i64>,
     #[serde(default)]
     parameters: Parameters,
-    data: Option<Box<serde_json::value::RawValue>>,
+    data: Option<codec::FlatData>,
 }
 
 #[derive(Deserialize)]
@@ -429,7 +429,7 @@ fn parse_infer(
                 codec::from_raw(&i.name, dtype, &shape, raw, max_bytes)
             }
             None => match &i.data {
-                Some(data) => codec::from_json_text(&i.name, dtype, &shape, data.get(), max_bytes),
+                Some(data) => codec::from_json(&i.name, dtype, &shape, &data.0, max_bytes),
                 None => Err(format!(
                     "input '{}' has neither 'data' nor binary data",
                     i.name

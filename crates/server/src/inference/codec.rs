@@ -76,62 +76,152 @@ pub fn to_raw(t: &Tensor) -> Bytes {
     out.freeze()
 }
 
-/// Flattens nested JSON arrays (row-major) into `out`.
-fn flatten<'a>(v: &'a Json, out: &mut Vec<&'a Json>) {
-    match v {
-        Json::Array(items) => items.iter().for_each(|i| flatten(i, out)),
-        other => out.push(other),
+/// One element of a JSON `data` member, as the parser met it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    F(f64),
+    I(i64),
+    U(u64),
+    S(String),
+    B(bool),
+    Null,
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Scalar::F(x) => write!(f, "{x}"),
+            Scalar::I(x) => write!(f, "{x}"),
+            Scalar::U(x) => write!(f, "{x}"),
+            Scalar::S(x) => write!(f, "{x:?}"),
+            Scalar::B(x) => write!(f, "{x}"),
+            Scalar::Null => f.write_str("null"),
+        }
     }
 }
 
-/// Builds a tensor from a JSON `data` member.
+/// A JSON `data` member flattened in row-major order while it is parsed: one pass over the
+/// text, no tree of values.
+#[derive(Debug, Default)]
+pub struct FlatData(pub Vec<Scalar>);
+
+impl<'de> serde::Deserialize<'de> for FlatData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FlatData, D::Error> {
+        let mut out = Vec::new();
+        serde::de::DeserializeSeed::deserialize(Flatten(&mut out), d)?;
+        Ok(FlatData(out))
+    }
+}
+
+/// Appends the scalars of nested arrays to a vector.
+struct Flatten<'a>(&'a mut Vec<Scalar>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("tensor data: values in nested arrays")
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.push(Scalar::F(v));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.push(Scalar::I(v));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.push(Scalar::U(v));
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.0.push(Scalar::B(v));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.push(Scalar::S(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.push(Scalar::Null);
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Flatten(self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+/// Builds a tensor from a flattened JSON `data` member.
 pub fn from_json(
     name: &str,
     dtype: DType,
     shape: &[usize],
-    data: &Json,
+    data: &[Scalar],
     max_bytes: usize,
 ) -> Result<Tensor, String> {
     let (n, bytes) = checked_size(dtype, shape, max_bytes).map_err(|e| plain(&e.0))?;
-    let mut flat = Vec::with_capacity(n);
-    flatten(data, &mut flat);
-    if flat.len() != n {
+    if data.len() != n {
         return Err(format!(
             "input '{name}' has {} elements of data, but its shape needs {n}",
-            flat.len()
+            data.len()
         ));
     }
-    let bad = |v: &Json| {
+    let bad = |v: &Scalar| {
         format!(
             "input '{name}': {v} is not a {} value",
             super::v2_type(dtype)
         )
     };
+    let float = |v: &Scalar| match v {
+        Scalar::F(x) => Ok(*x),
+        Scalar::I(x) => Ok(*x as f64),
+        Scalar::U(x) => Ok(*x as f64),
+        other => Err(bad(other)),
+    };
     // The common numeric types are written straight into the buffer.
-    macro_rules! direct {
-        ($get:ident, $t:ty) => {{
+    let buf = match dtype {
+        DType::Float => {
             let mut buf = Vec::with_capacity(bytes);
-            for v in &flat {
-                let x = v.$get().ok_or_else(|| bad(v))?;
-                buf.extend_from_slice(&(x as $t).to_le_bytes());
+            for v in data {
+                buf.extend_from_slice(&(float(v)? as f32).to_le_bytes());
             }
             buf
-        }};
-    }
-    let buf = match dtype {
-        DType::Float => direct!(as_f64, f32),
-        DType::Double => direct!(as_f64, f64),
-        DType::Int64 => direct!(as_i64, i64),
+        }
+        DType::Double => {
+            let mut buf = Vec::with_capacity(bytes);
+            for v in data {
+                buf.extend_from_slice(&float(v)?.to_le_bytes());
+            }
+            buf
+        }
         _ => {
-            let texts = flat
+            let texts = data
                 .iter()
                 .map(|v| match (dtype, v) {
-                    (DType::String, Json::String(s)) => Ok(s.clone().into_bytes()),
-                    (DType::Bool, Json::Bool(b)) => {
+                    (DType::String, Scalar::S(s)) => Ok(s.clone().into_bytes()),
+                    (DType::Bool, Scalar::B(b)) => {
                         Ok(if *b { b"1".to_vec() } else { b"0".to_vec() })
                     }
                     (DType::String | DType::Bool, _) => Err(bad(v)),
-                    (_, Json::Number(x)) => Ok(x.to_string().into_bytes()),
+                    (_, Scalar::F(_) | Scalar::I(_) | Scalar::U(_)) => {
+                        Ok(v.to_string().into_bytes())
+                    }
                     _ => Err(bad(v)),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -140,77 +230,6 @@ pub fn from_json(
         }
     };
     Tensor::from_blob(dtype, shape, &[&buf], max_bytes).map_err(|e| plain(&e.0))
-}
-
-/// Builds a tensor from the text of a JSON `data` member. Floating-point data (the common case)
-/// is read straight into numbers, without building a JSON tree.
-pub fn from_json_text(
-    name: &str,
-    dtype: DType,
-    shape: &[usize],
-    text: &str,
-    max_bytes: usize,
-) -> Result<Tensor, String> {
-    if matches!(dtype, DType::Float | DType::Double) {
-        let (n, bytes) = checked_size(dtype, shape, max_bytes).map_err(|e| plain(&e.0))?;
-        let mut numbers = Vec::with_capacity(n);
-        let mut de = serde_json::Deserializer::from_str(text);
-        if serde::de::DeserializeSeed::deserialize(FlatNumbers(&mut numbers), &mut de).is_ok()
-            && numbers.len() == n
-        {
-            let mut buf = Vec::with_capacity(bytes);
-            for x in numbers {
-                match dtype {
-                    DType::Float => buf.extend_from_slice(&(x as f32).to_le_bytes()),
-                    _ => buf.extend_from_slice(&x.to_le_bytes()),
-                }
-            }
-            return Tensor::from_blob(dtype, shape, &[&buf], max_bytes).map_err(|e| plain(&e.0));
-        }
-        // Not plain numbers, or not as many as the shape needs: the general path says why.
-    }
-    let data: Json = serde_json::from_str(text)
-        .map_err(|e| format!("input '{name}': its data is not valid JSON: {e}"))?;
-    from_json(name, dtype, shape, &data, max_bytes)
-}
-
-/// Appends the numbers of nested JSON arrays to a vector, in row-major order.
-struct FlatNumbers<'a>(&'a mut Vec<f64>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for FlatNumbers<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for FlatNumbers<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("numbers in nested arrays")
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.0.push(v);
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.0.push(v as f64);
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.0.push(v as f64);
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(FlatNumbers(self.0))?.is_some() {}
-        Ok(())
-    }
 }
 
 /// A tensor's data as a flat JSON array.
@@ -250,6 +269,10 @@ fn plain(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn flat(text: &str) -> Vec<Scalar> {
+        serde_json::from_str::<FlatData>(text).unwrap().0
+    }
+
     #[test]
     fn bytes_elements_round_trip_through_raw() {
         let t = Tensor::from_values(DType::String, &[2], &[b"ab".as_ref(), b""], 1 << 20).unwrap();
@@ -282,43 +305,29 @@ mod tests {
     }
 
     #[test]
-    fn nested_json_is_read_row_major() {
-        let data: Json = serde_json::from_str("[[1, 2.5], [3, 4]]").unwrap();
+    fn nested_json_is_read_row_major_in_one_pass() {
+        let data = flat("[[1, 2.5], [3, 4]]");
         let t = from_json("x", DType::Float, &[2, 2], &data, 1 << 20).unwrap();
         assert_eq!(to_json(&t), serde_json::json!([1.0, 2.5, 3.0, 4.0]));
+        let d = from_json("x", DType::Double, &[1], &flat("[0.1]"), 64).unwrap();
+        assert_eq!(&d.blob()[..], &0.1f64.to_le_bytes());
         let ints = from_json("x", DType::Int32, &[2, 2], &data, 1 << 20);
         assert!(ints.is_err(), "2.5 is not an INT32");
         let short = from_json("x", DType::Float, &[3, 2], &data, 1 << 20).unwrap_err();
         assert!(short.contains("4 elements"), "{short}");
-    }
-
-    #[test]
-    fn json_text_takes_the_fast_path_for_floats_and_explains_bad_data() {
-        let t = from_json_text("x", DType::Float, &[2, 2], "[[1, 2.5], [3, 4]]", 64).unwrap();
-        assert_eq!(to_json(&t), serde_json::json!([1.0, 2.5, 3.0, 4.0]));
-        let d = from_json_text("x", DType::Double, &[1], "[0.1]", 64).unwrap();
-        assert_eq!(&d.blob()[..], &0.1f64.to_le_bytes());
-        let bad = from_json_text("x", DType::Float, &[2], r#"[1, "a"]"#, 64).unwrap_err();
+        let bad = from_json("x", DType::Float, &[2], &flat(r#"[1, "a"]"#), 64).unwrap_err();
         assert!(bad.contains("\"a\" is not a FP32 value"), "{bad}");
-        let short = from_json_text("x", DType::Float, &[3], "[1, 2]", 64).unwrap_err();
-        assert!(short.contains("2 elements"), "{short}");
-        let ints = from_json_text("x", DType::Int32, &[2], "[1, 2]", 64).unwrap();
-        assert_eq!(ints.dtype(), DType::Int32);
+        // INT64 keeps every digit (no trip through f64).
+        let big = from_json("x", DType::Int64, &[1], &flat("[9007199254740993]"), 64).unwrap();
+        assert_eq!(&big.blob()[..], &9007199254740993i64.to_le_bytes());
     }
 
     #[test]
     fn json_booleans_and_strings() {
-        let b = from_json(
-            "x",
-            DType::Bool,
-            &[2],
-            &serde_json::json!([true, false]),
-            64,
-        )
-        .unwrap();
+        let b = from_json("x", DType::Bool, &[2], &flat("[true, false]"), 64).unwrap();
         assert_eq!(to_json(&b), serde_json::json!([true, false]));
-        let s = from_json("x", DType::String, &[1], &serde_json::json!(["hi"]), 64).unwrap();
+        let s = from_json("x", DType::String, &[1], &flat(r#"["hi"]"#), 64).unwrap();
         assert_eq!(to_json(&s), serde_json::json!(["hi"]));
-        assert!(from_json("x", DType::Bool, &[1], &serde_json::json!([2]), 64).is_err());
+        assert!(from_json("x", DType::Bool, &[1], &flat("[2]"), 64).is_err());
     }
 }
