@@ -18,6 +18,42 @@ use axum::Router;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// The HTTP and gRPC connections in one level-triggered epoll set, asked without blocking
+/// whether any has unread data. The HTTP threads, as engine event loops, watch for results
+/// for a moment before they sleep; a request waiting on a connection ends that watch, as a
+/// RESP loop's own connections end its watch.
+struct Arrivals(i32);
+
+impl Arrivals {
+    fn get() -> &'static Arrivals {
+        static SET: std::sync::OnceLock<Arrivals> = std::sync::OnceLock::new();
+        // SAFETY: plain system call; a negative result means no set (the watch then ends at
+        // once, as if data had come).
+        SET.get_or_init(|| Arrivals(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }))
+    }
+
+    fn watch(&self, fd: i32) {
+        if self.0 >= 0 {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: fd as u64,
+            };
+            // SAFETY: both descriptors are open; the kernel drops the socket from the set
+            // when it closes. A failure only means the watch is not cut short for it.
+            unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        }
+    }
+
+    fn any(&self) -> bool {
+        if self.0 < 0 {
+            return true;
+        }
+        let mut ev = [libc::epoll_event { events: 0, u64: 0 }];
+        // SAFETY: `ev` has room for the one event asked for.
+        unsafe { libc::epoll_wait(self.0, ev.as_mut_ptr(), 1, 0) != 0 }
+    }
+}
+
 /// Binds `port` on every `bind` address (none when the port is 0). Errors name the address
 /// that could not be bound.
 fn bind_all(server: &Server, port: i64, what: &str) -> Result<Vec<TcpListener>, String> {
@@ -95,7 +131,7 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
     // sleeping (see `engine::event_loop_idle`), so a lone client's reply goes out at once.
     let rt = builder
         .thread_name("locus-http")
-        .on_thread_park(|| crate::engine::event_loop_idle(&|| false))
+        .on_thread_park(|| crate::engine::event_loop_idle(&|| Arrivals::get().any()))
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
@@ -119,6 +155,7 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                                 // Replies go out at once: no Nagle delay behind a client's ACK.
                                 let l = l.tap_io(|tcp| {
                                     let _ = tcp.set_nodelay(true);
+                                    Arrivals::get().watch(std::os::fd::AsRawFd::as_raw_fd(tcp));
                                 });
                                 if let Err(e) = axum::serve(l, app).await {
                                     tracing::warn!("HTTP listener stopped: {e}");
@@ -133,8 +170,15 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                     tasks.push(tokio::spawn(async move {
                         match tokio::net::TcpListener::from_std(l) {
                             Ok(l) => {
+                                use futures_util::StreamExt;
                                 let incoming = tonic::transport::server::TcpIncoming::from(l)
-                                    .with_nodelay(Some(true));
+                                    .with_nodelay(Some(true))
+                                    .inspect(|conn| {
+                                        if let Ok(tcp) = conn {
+                                            Arrivals::get()
+                                                .watch(std::os::fd::AsRawFd::as_raw_fd(tcp));
+                                        }
+                                    });
                                 if let Err(e) = tonic::transport::Server::builder()
                                     .add_service(svc)
                                     .serve_with_incoming(incoming)
