@@ -207,6 +207,11 @@ def test_router_shares_move_with_the_weight_slider(srv, browser):
     traffic(1200)
     # 400 split evenly, then 1200 all to `two`: its share climbs to about 87%.
     wait(browser, lambda d: share(d, "ab", "two") > 80, timeout=20)
+    # The chart of shares per interval plotted both periods: `five` had requests, then none.
+    series = browser.execute_script(
+        "const p = document.querySelector(\"[data-router='ab'] .shares\");"
+        "return p && p.querySelector('.uplot') ? true : false")
+    assert series
     shot(browser, "routers")
     assert console_errors(browser) == []
 

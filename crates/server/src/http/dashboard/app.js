@@ -530,31 +530,66 @@ pages.routers = async () => {
       } catch (e) { message(status, e.message); }
     } }, "Create"));
   main.replaceChildren(el("h1", {}, "Routers"), create, status, list);
-  const names = async () => {
+  const routerNames = async () => {
     const s = last || (await nextSnapshot());
     return s.models.filter((m) => m.router).map((m) => m.key).sort();
   };
-  async function draw() {
-    const panels = [];
-    for (const r of await names()) {
-      const info = await cmd("AI.ROUTERINFO", r);
-      const total = info.targets.reduce((a, t) => a + t.calls, 0) || 1;
-      panels.push(el("div", { class: "panel router", "data-router": r },
-        el("strong", {}, `${r} `), el("span", { class: "muted" }, `${info.kind}, ${info.calls} requests, ${info.errors} errors, ${info.rollbacks} rollbacks`),
-        el("table", {}, el("tr", {}, ["target", "weight", "share of requests", "calls", "errors", "p99 µs", "guard", "rollbacks", "agreement"].map((h) => el("th", {}, h))),
-          info.targets.map((t) => el("tr", { "data-target": t.target },
-            el("td", {}, t.target),
-            el("td", {}, el("input", { type: "range", min: 0, max: Math.max(100, Math.ceil(t.weight)), step: 1, value: t.weight,
-              class: "weight", onchange: async (e) => {
-                try { await cmd("AI.ROUTERWEIGHT", r, t.target, e.target.value); message(status, `${r} ${t.target} weight ${e.target.value}`, true); }
-                catch (err) { message(status, err.message); }
-              } }), ` ${Number(t.weight).toFixed(2)}`),
-            el("td", { class: "share" }, `${((100 * t.calls) / total).toFixed(1)}%`),
-            el("td", {}, t.calls), el("td", {}, t.errors), el("td", {}, Math.round(t.p99_us ?? 0)),
-            el("td", {}, t.guard ?? ""), el("td", {}, t.rollbacks ?? 0),
-            el("td", {}, t.agreement ? JSON.stringify(t.agreement) : ""))))));
+  // One panel per router, kept across refreshes: its table is redrawn, its chart of traffic
+  // shares over time (per refresh interval, so a bandit's arms are seen converging) grows.
+  const shown = new Map();
+  function panelFor(r, targets) {
+    let p = shown.get(r);
+    if (!p) {
+      const head = el("div");
+      const table = el("div");
+      const plot = el("div", { class: "shares" });
+      const node = el("div", { class: "panel router", "data-router": r }, head, table, plot);
+      p = { node, head, table, plot, last: null, hist: [[], ...targets.map(() => [])] };
+      p.chart = chart(plot, "share of requests per interval (%)", targets.map((t) => t.target), 180);
+      shown.set(r, p);
     }
-    list.replaceChildren(...(panels.length ? panels : [el("p", { class: "muted" }, "No routers.")]));
+    return p;
+  }
+  async function draw() {
+    const names = await routerNames();
+    for (const r of [...shown.keys()]) if (!names.includes(r)) shown.delete(r);
+    for (const r of names) {
+      const info = await cmd("AI.ROUTERINFO", r);
+      const p = panelFor(r, info.targets);
+      const total = info.targets.reduce((a, t) => a + t.calls, 0) || 1;
+      const calls = info.targets.map((t) => t.calls);
+      if (p.last && p.last.length === calls.length) {
+        const delta = calls.map((n, i) => Math.max(0, n - p.last[i]));
+        const sum = delta.reduce((a, b) => a + b, 0);
+        if (sum > 0) {
+          p.hist[0].push(Date.now() / 1000);
+          delta.forEach((d, i) => p.hist[i + 1].push((100 * d) / sum));
+          if (p.hist[0].length > HISTORY_POINTS) p.hist.forEach((a) => a.shift());
+          p.chart.setData(p.hist);
+        }
+      }
+      p.last = calls;
+      p.head.replaceChildren(el("strong", {}, `${r} `), el("span", { class: "muted" }, `${info.kind}, ${info.calls} requests, ${info.errors} errors, ${info.rollbacks} rollbacks`));
+      p.table.replaceChildren(el("table", {}, el("tr", {}, ["target", "weight", "share of requests", "calls", "errors", "p99 µs", "guard", "rollbacks", "bandit", "agreement"].map((h) => el("th", {}, h))),
+        info.targets.map((t) => el("tr", { "data-target": t.target },
+          el("td", {}, t.target),
+          el("td", {}, el("input", { type: "range", min: 0, max: Math.max(100, Math.ceil(t.weight)), step: 1, value: t.weight,
+            class: "weight", onchange: async (e) => {
+              try { await cmd("AI.ROUTERWEIGHT", r, t.target, e.target.value); message(status, `${r} ${t.target} weight ${e.target.value}`, true); }
+              catch (err) { message(status, err.message); }
+            } }), ` ${Number(t.weight).toFixed(2)}`),
+          el("td", { class: "share" }, `${((100 * t.calls) / total).toFixed(1)}%`),
+          el("td", {}, t.calls), el("td", {}, t.errors), el("td", {}, Math.round(t.p99_us ?? 0)),
+          el("td", {}, t.guard ?? ""), el("td", {}, t.rollbacks ?? 0),
+          el("td", {}, t.pulls !== undefined ? `${t.pulls} pulls, mean reward ${Number(t.mean_reward ?? 0).toFixed(3)}` : ""),
+          el("td", {}, t.agreement ? JSON.stringify(t.agreement) : "")))));
+    }
+    const nodes = names.map((r) => shown.get(r).node);
+    if (nodes.length) {
+      if (nodes.some((n, i) => list.children[i] !== n) || list.children.length !== nodes.length) list.replaceChildren(...nodes);
+    } else {
+      list.replaceChildren(el("p", { class: "muted" }, "No routers."));
+    }
   }
   await draw();
   let busy = false;
