@@ -144,3 +144,42 @@ def test_bad_settings_and_inputs(c):
     assert get(c, "m")["rows_seen"] == 4
     assert c.execute_command("AI.MONITOR", "DEL", "m") == 1
     assert c.execute_command("AI.MONITOR", "DEL", "m") == 0
+
+
+@pytest.mark.parametrize("how", ["snapshot", "aof", "aof-rewrite"])
+def test_monitors_survive_restarts(spawn, how):
+    """The definition and its baselines persist, even after the baseline keys are gone; the
+    window fills again after the restart, and drift is still caught."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="locus-monitors-")
+    args = ["--dir", d] + (["--appendonly", "yes"] if how != "snapshot" else [])
+    srv = spawn(*args)
+    c = srv.client(decode_responses=False)
+    assert is_ok(store(c, "m", identity(3)))
+    rng = np.random.default_rng(11)
+    put(c, "base", rng.standard_normal((300, 3)).astype(np.float32))
+    put(c, "obase", rng.standard_normal((300, 3)).astype(np.float32))
+    assert is_ok(c.execute_command("AI.MONITOR", "SET", "m", "BASELINE", "base",
+                                   "OUTPUT-BASELINE", "obase", "WINDOW", 50, "EVERY", 50,
+                                   "METHOD", "KS", "THRESHOLD", 0.3, "OUTLIER", "ZSCORE", 4,
+                                   "RATE", 0.2))
+    c.delete("base", "obase")
+    if how == "aof-rewrite":
+        c.bgrewriteaof()
+        time.sleep(1)
+    if how == "snapshot":
+        assert c.save()
+    before = get(c, "m")
+    srv.stop()
+    srv2 = spawn(*args)
+    c2 = srv2.client(decode_responses=False)
+    after = get(c2, "m")
+    for field in ("method", "threshold", "window", "every"):
+        assert after[field] == before[field], field
+    assert after["rows_seen"] == 0
+    # Shifted traffic drifts against the saved baseline.
+    put(c2, "live", (rng.standard_normal((50, 3)) + 3).astype(np.float32))
+    assert is_ok(execute(c2, "m", "live", "out"))
+    assert get(c2, "m")["state"].startswith(b"drift")
+    assert min(floats(get(c2, "m")["scores"])) > 0.3

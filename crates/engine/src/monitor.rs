@@ -82,6 +82,10 @@ pub struct Monitor {
     outlying: bool,
     last_scored: Option<std::time::Instant>,
     pub rows_seen: u64,
+    /// The baselines it was made from, kept so that the definition can be saved and the
+    /// monitor rebuilt after a restart (tensors share their data: no copy).
+    baseline: Tensor,
+    output_baseline: Option<Tensor>,
 }
 
 /// A tensor's rows as f64 columns: [N, F] (or [N], one feature); `None` for strings.
@@ -292,7 +296,14 @@ impl Monitor {
             outlying: false,
             last_scored: None,
             rows_seen: 0,
+            baseline: baseline.clone(),
+            output_baseline: output_baseline.cloned(),
         })
+    }
+
+    /// The input baseline and the output baseline it was made from.
+    pub fn baselines(&self) -> (&Tensor, Option<&Tensor>) {
+        (&self.baseline, self.output_baseline.as_ref())
     }
 
     /// The number of input features the baseline has.

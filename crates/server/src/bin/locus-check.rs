@@ -70,7 +70,7 @@ fn check_snapshot(path: &Path) -> bool {
                     Loaded::Model { .. } => models += 1,
                     Loaded::Function(_) => libraries += 1,
                     // Settings of a key, not a key.
-                    Loaded::RequestLog(..) => {}
+                    Loaded::RequestLog(..) | Loaded::Monitor(..) => {}
                     Loaded::Job(..) => jobs += 1,
                 }
             }

@@ -1,12 +1,14 @@
 //! AI.MONITOR SET / GET / DEL: drift and outlier monitors on a model or router key (the
 //! statistics are the engine's, `locus_engine::monitor`). A monitor watches the runs of
-//! AI.MODELEXECUTE and AI.MODELRUN on its key; a change of state raises an alert.
+//! AI.MODELEXECUTE and AI.MODELRUN on its key; a change of state raises an alert. Definitions
+//! (with their baselines) are saved in snapshots and AOF rewrites.
 
 use super::{Args, CmdError, CmdResult, Ctx};
 use crate::server::reply::Reply;
 use crate::server::Server;
 use crate::store::{Entry, Value};
 use crate::tensor::Tensor;
+use bytes::Bytes;
 use locus_engine::monitor::{Change, Method, Monitor, MonitorSpec};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -25,10 +27,14 @@ fn tensor_at(ctx: &Ctx, key: &[u8], what: &str) -> Result<Arc<Tensor>, CmdError>
     }
 }
 
-/// `AI.MONITOR SET key BASELINE tensor [OUTPUT-BASELINE tensor] [WINDOW n] [EVERY n]
-/// [METHOD PSI | KS] [THRESHOLD x] [OUTLIER ZSCORE k [RATE r]]`.
-pub fn monitor_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let key = args.next()?;
+/// The options of `AI.MONITOR SET`, with the keys BASELINE and OUTPUT-BASELINE name.
+struct Options {
+    spec: MonitorSpec,
+    baseline: Option<Bytes>,
+    output_baseline: Option<Bytes>,
+}
+
+fn parse_options(args: &mut Args) -> Result<Options, CmdError> {
     let mut spec = MonitorSpec {
         method: Method::Psi,
         window: 1000,
@@ -102,6 +108,22 @@ pub fn monitor_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Method::Ks => 0.1,
         };
     }
+    Ok(Options {
+        spec,
+        baseline,
+        output_baseline,
+    })
+}
+
+/// `AI.MONITOR SET key BASELINE tensor [OUTPUT-BASELINE tensor] [WINDOW n] [EVERY n]
+/// [METHOD PSI | KS] [THRESHOLD x] [OUTLIER ZSCORE k [RATE r]]`.
+pub fn monitor_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let Options {
+        spec,
+        baseline,
+        output_baseline,
+    } = parse_options(args)?;
     let baseline = baseline.ok_or_else(|| CmdError::new("ERR AI.MONITOR SET needs BASELINE"))?;
     {
         let shard = ctx.db().read(&key);
@@ -126,6 +148,89 @@ pub fn monitor_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .set(ctx.client.db, key, Mutex::new(monitor));
     ctx.dirty(1);
     Ok(Reply::OK)
+}
+
+/// The marker before a baseline's data in a saved definition.
+const BASELINE_DATA: &str = "BASELINE-DATA";
+const OUTPUT_BASELINE_DATA: &str = "OUTPUT-BASELINE-DATA";
+
+/// A monitor's definition as words, for snapshots and AOF rewrites: its options as
+/// `AI.MONITOR SET` takes them, then each baseline as a marker, its type, its shape (`2x30`)
+/// and its data. (The window's rows are not kept: after a restart it fills again.)
+pub fn to_words(m: &Monitor) -> Vec<Bytes> {
+    let w = |s: String| Bytes::from(s.into_bytes());
+    let spec = &m.spec;
+    let mut words = vec![
+        w("METHOD".into()),
+        w(match spec.method {
+            Method::Psi => "PSI".into(),
+            Method::Ks => "KS".into(),
+        }),
+        w("WINDOW".into()),
+        w(spec.window.to_string()),
+        w("EVERY".into()),
+        w(spec.every.to_string()),
+        w("THRESHOLD".into()),
+        w(format!("{:?}", spec.threshold)),
+    ];
+    if let Some(k) = spec.zscore {
+        words.extend([
+            w("OUTLIER".into()),
+            w("ZSCORE".into()),
+            w(format!("{k:?}")),
+            w("RATE".into()),
+            w(format!("{:?}", spec.outlier_rate)),
+        ]);
+    }
+    let (base, out) = m.baselines();
+    for (marker, t) in [(BASELINE_DATA, Some(base)), (OUTPUT_BASELINE_DATA, out)] {
+        if let Some(t) = t {
+            let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+            words.extend([
+                w(marker.into()),
+                w(t.dtype().name().into()),
+                w(shape.join("x")),
+                t.blob().clone(),
+            ]);
+        }
+    }
+    words
+}
+
+/// Rebuilds a monitor from [`to_words`]' output.
+pub fn from_words(words: &[Bytes]) -> Result<Monitor, String> {
+    let split = words
+        .iter()
+        .position(|w| &w[..] == BASELINE_DATA.as_bytes())
+        .ok_or("no baseline data")?;
+    let req = crate::server::protocol::Request::from_args(&words[..split]);
+    let opts = parse_options(&mut Args::new(req, 0)).map_err(|e| e.0)?;
+    let tensor = |at: usize| -> Result<Tensor, String> {
+        let dtype = words
+            .get(at + 1)
+            .and_then(|d| crate::tensor::DType::parse(d))
+            .ok_or("bad baseline type")?;
+        let shape = words
+            .get(at + 2)
+            .map(|s| {
+                String::from_utf8_lossy(s)
+                    .split('x')
+                    .map(|d| d.parse::<usize>().map_err(|_| "bad baseline shape"))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .ok_or("bad baseline shape")??;
+        let data = words.get(at + 3).ok_or("no baseline data")?;
+        Tensor::from_blob(dtype, &shape, &[data], usize::MAX).map_err(|e| e.0)
+    };
+    let base = tensor(split)?;
+    let out = match words
+        .iter()
+        .position(|w| &w[..] == OUTPUT_BASELINE_DATA.as_bytes())
+    {
+        Some(at) => Some(tensor(at)?),
+        None => None,
+    };
+    Monitor::new(opts.spec, &base, out.as_ref())
 }
 
 /// `AI.MONITOR GET key`: the method, the window, per-feature scores (and KS p-values), the

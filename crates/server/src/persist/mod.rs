@@ -45,6 +45,8 @@ const KIND_ROUTER: u8 = 11;
 const KIND_REQUEST_LOG: u8 = 12;
 /// An AI.SCORE job: its definition's words, then its progress's words (with its checkpoint).
 const KIND_JOB: u8 = 13;
+/// An AI.MONITOR definition with its baselines.
+const KIND_MONITOR: u8 = 14;
 const KIND_END: u8 = 0xFF;
 
 /// A point-in-time copy of the keyspace: entries share their values (reference counts), so
@@ -53,6 +55,7 @@ pub struct Image {
     entries: Vec<(u16, Bytes, Entry)>,
     functions: Vec<Bytes>,
     request_logs: Vec<(u16, Bytes, Vec<Bytes>)>,
+    monitors: Vec<(u16, Bytes, Vec<Bytes>)>,
     /// (database, name, definition words, progress words).
     jobs: Vec<(u16, Bytes, Vec<Bytes>, Vec<Bytes>)>,
 }
@@ -93,10 +96,17 @@ impl Image {
             .into_iter()
             .map(|(db, key, spec)| (db as u16, key, spec.to_words()))
             .collect();
+        let monitors = store
+            .monitors
+            .all()
+            .into_iter()
+            .map(|(db, key, m)| (db as u16, key, crate::cmd::monitors::to_words(&m.lock())))
+            .collect();
         Image {
             entries,
             functions,
             request_logs,
+            monitors,
             jobs,
         }
     }
@@ -276,6 +286,16 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
                 w.bytes(word)?;
             }
         }
+        for (db, key, words) in &image.monitors {
+            w.u8(KIND_MONITOR)?;
+            w.u16(*db)?;
+            w.u64(0)?;
+            w.bytes(key)?;
+            w.u32(words.len() as u32)?;
+            for word in words {
+                w.bytes(word)?;
+            }
+        }
         for (db, name, spec, progress) in &image.jobs {
             w.u8(KIND_JOB)?;
             w.u16(*db)?;
@@ -293,6 +313,7 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
             (image.entries.len()
                 + image.functions.len()
                 + image.request_logs.len()
+                + image.monitors.len()
                 + image.jobs.len()) as u64,
         )?;
         let crc = w.crc.clone().finalize();
@@ -461,6 +482,8 @@ pub enum Loaded {
     Function(Bytes),
     /// AI.LOG settings of a key.
     RequestLog(u16, Bytes, crate::request_log::LogSpec),
+    /// An AI.MONITOR definition of a key.
+    Monitor(u16, Bytes, Box<locus_engine::monitor::Monitor>),
     Job(u16, Arc<locus_engine::score::Job>),
 }
 
@@ -582,6 +605,20 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
                 let spec = crate::request_log::LogSpec::parse(&words)
                     .map_err(|e| err(r.pos as u64, format!("bad AI.LOG settings: {e}")))?;
                 out.push(Loaded::RequestLog(db, Bytes::copy_from_slice(&key), spec));
+                continue;
+            }
+            KIND_MONITOR => {
+                let n = r.u32()?;
+                let words = (0..n)
+                    .map(|_| r.bytes().map(|b| Bytes::copy_from_slice(&b)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let monitor = crate::cmd::monitors::from_words(&words)
+                    .map_err(|e| err(r.pos as u64, format!("bad AI.MONITOR definition: {e}")))?;
+                out.push(Loaded::Monitor(
+                    db,
+                    Bytes::copy_from_slice(&key),
+                    Box::new(monitor),
+                ));
                 continue;
             }
             KIND_JOB => {
@@ -726,6 +763,12 @@ pub fn apply(
             }
             Loaded::RequestLog(db, key, spec) => {
                 store.request_logs.set(db as usize, key, spec);
+                continue;
+            }
+            Loaded::Monitor(db, key, monitor) => {
+                store
+                    .monitors
+                    .set(db as usize, key, parking_lot::Mutex::new(*monitor));
                 continue;
             }
             Loaded::Job(db, job) => {
