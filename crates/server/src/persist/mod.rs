@@ -276,24 +276,20 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
             w.bytes(b"")?;
             w.bytes(code)?;
         }
-        for (db, key, words) in &image.request_logs {
-            w.u8(KIND_REQUEST_LOG)?;
-            w.u16(*db)?;
-            w.u64(0)?;
-            w.bytes(key)?;
-            w.u32(words.len() as u32)?;
-            for word in words {
-                w.bytes(word)?;
-            }
-        }
-        for (db, key, words) in &image.monitors {
-            w.u8(KIND_MONITOR)?;
-            w.u16(*db)?;
-            w.u64(0)?;
-            w.bytes(key)?;
-            w.u32(words.len() as u32)?;
-            for word in words {
-                w.bytes(word)?;
+        // Settings of a key, as words: request logs and monitors.
+        for (kind, records) in [
+            (KIND_REQUEST_LOG, &image.request_logs),
+            (KIND_MONITOR, &image.monitors),
+        ] {
+            for (db, key, words) in records {
+                w.u8(kind)?;
+                w.u16(*db)?;
+                w.u64(0)?;
+                w.bytes(key)?;
+                w.u32(words.len() as u32)?;
+                for word in words {
+                    w.bytes(word)?;
+                }
             }
         }
         for (db, name, spec, progress) in &image.jobs {
