@@ -183,3 +183,35 @@ def test_monitors_survive_restarts(spawn, how):
     assert is_ok(execute(c2, "m", "live", "out"))
     assert get(c2, "m")["state"].startswith(b"drift")
     assert min(floats(get(c2, "m")["scores"])) > 0.3
+
+
+def test_a_failing_model_raises_an_error_rate_alert(c):
+    """A version failing more than alert-error-rate (5%) of its requests over the window (with
+    at least 20 requests) raises `error-rate`; a healthy one does not."""
+    from test_routers import fragile, scale
+
+    assert is_ok(store(c, "bad", fragile()))
+    assert is_ok(store(c, "good", scale(2)))
+    put(c, "ok", np.ones((1, 4), np.float32))
+    put(c, "boom", np.full((1, 4), 3, np.float32))
+    deadline = time.time() + 15
+    found = []
+    while time.time() < deadline and not found:
+        for _ in range(10):
+            execute(c, "good", "ok", "y")
+            execute(c, "bad", "ok", "y")
+            try:
+                execute(c, "bad", "boom", "y")
+            except Exception:
+                pass
+        time.sleep(0.2)
+        found = [a for a in alerts(c) if a["type"] == "error-rate"]
+    assert found, "no error-rate alert"
+    assert {a["key"] for a in found} == {"bad"}
+    assert found[0]["version"] == "1" and "requests failed" in found[0]["detail"]
+    c.config_set("alert-error-rate", "0.9")
+    assert c.config_get("alert-error-rate") in ({"alert-error-rate": "0.9"},
+                                                {b"alert-error-rate": b"0.9"})
+    with pytest.raises(Exception):
+        c.config_set("alert-error-rate", "2")
+    c.config_set("alert-error-rate", "0.05")

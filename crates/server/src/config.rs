@@ -173,6 +173,9 @@ pub static PARAMS: &[Param] = &[
     p("alert-stream", "locus:alerts", Kind::Str, true),
     p("alert-maxlen", "10000", Kind::Int(0, i64::MAX), true),
     p("alert-queue-depth", "1000", Kind::Int(0, i64::MAX), true),
+    // A model version failing more than this share of its requests over the window alerts.
+    p("alert-error-rate", "0.05", Kind::Special, true),
+    p("alert-error-window", "60", Kind::Int(1, 86_400), true),
 ];
 
 /// Values read on every request, kept in atomics so reading them takes no lock.
@@ -282,6 +285,10 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
                 Ok(parts.join(" "))
             }
             "client-output-buffer-limit" => output_limits(value),
+            "alert-error-rate" => match value.parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(value.to_string()),
+                _ => Err("argument must be a rate between 0 and 1 (0: never)".into()),
+            },
             "dir" => {
                 if value.is_empty() {
                     return Err("dir must not be empty".into());

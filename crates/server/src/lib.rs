@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod cmd;
 pub mod config;
+pub mod error_alerts;
 pub mod grpc;
 pub mod http;
 pub mod inference;

@@ -775,6 +775,7 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
             stats
                 .errors
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            model::FAILED_REQUESTS.fetch_add(batch.len() as u64, Ordering::Relaxed);
             return fail_all(batch, e);
         }
     };
@@ -787,6 +788,7 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
         stats
             .errors
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        model::FAILED_REQUESTS.fetch_add(batch.len() as u64, Ordering::Relaxed);
         return fail_all(
             batch,
             "ERR Model did not generate the expected batch size".into(),

@@ -95,6 +95,10 @@ impl ModelSpec {
     }
 }
 
+/// Failed requests of every model since start: the error-rate alert looks at the models only
+/// when this moves.
+pub static FAILED_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
 /// Run statistics for AI.INFO and the metrics.
 pub struct ModelStats {
     pub calls: AtomicU64,
@@ -461,6 +465,7 @@ impl Model {
         self.check_inputs(tensors).inspect_err(|_| {
             self.stats.calls.fetch_add(1, Ordering::Relaxed);
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            FAILED_REQUESTS.fetch_add(1, Ordering::Relaxed);
         })
     }
 

@@ -1154,6 +1154,7 @@ async fn cron(server: Arc<Server>) {
         server.check_aof_rewrite();
         server.enforce_soft_output_limits();
         crate::cmd::routers::check_queue_depths(&server);
+        crate::error_alerts::check(&server);
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());
