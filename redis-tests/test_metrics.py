@@ -209,3 +209,39 @@ def test_scraping_a_thousand_models_is_quick(http_srv):
         times.append(time.perf_counter() - t0)
     assert metric(text, "locus_model_requests_total", key="m999") == 1
     assert sorted(times)[2] < 0.05, times
+
+
+def test_in_flight_gauges_and_event_loop_busy_time(http_srv):
+    """While slow runs are queued and running, the model's queued and in-flight gauges show
+    them; every event loop reports the time it spent serving."""
+    import threading
+
+    c = http_srv.client(decode_responses=False)
+    assert is_ok(store(c, "slow", "slow.onnx"))
+    put(c, "x", np.zeros(1, np.float32))
+    n = 20000
+    while True:  # a run of about a quarter of a second
+        put(c, "n", np.array([n], np.int64))
+        t0 = time.perf_counter()
+        assert is_ok(execute(c, "slow", ["x", "n"], ["y"]))
+        if time.perf_counter() - t0 >= 0.25 or n > 50_000_000:
+            break
+        n *= 2
+
+    def run():
+        conn = http_srv.client(decode_responses=False)
+        execute(conn, "slow", ["x", "n"], ["y"])
+        conn.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    _, _, text = get(http_srv.http, "/metrics")
+    for t in threads:
+        t.join(30)
+    assert metric(text, "locus_model_in_flight", key="slow") == 3
+    assert metric(text, "locus_model_queued", key="slow") == 2
+    _, _, after = get(http_srv.http, "/metrics")
+    assert metric(after, "locus_model_in_flight", key="slow") == 0
+    assert metric(after, "locus_event_loop_busy_seconds_total", loop="0") > 0

@@ -118,6 +118,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(locus::server::io_pool::on_park)
+        .on_thread_unpark(locus::server::io_pool::on_unpark)
         .build()
         .expect("tokio runtime");
     let pool = match IoPool::start(runtime.handle().clone(), io_threads - 1) {

@@ -126,7 +126,16 @@ impl RunJob {
 }
 
 /// A run in flight: (id, start, its run options for terminating it, terminated yet).
-type InFlight = (u64, Instant, Arc<ort::session::RunOptions>, bool);
+/// A run in flight: its id, start, run options (to terminate it), whether the watchdog
+/// terminated it, its model and the requests of its batch.
+type InFlight = (
+    u64,
+    Instant,
+    Arc<ort::session::RunOptions>,
+    bool,
+    Arc<Model>,
+    usize,
+);
 
 /// A device's queue and the runs in flight on it.
 struct Queue {
@@ -413,6 +422,23 @@ impl Engine {
         v
     }
 
+    /// Requests per model (keyed by the model's address) waiting in a queue and running now:
+    /// the metrics' queued and in-flight gauges, counted at scrape time so that the run path
+    /// pays nothing for them.
+    pub fn in_flight(&self) -> HashMap<usize, (usize, usize)> {
+        let mut out: HashMap<usize, (usize, usize)> = HashMap::new();
+        let queues: Vec<Arc<Queue>> = self.queues.lock().values().cloned().collect();
+        for q in queues {
+            for j in q.jobs.lock().iter().filter(|j| !j.dead()) {
+                out.entry(Arc::as_ptr(&j.model) as usize).or_default().0 += 1;
+            }
+            for (.., model, n) in q.running.lock().iter() {
+                out.entry(Arc::as_ptr(model) as usize).or_default().1 += n;
+            }
+        }
+        out
+    }
+
     /// Drops queued jobs nobody wants any more (so they free their inputs even while their
     /// queue's workers wait for a batch to fill), and terminates runs that exceeded
     /// MODEL_EXECUTION_TIMEOUT.
@@ -437,7 +463,7 @@ impl Engine {
             return;
         }
         for q in self.queues.lock().values() {
-            for (_, started, opts, terminated) in q.running.lock().iter_mut() {
+            for (_, started, opts, terminated, ..) in q.running.lock().iter_mut() {
                 if !*terminated
                     && started.elapsed() > Duration::from_millis(limit)
                     && opts.terminate().is_ok()
@@ -733,10 +759,14 @@ fn run_batch(engine: &Engine, queue: &Queue, batch: Vec<RunJob>) {
         Err(e) => return fail_all(batch, format!("ERR {e}")),
     };
     let run_id = engine.next_run_id.fetch_add(1, Ordering::Relaxed);
-    queue
-        .running
-        .lock()
-        .push((run_id, Instant::now(), opts.clone(), false));
+    queue.running.lock().push((
+        run_id,
+        Instant::now(),
+        opts.clone(),
+        false,
+        Arc::clone(&model),
+        batch.len(),
+    ));
     let start = Instant::now();
     let result = inputs.and_then(|owned| {
         let refs: Vec<&Tensor> = if batch.len() == 1 {

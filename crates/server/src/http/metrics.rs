@@ -8,6 +8,7 @@ use crate::server::Server;
 use crate::store::{Value, SHARDS};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Escapes a label value (backslash, double quote, newline), as the text format requires.
 fn esc(v: &str) -> String {
@@ -59,6 +60,9 @@ fn add_into(a: &mut Snapshot, b: &Snapshot) {
 struct ModelSeries {
     labels: String,
     counters: [u64; 4],
+    /// Requests waiting in the run queue, and running, right now.
+    queued: u64,
+    running: u64,
     queue: Snapshot,
     run: Snapshot,
     total: Snapshot,
@@ -251,6 +255,20 @@ pub fn render(server: &Server) -> String {
             );
         }
     }
+    // Event loops: the rate of this counter is each loop's busy ratio.
+    family(
+        &mut out,
+        "locus_event_loop_busy_seconds_total",
+        "counter",
+        "Time each RESP event loop spent serving rather than waiting for events.",
+    );
+    for (i, busy) in crate::server::io_pool::LOOP_BUSY.lock().iter().enumerate() {
+        let secs = busy.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "locus_event_loop_busy_seconds_total{{loop=\"{i}\"}} {secs}"
+        );
+    }
     // Run queues.
     family(
         &mut out,
@@ -268,6 +286,7 @@ pub fn render(server: &Server) -> String {
     let mut other: Option<ModelSeries> = None;
     let mut routers = String::new();
     let mut router_rows: Vec<(String, [f64; 6])> = Vec::new();
+    let in_flight = server.engine.in_flight();
     for (db_index, db) in dbs.iter().enumerate() {
         for i in 0..SHARDS {
             let shard = db.shard(i).read();
@@ -289,6 +308,12 @@ pub fn render(server: &Server) -> String {
                                     st.timeouts.load(Ordering::Relaxed),
                                     st.samples.load(Ordering::Relaxed),
                                 ],
+                                queued: in_flight
+                                    .get(&(Arc::as_ptr(&v.model) as usize))
+                                    .map_or(0, |c| c.0 as u64),
+                                running: in_flight
+                                    .get(&(Arc::as_ptr(&v.model) as usize))
+                                    .map_or(0, |c| c.1 as u64),
                                 queue: st.queue_us.snapshot(),
                                 run: st.run_us.snapshot(),
                                 total: st.total_us.snapshot(),
@@ -300,6 +325,8 @@ pub fn render(server: &Server) -> String {
                                 for (a, b) in o.counters.iter_mut().zip(series.counters) {
                                     *a += b;
                                 }
+                                o.queued += series.queued;
+                                o.running += series.running;
                                 add_into(&mut o.queue, &series.queue);
                                 add_into(&mut o.run, &series.run);
                                 add_into(&mut o.total, &series.total);
@@ -342,6 +369,28 @@ pub fn render(server: &Server) -> String {
         family(&mut out, name, "counter", help);
         for m in &models {
             let _ = writeln!(out, "{name}{{{}}} {}", m.labels, m.counters[j]);
+        }
+    }
+    for (name, help, running) in [
+        (
+            "locus_model_queued",
+            "Requests waiting in the run queue now.",
+            false,
+        ),
+        (
+            "locus_model_in_flight",
+            "Requests queued or running now.",
+            true,
+        ),
+    ] {
+        family(&mut out, name, "gauge", help);
+        for m in &models {
+            let v = if running {
+                m.queued + m.running
+            } else {
+                m.queued
+            };
+            let _ = writeln!(out, "{name}{{{}}} {v}", m.labels);
         }
     }
     for (name, help, pick) in [

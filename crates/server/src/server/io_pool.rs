@@ -89,8 +89,46 @@ pub fn note_served() {
     SERVED.with(|s| s.set(true));
 }
 
+/// Time each event loop spent serving (between waking and going idle), for the metrics'
+/// `locus_event_loop_busy_seconds_total`: its rate is the loop's busy ratio.
+pub static LOOP_BUSY: parking_lot::Mutex<Vec<std::sync::Arc<AtomicU64>>> =
+    parking_lot::Mutex::new(Vec::new());
+
+thread_local! {
+    /// This loop's busy counter (nanoseconds) and when it last woke.
+    static BUSY: std::cell::RefCell<Option<(std::sync::Arc<AtomicU64>, quanta::Instant)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The event loops' unpark hook: notes when the loop woke.
+pub fn on_unpark() {
+    BUSY.with(|b| {
+        let mut b = b.borrow_mut();
+        let now = crate::util::instant();
+        match b.as_mut() {
+            Some((_, woke)) => *woke = now,
+            None => {
+                let counter = std::sync::Arc::new(AtomicU64::new(0));
+                LOOP_BUSY.lock().push(counter.clone());
+                *b = Some((counter, now));
+            }
+        }
+    });
+}
+
+/// Adds the time since the loop woke to its busy counter.
+fn note_idle() {
+    BUSY.with(|b| {
+        if let Some((counter, woke)) = b.borrow().as_ref() {
+            let ns = crate::util::instant().duration_since(*woke).as_nanos() as u64;
+            counter.fetch_add(ns, Ordering::Relaxed);
+        }
+    });
+}
+
 /// The event loops' park hook: the engine's bookkeeping, then the busy poll.
 pub fn on_park() {
+    note_idle();
     crate::engine::event_loop_idle(&|| ARRIVALS.with(Arrivals::any));
     let served = SERVED.with(|s| s.replace(false));
     let us = BUSY_POLL_US.load(Ordering::Relaxed);
@@ -121,6 +159,7 @@ impl IoPool {
             let rt = Builder::new_current_thread()
                 .enable_all()
                 .on_thread_park(on_park)
+                .on_thread_unpark(on_unpark)
                 .build()?;
             handles.push(rt.handle().clone());
             let mut rx = stop.subscribe();
