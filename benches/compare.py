@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics] [--no-metrics PATH]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -501,6 +501,61 @@ def section_v2(args):
         srv.wait()
 
 
+def section_metrics(args):
+    """What the metrics cost: this build against one built without its histograms
+    (`cargo build --release --no-default-features --bin locus-server`, copied to
+    target/no-metrics/locus-server before the normal build), the fraud workload at 32 clients
+    (BATCHSIZE 32) and GET -P 16, alternating servers in random order each round."""
+    import redis
+    print("## Metrics on against metrics compiled out (issue: observability)\n")
+    if not args.no_metrics or not os.path.exists(args.no_metrics):
+        print("Skipped: pass --no-metrics PATH to a locus-server built with --no-default-features.\n")
+        return
+    servers = {}
+    for name, binary in (("on", LOCUS), ("off", args.no_metrics)):
+        port = free_port()
+        servers[name] = (port, start([binary, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "",
+                                      "--http-port", "0", "--grpc-port", "0"], port))
+    try:
+        time.sleep(1)
+        for port, _ in servers.values():
+            c = redis.Redis(port=port)
+            with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
+                c.execute_command("AI.MODELSTORE", "fr32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", f.read())
+            c.set("key:__rand_int__", "x" * 3)
+            lb(port, "--model-key", "fr32", "-c", 32, "-n", 10000)
+        shuffler = random.Random(9)
+        order = ["on", "off"]
+        def one():
+            row = {}
+            for work in ("fraud", "get"):
+                shuffler.shuffle(order)
+                for name in order:
+                    port = servers[name][0]
+                    if work == "fraud":
+                        r = lb(port, "--model-key", "fr32", "-c", 32, "-n", 60000)[0]
+                    else:
+                        r = lb(port, "-t", "get", "-P", 16, "-c", 50, "-n", 1000000)[0]
+                    row[f"{work}_{name}"] = r["rps"]
+                row[work + "/"] = row[f"{work}_on"] / row[f"{work}_off"]
+            return row
+        m = median_runs(args.rounds, one)
+        print("Targets: with metrics (always on) against a build with them compiled out: fraud 32 clients BATCHSIZE 32 >= 0.97x, "
+              "RESP GET -P 16 >= 0.97x.\n")
+        print("| workload | metrics on req/s | compiled out req/s | on / off |")
+        print("|---|---|---|---|")
+        print(f"| fraud, 32 clients, BATCHSIZE 32 | {m['fraud_on']:,.0f} | {m['fraud_off']:,.0f} | **{m['fraud/']:.2f}x** |")
+        print(f"| GET, 50 clients, -P 16 | {m['get_on']:,.0f} | {m['get_off']:,.0f} | **{m['get/']:.2f}x** |")
+        print()
+        print(f"Commands: `benches/compare.py --sections metrics --no-metrics target/no-metrics/locus-server --rounds {args.rounds}`: "
+              "`locus-benchmark --model-key fr32 -c 32 -n 60000` and `locus-benchmark -t get -P 16 -c 50 -n 1000000` on each "
+              "server in random order each round; ratios are medians of per-round ratios.\n")
+    finally:
+        for _, p in servers.values():
+            p.terminate()
+            p.wait()
+
+
 def _pipe_hashes(port, X, prefix):
     """Loads rows as hashes of 30 fields (f0..f29) through redis-cli --pipe, 50,000 at a time."""
     fields = [f"f{j}".encode() for j in range(30)]
@@ -670,8 +725,9 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
+    ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
     sections = args.sections.split(",")
@@ -718,6 +774,9 @@ def main():
         if "v2" in sections:
             settle()
             section_v2(args)
+        if "metrics" in sections:
+            settle()
+            section_metrics(args)
     finally:
         for p in (redis, locus):
             p.terminate()

@@ -13,6 +13,10 @@ pub const LATENCY_BOUNDS_US: [u64; 19] = [
 /// Batch-size bucket upper bounds (requests per run).
 pub const BATCH_BOUNDS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
+/// Whether histograms record at all: off only in a build without the `metrics` feature, which
+/// exists to measure what recording costs (benches/compare.py's metrics section).
+const RECORD: bool = cfg!(feature = "metrics");
+
 /// A histogram over fixed bounds, with an overflow bucket, a count and a sum.
 pub struct Histogram {
     bounds: &'static [u64],
@@ -49,6 +53,9 @@ impl Histogram {
     }
 
     pub fn observe(&self, v: u64) {
+        if !RECORD {
+            return;
+        }
         let i = self.bounds.partition_point(|&b| b < v);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -57,6 +64,9 @@ impl Histogram {
 
     /// Records `n` observations of `v` at once (every request of a batch shares its run time).
     pub fn observe_n(&self, v: u64, n: u64) {
+        if !RECORD {
+            return;
+        }
         let i = self.bounds.partition_point(|&b| b < v);
         self.buckets[i].fetch_add(n, Ordering::Relaxed);
         self.count.fetch_add(n, Ordering::Relaxed);
@@ -65,6 +75,9 @@ impl Histogram {
 
     /// Records many values with one atomic add per bucket they touch, not one per value.
     pub fn observe_all(&self, values: impl Iterator<Item = u64>) {
+        if !RECORD {
+            return;
+        }
         let mut local = [0u64; 24];
         let (mut count, mut sum) = (0, 0);
         for v in values {
