@@ -245,3 +245,15 @@ def test_in_flight_gauges_and_event_loop_busy_time(http_srv):
     _, _, after = get(http_srv.http, "/metrics")
     assert metric(after, "locus_model_in_flight", key="slow") == 0
     assert metric(after, "locus_event_loop_busy_seconds_total", loop="0") > 0
+
+
+def test_refused_requests_count_as_rejected(http_srv):
+    c = http_srv.client(decode_responses=False)
+    traffic(c, n=5)
+    put(c, "short", np.zeros((1, 29), np.float32))
+    with pytest.raises(Exception, match="Expected: 30"):
+        execute(c, "m", ["short", "ref"], ["out"])
+    _, _, text = get(http_srv.http, "/metrics")
+    assert metric(text, "locus_model_rejected_total", key="m") == 1
+    assert metric(text, "locus_model_errors_total", key="m") == 1
+    assert metric(text, "locus_model_requests_total", key="m") == 6

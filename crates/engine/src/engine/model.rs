@@ -107,6 +107,9 @@ pub struct ModelStats {
     pub duration_us: AtomicU64,
     /// Requests whose client stopped waiting (TIMEOUT) before the run finished.
     pub timeouts: AtomicU64,
+    /// Requests refused before they ran (inputs that do not fit the signature); also counted
+    /// in `calls` and `errors`, as RedisAI counts them.
+    pub rejected: AtomicU64,
     /// Per request: time queued, time of the run it was part of, and both.
     pub queue_us: Histogram,
     pub run_us: Histogram,
@@ -123,6 +126,7 @@ impl Default for ModelStats {
             samples: AtomicU64::new(0),
             duration_us: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             queue_us: Histogram::latency(),
             run_us: Histogram::latency(),
             total_us: Histogram::latency(),
@@ -139,6 +143,7 @@ impl ModelStats {
             &self.samples,
             &self.duration_us,
             &self.timeouts,
+            &self.rejected,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -465,6 +470,7 @@ impl Model {
         self.check_inputs(tensors).inspect_err(|_| {
             self.stats.calls.fetch_add(1, Ordering::Relaxed);
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             FAILED_REQUESTS.fetch_add(1, Ordering::Relaxed);
         })
     }

@@ -59,7 +59,7 @@ fn add_into(a: &mut Snapshot, b: &Snapshot) {
 /// One model version's figures.
 struct ModelSeries {
     labels: String,
-    counters: [u64; 4],
+    counters: [u64; 5],
     /// Requests waiting in the run queue, and running, right now.
     queued: u64,
     running: u64,
@@ -69,7 +69,7 @@ struct ModelSeries {
     batch: Snapshot,
 }
 
-const MODEL_COUNTERS: [(&str, &str); 4] = [
+const MODEL_COUNTERS: [(&str, &str); 5] = [
     (
         "locus_model_requests_total",
         "Requests run (each request of a batch counts).",
@@ -82,6 +82,10 @@ const MODEL_COUNTERS: [(&str, &str); 4] = [
     (
         "locus_model_samples_total",
         "Rows run (dimension 0 of the inputs).",
+    ),
+    (
+        "locus_model_rejected_total",
+        "Requests refused before they ran (inputs that do not fit the signature; also errors).",
     ),
 ];
 
@@ -307,6 +311,7 @@ pub fn render(server: &Server) -> String {
                                     st.errors.load(Ordering::Relaxed),
                                     st.timeouts.load(Ordering::Relaxed),
                                     st.samples.load(Ordering::Relaxed),
+                                    st.rejected.load(Ordering::Relaxed),
                                 ],
                                 queued: in_flight
                                     .get(&(Arc::as_ptr(&v.model) as usize))
