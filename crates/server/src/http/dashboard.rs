@@ -173,12 +173,7 @@ fn api_reply(r: Reply) -> Response {
     } else {
         StatusCode::OK
     };
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    super::json_response(status, &body)
 }
 
 async fn command(State(server): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {

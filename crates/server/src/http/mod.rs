@@ -200,23 +200,35 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
     Ok(())
 }
 
-async fn health(State(server): State<Arc<Server>>) -> Response {
-    let loading = server.loading.load(std::sync::atomic::Ordering::Relaxed);
-    let body = serde_json::json!({
-        "status": if loading { "loading" } else { "ok" },
-        "version": crate::LOCUS_VERSION,
-    });
-    let status = if loading {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+/// A JSON body with its status: every JSON answer of the HTTP face (health, the V2 API, the
+/// dashboard's API) goes out through here.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
         .into_response()
+}
+
+/// 503 while the server loads its dataset, 200 otherwise.
+pub fn loading_status(server: &Server) -> (bool, StatusCode) {
+    let loading = server.loading.load(std::sync::atomic::Ordering::Relaxed);
+    let status = if loading {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (loading, status)
+}
+
+async fn health(State(server): State<Arc<Server>>) -> Response {
+    let (loading, status) = loading_status(&server);
+    let body = serde_json::json!({
+        "status": if loading { "loading" } else { "ok" },
+        "version": crate::LOCUS_VERSION,
+    });
+    json_response(status, &body)
 }
 
 /// Whether the request may read the metrics: always with `metrics-public yes` or without a

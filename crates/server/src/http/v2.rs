@@ -56,12 +56,7 @@ pub fn routes() -> Router<Arc<Server>> {
 
 /// An error reply: `{"error": message}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "error": message.into() }).to_string(),
-    )
-        .into_response()
+    super::json_response(status, &json!({ "error": message.into() }))
 }
 
 fn failure(f: Failure) -> Response {
@@ -75,12 +70,7 @@ fn failure(f: Failure) -> Response {
 }
 
 fn json_reply(body: Json) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    super::json_response(StatusCode::OK, &body)
 }
 
 /// A version segment of a path: the protocol's versions are strings, Locus's are numbers.
@@ -101,18 +91,8 @@ async fn live() -> Response {
 }
 
 async fn ready(State(server): State<Arc<Server>>) -> Response {
-    let loading = server.loading.load(std::sync::atomic::Ordering::Relaxed);
-    let status = if loading {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "ready": !loading }).to_string(),
-    )
-        .into_response()
+    let (loading, status) = super::loading_status(&server);
+    super::json_response(status, &json!({ "ready": !loading }))
 }
 
 async fn server_metadata() -> Response {
