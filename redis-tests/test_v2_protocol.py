@@ -419,3 +419,34 @@ def test_v2_requests_are_logged_and_monitored(c, rest, grpc):
     c.execute_command("AI.LOG", "DEL", "fraud")
     c.execute_command("AI.MONITOR", "DEL", "fraud")
     raw.close()
+
+
+def test_timeouts_deletes_and_disconnects(srv, c, rest):
+    """A V2 request waiting for its batch honours Triton's `timeout` parameter (503), a model
+    deleted meanwhile answers 404 afterwards, and a client that hangs up leaves nothing behind."""
+    import socket
+
+    assert is_ok(store(c, "lone", "fraud.onnx", "BATCHSIZE", 4, "MINBATCHSIZE", 2))
+    x, ref = fraud_batch(1, seed=3)
+    body = json.dumps({
+        "parameters": {"timeout": 200000},
+        "inputs": [
+            {"name": "transaction", "datatype": "FP32", "shape": [1, 30], "data": x.ravel().tolist()},
+            {"name": "reference", "datatype": "FP32", "shape": [1, 256], "data": ref.ravel().tolist()},
+        ]}).encode()
+    t0 = time.time()
+    status, _, raw = http(srv, "POST", "/v2/models/lone/infer", body)
+    assert status == 503 and "timed out" in json.loads(raw)["error"]
+    assert 0.15 < time.time() - t0 < 5
+    # A client that sends a request and hangs up before its batch fills.
+    s = socket.create_connection(("127.0.0.1", srv.http))
+    s.sendall(b"POST /v2/models/lone/infer HTTP/1.1\r\nHost: x\r\nContent-Length: "
+              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.1)
+    s.close()
+    c.delete("lone")
+    status, _, raw = http(srv, "POST", "/v2/models/lone/infer", body)
+    assert status == 404
+    assert rest.is_server_live()
+    assert rest.infer("fraud", inputs_for(http_client, x, ref)).as_numpy("probabilities").shape \
+        == (1, 2)
