@@ -63,7 +63,7 @@ impl Actor {
 
     pub fn of(client: &crate::server::client::Client) -> Actor {
         Actor {
-            user: "default".into(),
+            user: client.user.name_str(),
             addr: client.info.addr.clone(),
             name: String::from_utf8_lossy(&client.info.name.lock()).into_owned(),
         }

@@ -45,6 +45,14 @@ pub static PARAMS: &[Param] = &[
     p("unixsocket", "", Kind::Str, false),
     p("unixsocketperm", "0", Kind::Int(0, 0o777), false),
     p("requirepass", "", Kind::Str, true),
+    p("aclfile", "", Kind::Str, false),
+    p("acllog-max-len", "128", Kind::Int(0, i32::MAX as i64), true),
+    p(
+        "acl-pubsub-default",
+        "resetchannels",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        true,
+    ),
     p("databases", "16", Kind::Int(1, i32::MAX as i64), false),
     p("maxclients", "10000", Kind::Int(1, i32::MAX as i64), true),
     p("timeout", "0", Kind::Int(0, i32::MAX as i64), true),
@@ -187,7 +195,6 @@ pub struct Live {
     pub slowlog_max_len: AtomicUsize,
     pub timeout_secs: AtomicU64,
     pub maxclients: AtomicUsize,
-    pub requirepass_set: AtomicBool,
     pub tensor_max_bytes: AtomicUsize,
     /// `min-replicas-to-write` above 0: writes are refused (there are no replicas).
     pub writes_need_replicas: AtomicBool,
@@ -202,6 +209,8 @@ pub struct Config {
     /// The config file the server started with, for CONFIG REWRITE.
     pub file: Option<PathBuf>,
     pub live: Live,
+    /// The `user <name> <rules…>` lines of the config file: (line number, words after `user`).
+    pub users: Vec<(usize, Vec<bytes::Bytes>)>,
 }
 
 /// Looks a parameter up case-insensitively, `_` and `-` alike (so RedisAI's THREADS_PER_QUEUE
@@ -363,6 +372,7 @@ impl Config {
             .map(|p| (p.name, p.default.to_string()))
             .collect();
         let mut pairs: Vec<(String, String, String)> = Vec::new();
+        let mut users = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 format!(
@@ -379,6 +389,21 @@ impl Config {
                     crate::server::protocol::split_args(line.as_bytes()).ok_or_else(|| {
                         config_error(lineno + 1, line, "Unbalanced quotes in configuration line")
                     })?;
+                // ACL users keep their words as written (passwords may be any bytes).
+                if words[0].eq_ignore_ascii_case(b"user") {
+                    if words.len() < 2 {
+                        return Err(config_error(
+                            lineno + 1,
+                            line,
+                            "Error in user declaration 'Syntax error'",
+                        ));
+                    }
+                    users.push((
+                        lineno + 1,
+                        words.into_iter().map(bytes::Bytes::from).collect(),
+                    ));
+                    continue;
+                }
                 let words: Vec<String> = words
                     .into_iter()
                     .map(|w| String::from_utf8_lossy(&w).into_owned())
@@ -404,6 +429,7 @@ impl Config {
             values: RwLock::new(values),
             file: file.map(Path::to_path_buf),
             live: Live::default(),
+            users,
         };
         for p in PARAMS {
             cfg.refresh_live(p.name);
@@ -483,9 +509,6 @@ impl Config {
             "slowlog-max-len" => l.slowlog_max_len.store(num() as usize, Ordering::Relaxed),
             "timeout" => l.timeout_secs.store(num(), Ordering::Relaxed),
             "maxclients" => l.maxclients.store(num() as usize, Ordering::Relaxed),
-            "requirepass" => l
-                .requirepass_set
-                .store(!self.get(name).is_empty(), Ordering::Relaxed),
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
             "min-replicas-to-write" => l.writes_need_replicas.store(num() > 0, Ordering::Relaxed),
             "audit-stream" => *l.audit_stream.write() = bytes::Bytes::from(self.get(name)),

@@ -5,6 +5,7 @@
 //! `locus-engine` crate, which knows nothing of sockets, so that it is also hosted inside
 //! redis-server as a module.
 
+pub mod acl;
 pub mod audit;
 pub mod cmd;
 pub mod config;

@@ -129,6 +129,11 @@ fn main() {
         }
     };
     let server = Server::new(config);
+    if let Err(e) = server.load_acl() {
+        tracing::error!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1)
+    }
     if let Err(e) = runtime.block_on(server.load_data()) {
         tracing::error!("{e}");
         eprintln!("{e}");

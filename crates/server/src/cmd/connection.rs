@@ -13,7 +13,7 @@ pub fn help(command: &str, lines: &[&str]) -> Reply {
     ))];
     out.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
     out.push(Reply::Status("HELP"));
-    out.push(Reply::Status("    Print this help."));
+    out.push(Reply::Status("    Prints this help."));
     Reply::Array(out)
 }
 
@@ -44,16 +44,34 @@ pub fn quit(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     Ok(Reply::OK)
 }
 
-/// Checks a password for `user` (only the default user exists until ACLs arrive).
-fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let required = ctx.server.config.get("requirepass");
-    if user.eq_ignore_ascii_case(b"default") && (required.is_empty() || required.as_bytes() == pass)
-    {
-        return Ok(());
+/// Authenticates the connection as `user` (Redis's `ACLAuthenticateUser`); a failure is
+/// recorded in the ACL log under the name tried.
+fn authenticate(ctx: &mut Ctx, args: &Args, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    match ctx.server.acl.authenticate(user, pass) {
+        Some(u) => {
+            ctx.client.authenticated = true;
+            ctx.client.set_user(u);
+            Ok(())
+        }
+        None => {
+            let context = if ctx.client.multi.is_some() {
+                crate::acl::log::Context::Multi
+            } else {
+                crate::acl::log::Context::Toplevel
+            };
+            super::acl::log_denial(
+                ctx.server,
+                ctx.client,
+                crate::acl::log::Reason::Auth,
+                context,
+                Bytes::copy_from_slice(args.request().arg(0)),
+                Some(Bytes::copy_from_slice(user)),
+            );
+            Err(CmdError::new(
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            ))
+        }
     }
-    Err(CmdError::new(
-        "WRONGPASS invalid username-password pair or user is disabled.",
-    ))
 }
 
 pub fn auth(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -62,13 +80,12 @@ pub fn auth(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         2 => (args.next()?, args.next()?),
         _ => return Err(CmdError::syntax()),
     };
-    if args.argc() == 2 && ctx.server.config.get("requirepass").is_empty() {
+    if args.argc() == 2 && ctx.server.acl.default_user().rules().nopass {
         return Err(CmdError::new(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
-    check_password(ctx, &user, &pass)?;
-    ctx.client.authenticated = true;
+    authenticate(ctx, args, &user, &pass)?;
     Ok(Reply::OK)
 }
 
@@ -94,7 +111,7 @@ pub fn hello(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         match opt.as_str() {
             "AUTH" if args.remaining() >= 2 => {
                 let (u, p) = (args.next()?, args.next()?);
-                check_password(ctx, &u, &p)?;
+                authenticate(ctx, args, &u, &p)?;
                 authed = true;
             }
             "SETNAME" if !args.is_empty() => name = Some(args.next()?),
@@ -141,12 +158,11 @@ pub fn reset(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     ctx.client.select(0);
     ctx.client.set_proto(2);
     ctx.client.reply_mode = ReplyMode::On;
-    ctx.client.authenticated = !ctx
-        .server
-        .config
-        .live
-        .requirepass_set
-        .load(Ordering::Relaxed);
+    // RESET returns to the default user, authenticated only if it needs no password.
+    let default = ctx.server.acl.default_user();
+    let rules = default.rules();
+    ctx.client.authenticated = rules.nopass && rules.enabled;
+    ctx.client.set_user(default);
     *ctx.client.info.name.lock() = Bytes::new();
     ctx.client.info.no_evict.store(false, Ordering::Relaxed);
     ctx.client.multi = None;
@@ -271,7 +287,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             "ADDR" => addr = Some(v),
             "LADDR" => laddr = Some(v),
             "USER" => {
-                if !v.eq_ignore_ascii_case(b"default") {
+                if ctx.server.acl.user(&v).is_none() {
                     return Err(CmdError::new(format!(
                         "ERR No such user '{}'",
                         String::from_utf8_lossy(&v)
@@ -307,7 +323,7 @@ pub fn client_kill(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             && laddr
                 .as_ref()
                 .is_none_or(|a| a.as_ref() == c.laddr.as_bytes())
-            && user.as_ref().is_none_or(|u| u.as_ref() == b"default")
+            && user.as_ref().is_none_or(|u| *u == *c.user.lock())
             && typ.as_ref().is_none_or(|t| t == c.client_type())
             && maxage.is_none_or(|m| (now.saturating_sub(c.created_ms) / 1000) as i64 >= m)
             && !(skipme && c.id == ctx.client.id);

@@ -4,6 +4,7 @@
 //! Each command family lives in its own file; a command is a function that reads its
 //! arguments from an [`Args`] cursor and applies itself to the store through a [`Ctx`].
 
+pub mod acl;
 pub mod blocking;
 pub mod connection;
 pub mod dag;

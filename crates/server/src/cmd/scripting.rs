@@ -41,6 +41,7 @@ fn invoke(ctx: &mut Ctx, target: Target, args: &mut Args, read_only: bool) -> Cm
         read_only,
         now: ctx.now(),
         command: args.request().to_vec(),
+        user: (ctx.client.user.clone(), ctx.client.perms.clone()),
     };
     let server = ctx.server.clone();
     if ctx.in_exec {

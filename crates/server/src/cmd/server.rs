@@ -282,6 +282,7 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
     }
     apply_aof_settings(ctx, &pairs, &aof_before)?;
+    apply_acl_settings(ctx, &pairs);
     // Redis changes its working directory on CONFIG SET dir: snapshots go there.
     if let Some((_, dir)) = pairs.iter().find(|(n, _)| n == "dir") {
         std::env::set_current_dir(dir).map_err(|e| {
@@ -292,6 +293,29 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     ctx.server.sync_engine_config();
     Ok(Reply::OK)
+}
+
+/// CONFIG SET requirepass sets the default user's password (or makes it nopass), as Redis's
+/// `ACLUpdateDefaultUserPassword`; the ACL log's length and new users' channels follow too.
+fn apply_acl_settings(ctx: &Ctx, pairs: &[(String, String)]) {
+    let server = ctx.server;
+    for (name, _) in pairs {
+        match name.as_str() {
+            "requirepass" => server.acl.set_default_password(
+                &server.commands,
+                server.config.get("requirepass").as_bytes(),
+            ),
+            "acl-pubsub-default" => server.acl.pubsub_allchannels.store(
+                server.config.get("acl-pubsub-default") == "allchannels",
+                std::sync::atomic::Ordering::Relaxed,
+            ),
+            "acllog-max-len" => server
+                .acl
+                .log
+                .trim(server.config.get_i64("acllog-max-len").max(0) as usize),
+            _ => {}
+        }
+    }
 }
 
 /// CONFIG SET appendfsync / appendonly take effect at once: `appendonly yes` starts a rewrite

@@ -6,6 +6,7 @@ use super::Handler;
 use crate::server::reply::Reply;
 use ahash::RandomState;
 use serde_json::Value as Json;
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub enum FindKeys {
 #[derive(Clone, Debug)]
 pub struct KeySpec {
     pub flags: Vec<String>,
+    /// KEY_READ and KEY_WRITE bits from the flags, as ACL checks keys.
+    pub access: u8,
     pub begin: BeginSearch,
     pub find: FindKeys,
 }
@@ -73,6 +76,8 @@ pub struct Command {
     pub arity: i64,
     pub flags: Vec<String>,
     pub acl_categories: Vec<String>,
+    /// The categories as bits (`acl::CATEGORIES` order), for ACL rules.
+    pub acl_mask: u32,
     pub tips: Vec<String>,
     pub key_specs: Vec<KeySpec>,
     /// Redis's legacy (first, last, step) key positions.
@@ -96,18 +101,25 @@ pub struct Command {
     pub pubsub_ok: bool,
 }
 
+/// Key access as ACL checks it: read (the ACCESS flag), write (INSERT, DELETE, UPDATE).
+pub const KEY_READ: u8 = crate::acl::rules::KEY_READ;
+pub const KEY_WRITE: u8 = crate::acl::rules::KEY_WRITE;
+
+/// Keys with the access each needs, as a command's arguments name them.
+pub type KeyRefs = SmallVec<[(usize, u8); 4]>;
+
 /// SORT's keys as Redis's sortGetKeys finds them: the source, and the last STORE's target
 /// (LIMIT takes two words, BY and GET one, so their arguments are never mistaken for STORE).
-fn sort_key_positions(argv: &[bytes::Bytes]) -> Vec<usize> {
-    let mut keys = vec![1];
+fn sort_keys<A: super::ArgList + ?Sized>(argv: &A) -> KeyRefs {
+    let mut keys: KeyRefs = smallvec::smallvec![(1, KEY_READ)];
     let mut store = None;
     let mut i = 2;
-    while i < argv.len() {
-        let skip = match argv[i].to_ascii_uppercase().as_slice() {
+    while i < argv.argc() {
+        let skip = match argv.arg(i).to_ascii_uppercase().as_slice() {
             b"LIMIT" => 2,
             b"GET" | b"BY" => 1,
             b"STORE" => {
-                if i + 1 < argv.len() {
+                if i + 1 < argv.argc() {
                     store = Some(i + 1);
                 }
                 1
@@ -116,8 +128,74 @@ fn sort_key_positions(argv: &[bytes::Bytes]) -> Vec<usize> {
         };
         i += skip + 1;
     }
-    keys.extend(store);
+    keys.extend(store.map(|s| (s, KEY_WRITE)));
     keys
+}
+
+/// BITFIELD reads only when every subcommand is a GET (Redis's bitfieldGetKeys).
+fn bitfield_access<A: super::ArgList + ?Sized>(argv: &A) -> u8 {
+    let n = argv.argc();
+    let mut i = 2;
+    while i < n {
+        let rem = n - i - 1;
+        let a = argv.arg(i);
+        if a.eq_ignore_ascii_case(b"GET") && rem >= 2 {
+            i += 2;
+        } else if (a.eq_ignore_ascii_case(b"SET") || a.eq_ignore_ascii_case(b"INCRBY")) && rem >= 3
+            || !(a.eq_ignore_ascii_case(b"OVERFLOW") && rem >= 1)
+        {
+            return KEY_READ | KEY_WRITE;
+        } else {
+            i += 1;
+        }
+        i += 1;
+    }
+    KEY_READ
+}
+
+/// AI.MODELRUN's keys (RedisAI 1.0 syntax, no counts): the model, the words between INPUTS
+/// and OUTPUTS, and those after OUTPUTS up to TIMEOUT.
+fn modelrun_keys<A: super::ArgList + ?Sized>(argv: &A) -> KeyRefs {
+    let mut keys: KeyRefs = smallvec::smallvec![(1, KEY_READ)];
+    let mut access = None;
+    let mut i = 2;
+    while i < argv.argc() {
+        let w = argv.arg(i);
+        if w.eq_ignore_ascii_case(b"INPUTS") {
+            access = Some(KEY_READ);
+        } else if w.eq_ignore_ascii_case(b"OUTPUTS") {
+            access = Some(KEY_WRITE);
+        } else if w.eq_ignore_ascii_case(b"TIMEOUT") {
+            access = None;
+            i += 1;
+        } else if let Some(a) = access {
+            keys.push((i, a));
+        }
+        i += 1;
+    }
+    keys
+}
+
+/// The models and scripts a DAG's ops run (after each `|>`): RedisAI's DAG commands touch
+/// those keys besides LOAD, PERSIST and KEYS, which their key specs find.
+fn dag_op_keys<A: super::ArgList + ?Sized>(argv: &A, out: &mut KeyRefs) {
+    for i in 1..argv.argc().saturating_sub(2) {
+        if argv.arg(i) != b"|>" {
+            continue;
+        }
+        let op = argv.arg(i + 1);
+        if [
+            &b"AI.MODELEXECUTE"[..],
+            b"AI.MODELRUN",
+            b"AI.SCRIPTEXECUTE",
+            b"AI.SCRIPTRUN",
+        ]
+        .iter()
+        .any(|o| op.eq_ignore_ascii_case(o))
+        {
+            out.push((i + 2, KEY_READ));
+        }
+    }
 }
 
 impl Command {
@@ -236,22 +314,46 @@ impl Command {
 
     /// Positions of key arguments in `argv` (COMMAND GETKEYS, cluster routing later).
     pub fn key_positions(&self, argv: &[bytes::Bytes]) -> Vec<usize> {
-        if self.name == "sort" {
-            return sort_key_positions(argv);
+        self.keys_with_access(argv).iter().map(|k| k.0).collect()
+    }
+
+    /// Whether the command names keys at all (ACL key checks skip those that do not).
+    pub fn has_keys(&self) -> bool {
+        !self.key_specs.is_empty() || self.name == "ai.modelrun"
+    }
+
+    /// The key arguments with the access each needs, found through the key specs (and, for
+    /// the commands whose keys specs cannot describe, as their parsers read them).
+    pub fn keys_with_access<A: super::ArgList + ?Sized>(&self, argv: &A) -> KeyRefs {
+        match self.name.as_str() {
+            "sort" => return sort_keys(argv),
+            "ai.modelrun" => return modelrun_keys(argv),
+            // Key specs with VARIABLE_FLAGS: the access depends on the arguments (Redis's
+            // setGetKeys and bitfieldGetKeys).
+            "set" => {
+                let get = (3..argv.argc()).any(|i| argv.arg(i).eq_ignore_ascii_case(b"GET"));
+                let access = if get { KEY_READ | KEY_WRITE } else { KEY_WRITE };
+                return smallvec::smallvec![(1, access)];
+            }
+            "bitfield" => return smallvec::smallvec![(1, bitfield_access(argv))],
+            _ => {}
         }
-        let argc = argv.len() as i64;
-        let mut out = Vec::new();
+        let argc = argv.argc() as i64;
+        let mut out = KeyRefs::new();
         for ks in &self.key_specs {
             let start = match &ks.begin {
                 BeginSearch::Index(p) => *p,
                 BeginSearch::Keyword { keyword, startfrom } => {
                     let found = if *startfrom >= 0 {
-                        (*startfrom..argc)
-                            .find(|&i| argv[i as usize].eq_ignore_ascii_case(keyword.as_bytes()))
+                        (*startfrom..argc).find(|&i| {
+                            argv.arg(i as usize)
+                                .eq_ignore_ascii_case(keyword.as_bytes())
+                        })
                     } else {
-                        (1..=(argc + startfrom).max(0))
-                            .rev()
-                            .find(|&i| argv[i as usize].eq_ignore_ascii_case(keyword.as_bytes()))
+                        (1..=(argc + startfrom).max(0)).rev().find(|&i| {
+                            argv.arg(i as usize)
+                                .eq_ignore_ascii_case(keyword.as_bytes())
+                        })
                     };
                     match found {
                         Some(i) => i + 1,
@@ -275,7 +377,7 @@ impl Command {
                     };
                     let mut i = start;
                     while i <= last.min(argc - 1) {
-                        out.push(i as usize);
+                        out.push((i as usize, ks.access));
                         i += (*step).max(1);
                     }
                 }
@@ -284,9 +386,9 @@ impl Command {
                     firstkey,
                     step,
                 } => {
-                    let Some(n) = argv
-                        .get((start + keynumidx) as usize)
-                        .and_then(|b| crate::util::parse_i64(b))
+                    let Some(n) = (start + keynumidx < argc)
+                        .then(|| crate::util::parse_i64(argv.arg((start + keynumidx) as usize)))
+                        .flatten()
                     else {
                         continue;
                     };
@@ -294,12 +396,15 @@ impl Command {
                     for k in 0..n.max(0) {
                         let i = first + k * step.max(&1);
                         if i < argc {
-                            out.push(i as usize);
+                            out.push((i as usize, ks.access));
                         }
                     }
                 }
                 FindKeys::Unknown => {}
             }
+        }
+        if self.name.starts_with("ai.dag") {
+            dag_op_keys(argv, &mut out);
         }
         out
     }
@@ -446,6 +551,9 @@ const ACL_ORDER: &[&str] = &[
     "CONNECTION",
     "TRANSACTION",
     "SCRIPTING",
+    "AI",
+    "AI-RUN",
+    "AI-MANAGE",
 ];
 
 fn implied_acl(flags: &[String], explicit: &[String]) -> Vec<String> {
@@ -522,8 +630,18 @@ fn parse_key_spec(ks: &Json) -> KeySpec {
     } else {
         FindKeys::Unknown
     };
+    let flags = strings(&ks["flags"]);
+    let mut access = 0;
+    for f in &flags {
+        match f.as_str() {
+            "ACCESS" => access |= KEY_READ,
+            "INSERT" | "DELETE" | "UPDATE" => access |= KEY_WRITE,
+            _ => {}
+        }
+    }
     KeySpec {
-        flags: strings(&ks["flags"]),
+        flags,
+        access,
         begin,
         find,
     }
@@ -540,6 +658,7 @@ fn legacy_range(specs: &[KeySpec]) -> ((i64, i64, i64), bool) {
         begin: BeginSearch::Index(pos),
         find: FindKeys::Range { lastkey, step, .. },
         flags,
+        ..
     }] = specs
     {
         movable = flags.iter().any(|f| f == "INCOMPLETE");
@@ -721,11 +840,16 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         .unwrap_or_default();
     let (legacy_keys, movable_keys) = legacy_range(&key_specs);
     let has = |f: &str| flags.iter().any(|x| x == f);
+    let acl_categories = implied_acl(&flags, &strings(&body["acl_categories"]));
     Command {
         name: name.to_string(),
         id,
         arity: body["arity"].as_i64().unwrap_or(-1),
-        acl_categories: implied_acl(&flags, &strings(&body["acl_categories"])),
+        acl_categories: acl_categories.clone(),
+        acl_mask: acl_categories
+            .iter()
+            .filter_map(|c| crate::acl::category_mask(c))
+            .fold(0, |m, b| m | b),
         tips: strings(&body["command_tips"]),
         no_auth: has("NO_AUTH"),
         write: has("WRITE"),

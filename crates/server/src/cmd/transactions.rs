@@ -129,7 +129,24 @@ pub fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     let first_db = ctx.client.db;
     let mut log = EffectLog::new(first_db);
     let mut replies = Vec::with_capacity(multi.queue.len());
+    ctx.client.refresh_perms(&server.acl);
     for (cmd, req, skip) in multi.queue {
+        // The rules may have changed since the command was queued (Redis checks again).
+        if let Err(denied) = crate::acl::check(&ctx.client.perms, &cmd, &req) {
+            super::acl::log_denial(
+                server,
+                ctx.client,
+                denied.log_reason(),
+                crate::acl::log::Context::Multi,
+                denied.object(&cmd, &req),
+                None,
+            );
+            replies.push(Reply::err(format!(
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+                denied.exec_reason()
+            )));
+            continue;
+        }
         let log = txn.is_some().then_some(&mut log);
         replies.push(run_inline(server, ctx.client, &cmd, req, skip, now, log).0);
     }

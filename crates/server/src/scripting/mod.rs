@@ -114,6 +114,11 @@ pub struct Invocation {
     pub now: u64,
     /// The command as the client sent it (FUNCTION STATS shows it).
     pub command: Vec<Bytes>,
+    /// The caller's ACL user and rules: the script's commands are checked against them.
+    pub user: (
+        std::sync::Arc<crate::acl::User>,
+        std::sync::Arc<crate::acl::rules::UserRules>,
+    ),
 }
 
 /// What a run left for the caller: the reply, and the commands to log to the AOF.

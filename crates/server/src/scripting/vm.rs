@@ -199,6 +199,8 @@ impl Vm {
             .unwrap_or_else(|| server.clients.detached(inv.db));
         client.select(inv.db);
         client.proto = 2;
+        client.user = inv.user.0.clone();
+        client.perms = inv.user.1.clone();
         self.lua.set_app_data(RunCtx {
             server: server.clone(),
             client,
@@ -744,6 +746,21 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
     }
     if cmd.handler.is_none() {
         return Reply::err(ERR_UNKNOWN_CMD);
+    }
+    // The script runs with its caller's permissions.
+    if let Err(denied) = crate::acl::check(&ctx.client.perms, &cmd, &argv[..]) {
+        crate::cmd::acl::log_denial(
+            &server,
+            &ctx.client,
+            denied.log_reason(),
+            crate::acl::log::Context::Lua,
+            denied.object(&cmd, &argv[..]),
+            None,
+        );
+        return Reply::err(format!(
+            "ERR The user executing the script {}",
+            denied.script_reason()
+        ));
     }
     let db = ctx.client.db;
     if server.clients.monitor_count.load(Ordering::Relaxed) > 0 {

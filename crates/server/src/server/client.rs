@@ -38,6 +38,8 @@ pub struct ClientInfo {
     pub fd: i32,
     pub created_ms: u64,
     pub name: Mutex<Bytes>,
+    /// The ACL user the connection is authenticated as (CLIENT LIST `user=`).
+    pub user: Mutex<Bytes>,
     pub lib_name: Mutex<Bytes>,
     pub lib_ver: Mutex<Bytes>,
     pub db: AtomicUsize,
@@ -113,7 +115,7 @@ impl ClientInfo {
         }
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -129,6 +131,7 @@ impl ClientInfo {
             16384usize.saturating_sub(qbuf),
             qbuf + 16384 * 2,
             cmd,
+            String::from_utf8_lossy(&self.user.lock()),
             self.resp.load(Ordering::Relaxed),
             String::from_utf8_lossy(&self.lib_name.lock()),
             String::from_utf8_lossy(&self.lib_ver.lock()),
@@ -245,6 +248,11 @@ pub struct Client {
     pub db: usize,
     pub proto: u8,
     pub authenticated: bool,
+    /// The ACL user, and its rules as of `perms_epoch` (re-read when the ACL epoch moves).
+    pub user: Arc<crate::acl::User>,
+    pub perms: Arc<crate::acl::rules::UserRules>,
+    /// `INTERNAL` for the server's own clients, which no ACL restricts.
+    pub perms_epoch: u64,
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
     pub info: Arc<ClientInfo>,
@@ -297,6 +305,31 @@ impl Client {
     }
 
     /// Subscribed to a channel or a pattern (RESP2 then allows only pub/sub commands).
+    /// Runs as `user` from now on (AUTH, HELLO AUTH, an HTTP request's credentials).
+    pub fn set_user(&mut self, user: Arc<crate::acl::User>) {
+        *self.info.user.lock() = user.name.clone();
+        self.perms = user.rules();
+        self.user = user;
+        self.perms_epoch = 0;
+    }
+
+    /// Re-reads the user's rules when any user changed since the last look. Returns false
+    /// when the user was deleted: the connection is to be closed.
+    pub fn refresh_perms(&mut self, acl: &crate::acl::Acl) -> bool {
+        if self.perms_epoch == INTERNAL {
+            return true;
+        }
+        let epoch = acl.epoch.load(Ordering::Acquire);
+        if epoch != self.perms_epoch {
+            self.perms_epoch = epoch;
+            if self.user.removed.load(Ordering::Relaxed) {
+                return false;
+            }
+            self.perms = self.user.rules();
+        }
+        true
+    }
+
     pub fn subscribed(&self) -> bool {
         !self.channels.is_empty() || !self.patterns.is_empty()
     }
@@ -311,6 +344,10 @@ impl Client {
         self.info.resp.store(proto, Ordering::Relaxed);
     }
 }
+
+/// `Client::perms_epoch` of the server's own clients (blocked retries, jobs, scripts run on
+/// the server's behalf): no ACL check applies to them.
+pub const INTERNAL: u64 = u64::MAX;
 
 /// Every live connection, by id (CLIENT LIST order).
 #[derive(Default)]
@@ -330,9 +367,10 @@ impl ClientRegistry {
         laddr: String,
         fd: i32,
         unix: bool,
+        user: Arc<crate::acl::User>,
         authenticated: bool,
     ) -> (Client, mpsc::UnboundedReceiver<Control>) {
-        let (client, rx) = self.new_client(addr, laddr, fd, unix, authenticated);
+        let (client, rx) = self.new_client(addr, laddr, fd, unix, user, authenticated);
         self.clients.lock().insert(client.id, client.info.clone());
         (client, rx)
     }
@@ -341,8 +379,16 @@ impl ClientRegistry {
     /// behalf: a blocked client's retries.
     pub fn detached(&self, db: usize) -> Client {
         let mut c = self
-            .new_client("internal".into(), String::new(), -1, false, true)
+            .new_client(
+                "internal".into(),
+                String::new(),
+                -1,
+                false,
+                crate::acl::internal_user(),
+                true,
+            )
             .0;
+        c.perms_epoch = INTERNAL;
         c.select(db);
         c
     }
@@ -353,6 +399,7 @@ impl ClientRegistry {
         laddr: String,
         fd: i32,
         unix: bool,
+        user: Arc<crate::acl::User>,
         authenticated: bool,
     ) -> (Client, mpsc::UnboundedReceiver<Control>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -365,6 +412,7 @@ impl ClientRegistry {
             fd,
             created_ms: now,
             name: Mutex::new(Bytes::new()),
+            user: Mutex::new(user.name.clone()),
             lib_name: Mutex::new(Bytes::new()),
             lib_ver: Mutex::new(Bytes::new()),
             db: AtomicUsize::new(0),
@@ -392,6 +440,9 @@ impl ClientRegistry {
             db: 0,
             proto: 2,
             authenticated,
+            perms: user.rules(),
+            user,
+            perms_epoch: 0,
             close_after_reply: false,
             reply_mode: ReplyMode::On,
             info,

@@ -100,10 +100,15 @@ fn spawn_client<S, F>(
                 .await;
             return;
         }
-        let authenticated = !server.config.live.requirepass_set.load(Ordering::Relaxed);
-        let (client, ctrl) = server
-            .clients
-            .register(addr, laddr, fd, unix, authenticated);
+        let authenticated = !server.acl.auth_required.load(Ordering::Relaxed);
+        let (client, ctrl) = server.clients.register(
+            addr,
+            laddr,
+            fd,
+            unix,
+            server.acl.default_user(),
+            authenticated,
+        );
         let mut client = client;
         let id = client.id;
         tracing::debug!("accepted client {id}");

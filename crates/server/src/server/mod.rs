@@ -117,6 +117,8 @@ pub struct Server {
     pub loading: std::sync::atomic::AtomicBool,
     /// Lua scripts and functions.
     pub scripting: crate::scripting::Scripting,
+    /// ACL users and the ACL log.
+    pub acl: crate::acl::Acl,
 }
 
 impl Server {
@@ -125,9 +127,17 @@ impl Server {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let commands = CommandTable::load();
+        let acl = crate::acl::Acl::new(&commands);
+        acl.pubsub_allchannels.store(
+            config.get("acl-pubsub-default") == "allchannels",
+            Ordering::Relaxed,
+        );
+        acl.set_default_password(&commands, config.get("requirepass").as_bytes());
         Arc::new(Server {
             store: Store::new(databases),
-            commands: CommandTable::load(),
+            commands,
+            acl,
             clients: ClientRegistry::default(),
             stats: Stats::default(),
             slowlog: Mutex::new(SlowLog::default()),
@@ -226,14 +236,39 @@ impl Server {
                 return Outcome::Reply(self.error_reply(client, e));
             }
         };
-        if !client.authenticated
-            && !cmd.no_auth
-            && self.config.live.requirepass_set.load(Ordering::Relaxed)
-        {
+        if !client.authenticated && !cmd.no_auth && self.acl.auth_required.load(Ordering::Relaxed) {
             cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return Outcome::Reply(self.reject(
+                client,
+                &cmd,
+                "NOAUTH Authentication required.".into(),
+            ));
+        }
+        if !client.refresh_perms(&self.acl) {
+            // The user was deleted: its connections close (Redis frees them).
+            client.close_after_reply = true;
             return Outcome::Reply(
                 self.error_reply(client, "NOAUTH Authentication required.".into()),
             );
+        }
+        if !client.perms.unrestricted {
+            if let Err(denied) = crate::acl::check(&client.perms, &cmd, &argv) {
+                let context = if client.multi.is_some() {
+                    crate::acl::log::Context::Multi
+                } else {
+                    crate::acl::log::Context::Toplevel
+                };
+                crate::cmd::acl::log_denial(
+                    self,
+                    client,
+                    denied.log_reason(),
+                    context,
+                    denied.object(&cmd, &argv),
+                    None,
+                );
+                cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Outcome::Reply(self.reject(client, &cmd, denied.error(&cmd)));
+            }
         }
         let Some(handler) = cmd.handler else {
             return Outcome::Reply(Reply::err(format!(
@@ -383,6 +418,39 @@ impl Server {
         }
     }
 
+    /// Loads the users of the config file's `user` lines, or of `aclfile` (not both, as in
+    /// Redis). Errs with the reason the server refuses to start.
+    pub fn load_acl(&self) -> Result<(), String> {
+        let file = self.config.get("aclfile");
+        if !file.is_empty() && !self.config.users.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        if !self.config.users.is_empty() {
+            let origin = self
+                .config
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let lines: Vec<_> = self
+                .config
+                .users
+                .iter()
+                .map(|(n, w)| (origin.clone(), *n, w.clone()))
+                .collect();
+            let users = self
+                .acl
+                .parse_users(&self.commands, &lines)
+                .map_err(|e| format!("Error loading ACL users from the config file: {e}"))?;
+            self.acl.add_users(users);
+        }
+        if !file.is_empty() {
+            crate::cmd::acl::load_file(self, &file)
+                .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Runs a command on the server's own behalf (a blocked client's retry) in database `db`,
     /// through the same path as a client's: isolation, AOF, statistics, wake-ups.
     pub fn execute_detached(self: &Arc<Self>, db: usize, argv: &[Bytes]) -> Reply {
@@ -445,6 +513,24 @@ impl Server {
             (Some(a), Some(b)) if b.0 > a.0 => (b.1.saturating_sub(a.1)) * 1000 / (b.0 - a.0),
             _ => 0,
         }
+    }
+
+    /// A command refused before it ran (Redis's `rejectCommand`): an open transaction is
+    /// doomed, and a refused EXEC discards it with EXECABORT.
+    fn reject(&self, client: &mut Client, cmd: &crate::cmd::Command, e: String) -> Reply {
+        if cmd.name == "exec" {
+            if client.multi.take().is_some() {
+                crate::cmd::transactions::unwatch_all(self, client);
+            }
+            return self.error_reply(
+                client,
+                format!("EXECABORT Transaction discarded because of: {e}"),
+            );
+        }
+        if let Some(m) = client.multi.as_mut() {
+            m.failed = true;
+        }
+        self.error_reply(client, e)
     }
 
     /// An error reply, counted in INFO errorstats by its first word.
@@ -778,9 +864,15 @@ impl Server {
                 .restore_saved(self)
                 .map_err(|e| format!("Bad AOF base file '{}': {e}", path.display()))?;
         }
-        let (mut client, _ctrl) =
-            self.clients
-                .register("aof-loader".into(), String::new(), -1, false, true);
+        let (mut client, _ctrl) = self.clients.register(
+            "aof-loader".into(),
+            String::new(),
+            -1,
+            false,
+            crate::acl::internal_user(),
+            true,
+        );
+        client.perms_epoch = client::INTERNAL;
         let mut replayed = 0u64;
         let result = async {
             for (i, part) in manifest.incrs.iter().enumerate() {

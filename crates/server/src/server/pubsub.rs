@@ -103,6 +103,25 @@ impl PubSub {
             .collect()
     }
 
+    /// One client's channels (false) and patterns (true), for ACL changes that revoke them.
+    pub fn subscriptions_of(&self, id: u64) -> Vec<(Bytes, bool)> {
+        let mut out: Vec<(Bytes, bool)> = self
+            .channels
+            .read()
+            .iter()
+            .filter(|(_, subs)| subs.iter().any(|c| c.id == id))
+            .map(|(ch, _)| (ch.clone(), false))
+            .collect();
+        out.extend(
+            self.patterns
+                .read()
+                .iter()
+                .filter(|(_, _, c)| c.id == id)
+                .map(|(p, _, _)| (p.clone(), true)),
+        );
+        out
+    }
+
     /// PUBSUB NUMSUB: subscribers of one channel.
     pub fn numsub(&self, channel: &[u8]) -> usize {
         self.channels.read().get(channel).map_or(0, |v| v.len())
