@@ -213,6 +213,9 @@ fn resolve_at(
     if depth >= MAX_DEPTH {
         return Err("ERR routers nest too deeply".into());
     }
+    // The caller must be allowed to read every target, checked before the router decides
+    // anything, so a refused request never counts against a target.
+    targets_readable(ctx, router).map_err(|e| e.0)?;
     let hop = |i: usize| Hop {
         router: Arc::clone(router),
         key: key.clone(),
@@ -529,8 +532,23 @@ fn get_router(ctx: &Ctx, key: &[u8]) -> Result<Arc<Router>, CmdError> {
     }
 }
 
+/// Refuses a router whose targets the client's ACL user may not read: a router never lets a
+/// user reach a model its key patterns do not.
+fn targets_readable(ctx: &Ctx, router: &Router) -> Result<(), CmdError> {
+    for t in &router.def.targets {
+        if !crate::acl::key_allowed(&ctx.client.perms, &t.key, false) {
+            return Err(CmdError::new(format!(
+                "NOPERM this user has no permissions to access the router target '{}'",
+                target_name(t)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a definition whose targets do not resolve or lead back to `key`.
 fn check_targets(ctx: &Ctx, key: &[u8], router: &Router) -> Result<(), CmdError> {
+    targets_readable(ctx, router)?;
     // Depth-first over router targets, looking for `key`.
     let mut stack: Vec<(Arc<Router>, Bytes, usize)> = Vec::new();
     for t in &router.def.targets {
