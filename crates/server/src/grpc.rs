@@ -35,6 +35,7 @@ fn status(f: Failure) -> Status {
         Failure::Invalid(m) => Status::invalid_argument(m),
         Failure::Unavailable(m) => Status::unavailable(m),
         Failure::Failed(m) => Status::internal(m),
+        Failure::Forbidden(m) => Status::permission_denied(m),
     }
 }
 
@@ -50,6 +51,30 @@ fn parse_version(v: &str) -> Result<Option<u64>, Status> {
 impl Service {
     fn described(&self, name: &str, version: &str) -> Result<Described, Status> {
         inference::describe(&self.server, name, parse_version(version)?).map_err(status)
+    }
+
+    /// The ACL user the call's `authorization` metadata names (HTTP Basic or a Bearer
+    /// token, as the REST API takes them).
+    fn user<T>(&self, req: &Request<T>) -> Result<Arc<crate::acl::User>, Status> {
+        let auth = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        crate::http::request_user(&self.server, auth).ok_or_else(|| {
+            Status::unauthenticated("invalid username-password pair or user is disabled")
+        })
+    }
+
+    /// The user, allowed to read (or, with `infer`, to run) the model or router `name`.
+    fn allowed<T>(
+        &self,
+        req: &Request<T>,
+        name: &str,
+        infer: bool,
+    ) -> Result<Arc<crate::acl::User>, Status> {
+        let user = self.user(req)?;
+        inference::authorize(&self.server, Some(&user), name, infer).map_err(status)?;
+        Ok(user)
     }
 }
 
@@ -123,6 +148,7 @@ impl GrpcInferenceService for Service {
         &self,
         req: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
+        self.allowed(&req, &req.get_ref().name, false)?;
         let r = req.into_inner();
         let ready = self.described(&r.name, &r.version).is_ok();
         Ok(Response::new(ModelReadyResponse { ready }))
@@ -130,8 +156,9 @@ impl GrpcInferenceService for Service {
 
     async fn server_metadata(
         &self,
-        _: Request<ServerMetadataRequest>,
+        req: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
+        self.user(&req)?;
         Ok(Response::new(ServerMetadataResponse {
             name: "locus".into(),
             version: crate::LOCUS_VERSION.into(),
@@ -146,6 +173,7 @@ impl GrpcInferenceService for Service {
         &self,
         req: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
+        self.allowed(&req, &req.get_ref().name, false)?;
         let r = req.into_inner();
         let d = self.described(&r.name, &r.version)?;
         Ok(Response::new(ModelMetadataResponse {
@@ -167,6 +195,7 @@ impl GrpcInferenceService for Service {
         &self,
         req: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
+        let user = self.allowed(&req, &req.get_ref().model_name, true)?;
         let r = req.into_inner();
         let version = parse_version(&r.model_version)?;
         let max_bytes = self
@@ -231,6 +260,7 @@ impl GrpcInferenceService for Service {
             inputs,
             outputs: r.outputs.into_iter().map(|o| o.name).collect(),
             timeout,
+            user: Some(user),
         };
         let answer = inference::infer(&self.server, call).await.map_err(status)?;
         let mut outputs = Vec::with_capacity(answer.outputs.len());
@@ -259,6 +289,7 @@ impl GrpcInferenceService for Service {
         &self,
         req: Request<ModelConfigRequest>,
     ) -> Result<Response<ModelConfigResponse>, Status> {
+        self.allowed(&req, &req.get_ref().name, false)?;
         let r = req.into_inner();
         let d = self.described(&r.name, &r.version)?;
         let c = meta::config(&self.server, &d.signature);
@@ -309,6 +340,7 @@ impl GrpcInferenceService for Service {
         &self,
         req: Request<ModelStatisticsRequest>,
     ) -> Result<Response<ModelStatisticsResponse>, Status> {
+        let user = self.user(&req)?;
         let r = req.into_inner();
         let names: Vec<String> = if r.name.is_empty() {
             inference::model_keys(&self.server)
@@ -320,6 +352,13 @@ impl GrpcInferenceService for Service {
         };
         let mut model_stats = Vec::new();
         for name in names {
+            // Only the models the user may read are listed; naming another is refused.
+            if let Err(f) = inference::authorize(&self.server, Some(&user), &name, false) {
+                if r.name.is_empty() {
+                    continue;
+                }
+                return Err(status(f));
+            }
             let d = match self.described(&name, &r.version) {
                 Ok(d) => d,
                 Err(e) if !r.name.is_empty() => return Err(e),

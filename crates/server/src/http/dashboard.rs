@@ -10,6 +10,7 @@
 //!
 //! With a password set, every path asks for it (HTTP Basic), as `/metrics` does.
 
+use crate::acl::User;
 use crate::inference;
 use crate::server::reply::Reply;
 use crate::server::{Outcome, Server};
@@ -74,21 +75,20 @@ fn cross_site(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// What every action checks: the password (when set) and the dashboard's header.
-pub(super) fn guard(server: &Server, headers: &HeaderMap) -> Option<Response> {
-    login(server, headers).or_else(|| cross_site(headers))
+/// What every action checks: the user's credentials (when the default user needs a
+/// password) and the dashboard's header. Actions then run as that user, under its ACL rules.
+pub(super) fn guard(server: &Server, headers: &HeaderMap) -> Result<Arc<User>, Response> {
+    let user = login(server, headers)?;
+    match cross_site(headers) {
+        Some(r) => Err(r),
+        None => Ok(user),
+    }
 }
 
-/// HTTP Basic's challenge when a password is set and not given.
-fn login(server: &Server, headers: &HeaderMap) -> Option<Response> {
-    (!super::authorized(server, headers)).then(|| {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"locus\"")],
-            "the dashboard needs the server's password\n",
-        )
-            .into_response()
-    })
+/// The user the credentials name, or HTTP Basic's challenge.
+fn login(server: &Server, headers: &HeaderMap) -> Result<Arc<User>, Response> {
+    super::header_user(server, headers)
+        .ok_or_else(|| super::unauthorized("the dashboard needs a user name and password"))
 }
 
 async fn asset(
@@ -97,7 +97,7 @@ async fn asset(
     body: &'static str,
     content_type: &'static str,
 ) -> Response {
-    if let Some(r) = login(&server, &headers) {
+    if let Err(r) = login(&server, &headers) {
         return r;
     }
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -142,12 +142,16 @@ pub fn reply_json(r: Reply) -> Json {
     }
 }
 
-/// Runs one command as the dashboard's client and returns its reply.
-pub async fn run(server: &Arc<Server>, argv: Vec<Bytes>) -> Reply {
+/// Runs one command as the dashboard's client and returns its reply: as `user`, under its
+/// ACL rules, or on the server's own behalf (the snapshots' figures) without one.
+pub async fn run(server: &Arc<Server>, user: Option<Arc<User>>, argv: Vec<Bytes>) -> Reply {
     let server2 = Arc::clone(server);
     // Commands may take a while (storing a model builds its session): off the async threads.
     let outcome = tokio::task::spawn_blocking(move || {
         let mut client = server2.clients.detached(0);
+        if let Some(user) = user {
+            client.set_user(user);
+        }
         *client.info.name.lock() = Bytes::from_static(b"dashboard");
         client.proto = 3;
         let req = crate::server::protocol::Request::from_args(argv);
@@ -177,9 +181,10 @@ fn api_reply(r: Reply) -> Response {
 }
 
 async fn command(State(server): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = guard(&server, &headers) {
-        return r;
-    }
+    let user = match guard(&server, &headers) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let argv: Vec<String> = match serde_json::from_slice(&body) {
         Ok(a) => a,
         Err(e) => {
@@ -196,7 +201,7 @@ async fn command(State(server): State<Arc<Server>>, headers: HeaderMap, body: By
         .into_iter()
         .map(|a| Bytes::from(a.into_bytes()))
         .collect();
-    api_reply(run(&server, argv).await)
+    api_reply(run(&server, Some(user), argv).await)
 }
 
 async fn upload(
@@ -206,9 +211,10 @@ async fn upload(
     Query(q): Query<BTreeMap<String, String>>,
     body: Body,
 ) -> Response {
-    if let Some(r) = guard(&server, &headers) {
-        return r;
-    }
+    let user = match guard(&server, &headers) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let limit = server.config.get_i64("http-max-body").max(0) as usize;
     let Ok(blob) = axum::body::to_bytes(body, limit).await else {
         return super::v2::error(
@@ -248,7 +254,7 @@ async fn upload(
     }
     argv.push(Bytes::from_static(b"BLOB"));
     argv.push(blob);
-    api_reply(run(&server, argv).await)
+    api_reply(run(&server, Some(user), argv).await)
 }
 
 /// INFO's fields, for the snapshot.
@@ -283,7 +289,7 @@ fn info_fields(text: &str) -> Map<String, Json> {
 /// One snapshot of the server: INFO's figures, each model's counters and latency quantiles,
 /// and the number of alerts raised.
 async fn snapshot(server: &Arc<Server>) -> Json {
-    let info = match run(server, vec![Bytes::from_static(b"INFO")]).await {
+    let info = match run(server, None, vec![Bytes::from_static(b"INFO")]).await {
         Reply::Bulk(b) | Reply::Verbatim(b) => info_fields(&String::from_utf8_lossy(&b)),
         _ => Map::new(),
     };
@@ -317,7 +323,7 @@ async fn snapshot(server: &Arc<Server>) -> Json {
 }
 
 async fn events(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Some(r) = login(&server, &headers) {
+    if let Err(r) = login(&server, &headers) {
         return r;
     }
     let stream = futures_util::stream::unfold((server, true), |(server, first)| async move {

@@ -128,9 +128,10 @@ pub async fn run(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(r) = super::dashboard::guard(&server, &headers) {
-        return r;
-    }
+    let user = match super::dashboard::guard(&server, &headers) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let plan: Plan = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
@@ -143,6 +144,21 @@ pub async fn run(
     } else {
         5.0
     };
+    // The load runs the model as AI.MODELEXECUTE would: the user must be allowed that.
+    let probe = [
+        bytes::Bytes::from_static(b"AI.MODELEXECUTE"),
+        bytes::Bytes::from(plan.model.clone().into_bytes()),
+        bytes::Bytes::from_static(b"INPUTS"),
+        bytes::Bytes::from_static(b"0"),
+        bytes::Bytes::from_static(b"OUTPUTS"),
+        bytes::Bytes::from_static(b"0"),
+    ];
+    if !super::user_may(&server, &user, &probe) {
+        return super::v2::error(
+            StatusCode::FORBIDDEN,
+            format!("this user may not run the model '{}'", plan.model),
+        );
+    }
     let inputs = match random_inputs(&server, &plan.model) {
         Ok(i) => Arc::new(i),
         Err(e) => return super::v2::error(StatusCode::BAD_REQUEST, e),
@@ -162,11 +178,12 @@ pub async fn run(
     let interval = (plan.rate > 0.0).then(|| Duration::from_secs_f64(clients as f64 / plan.rate));
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (server, inputs, progress, model) = (
+        let (server, inputs, progress, model, user) = (
             Arc::clone(&server),
             Arc::clone(&inputs),
             Arc::clone(&progress),
             plan.model.clone(),
+            user.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut k = 0u32;
@@ -186,6 +203,7 @@ pub async fn run(
                     model: model.clone(),
                     version: None,
                     id: String::new(),
+                    user: Some(user.clone()),
                     inputs: inputs
                         .iter()
                         .map(|(name, t)| Named {

@@ -143,7 +143,12 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                 let app = Router::new()
                     .route("/metrics", get(metrics_page))
                     .route("/healthz", get(health))
-                    .merge(v2::routes())
+                    .merge(
+                        v2::routes().route_layer(axum::middleware::from_fn_with_state(
+                            server.clone(),
+                            v2::access,
+                        )),
+                    )
                     .merge(dashboard::routes())
                     .with_state(Arc::clone(&server));
                 let mut tasks = Vec::new();
@@ -231,43 +236,76 @@ async fn health(State(server): State<Arc<Server>>) -> Response {
     json_response(status, &body)
 }
 
-/// Whether the request may read the metrics: always with `metrics-public yes` or without a
-/// password; otherwise HTTP Basic (any user name, or `default`) or a Bearer token carrying
-/// `requirepass`.
-fn authorized(server: &Server, headers: &HeaderMap) -> bool {
-    let password = server.config.get("requirepass");
-    if password.is_empty() || server.config.get("metrics-public") == "yes" {
-        return true;
-    }
-    let Some(auth) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
+/// The ACL user an HTTP or gRPC request acts as, from its `Authorization` value: HTTP Basic
+/// (`user:password`; an empty user name means `default`), or a Bearer token, which is a
+/// user's password (`ACL GENPASS` makes good ones). Without credentials the request acts as
+/// the default user when that needs no password. `None`: the credentials are wrong, or
+/// missing where they are needed.
+pub fn request_user(server: &Server, authorization: Option<&str>) -> Option<Arc<crate::acl::User>> {
+    let acl = &server.acl;
+    let Some(auth) = authorization else {
+        return (!acl.auth_required.load(std::sync::atomic::Ordering::Relaxed))
+            .then(|| acl.default_user());
     };
     if let Some(token) = auth.strip_prefix("Bearer ") {
-        return token.trim() == password;
+        return acl.authenticate_token(token.trim().as_bytes());
     }
-    if let Some(b64) = auth.strip_prefix("Basic ") {
-        use base64::Engine as _;
-        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-            let text = String::from_utf8_lossy(&raw);
-            if let Some((_, pass)) = text.split_once(':') {
-                return pass == password;
-            }
-        }
+    let b64 = auth.strip_prefix("Basic ")?;
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let at = raw.iter().position(|&c| c == b':')?;
+    let (user, pass) = (&raw[..at], &raw[at + 1..]);
+    let user = if user.is_empty() {
+        &b"default"[..]
+    } else {
+        user
+    };
+    acl.authenticate(user, pass)
+}
+
+/// The request's user, from its headers.
+pub fn header_user(server: &Server, headers: &HeaderMap) -> Option<Arc<crate::acl::User>> {
+    request_user(
+        server,
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// Whether `user` may run the command `argv` (its ACL rules, keys included).
+pub fn user_may(server: &Server, user: &crate::acl::User, argv: &[bytes::Bytes]) -> bool {
+    match server.commands.resolve(argv) {
+        Ok((cmd, _)) => crate::acl::check(&user.rules(), &cmd, argv).is_ok(),
+        Err(_) => false,
     }
-    false
+}
+
+/// HTTP Basic's challenge.
+pub fn unauthorized(what: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"locus\"")],
+        format!("{what}\n"),
+    )
+        .into_response()
+}
+
+/// Whether the request may read the metrics: always with `metrics-public yes`, otherwise as
+/// a user allowed to run INFO.
+fn authorized(server: &Server, headers: &HeaderMap) -> bool {
+    if server.config.get("metrics-public") == "yes" {
+        return true;
+    }
+    header_user(server, headers)
+        .is_some_and(|u| user_may(server, &u, &[bytes::Bytes::from_static(b"INFO")]))
 }
 
 async fn metrics_page(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
     if !authorized(&server, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"locus\"")],
-            "metrics need the server's password (or metrics-public yes)\n",
-        )
-            .into_response();
+        return unauthorized("metrics need a user allowed to run INFO (or metrics-public yes)");
     }
     // OpenMetrics when the scraper asks for it (Prometheus does), the classic text otherwise.
     let open = headers

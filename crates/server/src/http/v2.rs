@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,7 @@ fn failure(f: Failure) -> Response {
         Failure::Invalid(_) => StatusCode::BAD_REQUEST,
         Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Failure::Forbidden(_) => StatusCode::FORBIDDEN,
     };
     error(status, f.message())
 }
@@ -450,6 +452,7 @@ fn parse_infer(
             inputs,
             outputs: head.outputs.into_iter().map(|o| o.name).collect(),
             timeout,
+            user: None,
         },
         wanted,
     ))
@@ -460,6 +463,7 @@ async fn run_infer(
     name: String,
     version: &str,
     headers: HeaderMap,
+    user: Option<Arc<crate::acl::User>>,
     body: Body,
 ) -> Response {
     let version = match parse_version(version) {
@@ -470,10 +474,11 @@ async fn run_infer(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (call, wanted) = match parse_infer(&server, &name, version, &headers, body) {
+    let (mut call, wanted) = match parse_infer(&server, &name, version, &headers, body) {
         Ok(c) => c,
         Err(r) => return r,
     };
+    call.user = user;
     let id = call.id.clone();
     let answer = match inference::infer(&server, call).await {
         Ok(a) => a,
@@ -543,16 +548,81 @@ async fn infer(
     State(s): State<Arc<Server>>,
     Path(name): Path<String>,
     headers: HeaderMap,
+    user: Option<Extension<Arc<crate::acl::User>>>,
     body: Body,
 ) -> Response {
-    run_infer(s, name, "", headers, body).await
+    run_infer(s, name, "", headers, user.map(|u| u.0), body).await
 }
 
 async fn infer_v(
     State(s): State<Arc<Server>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
+    user: Option<Extension<Arc<crate::acl::User>>>,
     body: Body,
 ) -> Response {
-    run_infer(s, name, &version, headers, body).await
+    run_infer(s, name, &version, headers, user.map(|u| u.0), body).await
+}
+
+/// Decodes a path segment's `%XX` escapes (model keys may hold any byte).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Authenticates every V2 request but the health probes (HTTP Basic or a Bearer token, as
+/// [`super::request_user`] reads them) and checks the user's ACL rules for the model the
+/// path names: inference as AI.MODELEXECUTE, the rest as AI.INFO; listings need AI.MODELLIST.
+/// The user goes on to the handler, so router targets are checked as the request resolves.
+pub async fn access(
+    State(server): State<Arc<Server>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    if matches!(path.as_str(), "/v2/health/live" | "/v2/health/ready") {
+        return next.run(req).await;
+    }
+    let Some(user) = super::header_user(&server, req.headers()) else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "invalid username-password pair or user is disabled",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"locus\""),
+        );
+        return r;
+    };
+    let listing = matches!(path.as_str(), "/v2/models/stats" | "/v2/repository/index");
+    if listing {
+        if !super::user_may(&server, &user, &[Bytes::from_static(b"AI.MODELLIST")]) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "this user has no permissions to run the 'ai.modellist' command",
+            );
+        }
+    } else if let Some(rest) = path.strip_prefix("/v2/models/") {
+        let name = percent_decode(rest.split('/').next().unwrap_or(""));
+        let infer = path.ends_with("/infer");
+        if let Err(f) = inference::authorize(&server, Some(&user), &name, infer) {
+            return failure(f);
+        }
+    }
+    req.extensions_mut().insert(user);
+    next.run(req).await
 }

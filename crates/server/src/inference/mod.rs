@@ -45,6 +45,8 @@ pub struct Call {
     pub outputs: Vec<String>,
     /// How long the request may wait for its run.
     pub timeout: Option<Duration>,
+    /// The ACL user the request acts as (`None`: the server's own, unrestricted).
+    pub user: Option<Arc<crate::acl::User>>,
 }
 
 /// The outputs of a run, with the version of the model that answered (direct runs).
@@ -64,13 +66,15 @@ pub enum Failure {
     Unavailable(String),
     /// The model failed.
     Failed(String),
+    /// The request's user may not do this (ACL).
+    Forbidden(String),
 }
 
 impl Failure {
     pub fn message(&self) -> &str {
         match self {
             Failure::NotFound(m) | Failure::Invalid(m) | Failure::Unavailable(m) => m,
-            Failure::Failed(m) => m,
+            Failure::Failed(m) | Failure::Forbidden(m) => m,
         }
     }
 }
@@ -93,7 +97,20 @@ pub struct Described {
 
 /// Runs `f` with a context on database 0, as an internal client.
 fn with_ctx<T>(server: &Arc<Server>, f: impl FnOnce(&Ctx) -> T) -> T {
+    with_ctx_as(server, None, f)
+}
+
+/// Runs `f` with a context on database 0, as `user` (its ACL rules apply to what the run
+/// reaches, router targets included) or as an internal client.
+fn with_ctx_as<T>(
+    server: &Arc<Server>,
+    user: Option<Arc<crate::acl::User>>,
+    f: impl FnOnce(&Ctx) -> T,
+) -> T {
     let mut client = server.clients.detached(DB);
+    if let Some(user) = user {
+        client.set_user(user);
+    }
     let cmd = Arc::clone(
         server
             .commands
@@ -192,6 +209,47 @@ struct Prepared {
     monitor: Option<Arc<parking_lot::Mutex<locus_engine::monitor::Monitor>>>,
 }
 
+/// Whether `user` may use the model or router `name` as the V2 protocol does: `infer` as
+/// AI.MODELEXECUTE runs it, otherwise (metadata, readiness, statistics) as AI.INFO reads it.
+pub fn authorize(
+    server: &Server,
+    user: Option<&crate::acl::User>,
+    name: &str,
+    infer: bool,
+) -> Result<(), Failure> {
+    let Some(user) = user else { return Ok(()) };
+    let key = Bytes::from(name.to_string().into_bytes());
+    let argv: Vec<Bytes> = if infer {
+        ["AI.MODELEXECUTE", name, "INPUTS", "0", "OUTPUTS", "0"]
+            .iter()
+            .map(|w| Bytes::from(w.to_string().into_bytes()))
+            .collect()
+    } else {
+        vec![Bytes::from_static(b"AI.INFO"), key]
+    };
+    let (cmd, _) = server
+        .commands
+        .resolve(&argv[..])
+        .map_err(Failure::Invalid)?;
+    crate::acl::check(&user.rules(), &cmd, &argv[..]).map_err(|d| {
+        Failure::Forbidden(match d {
+            crate::acl::Denied::Command => format!(
+                "this user has no permissions to run the '{}' command",
+                cmd.name
+            ),
+            _ => format!("this user has no permissions to access the model '{name}'"),
+        })
+    })
+}
+
+/// A router's refusal of a target the user may not read is a permission failure.
+fn resolve_failure(e: CmdError) -> Failure {
+    match e.0.strip_prefix("NOPERM ") {
+        Some(m) => Failure::Forbidden(m.to_string()),
+        None => Failure::Unavailable(plain(&e.0)),
+    }
+}
+
 fn prepare(server: &Arc<Server>, call: Call) -> Result<Prepared, Failure> {
     let Call {
         model: name,
@@ -199,9 +257,11 @@ fn prepare(server: &Arc<Server>, call: Call) -> Result<Prepared, Failure> {
         id,
         inputs,
         outputs,
+        user,
         ..
     } = call;
-    with_ctx(server, |ctx| {
+    authorize(server, user.as_deref(), &name, true)?;
+    with_ctx_as(server, user, |ctx| {
         let key = Bytes::from(name.clone().into_bytes());
         let target =
             routers::lookup(ctx, &key, version).map_err(|e| not_found(&name, version, e))?;
@@ -283,7 +343,7 @@ fn prepare(server: &Arc<Server>, call: Call) -> Result<Prepared, Failure> {
                 let sink = routers::events(ctx);
                 let remembered: &[Bytes] = if id_key[0].is_empty() { &[] } else { &id_key };
                 let node = routers::resolve(ctx, &key, &r, &id_key[0], remembered, &sink)
-                    .map_err(|e| Failure::Unavailable(plain(&e.0)))?;
+                    .map_err(resolve_failure)?;
                 (node, Some(sink))
             }
         };
