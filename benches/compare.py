@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics] [--no-metrics PATH]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl] [--no-metrics PATH]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -556,6 +556,61 @@ def section_metrics(args):
             p.wait()
 
 
+def redis_benchmark(port, *args):
+    """redis-benchmark --csv: {test name: requests per second}."""
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "--csv", *map(str, args)],
+                         check=True, capture_output=True, text=True).stdout
+    rps = {}
+    for line in out.splitlines()[1:]:
+        cols = [c.strip('"') for c in line.split(",")]
+        if len(cols) > 1:
+            rps[cols[0]] = float(cols[1])
+    return rps
+
+
+def section_acl(args):
+    """What ACL checks cost: GET and SET from a user restricted to a key pattern (`+@all
+    ~key:*`, so every key is matched against the pattern) against the default user (no checks),
+    on one server, alternating the users in random order each round."""
+    print("## ACL checks: a user restricted to a key pattern against the default user (issue: security)\n")
+    port = free_port()
+    server = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "",
+                    "--http-port", "0", "--grpc-port", "0"], port)
+    try:
+        time.sleep(1)
+        redis_cmd(port, "ACL", "SETUSER", "app", "on", ">pw", "+@all", "~key:*")
+        users = {"default": [], "restricted": ["--user", "app", "-a", "pw"]}
+        shuffler = random.Random(21)
+        order = list(users)
+        def one():
+            row = {}
+            for pipe in (1, 16):
+                shuffler.shuffle(order)
+                for name in order:
+                    r = redis_benchmark(port, *users[name], "-t", "get,set", "-P", pipe, "-c", 50,
+                                        "-n", 200000 if pipe == 1 else 1000000)
+                    for test, v in r.items():
+                        row[f"{test}_{pipe}_{name}"] = v
+                for test in ("GET", "SET"):
+                    row[f"{test}_{pipe}/"] = row[f"{test}_{pipe}_restricted"] / row[f"{test}_{pipe}_default"]
+            return row
+        m = median_runs(args.rounds, one)
+        print("Target: the restricted user >= 0.97x the default user on GET and SET, -P 1 and -P 16.\n")
+        print("| command | pipeline | default req/s | restricted req/s | restricted / default |")
+        print("|---|---|---|---|---|")
+        for test in ("GET", "SET"):
+            for pipe in (1, 16):
+                print(f"| {test} | {pipe} | {m[f'{test}_{pipe}_default']:,.0f} | "
+                      f"{m[f'{test}_{pipe}_restricted']:,.0f} | **{m[f'{test}_{pipe}/']:.2f}x** |")
+        print()
+        print(f"Commands: `benches/compare.py --sections acl --rounds {args.rounds}`: `redis-benchmark -t get,set -c 50 "
+              "-P 1|16 -n 200000|1000000 [--user app -a pw]` against one locus-server, the two users in random "
+              "order each round; ratios are medians of per-round ratios.\n")
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def _pipe_hashes(port, X, prefix):
     """Loads rows as hashes of 30 fields (f0..f29) through redis-cli --pipe, 50,000 at a time."""
     fields = [f"f{j}".encode() for j in range(30)]
@@ -725,7 +780,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
@@ -777,6 +832,9 @@ def main():
         if "metrics" in sections:
             settle()
             section_metrics(args)
+        if "acl" in sections:
+            settle()
+            section_acl(args)
     finally:
         for p in (redis, locus):
             p.terminate()
