@@ -46,6 +46,37 @@ pub static PARAMS: &[Param] = &[
     p("unixsocketperm", "0", Kind::Int(0, 0o777), false),
     p("requirepass", "", Kind::Str, true),
     p("aclfile", "", Kind::Str, false),
+    // TLS, as Redis names it (see server/tls.rs); certificates reload on CONFIG SET.
+    p("tls-port", "0", Kind::Int(0, 65535), false),
+    p("tls-cert-file", "", Kind::Str, true),
+    p("tls-key-file", "", Kind::Str, true),
+    p("tls-ca-cert-file", "", Kind::Str, true),
+    p("tls-ca-cert-dir", "", Kind::Str, true),
+    p(
+        "tls-auth-clients",
+        "yes",
+        Kind::Enum(&["yes", "no", "optional"]),
+        true,
+    ),
+    p("tls-protocols", "", Kind::Str, true),
+    p("tls-ciphersuites", "", Kind::Str, true),
+    p("tls-ciphers", "", Kind::Str, true),
+    p("tls-prefer-server-ciphers", "no", Kind::Bool, true),
+    p("tls-session-caching", "yes", Kind::Bool, true),
+    p(
+        "tls-session-cache-size",
+        "20480",
+        Kind::Int(1, i32::MAX as i64),
+        true,
+    ),
+    p(
+        "tls-session-cache-timeout",
+        "300",
+        Kind::Int(1, i32::MAX as i64),
+        true,
+    ),
+    // The HTTP and gRPC ports serve TLS only, with the same certificates.
+    p("tls-http", "no", Kind::Bool, false),
     p("acllog-max-len", "128", Kind::Int(0, i32::MAX as i64), true),
     p(
         "acl-pubsub-default",
@@ -114,6 +145,7 @@ pub static PARAMS: &[Param] = &[
         true,
     ),
     p("maxmemory", "0", Kind::Memory, true),
+    p("maxmemory-samples", "5", Kind::Int(1, 64), true),
     // Locus has no replicas: any value above 0 refuses writes with NOREPLICAS, as Redis does
     // when too few replicas are connected.
     p("min-replicas-to-write", "0", Kind::Int(0, i64::MAX), true),
@@ -195,6 +227,8 @@ pub struct Live {
     pub slowlog_max_len: AtomicUsize,
     pub timeout_secs: AtomicU64,
     pub maxclients: AtomicUsize,
+    /// `maxmemory` in bytes (0: no limit): read on every command that may grow memory.
+    pub maxmemory: AtomicUsize,
     pub tensor_max_bytes: AtomicUsize,
     /// `min-replicas-to-write` above 0: writes are refused (there are no replicas).
     pub writes_need_replicas: AtomicBool,
@@ -509,6 +543,7 @@ impl Config {
             "slowlog-max-len" => l.slowlog_max_len.store(num() as usize, Ordering::Relaxed),
             "timeout" => l.timeout_secs.store(num(), Ordering::Relaxed),
             "maxclients" => l.maxclients.store(num() as usize, Ordering::Relaxed),
+            "maxmemory" => l.maxmemory.store(num() as usize, Ordering::Relaxed),
             "tensor-max-bytes" => l.tensor_max_bytes.store(num() as usize, Ordering::Relaxed),
             "min-replicas-to-write" => l.writes_need_replicas.store(num() > 0, Ordering::Relaxed),
             "audit-stream" => *l.audit_stream.write() = bytes::Bytes::from(self.get(name)),

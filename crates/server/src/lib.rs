@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod http;
 pub mod inference;
 pub mod jobs;
+pub mod memory;
 pub mod persist;
 pub mod request_log;
 pub mod scorefiles;

@@ -186,6 +186,16 @@ pub struct Model {
     /// When a router last sent this model a request (Unix ms): a version a router still
     /// names keeps its session even when it is not live.
     routed_ms: AtomicU64,
+    /// What one session holds in ONNX Runtime's heap, measured when the first was built (at
+    /// least the graph's size): MEMORY USAGE and INFO count each pooled session at this.
+    session_bytes: u64,
+}
+
+/// Bytes the C allocator has handed out, which is where ONNX Runtime allocates.
+fn native_heap() -> u64 {
+    // SAFETY: mallinfo2 only reads the C allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    (m.uordblks + m.hblkhd) as u64
 }
 
 /// How long a version a router sent requests to keeps its session once not live.
@@ -218,7 +228,7 @@ impl Model {
     /// does not serve holds no session until it is run again (a run builds one on demand).
     pub fn release_sessions(&self) {
         let released = std::mem::take(&mut *self.sessions.lock());
-        let held = self.blob.len() as u64 * released.len() as u64;
+        let held = self.session_bytes * released.len() as u64;
         let _ = MODEL_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
             Some(v.saturating_sub(held))
         });
@@ -236,7 +246,7 @@ impl Model {
             return Ok(());
         }
         let s = new_session(&self.backend, &self.blob, &self.spec.device, self.options)?;
-        MODEL_BYTES.fetch_add(self.blob.len() as u64, Ordering::Relaxed);
+        MODEL_BYTES.fetch_add(self.session_bytes, Ordering::Relaxed);
         self.sessions.lock().push(s);
         Ok(())
     }
@@ -244,7 +254,8 @@ impl Model {
 
 impl Drop for Model {
     fn drop(&mut self) {
-        let held = self.blob.len() as u64 * (1 + self.sessions.get_mut().len() as u64);
+        let held =
+            self.blob.len() as u64 + self.session_bytes * self.sessions.get_mut().len() as u64;
         let _ = MODEL_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
             Some(v.saturating_sub(held))
         });
@@ -372,12 +383,14 @@ impl Model {
         if super::onnx_proto::has_external_initializers(&blob) {
             return Err("Initializer tensors with external data is not allowed.".into());
         }
+        let before = native_heap();
         let session =
             // ONNX Runtime's own text, without a code, as RedisAI passes it on.
             new_session(&backend, &blob, &spec.device, options)?;
-
-        // The graph is counted twice: the stored blob and the session built from it.
-        MODEL_BYTES.fetch_add(2 * blob.len() as u64, Ordering::Relaxed);
+        // Other loads or runs at the same moment blur this; the graph's size is the floor.
+        let session_bytes = native_heap().saturating_sub(before).max(blob.len() as u64);
+        // The stored blob and the session built from it.
+        MODEL_BYTES.fetch_add(blob.len() as u64 + session_bytes, Ordering::Relaxed);
         let mut inputs: Vec<Port> = session
             .inputs()
             .iter()
@@ -415,6 +428,7 @@ impl Model {
             options,
             routed_ms: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            session_bytes,
         })
     }
 
@@ -426,7 +440,7 @@ impl Model {
             None => {
                 let s = new_session(&self.backend, &self.blob, &self.spec.device, self.options)
                     .map_err(|e| format!("ERR {e}"))?;
-                MODEL_BYTES.fetch_add(self.blob.len() as u64, Ordering::Relaxed);
+                MODEL_BYTES.fetch_add(self.session_bytes, Ordering::Relaxed);
                 s
             }
         };
@@ -540,9 +554,9 @@ impl Model {
         self.outputs.iter().find_map(|p| p.labels.as_deref())
     }
 
-    /// Bytes held by the model (blob plus a rough per-session figure), for INFO.
+    /// Bytes held by the model: its blob, and each pooled session at its measured size.
     pub fn memory_usage(&self) -> usize {
-        self.blob.len() * (1 + self.sessions.lock().len())
+        self.blob.len() + self.session_bytes as usize * self.sessions.lock().len()
     }
 }
 

@@ -4,8 +4,13 @@
 use bytes::Bytes;
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const ALIGN: usize = 64;
+
+/// Bytes of tensor data held in these buffers (stored tensors, and those of runs in flight),
+/// for INFO memory's `used_memory_tensors`.
+pub static TENSOR_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
@@ -27,6 +32,7 @@ impl AlignedBuf {
         // SAFETY: the layout has non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        TENSOR_BYTES.fetch_add(len, Ordering::Relaxed);
         AlignedBuf { ptr, len }
     }
 
@@ -37,6 +43,7 @@ impl AlignedBuf {
         // SAFETY: the layout has non-zero size.
         let ptr = unsafe { alloc(layout) };
         let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        TENSOR_BYTES.fetch_add(len, Ordering::Relaxed);
         let mut buf = AlignedBuf { ptr, len };
         let mut w = Writer {
             buf: &mut buf,
@@ -96,6 +103,7 @@ impl AsRef<[u8]> for AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        TENSOR_BYTES.fetch_sub(self.len, Ordering::Relaxed);
         // SAFETY: allocated in `zeroed` with the same layout.
         unsafe { dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
     }

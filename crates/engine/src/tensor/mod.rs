@@ -5,7 +5,7 @@
 mod aligned;
 pub mod ops;
 
-pub use aligned::AlignedBuf;
+pub use aligned::{AlignedBuf, TENSOR_BYTES};
 
 use bytes::Bytes;
 use std::fmt;

@@ -181,7 +181,7 @@ pub fn check<A: ArgList + ?Sized>(
     if rules.unrestricted {
         return Ok(());
     }
-    let first_arg_at = if cmd.name.contains('|') { 2 } else { 1 };
+    let first_arg_at = if cmd.is_sub { 2 } else { 1 };
     let first_arg = (argv.argc() > first_arg_at).then(|| argv.arg(first_arg_at));
     let mut keys = None;
     let mut worst = Denied::Command;
@@ -198,7 +198,7 @@ pub fn check<A: ArgList + ?Sized>(
                     }
                 }
             }
-            if !s.allchannels {
+            if !s.allchannels && cmd.channels {
                 for (i, pattern) in channels(cmd, argv) {
                     if !s.allows_channel(argv.arg(i), pattern) {
                         return Err(Denied::Channel(i));

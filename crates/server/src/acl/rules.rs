@@ -48,7 +48,40 @@ impl RuleError {
 pub struct KeyPattern {
     pub pattern: Bytes,
     pub perms: u8,
-    compiled: GlobPattern,
+    matcher: Matcher,
+}
+
+/// The common shapes of key patterns (`*`, `prefix:*`, an exact name) are matched without
+/// the glob machine; anything else goes through it.
+#[derive(Clone, Debug)]
+enum Matcher {
+    Any,
+    Prefix(Bytes),
+    Exact(Bytes),
+    Glob(GlobPattern),
+}
+
+impl Matcher {
+    fn new(p: &[u8]) -> Matcher {
+        let special = |c: &u8| matches!(c, b'*' | b'?' | b'[' | b'\\');
+        match p.split_last() {
+            _ if p == b"*" => Matcher::Any,
+            Some((b'*', head)) if !head.iter().any(special) => {
+                Matcher::Prefix(Bytes::copy_from_slice(head))
+            }
+            _ if !p.iter().any(special) => Matcher::Exact(Bytes::copy_from_slice(p)),
+            _ => Matcher::Glob(GlobPattern::new(p, false)),
+        }
+    }
+
+    fn matches(&self, key: &[u8]) -> bool {
+        match self {
+            Matcher::Any => true,
+            Matcher::Prefix(p) => key.starts_with(p),
+            Matcher::Exact(p) => key == p.as_ref(),
+            Matcher::Glob(g) => g.matches(key),
+        }
+    }
 }
 
 impl PartialEq for KeyPattern {
@@ -224,7 +257,7 @@ impl Selector {
                 None => self.keys.push(KeyPattern {
                     pattern: Bytes::copy_from_slice(pattern),
                     perms,
-                    compiled: GlobPattern::new(pattern, false),
+                    matcher: Matcher::new(pattern),
                 }),
             }
             self.allkeys = false;
@@ -415,7 +448,7 @@ impl Selector {
             || self
                 .keys
                 .iter()
-                .any(|p| p.perms & needs == needs && p.compiled.matches(key))
+                .any(|p| p.perms & needs == needs && p.matcher.matches(key))
     }
 
     /// Whether a channel (or, for PSUBSCRIBE, a pattern, compared literally) is allowed.
@@ -715,6 +748,34 @@ mod tests {
         assert_eq!(e(&mut u, "bogus"), RuleError::Syntax);
         u.apply(&t, b"allkeys", false).unwrap();
         assert_eq!(e(&mut u, "~x"), RuleError::KeysAfterAll);
+    }
+
+    #[test]
+    fn fast_key_matchers_agree_with_the_glob_machine() {
+        let keys: &[&[u8]] = &[
+            b"", b"k", b"key:1", b"key:", b"keys", b"a*b", b"x\\y", b"kex:1",
+        ];
+        for p in [
+            &b"*"[..],
+            b"key:*",
+            b"key:1",
+            b"k?y:*",
+            b"a\\*b",
+            b"[k]ey:*",
+            b"key\\:*",
+            b"*:1",
+        ] {
+            let m = Matcher::new(p);
+            for k in keys {
+                assert_eq!(
+                    m.matches(k),
+                    crate::store::glob::glob_match(p, k, false),
+                    "{} against {}",
+                    String::from_utf8_lossy(p),
+                    String::from_utf8_lossy(k)
+                );
+            }
+        }
     }
 
     const OPS: &[&str] = &[

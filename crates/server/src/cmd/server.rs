@@ -270,6 +270,12 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .collect();
     let aof_before = ctx.server.config.get("appendonly");
     let port_before = ctx.server.config.get("port");
+    // TLS files that fail to load leave the previous ones in place.
+    let before_tls: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(n, _)| n.starts_with("tls-"))
+        .map(|(n, _)| (n.clone(), ctx.server.config.get(n)))
+        .collect();
     ctx.server.config.set_many(&pairs).map_err(CmdError)?;
     let port = ctx.server.config.get("port");
     if port != port_before {
@@ -283,6 +289,17 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     apply_aof_settings(ctx, &pairs, &aof_before)?;
     apply_acl_settings(ctx, &pairs);
+    if let Some((name, _)) = pairs.iter().find(|(n, _)| n.starts_with("tls-")) {
+        if crate::server::tls::wanted(&ctx.server.config) {
+            if let Err(e) = ctx.server.reload_tls() {
+                tracing::warn!("{e}");
+                ctx.server.config.set_many(&before_tls).ok();
+                return Err(CmdError::new(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs."
+                )));
+            }
+        }
+    }
     // Redis changes its working directory on CONFIG SET dir: snapshots go there.
     if let Some((_, dir)) = pairs.iter().find(|(n, _)| n == "dir") {
         std::env::set_current_dir(dir).map_err(|e| {
@@ -774,6 +791,9 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
         }
         "memory" => {
             let (allocated, resident) = allocator_stats();
+            // What maxmemory counts: the allocator's bytes and the native libraries'.
+            let native = crate::memory::native_bytes();
+            let allocated = allocated + native;
             out.push_str("# Memory\r\n");
             kv(out, "used_memory", &allocated);
             kv(out, "used_memory_human", &human_bytes(allocated));
@@ -800,6 +820,16 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
                 &server.config.get("maxmemory-policy"),
             );
             kv(out, "mem_allocator", &"jemalloc");
+            // The AI side of it: tensor data, model blobs and sessions, and the native
+            // runtime's heap (ONNX Runtime's sessions and arenas, Lua).
+            let tensors = crate::tensor::TENSOR_BYTES.load(Ordering::Relaxed);
+            kv(out, "used_memory_tensors", &tensors);
+            kv(out, "used_memory_tensors_human", &human_bytes(tensors));
+            let models = crate::engine::model::MODEL_BYTES.load(Ordering::Relaxed) as usize;
+            kv(out, "used_memory_models", &models);
+            kv(out, "used_memory_models_human", &human_bytes(models));
+            kv(out, "used_memory_native", &native);
+            kv(out, "used_memory_native_human", &human_bytes(native));
             let lua = server.scripting.memory();
             kv(out, "used_memory_lua", &lua);
             kv(out, "used_memory_lua_human", &human_bytes(lua));
@@ -929,7 +959,11 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
                 "expired_keys",
                 &crate::store::EXPIRED_KEYS.load(Ordering::Relaxed),
             );
-            kv(out, "evicted_keys", &0);
+            kv(
+                out,
+                "evicted_keys",
+                &crate::memory::EVICTED.load(Ordering::Relaxed),
+            );
             kv(
                 out,
                 "keyspace_hits",

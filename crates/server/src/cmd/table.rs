@@ -78,6 +78,16 @@ pub struct Command {
     pub acl_categories: Vec<String>,
     /// The categories as bits (`acl::CATEGORIES` order), for ACL rules.
     pub acl_mask: u32,
+    pub key_proc: KeyProc,
+    /// Whether it names pub/sub channels (PUBLISH, SUBSCRIBE …), which ACL rules check too.
+    pub channels: bool,
+    /// A subcommand (its first argument for ACL first-arg rules is the one after it).
+    pub is_sub: bool,
+    /// DENYOOM: refused over `maxmemory` when eviction cannot make room.
+    pub denyoom: bool,
+    /// A model run or tensor op whose outputs are checked against `maxmemory` when stored,
+    /// not before it runs (their size is known only then).
+    pub oom_at_store: bool,
     pub tips: Vec<String>,
     pub key_specs: Vec<KeySpec>,
     /// Redis's legacy (first, last, step) key positions.
@@ -104,6 +114,32 @@ pub struct Command {
 /// Key access as ACL checks it: read (the ACCESS flag), write (INSERT, DELETE, UPDATE).
 pub const KEY_READ: u8 = crate::acl::rules::KEY_READ;
 pub const KEY_WRITE: u8 = crate::acl::rules::KEY_WRITE;
+
+/// How a command's keys are found: its key specs, or, where those cannot tell (or cannot
+/// tell the access), the command's own reading of its arguments, as Redis's getkeys procs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyProc {
+    Specs,
+    Sort,
+    Set,
+    Bitfield,
+    ModelRun,
+    /// The key specs, plus the models the DAG's ops run.
+    Dag,
+}
+
+impl KeyProc {
+    fn of(name: &str) -> KeyProc {
+        match name {
+            "sort" => KeyProc::Sort,
+            "set" => KeyProc::Set,
+            "bitfield" => KeyProc::Bitfield,
+            "ai.modelrun" => KeyProc::ModelRun,
+            n if n.starts_with("ai.dag") => KeyProc::Dag,
+            _ => KeyProc::Specs,
+        }
+    }
+}
 
 /// Keys with the access each needs, as a command's arguments name them.
 pub type KeyRefs = SmallVec<[(usize, u8); 4]>;
@@ -319,24 +355,24 @@ impl Command {
 
     /// Whether the command names keys at all (ACL key checks skip those that do not).
     pub fn has_keys(&self) -> bool {
-        !self.key_specs.is_empty() || self.name == "ai.modelrun"
+        !self.key_specs.is_empty() || self.key_proc == KeyProc::ModelRun
     }
 
     /// The key arguments with the access each needs, found through the key specs (and, for
     /// the commands whose keys specs cannot describe, as their parsers read them).
     pub fn keys_with_access<A: super::ArgList + ?Sized>(&self, argv: &A) -> KeyRefs {
-        match self.name.as_str() {
-            "sort" => return sort_keys(argv),
-            "ai.modelrun" => return modelrun_keys(argv),
+        match self.key_proc {
+            KeyProc::Specs | KeyProc::Dag => {}
+            KeyProc::Sort => return sort_keys(argv),
+            KeyProc::ModelRun => return modelrun_keys(argv),
             // Key specs with VARIABLE_FLAGS: the access depends on the arguments (Redis's
             // setGetKeys and bitfieldGetKeys).
-            "set" => {
+            KeyProc::Set => {
                 let get = (3..argv.argc()).any(|i| argv.arg(i).eq_ignore_ascii_case(b"GET"));
                 let access = if get { KEY_READ | KEY_WRITE } else { KEY_WRITE };
                 return smallvec::smallvec![(1, access)];
             }
-            "bitfield" => return smallvec::smallvec![(1, bitfield_access(argv))],
-            _ => {}
+            KeyProc::Bitfield => return smallvec::smallvec![(1, bitfield_access(argv))],
         }
         let argc = argv.argc() as i64;
         let mut out = KeyRefs::new();
@@ -403,7 +439,7 @@ impl Command {
                 FindKeys::Unknown => {}
             }
         }
-        if self.name.starts_with("ai.dag") {
+        if self.key_proc == KeyProc::Dag {
             dag_op_keys(argv, &mut out);
         }
         out
@@ -845,6 +881,17 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         name: name.to_string(),
         id,
         arity: body["arity"].as_i64().unwrap_or(-1),
+        key_proc: KeyProc::of(name),
+        channels: matches!(
+            name,
+            "publish" | "spublish" | "subscribe" | "ssubscribe" | "psubscribe"
+        ),
+        is_sub: name.contains('|'),
+        denyoom: has("DENYOOM"),
+        oom_at_store: matches!(
+            name,
+            "ai.modelexecute" | "ai.modelrun" | "ai.dagexecute" | "ai.dagrun" | "ai.tensorop"
+        ),
         acl_categories: acl_categories.clone(),
         acl_mask: acl_categories
             .iter()

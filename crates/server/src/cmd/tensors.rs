@@ -78,6 +78,11 @@ pub fn put_tensors_in(
     db: usize,
     tensors: Vec<(Bytes, Tensor)>,
 ) -> Result<(), CmdError> {
+    // The outputs are in memory already: they may be kept when the server is under
+    // `maxmemory` once the policy has evicted what it may.
+    if !crate::memory::outputs_fit(server) {
+        return Err(CmdError::new(crate::memory::OOM_ERR));
+    }
     let mut txn = server.aof.begin();
     let now = crate::util::now_ms();
     let store = server.store.db(db);

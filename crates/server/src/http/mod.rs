@@ -6,6 +6,7 @@
 pub mod dashboard;
 pub mod loadtest;
 pub mod metrics;
+pub mod tls;
 pub mod v2;
 
 use crate::server::Server;
@@ -135,6 +136,17 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // `tls-http yes`: both ports serve TLS only, with the RESP TLS port's certificates (HTTP/2
+    // and HTTP/1.1 offered over ALPN; gRPC needs HTTP/2).
+    let tls = if server.config.get_bool("tls-http") {
+        let c = &server.config;
+        Some((
+            crate::server::tls::server_config(c, &[b"h2", b"http/1.1"])?,
+            crate::server::tls::server_config(c, &[b"h2"])?,
+        ))
+    } else {
+        None
+    };
     let server = Arc::clone(server);
     std::thread::Builder::new()
         .name("locus-http".into())
@@ -154,8 +166,20 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                 let mut tasks = Vec::new();
                 for l in http {
                     let app = app.clone();
+                    let tls = tls.as_ref().map(|t| t.0.clone());
                     tasks.push(tokio::spawn(async move {
                         match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) if tls.is_some() => {
+                                let config = tls.expect("checked");
+                                match tls::TlsListener::new(l, config, on_accept) {
+                                    Ok(l) => {
+                                        if let Err(e) = axum::serve(l, app).await {
+                                            tracing::warn!("HTTPS listener stopped: {e}");
+                                        }
+                                    }
+                                    Err(e) => tracing::warn!("HTTPS listener: {e}"),
+                                }
+                            }
                             Ok(l) => {
                                 // Replies go out at once: no Nagle delay behind a client's ACK.
                                 let l = l.tap_io(|tcp| {
@@ -172,8 +196,19 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                 }
                 for l in grpc {
                     let svc = crate::grpc::service(Arc::clone(&server));
+                    let tls = tls.as_ref().map(|t| t.1.clone());
                     tasks.push(tokio::spawn(async move {
                         match tokio::net::TcpListener::from_std(l) {
+                            Ok(l) if tls.is_some() => {
+                                let incoming = tls::incoming(l, tls.expect("checked"), on_accept);
+                                if let Err(e) = tonic::transport::Server::builder()
+                                    .add_service(svc)
+                                    .serve_with_incoming(incoming)
+                                    .await
+                                {
+                                    tracing::warn!("gRPC TLS listener stopped: {e}");
+                                }
+                            }
                             Ok(l) => {
                                 use futures_util::StreamExt;
                                 let incoming = tonic::transport::server::TcpIncoming::from(l)
@@ -203,6 +238,13 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// What each HTTP or gRPC connection gets at accept: no Nagle delay behind a client's ACK, and
+/// a place in the event loops' watch for arrivals.
+fn on_accept(tcp: &tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    Arrivals::get().watch(std::os::fd::AsRawFd::as_raw_fd(tcp));
 }
 
 /// A JSON body with its status: every JSON answer of the HTTP face (health, the V2 API, the

@@ -14,7 +14,17 @@ use tokio::net::{TcpListener, UnixListener};
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub async fn accept_tcp(server: Arc<Server>, pool: Arc<IoPool>, listener: TcpListener) {
+/// A TCP connection just accepted, taken off this runtime to be re-registered with the event
+/// loop that will own it.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: String,
+    laddr: String,
+    fd: i32,
+}
+
+/// Waits for the next connection (an accept error is logged and retried).
+async fn accept_next(listener: &TcpListener) -> Accepted {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -30,18 +40,74 @@ pub async fn accept_tcp(server: Arc<Server>, pool: Arc<IoPool>, listener: TcpLis
             .map(|a| a.to_string())
             .unwrap_or_default();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-        // Re-register the socket with the event loop that will own it.
-        let Ok(std_stream) = stream.into_std() else {
+        if let Ok(stream) = stream.into_std() {
+            return Accepted {
+                stream,
+                peer: peer.to_string(),
+                laddr,
+                fd,
+            };
+        }
+    }
+}
+
+pub async fn accept_tcp(server: Arc<Server>, pool: Arc<IoPool>, listener: TcpListener) {
+    loop {
+        let Accepted {
+            stream: std_stream,
+            peer,
+            laddr,
+            fd,
+        } = accept_next(&listener).await;
+        spawn_client(
+            &server,
+            &pool,
+            peer,
+            laddr,
+            fd,
+            false,
+            move || async move { tokio::net::TcpStream::from_std(std_stream) },
+        );
+    }
+}
+
+/// Accepts on the TLS port: the handshake runs on the event loop that will own the
+/// connection (bounded by a timeout, so a silent peer holds nothing up), then the connection
+/// is served as a plain one is.
+pub async fn accept_tls(server: Arc<Server>, pool: Arc<IoPool>, listener: TcpListener) {
+    loop {
+        let Accepted {
+            stream: std_stream,
+            peer,
+            laddr,
+            fd,
+        } = accept_next(&listener).await;
+        let Some(acceptor) = server.tls.read().clone() else {
             continue;
         };
         spawn_client(
             &server,
             &pool,
-            peer.to_string(),
+            peer.clone(),
             laddr,
             fd,
             false,
-            move || tokio::net::TcpStream::from_std(std_stream),
+            move || async move {
+                let tcp = tokio::net::TcpStream::from_std(std_stream)?;
+                match tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => Ok(tls),
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {peer} failed: {e}");
+                        Err(e)
+                    }
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "TLS handshake timed out",
+                    )),
+                }
+            },
         );
     }
 }
@@ -64,12 +130,12 @@ pub async fn accept_unix(server: Arc<Server>, pool: Arc<IoPool>, listener: UnixL
             path.clone(),
             fd,
             true,
-            move || tokio::net::UnixStream::from_std(std_stream),
+            move || async move { tokio::net::UnixStream::from_std(std_stream) },
         );
     }
 }
 
-fn spawn_client<S, F>(
+fn spawn_client<S, F, O>(
     server: &Arc<Server>,
     pool: &IoPool,
     addr: String,
@@ -79,7 +145,8 @@ fn spawn_client<S, F>(
     open: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: FnOnce() -> std::io::Result<S> + Send + 'static,
+    F: FnOnce() -> O + Send + 'static,
+    O: std::future::Future<Output = std::io::Result<S>> + Send,
 {
     server
         .stats
@@ -88,7 +155,7 @@ fn spawn_client<S, F>(
     let max = server.config.live.maxclients.load(Ordering::Relaxed);
     let server = server.clone();
     pool.spawn(async move {
-        let Ok(mut stream) = open() else { return };
+        let Ok(mut stream) = open().await else { return };
         let _watched = super::io_pool::watch(fd);
         if server.clients.len() >= max {
             server

@@ -7,6 +7,7 @@ pub mod io_pool;
 pub mod protocol;
 pub mod pubsub;
 pub mod reply;
+pub mod tls;
 
 use crate::cmd::{Args, CommandTable, Ctx, Deferred};
 use crate::config::Config;
@@ -119,6 +120,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// ACL users and the ACL log.
     pub acl: crate::acl::Acl,
+    /// The TLS port's handshake settings (replaced when CONFIG SET changes a `tls-*` file).
+    pub tls: parking_lot::RwLock<Option<tokio_rustls::TlsAcceptor>>,
 }
 
 impl Server {
@@ -138,6 +141,7 @@ impl Server {
             store: Store::new(databases),
             commands,
             acl,
+            tls: parking_lot::RwLock::new(None),
             clients: ClientRegistry::default(),
             stats: Stats::default(),
             slowlog: Mutex::new(SlowLog::default()),
@@ -297,11 +301,19 @@ impl Server {
             }
             return Outcome::Reply(self.error_reply(client, crate::cmd::NOREPLICAS_ERR.into()));
         }
+        let maxmemory = self.config.live.maxmemory.load(Ordering::Relaxed) > 0;
         if let Some(m) = client.multi.as_mut() {
             if !matches!(
                 cmd.name.as_str(),
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             ) {
+                // Queueing takes memory too: over the limit nothing is queued (as in Redis).
+                if maxmemory
+                    && crate::memory::used() > self.config.live.maxmemory.load(Ordering::Relaxed)
+                {
+                    m.failed = true;
+                    return Outcome::Reply(self.error_reply(client, crate::memory::OOM_ERR.into()));
+                }
                 if cmd.has_flag("NO_MULTI") {
                     m.failed = true;
                     return Outcome::Reply(self.error_reply(
@@ -334,6 +346,19 @@ impl Server {
             Ok(g) => g,
             Err(busy) => return Outcome::Reply(self.error_reply(client, busy.into())),
         };
+        // Over `maxmemory`, every command evicts first (as far as the policy allows); one
+        // that may grow memory is refused if that leaves the server over the limit.
+        if maxmemory && crate::memory::reclaim(self).is_err() {
+            let grows = match client.multi.as_ref() {
+                Some(m) if cmd.name == "exec" => m.queue.iter().any(|(c, _, _)| c.denyoom),
+                _ => cmd.denyoom && !cmd.oom_at_store,
+            };
+            if grows {
+                drop(gate);
+                cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Outcome::Reply(self.reject(client, &cmd, crate::memory::OOM_ERR.into()));
+            }
+        }
         // With the AOF on, a write holds the AOF lock while it runs and logs itself, so the
         // file's order is the keyspace's order.
         let mut txn = if cmd.write { self.aof.begin() } else { None };
@@ -448,6 +473,14 @@ impl Server {
             crate::cmd::acl::load_file(self, &file)
                 .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
         }
+        Ok(())
+    }
+
+    /// Builds the TLS port's settings from the `tls-*` parameters (at start and on CONFIG
+    /// SET); on error the old settings stay.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        let cfg = tls::server_config(&self.config, &[])?;
+        *self.tls.write() = Some(tokio_rustls::TlsAcceptor::from(cfg));
         Ok(())
     }
 
@@ -1121,7 +1154,16 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
         tracing::info!("Ready to accept connections unix on {unix_path}");
         Some(l)
     };
-    if tcp.is_empty() && unix.is_none() {
+    let tls_port = server.config.get_i64("tls-port") as u16;
+    if tls::wanted(&server.config) {
+        server.reload_tls().map_err(std::io::Error::other)?;
+    }
+    let tls_listeners = if tls_port != 0 {
+        bind_tcp(&server.config.get("bind"), tls_port)?
+    } else {
+        Vec::new()
+    };
+    if tcp.is_empty() && unix.is_none() && tls_listeners.is_empty() {
         return Err(std::io::Error::other(
             "no listening sockets (port 0 and no unixsocket)",
         ));
@@ -1137,6 +1179,16 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     });
     if has_tcp {
         server.listen_tcp(tcp, port);
+    }
+    for l in tls_listeners {
+        tasks.push(tokio::spawn(connection::accept_tls(
+            server.clone(),
+            pool.clone(),
+            TcpListener::from_std(l)?,
+        )));
+    }
+    if tls_port != 0 {
+        tracing::info!("Ready to accept TLS connections on port {tls_port}");
     }
     if let Some(l) = unix {
         tasks.push(tokio::spawn(connection::accept_unix(
