@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl] [--no-metrics PATH]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls] [--no-metrics PATH]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -568,6 +568,40 @@ def redis_benchmark(port, *args):
     return rps
 
 
+def alternate_get_set(args, runs, target, reference, seed):
+    """redis-benchmark GET and SET at -P 1 and -P 16 (50 clients) for each named run
+    (`runs`: name -> (port, extra redis-benchmark args)), the runs in random order each round;
+    returns the medians of req/s per run and of the per-round ratios target / reference."""
+    shuffler = random.Random(seed)
+    order = list(runs)
+
+    def one():
+        row = {}
+        for pipe in (1, 16):
+            shuffler.shuffle(order)
+            for name in order:
+                port, extra = runs[name]
+                r = redis_benchmark(port, *extra, "-t", "get,set", "-P", pipe, "-c", 50,
+                                    "-n", 200000 if pipe == 1 else 1000000)
+                for test, v in r.items():
+                    row[f"{test}_{pipe}_{name}"] = v
+            for test in ("GET", "SET"):
+                row[f"{test}_{pipe}/"] = row[f"{test}_{pipe}_{target}"] / row[f"{test}_{pipe}_{reference}"]
+        return row
+    return median_runs(args.rounds, one)
+
+
+def print_get_set(m, target, reference, names):
+    """The table of `alternate_get_set`'s medians; `names` label the reference and target."""
+    print(f"| command | pipeline | {names[0]} req/s | {names[1]} req/s | {names[1]} / {names[0]} |")
+    print("|---|---|---|---|---|")
+    for test in ("GET", "SET"):
+        for pipe in (1, 16):
+            print(f"| {test} | {pipe} | {m[f'{test}_{pipe}_{reference}']:,.0f} | {m[f'{test}_{pipe}_{target}']:,.0f} | "
+                  f"**{m[f'{test}_{pipe}/']:.2f}x** |")
+    print()
+
+
 def section_acl(args):
     """What ACL checks cost: GET and SET from a user restricted to a key pattern (`+@all
     ~key:*`, so every key is matched against the pattern) against the default user (no checks),
@@ -579,36 +613,47 @@ def section_acl(args):
     try:
         time.sleep(1)
         redis_cmd(port, "ACL", "SETUSER", "app", "on", ">pw", "+@all", "~key:*")
-        users = {"default": [], "restricted": ["--user", "app", "-a", "pw"]}
-        shuffler = random.Random(21)
-        order = list(users)
-        def one():
-            row = {}
-            for pipe in (1, 16):
-                shuffler.shuffle(order)
-                for name in order:
-                    r = redis_benchmark(port, *users[name], "-t", "get,set", "-P", pipe, "-c", 50,
-                                        "-n", 200000 if pipe == 1 else 1000000)
-                    for test, v in r.items():
-                        row[f"{test}_{pipe}_{name}"] = v
-                for test in ("GET", "SET"):
-                    row[f"{test}_{pipe}/"] = row[f"{test}_{pipe}_restricted"] / row[f"{test}_{pipe}_default"]
-            return row
-        m = median_runs(args.rounds, one)
+        runs = {"default": (port, []), "restricted": (port, ["--user", "app", "-a", "pw"])}
+        m = alternate_get_set(args, runs, "restricted", "default", 21)
         print("Target: the restricted user >= 0.97x the default user on GET and SET, -P 1 and -P 16.\n")
-        print("| command | pipeline | default req/s | restricted req/s | restricted / default |")
-        print("|---|---|---|---|---|")
-        for test in ("GET", "SET"):
-            for pipe in (1, 16):
-                print(f"| {test} | {pipe} | {m[f'{test}_{pipe}_default']:,.0f} | "
-                      f"{m[f'{test}_{pipe}_restricted']:,.0f} | **{m[f'{test}_{pipe}/']:.2f}x** |")
-        print()
+        print_get_set(m, "restricted", "default", ("default", "restricted"))
         print(f"Commands: `benches/compare.py --sections acl --rounds {args.rounds}`: `redis-benchmark -t get,set -c 50 "
               "-P 1|16 -n 200000|1000000 [--user app -a pw]` against one locus-server, the two users in random "
               "order each round; ratios are medians of per-round ratios.\n")
     finally:
         server.terminate()
         server.wait()
+
+
+def section_tls(args):
+    """RESP over TLS: locus-server against redis-server, both with TLS on (the same
+    self-signed certificate, no client certificates), GET and SET at -P 1 and -P 16, 50
+    clients, alternating the servers in random order each round."""
+    print("## TLS: locus-server against redis-server, both over TLS (issue: security)\n")
+    d = tempfile.mkdtemp(prefix="locus-bench-tls-")
+    crt, key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    tls = ["--tls-cert-file", crt, "--tls-key-file", key, "--tls-auth-clients", "no"]
+    rp, lp = free_port(), free_port()
+    procs = [start(["redis-server", "--port", str(free_port()), "--tls-port", str(rp), *tls, "--save", "",
+                    "--appendonly", "no", "--dir", d], rp),
+             start([LOCUS, "--port", str(free_port()), "--tls-port", str(lp), *tls, "--save", "",
+                    "--dir", d, "--http-port", "0", "--grpc-port", "0"], lp)]
+    try:
+        time.sleep(1)
+        client = ["--tls", "--cacert", crt]
+        m = alternate_get_set(args, {"redis": (rp, client), "locus": (lp, client)}, "locus", "redis", 5)
+        print("Target: locus-server >= 0.9x redis-server on GET and SET over TLS, -P 1 and -P 16.\n")
+        print_get_set(m, "locus", "redis", ("redis-server", "locus-server"))
+        print(f"Commands: `benches/compare.py --sections tls --rounds {args.rounds}`: `redis-benchmark --tls --cacert "
+              "server.crt -t get,set -c 50 -P 1|16 -n 200000|1000000` against each server (TLS only on its tls-port, "
+              "`tls-auth-clients no`), in random order each round; ratios are medians of per-round ratios.\n")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
 
 
 def _pipe_hashes(port, X, prefix):
@@ -780,7 +825,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
@@ -835,6 +880,9 @@ def main():
         if "acl" in sections:
             settle()
             section_acl(args)
+        if "tls" in sections:
+            settle()
+            section_tls(args)
     finally:
         for p in (redis, locus):
             p.terminate()
