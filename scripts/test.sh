@@ -41,3 +41,6 @@ python3 scripts/gen_command_reference.py --check
 cargo build --release --bins
 cargo test --release
 LOCUS_SERVER="$PWD/target/release/locus-server" $PY -m pytest -q redis-tests
+# A short run of every fuzz target where the nightly toolchain and cargo-fuzz are present
+# (skipped, with a line saying so, elsewhere).
+scripts/fuzz.sh 10

@@ -432,7 +432,9 @@ impl Tensor {
     /// copying when it is 64-byte aligned. The length must match the shape.
     pub fn from_shared(dtype: DType, shape: &[usize], data: Bytes) -> Result<Tensor, TensorError> {
         if let Some(size) = dtype.size() {
-            if shape.iter().product::<usize>() * size != data.len() {
+            // Shapes read from a file may be anything: an overflowing product is a mismatch.
+            let bytes = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d));
+            if bytes != Some(data.len()) {
                 return Err(TensorError::new(ERR_BLOB_LEN));
             }
         }

@@ -478,24 +478,38 @@ impl Acl {
     }
 
     /// Every user as a `user <name> <rules>` line (ACL LIST, ACL SAVE).
-    pub fn list(&self, table: &CommandTable) -> Vec<String> {
+    pub fn list(&self, table: &CommandTable) -> Vec<Vec<u8>> {
         self.users()
             .iter()
-            .map(|u| format!("user {} {}", u.name_str(), u.rules().describe(table)))
+            .map(|u| {
+                let mut line = b"user ".to_vec();
+                line.extend_from_slice(&u.name);
+                line.push(b' ');
+                line.extend_from_slice(&u.rules().describe(table));
+                line
+            })
             .collect()
     }
 }
 
-/// Splits the text of an ACL file into numbered lines of words.
-pub fn file_lines(file: &str, text: &str) -> Vec<(String, usize, Vec<Bytes>)> {
-    text.split('\n')
+/// Splits an ACL file into numbered lines of words (bytes: patterns may hold any byte but
+/// spaces).
+pub fn file_lines(file: &str, text: &[u8]) -> Vec<(String, usize, Vec<Bytes>)> {
+    let trim = |w: &[u8]| -> Bytes {
+        let start = w.iter().position(|c| !matches!(c, b'\t' | b'\r' | b'\n'));
+        let end = w.iter().rposition(|c| !matches!(c, b'\t' | b'\r' | b'\n'));
+        match (start, end) {
+            (Some(a), Some(b)) => Bytes::copy_from_slice(&w[a..=b]),
+            _ => Bytes::new(),
+        }
+    };
+    text.split(|&c| c == b'\n')
         .enumerate()
         .filter_map(|(i, line)| {
-            let line = line.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
             let words: Vec<Bytes> = line
-                .split(' ')
+                .split(|&c| c == b' ')
+                .map(trim)
                 .filter(|w| !w.is_empty())
-                .map(|w| Bytes::copy_from_slice(w.trim_matches(['\t', '\r', '\n']).as_bytes()))
                 .collect();
             (!words.is_empty()).then(|| (file.to_string(), i + 1, words))
         })

@@ -93,13 +93,13 @@ impl PartialEq for KeyPattern {
 impl Eq for KeyPattern {}
 
 impl KeyPattern {
-    fn describe(&self, out: &mut String) {
-        out.push_str(match self.perms {
-            KEY_READ => "%R~",
-            KEY_WRITE => "%W~",
-            _ => "~",
+    fn describe(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self.perms {
+            KEY_READ => b"%R~",
+            KEY_WRITE => b"%W~",
+            _ => b"~",
         });
-        out.push_str(&String::from_utf8_lossy(&self.pattern));
+        out.extend_from_slice(&self.pattern);
     }
 }
 
@@ -182,20 +182,10 @@ impl Selector {
         }
     }
 
-    fn count_category(&self, table: &CommandTable, mask: u32) -> (usize, usize) {
-        let (mut on, mut off) = (0, 0);
-        for cmd in table.commands() {
-            for c in std::iter::once(cmd).chain(cmd.subcommands.values()) {
-                if c.acl_mask & mask != 0 {
-                    if self.bit(c.id) {
-                        on += 1;
-                    } else {
-                        off += 1;
-                    }
-                }
-            }
-        }
-        (on, off)
+    /// How many of a category's commands (`members`: their ids) are allowed and blocked.
+    fn count_category(&self, members: &[usize]) -> (usize, usize) {
+        let on = members.iter().filter(|&&id| self.bit(id)).count();
+        (on, members.len() - on)
     }
 
     /// Applies one selector rule word (Redis's `ACLSetSelector`).
@@ -238,11 +228,14 @@ impl Selector {
                             offset += 1;
                             break;
                         }
-                        // Redis accepts `%RW` without its `~` as an empty pattern.
-                        None => break,
                         _ => return Err(RuleError::Syntax),
                     }
                     offset += 1;
+                }
+                // `%~pattern` (no permission) and `%R` (no `~`) are refused, as Redis 7.2
+                // refuses them: 7.0 took them and then could not describe the user.
+                if perms == 0 || op.get(offset - 1) != Some(&b'~') {
+                    return Err(RuleError::Syntax);
                 }
                 (perms, offset)
             } else {
@@ -331,6 +324,17 @@ impl Selector {
         }
         let mut temp = self.clone();
         let mut applied = [false; CATEGORIES.len()];
+        // Each category's commands, found once: the loop below counts them many times.
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); CATEGORIES.len()];
+        for cmd in table.commands() {
+            for c in std::iter::once(cmd).chain(cmd.subcommands.values()) {
+                for (j, m) in members.iter_mut().enumerate() {
+                    if c.acl_mask & (1 << j) != 0 {
+                        m.push(c.id);
+                    }
+                }
+            }
+        }
         loop {
             let mut best = None;
             let (mut mindiff, mut maxsame) = (usize::MAX, 0);
@@ -338,7 +342,7 @@ impl Selector {
                 if applied[j] {
                     continue;
                 }
-                let (on, off) = temp.count_category(table, 1 << j);
+                let (on, off) = temp.count_category(&members[j]);
                 let (diff, same) = if additive { (off, on) } else { (on, off) };
                 if same > diff && (diff < mindiff || (diff == mindiff && same > maxsame)) {
                     best = Some(j);
@@ -379,40 +383,41 @@ impl Selector {
         }
     }
 
-    /// The selector as rule words (`ACLDescribeSelector`): keys, channels, commands.
-    pub fn describe(&self, table: &CommandTable) -> String {
-        let mut out = String::new();
+    /// The selector as rule words (`ACLDescribeSelector`): keys, channels, commands. Bytes:
+    /// patterns may hold any byte but spaces, and describe themselves as given.
+    pub fn describe(&self, table: &CommandTable) -> Vec<u8> {
+        let mut out = Vec::new();
         if self.allkeys {
-            out.push_str("~* ");
+            out.extend_from_slice(b"~* ");
         } else {
             for k in &self.keys {
                 k.describe(&mut out);
-                out.push(' ');
+                out.push(b' ');
             }
         }
         if self.allchannels {
-            out.push_str("&* ");
+            out.extend_from_slice(b"&* ");
         } else {
-            out.push_str("resetchannels ");
+            out.extend_from_slice(b"resetchannels ");
             for c in &self.channels {
-                out.push('&');
-                out.push_str(&String::from_utf8_lossy(c));
-                out.push(' ');
+                out.push(b'&');
+                out.extend_from_slice(c);
+                out.push(b' ');
             }
         }
-        out.push_str(&self.describe_commands(table));
+        out.extend_from_slice(self.describe_commands(table).as_bytes());
         out
     }
 
     /// ACL GETUSER's `keys` field.
-    pub fn keys_field(&self) -> String {
+    pub fn keys_field(&self) -> Vec<u8> {
         if self.allkeys {
-            return "~*".into();
+            return b"~*".to_vec();
         }
-        let mut out = String::new();
+        let mut out = Vec::new();
         for (i, k) in self.keys.iter().enumerate() {
             if i > 0 {
-                out.push(' ');
+                out.push(b' ');
             }
             k.describe(&mut out);
         }
@@ -420,15 +425,19 @@ impl Selector {
     }
 
     /// ACL GETUSER's `channels` field.
-    pub fn channels_field(&self) -> String {
+    pub fn channels_field(&self) -> Vec<u8> {
         if self.allchannels {
-            return "&*".into();
+            return b"&*".to_vec();
         }
-        self.channels
-            .iter()
-            .map(|c| format!("&{}", String::from_utf8_lossy(c)))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut out = Vec::new();
+        for (i, c) in self.channels.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.push(b'&');
+            out.extend_from_slice(c);
+        }
+        out
     }
 
     /// Whether the selector allows the command itself (not yet its keys and channels).
@@ -628,23 +637,25 @@ impl UserRules {
     }
 
     /// The rules as ACL LIST prints them after the user's name (`ACLDescribeUser`).
-    pub fn describe(&self, table: &CommandTable) -> String {
-        let mut out = String::new();
+    pub fn describe(&self, table: &CommandTable) -> Vec<u8> {
+        let mut out = Vec::new();
         for flag in self.flag_names() {
-            out.push_str(flag);
-            out.push(' ');
+            out.extend_from_slice(flag.as_bytes());
+            out.push(b' ');
         }
         for p in &self.passwords {
-            out.push('#');
-            out.push_str(p);
-            out.push(' ');
+            out.push(b'#');
+            out.extend_from_slice(p.as_bytes());
+            out.push(b' ');
         }
         for s in &self.selectors {
             let d = s.describe(table);
             if s.root {
-                out.push_str(&d);
+                out.extend_from_slice(&d);
             } else {
-                out.push_str(&format!(" ({d})"));
+                out.extend_from_slice(b" (");
+                out.extend_from_slice(&d);
+                out.push(b')');
             }
         }
         out
@@ -730,10 +741,10 @@ mod tests {
         let t = CommandTable::load();
         let mut d = UserRules::new(t.all().len(), false);
         apply_all(&t, &mut d, &words("+@all ~* &* on nopass"));
-        assert_eq!(d.describe(&t), "on nopass ~* &* +@all");
+        assert_eq!(d.describe(&t), b"on nopass ~* &* +@all");
         assert!(d.unrestricted);
         let n = UserRules::new(t.all().len(), false);
-        assert_eq!(n.describe(&t), "off resetchannels -@all");
+        assert_eq!(n.describe(&t), b"off resetchannels -@all");
     }
 
     #[test]
@@ -746,6 +757,9 @@ mod tests {
         assert_eq!(e(&mut u, "<nopass"), RuleError::NoSuchPassword);
         assert_eq!(e(&mut u, "+config|get|x"), RuleError::SubcommandFirstArg);
         assert_eq!(e(&mut u, "bogus"), RuleError::Syntax);
+        assert_eq!(e(&mut u, "%~x"), RuleError::Syntax);
+        assert_eq!(e(&mut u, "%R"), RuleError::Syntax);
+        u.apply(&t, b"%RW~x", false).unwrap();
         u.apply(&t, b"allkeys", false).unwrap();
         assert_eq!(e(&mut u, "~x"), RuleError::KeysAfterAll);
     }

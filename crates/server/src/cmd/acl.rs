@@ -90,11 +90,8 @@ fn selector_fields(ctx: &Ctx, s: &Selector) -> Vec<(Reply, Reply)> {
             Reply::bulk_str("commands"),
             Reply::bulk_str(&s.describe_commands(&ctx.server.commands)),
         ),
-        (Reply::bulk_str("keys"), Reply::bulk_str(&s.keys_field())),
-        (
-            Reply::bulk_str("channels"),
-            Reply::bulk_str(&s.channels_field()),
-        ),
+        (Reply::bulk_str("keys"), Reply::bulk(s.keys_field())),
+        (Reply::bulk_str("channels"), Reply::bulk(s.channels_field())),
     ]
 }
 
@@ -138,8 +135,8 @@ pub fn list(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
         ctx.server
             .acl
             .list(&ctx.server.commands)
-            .iter()
-            .map(|l| Reply::bulk_str(l))
+            .into_iter()
+            .map(Reply::bulk)
             .collect(),
     ))
 }
@@ -239,10 +236,10 @@ pub fn save(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     if file.is_empty() {
         return Err(CmdError::new(NO_ACLFILE));
     }
-    let mut text = String::new();
+    let mut text = Vec::new();
     for line in ctx.server.acl.list(&ctx.server.commands) {
-        text.push_str(&line);
-        text.push('\n');
+        text.extend_from_slice(&line);
+        text.push(b'\n');
     }
     let tmp = format!(
         "{file}.tmp-{}-{}",
@@ -263,7 +260,7 @@ pub fn load_file(
     server: &crate::server::Server,
     file: &str,
 ) -> Result<Vec<std::sync::Arc<acl::User>>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let text = std::fs::read(file).map_err(|e| {
         format!(
             "Error loading ACLs, opening file '{file}': {}",
             os_error(&e)

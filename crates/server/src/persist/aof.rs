@@ -817,7 +817,8 @@ fn parse_record(data: &[u8], pos: &mut usize) -> Result<Record, ReadError> {
     }
     *pos = line + 2;
     let payload_start = *pos;
-    let mut commands = Vec::with_capacity(n as usize);
+    // A damaged count must not reserve more than the rest of the file could hold.
+    let mut commands = Vec::with_capacity((n as usize).min(data.len().saturating_sub(*pos) / 4));
     for _ in 0..n {
         commands.push(parse_command(data, pos, start)?);
     }

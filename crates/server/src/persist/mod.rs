@@ -368,12 +368,18 @@ impl Reader {
         })
     }
     fn take(&mut self, n: usize) -> Result<Bytes, LoadError> {
-        if self.data.len() - self.pos < n {
+        // `pos` may already stand past the end (alignment padding of a damaged file).
+        if self.pos > self.data.len() || self.data.len() - self.pos < n {
             return self.fail("unexpected end of file");
         }
         let b = self.data.slice(self.pos..self.pos + n);
         self.pos += n;
         Ok(b)
+    }
+    /// Room for `n` items of at least `min_bytes` each, bounded by what the file still holds:
+    /// a damaged count must not make the loader reserve memory the file cannot fill.
+    fn capacity(&self, n: u32, min_bytes: usize) -> usize {
+        (n as usize).min(self.data.len().saturating_sub(self.pos) / min_bytes.max(1))
     }
     fn u8(&mut self) -> Result<u8, LoadError> {
         Ok(self.take(1)?[0])
@@ -549,7 +555,7 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
             }
             KIND_LIST => {
                 let n = r.u32()?;
-                let mut l = std::collections::VecDeque::with_capacity(n as usize);
+                let mut l = std::collections::VecDeque::with_capacity(r.capacity(n, 4));
                 for _ in 0..n {
                     l.push_back(Bytes::copy_from_slice(&r.bytes()?));
                 }
@@ -558,7 +564,7 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
             KIND_SET => {
                 let n = r.u32()?;
                 let mut s = std::collections::HashSet::with_capacity_and_hasher(
-                    n as usize,
+                    r.capacity(n, 4),
                     ahash::RandomState::new(),
                 );
                 for _ in 0..n {
