@@ -439,3 +439,28 @@ def test_users_from_the_config_file(tmp_path):
                           capture_output=True, timeout=20, cwd=tmp_path)
     assert proc.returncode != 0
     assert b"either an ACL file or declare users" in proc.stdout + proc.stderr
+
+
+def test_config_rewrite_keeps_the_users(tmp_path):
+    """Without an aclfile, CONFIG REWRITE writes the users into the config file as `user`
+    lines (replacing the old ones), as Redis does; a restart from the file has them."""
+    conf = tmp_path / "locus.conf"
+    conf.write_text("hz 10\nuser old on nopass +@all ~*\n")
+    s = ServerProcess(config_file=str(conf))
+    try:
+        c = redis.Redis(port=s.port, decode_responses=True)
+        c.execute_command("ACL", "DELUSER", "old")
+        c.execute_command("ACL", "SETUSER", "kept", "on", ">pw", "+get", "~k*")
+        assert c.config_rewrite()
+    finally:
+        s.stop()
+    lines = conf.read_text().splitlines()
+    assert "hz 10" in lines and not any(l.startswith("user old") for l in lines)
+    s = ServerProcess(config_file=str(conf))
+    try:
+        c = redis.Redis(port=s.port, username="kept", password="pw", decode_responses=True)
+        assert c.get("k1") is None
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            c.set("k1", "v")
+    finally:
+        s.stop()

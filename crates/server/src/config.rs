@@ -563,7 +563,9 @@ impl Config {
 
     /// CONFIG REWRITE: rewrites the file the server started with, keeping comments and the
     /// order of existing lines, updating changed values and appending non-default ones.
-    pub fn rewrite(&self) -> Result<(), String> {
+    /// CONFIG REWRITE. `users`: the ACL users as `user …` lines, which replace the file's
+    /// (Redis keeps users in the config file when no `aclfile` is set).
+    pub fn rewrite(&self, users: Option<&[String]>) -> Result<(), String> {
         let Some(path) = &self.file else {
             return Err("ERR The server is running without a config file".into());
         };
@@ -578,6 +580,9 @@ impl Config {
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
+            if name == "user" && users.is_some() {
+                continue;
+            }
             match find(&name) {
                 Some(p) if !t.starts_with('#') => {
                     if written.insert(p.name) {
@@ -594,6 +599,10 @@ impl Config {
             if !written.contains(p.name) && values[p.name] != p.default {
                 out.push_str(&format_line(p.name, &values[p.name]));
             }
+        }
+        for u in users.unwrap_or_default() {
+            out.push_str(u);
+            out.push('\n');
         }
         let tmp = path.with_extension("rewrite.tmp");
         std::fs::write(&tmp, out)
@@ -647,7 +656,7 @@ mod tests {
         assert_eq!(c.live.proto_max_bulk_len.load(Ordering::Relaxed), 1 << 20);
         assert!(Config::load(Some(&f), &[("nosuch".into(), "1".into())]).is_err());
         c.set_many(&[("maxclients".into(), "50".into())]).unwrap();
-        c.rewrite().unwrap();
+        c.rewrite(None).unwrap();
         let text = std::fs::read_to_string(&f).unwrap();
         assert!(
             text.contains("# comment")

@@ -395,7 +395,18 @@ pub fn config_resetstat(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 }
 
 pub fn config_rewrite(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
-    ctx.server.config.rewrite().map_err(CmdError)?;
+    let server = ctx.server;
+    let users = server.config.get("aclfile").is_empty().then(|| {
+        // The config file is text: a user whose patterns hold other bytes is written as
+        // UTF-8 would show them (an aclfile keeps them exactly).
+        server
+            .acl
+            .list(&server.commands)
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+    });
+    server.config.rewrite(users.as_deref()).map_err(CmdError)?;
     Ok(Reply::OK)
 }
 
