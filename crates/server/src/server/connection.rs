@@ -59,15 +59,9 @@ pub async fn accept_tcp(server: Arc<Server>, pool: Arc<IoPool>, listener: TcpLis
             laddr,
             fd,
         } = accept_next(&listener).await;
-        spawn_client(
-            &server,
-            &pool,
-            peer,
-            laddr,
-            fd,
-            false,
-            move || async move { tokio::net::TcpStream::from_std(std_stream) },
-        );
+        spawn_client(&server, &pool, peer, laddr, fd, false, move || async move {
+            tokio::net::TcpStream::from_std(std_stream)
+        });
     }
 }
 
