@@ -75,9 +75,10 @@ impl Matcher {
     }
 
     fn matches(&self, key: &[u8]) -> bool {
+        // Redis's matcher never matches an empty name, not even with `*`.
         match self {
-            Matcher::Any => true,
-            Matcher::Prefix(p) => key.starts_with(p),
+            Matcher::Any => !key.is_empty(),
+            Matcher::Prefix(p) => !key.is_empty() && key.starts_with(p),
             Matcher::Exact(p) => key == p.as_ref(),
             Matcher::Glob(g) => g.matches(key),
         }
