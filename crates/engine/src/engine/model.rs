@@ -171,6 +171,26 @@ pub struct SessionOptions {
 /// Bytes held by stored models (their graphs, counted once per session), for the cap above.
 pub static MODEL_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// Bytes stored models hold as measured: blobs, and each pooled session at the C-heap growth
+/// its first build showed (INFO memory's `used_memory_models`).
+pub static MODEL_HELD_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts sessions (and, with `blob`, the model's blob) in or out of both figures: the
+/// BACKEND_MEMORY_LIMIT estimate (the graph once per session) and the measured bytes.
+fn account(blob: u64, session_estimate: u64, session_measured: u64, sessions: u64, add: bool) {
+    let estimate = blob + session_estimate * sessions;
+    let measured = blob + session_measured * sessions;
+    for (counter, n) in [(&MODEL_BYTES, estimate), (&MODEL_HELD_BYTES, measured)] {
+        if add {
+            counter.fetch_add(n, Ordering::Relaxed);
+        } else {
+            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+        }
+    }
+}
+
 pub struct Model {
     pub spec: ModelSpec,
     pub blob: Bytes,
@@ -228,10 +248,8 @@ impl Model {
     /// does not serve holds no session until it is run again (a run builds one on demand).
     pub fn release_sessions(&self) {
         let released = std::mem::take(&mut *self.sessions.lock());
-        let held = self.session_bytes * released.len() as u64;
-        let _ = MODEL_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(v.saturating_sub(held))
-        });
+        let n = released.len() as u64;
+        account(0, self.blob.len() as u64, self.session_bytes, n, false);
     }
 
     /// Whether a session is pooled, ready to run without building one first.
@@ -246,7 +264,7 @@ impl Model {
             return Ok(());
         }
         let s = new_session(&self.backend, &self.blob, &self.spec.device, self.options)?;
-        MODEL_BYTES.fetch_add(self.session_bytes, Ordering::Relaxed);
+        account(0, self.blob.len() as u64, self.session_bytes, 1, true);
         self.sessions.lock().push(s);
         Ok(())
     }
@@ -254,11 +272,9 @@ impl Model {
 
 impl Drop for Model {
     fn drop(&mut self) {
-        let held =
-            self.blob.len() as u64 + self.session_bytes * self.sessions.get_mut().len() as u64;
-        let _ = MODEL_BYTES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(v.saturating_sub(held))
-        });
+        let n = self.sessions.get_mut().len() as u64;
+        let blob = self.blob.len() as u64;
+        account(blob, blob, self.session_bytes, n, false);
     }
 }
 
@@ -390,7 +406,8 @@ impl Model {
         // Other loads or runs at the same moment blur this; the graph's size is the floor.
         let session_bytes = native_heap().saturating_sub(before).max(blob.len() as u64);
         // The stored blob and the session built from it.
-        MODEL_BYTES.fetch_add(blob.len() as u64 + session_bytes, Ordering::Relaxed);
+        let b = blob.len() as u64;
+        account(b, b, session_bytes, 1, true);
         let mut inputs: Vec<Port> = session
             .inputs()
             .iter()
@@ -440,7 +457,7 @@ impl Model {
             None => {
                 let s = new_session(&self.backend, &self.blob, &self.spec.device, self.options)
                     .map_err(|e| format!("ERR {e}"))?;
-                MODEL_BYTES.fetch_add(self.session_bytes, Ordering::Relaxed);
+                account(0, self.blob.len() as u64, self.session_bytes, 1, true);
                 s
             }
         };

@@ -836,7 +836,7 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
             let tensors = crate::tensor::TENSOR_BYTES.load(Ordering::Relaxed);
             kv(out, "used_memory_tensors", &tensors);
             kv(out, "used_memory_tensors_human", &human_bytes(tensors));
-            let models = crate::engine::model::MODEL_BYTES.load(Ordering::Relaxed) as usize;
+            let models = crate::engine::model::MODEL_HELD_BYTES.load(Ordering::Relaxed) as usize;
             kv(out, "used_memory_models", &models);
             kv(out, "used_memory_models_human", &human_bytes(models));
             kv(out, "used_memory_native", &native);
