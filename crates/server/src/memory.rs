@@ -5,7 +5,8 @@
 //! jemalloc) plus what the native libraries hold through the C allocator (ONNX Runtime's
 //! sessions and their arenas, Lua). Reading the allocator's statistics costs a few
 //! microseconds, so the figure is refreshed at most once a millisecond on the command path,
-//! and at once while evicting.
+//! and at once while evicting. The AOF's buffers are left out of what the limit is held
+//! against, as Redis leaves them out: evicting cannot shrink them.
 //!
 //! Over the limit, a command that may grow memory (DENYOOM) first evicts keys under
 //! `maxmemory-policy` (`allkeys-*` from every key, `volatile-*` from keys with an expiry; LRU
@@ -49,6 +50,16 @@ pub fn used() -> usize {
         return used_now();
     }
     USED.load(Ordering::Relaxed)
+}
+
+/// What `maxmemory` is held against: used memory less the AOF's buffers, which eviction
+/// cannot shrink (Redis leaves them out too, see freeMemoryGetNotCountedMemory).
+pub fn counted(server: &Server) -> usize {
+    used().saturating_sub(server.aof.buffer_bytes())
+}
+
+fn counted_now(server: &Server) -> usize {
+    used_now().saturating_sub(server.aof.buffer_bytes())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -192,7 +203,7 @@ pub struct OverLimit;
 /// (or no limit is set).
 pub fn reclaim(server: &Server) -> Result<(), OverLimit> {
     let limit = server.config.live.maxmemory.load(Ordering::Relaxed);
-    if limit == 0 || used() <= limit {
+    if limit == 0 || counted(server) <= limit {
         return Ok(());
     }
     let policy = Policy::parse(&server.config.get("maxmemory-policy"));
@@ -205,11 +216,11 @@ pub fn reclaim(server: &Server) -> Result<(), OverLimit> {
         if !evict_one(server, policy, samples) {
             break;
         }
-        if round % 16 == 15 && used_now() <= limit {
+        if round % 16 == 15 && counted_now(server) <= limit {
             return Ok(());
         }
     }
-    if used_now() <= limit {
+    if counted_now(server) <= limit {
         Ok(())
     } else {
         Err(OverLimit)

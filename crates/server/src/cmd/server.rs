@@ -831,6 +831,10 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
                 &server.config.get("maxmemory-policy"),
             );
             kv(out, "mem_allocator", &"jemalloc");
+            // Not held against maxmemory: eviction cannot shrink the AOF's buffers.
+            let aof_buffers = server.aof.buffer_bytes();
+            kv(out, "mem_not_counted_for_evict", &aof_buffers);
+            kv(out, "mem_aof_buffer", &aof_buffers);
             // The AI side of it: tensor data, model blobs and sessions, and the native
             // runtime's heap (ONNX Runtime's sessions and arenas, Lua).
             let tensors = crate::tensor::TENSOR_BYTES.load(Ordering::Relaxed);

@@ -31,7 +31,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -193,6 +193,10 @@ pub struct Aof {
     appended: AtomicU64,
     written: AtomicU64,
     synced: AtomicU64,
+    /// Capacity of the pending buffers (records not yet written, and the encoding scratch).
+    pending_bytes: AtomicUsize,
+    /// Capacity of the buffer being written and of the spare kept for the next swap.
+    writer_bytes: AtomicUsize,
     pub stats: AofStats,
 }
 
@@ -235,6 +239,7 @@ impl Txn<'_> {
         if scratch.capacity() <= 1 << 20 {
             p.scratch = scratch;
         }
+        self.aof.note_pending(p);
         p.seq
     }
 }
@@ -297,6 +302,8 @@ impl Aof {
             appended: AtomicU64::new(0),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            pending_bytes: AtomicUsize::new(0),
+            writer_bytes: AtomicUsize::new(0),
             stats: AofStats::default(),
         }
     }
@@ -350,6 +357,18 @@ impl Aof {
             && self.fsync_policy() == Fsync::Always
     }
 
+    /// Bytes of memory the AOF's buffers hold. `maxmemory` does not count them, as Redis
+    /// does not count its AOF buffer: evicting keys cannot shrink them, so counting them
+    /// would evict the whole keyspace under a burst of writes and then refuse every write.
+    pub fn buffer_bytes(&self) -> usize {
+        self.pending_bytes.load(Ordering::Relaxed) + self.writer_bytes.load(Ordering::Relaxed)
+    }
+
+    fn note_pending(&self, p: &Pending) {
+        self.pending_bytes
+            .store(p.buf.capacity() + p.scratch.capacity(), Ordering::Relaxed);
+    }
+
     /// Bytes waiting in memory (INFO aof_buffer_length).
     pub fn buffer_len(&self) -> usize {
         self.pending.lock().buf.len()
@@ -366,7 +385,10 @@ impl Aof {
         let (buf, seq) = {
             let mut p = self.pending.lock();
             let spare = std::mem::take(&mut active.spare);
-            (std::mem::replace(&mut p.buf, spare), p.seq)
+            let buf = std::mem::replace(&mut p.buf, spare);
+            self.note_pending(&p);
+            self.writer_bytes.store(buf.capacity(), Ordering::Relaxed);
+            (buf, p.seq)
         };
         self.write_out(active, buf, seq, fsync)
             .map_err(|(e, mut buf)| {
@@ -374,6 +396,8 @@ impl Aof {
                 let mut p = self.pending.lock();
                 buf.extend_from_slice(&p.buf);
                 p.buf = buf;
+                self.note_pending(&p);
+                self.writer_bytes.store(0, Ordering::Relaxed);
                 e
             })
     }
@@ -391,6 +415,8 @@ impl Aof {
         let Some(file) = active.file.as_mut() else {
             buf.clear();
             active.spare = buf;
+            self.writer_bytes
+                .store(active.spare.capacity(), Ordering::Relaxed);
             return Ok(());
         };
         if !buf.is_empty() {
@@ -408,6 +434,8 @@ impl Aof {
         if buf.capacity() <= 16 << 20 {
             active.spare = buf;
         }
+        self.writer_bytes
+            .store(active.spare.capacity(), Ordering::Relaxed);
         self.written.store(seq, Ordering::Release);
         if fsync && self.synced.load(Ordering::Acquire) < seq {
             if let Err(e) = file.sync_data() {
@@ -593,9 +621,11 @@ impl Aof {
         // taken with the writers held, so the new file starts exactly where the image ends.
         let mut pending = self.pending.lock();
         let buf = std::mem::take(&mut pending.buf);
+        self.note_pending(&pending);
         let seq_now = pending.seq;
         if let Err((e, back)) = self.write_out(&mut active, buf, seq_now, true) {
             pending.buf = back;
+            self.note_pending(&pending);
             return Err(e);
         }
         let previous = active.manifest.clone();

@@ -309,7 +309,8 @@ impl Server {
             ) {
                 // Queueing takes memory too: over the limit nothing is queued (as in Redis).
                 if maxmemory
-                    && crate::memory::used() > self.config.live.maxmemory.load(Ordering::Relaxed)
+                    && crate::memory::counted(self)
+                        > self.config.live.maxmemory.load(Ordering::Relaxed)
                 {
                     m.failed = true;
                     return Outcome::Reply(self.error_reply(client, crate::memory::OOM_ERR.into()));
