@@ -112,6 +112,42 @@ def deploy(d, srv, key, path, tag="", meta="", staged=False):
     assert not errors, errors[0].text
 
 
+def test_try_page_explains_rows_with_a_bar_chart(srv, browser):
+    c = srv.client()
+    with open(f"{MODELS}/fraud.onnx", "rb") as f:
+        assert c.execute_command("AI.MODELSTORE", "explained", "ONNX", "CPU", "BLOB", f.read())
+    visit(browser, srv, "try/explained")
+    wait(browser, lambda d: "transaction" in d.find_element(By.ID, "try-signature").text)
+    rows = np.stack([np.linspace(-1, 1, 30), np.linspace(1, -1, 30)]).astype(np.float32)
+    box = browser.find_element(By.ID, "try-rows")
+    box.clear()
+    box.send_keys("\n".join(", ".join(f"{v:.6f}" for v in r) for r in rows))
+    Select(browser.find_element(By.ID, "try-method")).select_by_value("occlusion")
+    browser.find_element(By.ID, "try-explain").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "svg.attributions")) == 2
+         or d.find_elements(By.CSS_SELECTOR, "#try-output .error"))
+    failed = browser.find_elements(By.CSS_SELECTOR, "#try-output .error")
+    assert not failed, failed[0].text
+    shot(browser, "explain")
+    # Occlusion against zeros: each bar is f(row) − f(row with that feature at 0).
+    sess = ort.InferenceSession(f"{MODELS}/fraud.onnx", providers=["CPUExecutionProvider"])
+    ref = np.zeros((1, 256), np.float32)
+    for i, row in enumerate(rows):
+        bars = browser.find_elements(By.CSS_SELECTOR, f"svg.attributions[data-row='{i}'] rect.bar")
+        assert len(bars) == 30
+        got = [float(b.get_attribute("data-value")) for b in bars]
+        out = sess.run(None, {"transaction": row[None, :], "reference": ref})[0][0]
+        klass = int(np.argmax(out)) if out.size > 1 else 0
+        want = []
+        for j in range(30):
+            z = row.copy()
+            z[j] = 0
+            o = sess.run(None, {"transaction": z[None, :], "reference": ref})[0][0]
+            want.append(float(out.ravel()[klass] - o.ravel()[klass]))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert console_errors(browser) == []
+
+
 def live_version(c):
     return [v["version"] for v in c.execute_command("AI.MODELVERSIONS", "fraud")
             if v["status"] == "live"][0]

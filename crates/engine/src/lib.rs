@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod dag;
 pub mod engine;
+pub mod explain;
 pub mod monitor;
 pub mod numbers;
 pub mod router;

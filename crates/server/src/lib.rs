@@ -24,7 +24,7 @@ pub mod store;
 pub mod util;
 
 // The engine crate's modules under their old paths: the server is one host of the engine.
-pub use locus_engine::{dag, engine, tensor};
+pub use locus_engine::{dag, engine, explain, tensor};
 
 /// The version Locus reports as `redis_version`, so that clients that gate features on it see a
 /// Redis 7 feature set.

@@ -34,6 +34,8 @@ pub enum Op {
         /// outcome then carries its input and output tensors.
         watch: bool,
     },
+    /// AI.EXPLAIN: attributions for a model's output on DAG tensors.
+    Explain(Box<ExplainOp>),
     /// AI.TENSOROP: a built-in op (TOPK may also write its values to a second name).
     Compute {
         op: TensorOp,
@@ -42,6 +44,22 @@ pub enum Op {
         values: Option<Vec<u8>>,
         max_bytes: usize,
     },
+}
+
+/// An AI.EXPLAIN op: its model and the DAG tensors it reads and writes.
+pub struct ExplainOp {
+    pub model: Arc<crate::engine::model::Model>,
+    pub inputs: Vec<Vec<u8>>,
+    /// Background rows, end to end; when none are named, `default_background` (a monitor's
+    /// baseline) if it fits the explained input, else zeros.
+    pub background: Vec<Vec<u8>>,
+    pub default_background: Option<Arc<Tensor>>,
+    pub feature_input: usize,
+    pub target: usize,
+    pub class: Option<usize>,
+    pub method: crate::explain::Method,
+    pub output: Vec<u8>,
+    pub max_bytes: usize,
 }
 
 pub struct Plan {
@@ -107,6 +125,16 @@ pub fn validate(plan: &Plan) -> Result<(), String> {
                     return Err("ERR INPUT key cannot be found in DAG".into());
                 }
                 known.extend(outputs.iter().map(|o| o.as_slice()));
+            }
+            Op::Explain(e) => {
+                if e.inputs
+                    .iter()
+                    .chain(&e.background)
+                    .any(|i| !known.contains(i.as_slice()))
+                {
+                    return Err("ERR INPUT key cannot be found in DAG".into());
+                }
+                known.insert(&e.output);
             }
             Op::Compute {
                 inputs,
@@ -265,6 +293,49 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 // Filled in when the run finishes.
                 results.push(OpResult::Ok);
             }
+            Op::Explain(e) => {
+                let names: Vec<Vec<u8>> = e.inputs.iter().chain(&e.background).cloned().collect();
+                let mut tensors =
+                    match gather(&mut slots, &mut running, &mut results, &names, deadline).await {
+                        Some(Ok(t)) => t,
+                        Some(Err(())) => {
+                            failed = true;
+                            results.push(OpResult::NotRun);
+                            continue;
+                        }
+                        None => return timed_out(running),
+                    };
+                let background = tensors.split_off(e.inputs.len());
+                let request = explain_request(&e, tensors, background);
+                let request = match request.and_then(|r| {
+                    crate::explain::check(&r)?;
+                    Ok(r)
+                }) {
+                    Ok(r) => r,
+                    Err(err) => {
+                        failed = true;
+                        results.push(OpResult::Error(err));
+                        continue;
+                    }
+                };
+                let cancelled = Arc::new(AtomicBool::new(false));
+                let (tx, rx) = crate::engine::completion::channel(None);
+                let fut = crate::explain::explain(engine.clone(), request, cancelled.clone());
+                tokio::spawn(async move {
+                    tx.send(fut.await.map(|t| vec![t]));
+                });
+                slots.insert(e.output.clone(), Slot::Pending { op: i });
+                running.insert(
+                    i,
+                    Running {
+                        rx: Some(rx),
+                        outputs: vec![e.output.clone()],
+                        selection: vec![0],
+                        cancelled,
+                    },
+                );
+                results.push(OpResult::Ok);
+            }
             Op::Compute {
                 op,
                 inputs,
@@ -356,6 +427,36 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
         persist,
         watched,
     }
+}
+
+/// An explain op's request from its DAG tensors.
+fn explain_request(
+    e: &ExplainOp,
+    inputs: Vec<Arc<Tensor>>,
+    background: Vec<Arc<Tensor>>,
+) -> Result<crate::explain::Request, String> {
+    let background = if background.is_empty() {
+        let x = inputs.get(e.feature_input);
+        e.default_background
+            .clone()
+            .filter(|b| x.is_some_and(|x| crate::explain::background_fits(b, x)))
+    } else if background.len() == 1 {
+        background.into_iter().next()
+    } else {
+        let refs: Vec<&Tensor> = background.iter().map(|t| t.as_ref()).collect();
+        Some(Arc::new(Tensor::concat_batch(&refs, e.max_bytes).map_err(
+            |err| format!("ERR the background tensors must share a type and a row shape: {err}"),
+        )?))
+    };
+    Ok(crate::explain::Request {
+        model: Arc::clone(&e.model),
+        inputs,
+        feature_input: e.feature_input,
+        background,
+        target: e.target,
+        class: e.class,
+        method: e.method.clone(),
+    })
 }
 
 fn timed_out(running: HashMap<usize, Running>) -> Outcome {

@@ -311,6 +311,31 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                     "ERR AI.SCRIPTEXECUTE command cannot be specified in a read-only DAG",
                 ))
             }
+            "AI.EXPLAIN" => {
+                if argc < 7 {
+                    return Err(CmdError::new(
+                        "ERR wrong number of arguments for 'AI.EXPLAIN' command",
+                    ));
+                }
+                let call = super::explain::parse(ctx, &mut a)?;
+                let default_background = if call.background.is_empty() {
+                    super::explain::monitor_background(ctx, &call.key)
+                } else {
+                    None
+                };
+                ops.push(Op::Explain(Box::new(dag::ExplainOp {
+                    model: call.model,
+                    inputs: call.inputs.iter().map(|b| b.to_vec()).collect(),
+                    background: call.background.iter().map(|b| b.to_vec()).collect(),
+                    default_background,
+                    feature_input: call.feature_input,
+                    target: call.target,
+                    class: call.class,
+                    method: call.method,
+                    output: call.output.to_vec(),
+                    max_bytes: max,
+                })));
+            }
             "AI.TENSOROP" => {
                 let spec = super::tensorops::parse(&mut a)?;
                 ops.push(Op::Compute {

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod blocking;
 pub mod connection;
 pub mod dag;
+pub mod explain;
 pub mod hashes;
 pub mod keys;
 pub mod lists;

@@ -223,6 +223,7 @@ fn dag_op_keys<A: super::ArgList + ?Sized>(argv: &A, out: &mut KeyRefs) {
         if [
             &b"AI.MODELEXECUTE"[..],
             b"AI.MODELRUN",
+            b"AI.EXPLAIN",
             b"AI.SCRIPTEXECUTE",
             b"AI.SCRIPTRUN",
         ]

@@ -53,6 +53,11 @@ pub fn routes() -> Router<Arc<Server>> {
         )
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .route("/v2/models/{name}/explain", post(explain))
+        .route(
+            "/v2/models/{name}/versions/{version}/explain",
+            post(explain_v),
+        )
 }
 
 /// An error reply: `{"error": message}`.
@@ -564,6 +569,162 @@ async fn infer_v(
     run_infer(s, name, &version, headers, user.map(|u| u.0), body).await
 }
 
+/// An explanation request: the inputs as for inference (JSON data), optional background
+/// rows for the explained input, and the method's parameters.
+#[derive(Deserialize)]
+struct ExplainJson {
+    inputs: Vec<InputJson>,
+    #[serde(default)]
+    background: Option<InputJson>,
+    #[serde(default)]
+    parameters: ExplainParameters,
+}
+
+#[derive(Deserialize, Default)]
+struct ExplainParameters {
+    /// "kernelshap" (the default), "exact" or "occlusion".
+    method: Option<String>,
+    nsamples: Option<usize>,
+    seed: Option<u64>,
+    baseline: Option<f64>,
+    /// The output explained, by index (default 0), and its class.
+    target: Option<usize>,
+    class: Option<usize>,
+    /// The input explained, by index (default 0).
+    features: Option<usize>,
+}
+
+fn json_tensor(server: &Server, i: InputJson) -> Result<Named, String> {
+    let dtype = inference::from_v2_type(&i.datatype).ok_or_else(|| {
+        format!(
+            "input '{}' has an unknown datatype '{}'",
+            i.name, i.datatype
+        )
+    })?;
+    let shape = codec::shape_of(&i.name, &i.shape)?;
+    let max_bytes = server
+        .config
+        .live
+        .tensor_max_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let Some(data) = &i.data else {
+        return Err(format!(
+            "input '{}' needs 'data': explanations take JSON tensors",
+            i.name
+        ));
+    };
+    let tensor = codec::from_json(&i.name, dtype, &shape, &data.0, max_bytes)?;
+    Ok(Named {
+        name: i.name,
+        tensor,
+    })
+}
+
+fn parse_explain(
+    server: &Server,
+    name: &str,
+    version: Option<u64>,
+    body: &[u8],
+) -> Result<inference::ExplainCall, String> {
+    use crate::explain::Method;
+    let head: ExplainJson = serde_json::from_slice(body)
+        .map_err(|e| format!("failed to parse the request JSON: {e}"))?;
+    let p = head.parameters;
+    let method = match p.method.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("kernelshap") => Method::KernelShap {
+            nsamples: p.nsamples,
+            seed: p.seed,
+        },
+        Some("exact") => Method::Exact,
+        Some("occlusion") => Method::Occlusion {
+            baseline: p.baseline,
+        },
+        Some(other) => {
+            return Err(format!(
+                "unknown explanation method '{other}': use kernelshap, exact or occlusion"
+            ))
+        }
+    };
+    let inputs = head
+        .inputs
+        .into_iter()
+        .map(|i| json_tensor(server, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let background = head
+        .background
+        .map(|b| json_tensor(server, b).map(|n| n.tensor))
+        .transpose()?;
+    Ok(inference::ExplainCall {
+        model: name.to_string(),
+        version,
+        inputs,
+        background,
+        method,
+        target: p.target.unwrap_or(0),
+        class: p.class,
+        features: p.features.unwrap_or(0),
+        user: None,
+    })
+}
+
+async fn run_explain(
+    server: Arc<Server>,
+    name: String,
+    version: &str,
+    user: Option<Arc<crate::acl::User>>,
+    body: Body,
+) -> Response {
+    let version = match parse_version(version) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let body = match read_body(&server, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut call = match parse_explain(&server, &name, version, &body) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    call.user = user;
+    let method = match &call.method {
+        crate::explain::Method::Exact => "exact",
+        crate::explain::Method::KernelShap { .. } => "kernelshap",
+        crate::explain::Method::Occlusion { .. } => "occlusion",
+    };
+    match inference::explain(&server, call).await {
+        Ok(t) => json_reply(json!({
+            "model_name": name,
+            "method": method,
+            "outputs": [{
+                "name": "attributions",
+                "datatype": inference::v2_type(t.dtype()),
+                "shape": t.shape(),
+                "data": codec::to_json(&t),
+            }],
+        })),
+        Err(f) => failure(f),
+    }
+}
+
+async fn explain(
+    State(s): State<Arc<Server>>,
+    Path(name): Path<String>,
+    user: Option<Extension<Arc<crate::acl::User>>>,
+    body: Body,
+) -> Response {
+    run_explain(s, name, "", user.map(|u| u.0), body).await
+}
+
+async fn explain_v(
+    State(s): State<Arc<Server>>,
+    Path((name, version)): Path<(String, String)>,
+    user: Option<Extension<Arc<crate::acl::User>>>,
+    body: Body,
+) -> Response {
+    run_explain(s, name, &version, user.map(|u| u.0), body).await
+}
+
 /// Decodes a path segment's `%XX` escapes (model keys may hold any byte).
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -618,7 +779,7 @@ pub async fn access(
         }
     } else if let Some(rest) = path.strip_prefix("/v2/models/") {
         let name = percent_decode(rest.split('/').next().unwrap_or(""));
-        let infer = path.ends_with("/infer");
+        let infer = path.ends_with("/infer") || path.ends_with("/explain");
         if let Err(f) = inference::authorize(&server, Some(&user), &name, infer) {
             return failure(f);
         }

@@ -267,50 +267,7 @@ fn prepare(server: &Arc<Server>, call: Call) -> Result<Prepared, Failure> {
             routers::lookup(ctx, &key, version).map_err(|e| not_found(&name, version, e))?;
         let model =
             routers::signature(ctx, &target).map_err(|e| Failure::Unavailable(plain(&e.0)))?;
-        // Inputs are bound by name, in the graph's order.
-        let mut given: Vec<Option<Named>> = inputs.into_iter().map(Some).collect();
-        if let Some(unknown) = given
-            .iter()
-            .flatten()
-            .find(|n| !model.inputs.iter().any(|p| p.name == n.name))
-        {
-            return Err(Failure::Invalid(format!(
-                "unexpected inference input '{}' for model '{name}'",
-                unknown.name
-            )));
-        }
-        if given.len() != model.inputs.len() {
-            return Err(Failure::Invalid(format!(
-                "expected {} inputs but got {} inputs for model '{name}'",
-                model.inputs.len(),
-                given.len()
-            )));
-        }
-        let mut tensors = Vec::with_capacity(model.inputs.len());
-        for port in &model.inputs {
-            let Some(input) = given
-                .iter_mut()
-                .find(|g| g.as_ref().is_some_and(|n| n.name == port.name))
-                .and_then(Option::take)
-            else {
-                return Err(Failure::Invalid(format!(
-                    "expected {} inputs but got {} inputs for model '{name}'",
-                    model.inputs.len(),
-                    given.len()
-                )));
-            };
-            if let Some(want) = port.dtype {
-                if want != input.tensor.dtype() {
-                    return Err(Failure::Invalid(format!(
-                        "inference input '{}' data-type is '{}', but model '{name}' expects '{}'",
-                        port.name,
-                        v2_type(input.tensor.dtype()),
-                        v2_type(want)
-                    )));
-                }
-            }
-            tensors.push(Arc::new(input.tensor));
-        }
+        let tensors = bind_inputs(&model, &name, inputs)?;
         model
             .admit(&tensors)
             .map_err(|e| Failure::Invalid(plain(&e)))?;
@@ -370,6 +327,54 @@ fn prepare(server: &Arc<Server>, call: Call) -> Result<Prepared, Failure> {
             monitor,
         })
     })
+}
+
+/// The request's named inputs as the model's inputs, in the graph's order.
+fn bind_inputs(model: &Model, name: &str, inputs: Vec<Named>) -> Result<Vec<Arc<Tensor>>, Failure> {
+    let mut given: Vec<Option<Named>> = inputs.into_iter().map(Some).collect();
+    if let Some(unknown) = given
+        .iter()
+        .flatten()
+        .find(|n| !model.inputs.iter().any(|p| p.name == n.name))
+    {
+        return Err(Failure::Invalid(format!(
+            "unexpected inference input '{}' for model '{name}'",
+            unknown.name
+        )));
+    }
+    if given.len() != model.inputs.len() {
+        return Err(Failure::Invalid(format!(
+            "expected {} inputs but got {} inputs for model '{name}'",
+            model.inputs.len(),
+            given.len()
+        )));
+    }
+    let mut tensors = Vec::with_capacity(model.inputs.len());
+    for port in &model.inputs {
+        let Some(input) = given
+            .iter_mut()
+            .find(|g| g.as_ref().is_some_and(|n| n.name == port.name))
+            .and_then(Option::take)
+        else {
+            return Err(Failure::Invalid(format!(
+                "expected {} inputs but got {} inputs for model '{name}'",
+                model.inputs.len(),
+                given.len()
+            )));
+        };
+        if let Some(want) = port.dtype {
+            if want != input.tensor.dtype() {
+                return Err(Failure::Invalid(format!(
+                    "inference input '{}' data-type is '{}', but model '{name}' expects '{}'",
+                    port.name,
+                    v2_type(input.tensor.dtype()),
+                    v2_type(want)
+                )));
+            }
+        }
+        tensors.push(Arc::new(input.tensor));
+    }
+    Ok(tensors)
 }
 
 /// Sets the request's cancelled flag if the caller stops waiting (a dropped HTTP connection
@@ -475,6 +480,81 @@ pub async fn infer(server: &Arc<Server>, call: Call) -> Result<Answer, Failure> 
         Err(Reply::Error(e)) => Err(Failure::Failed(plain(&e))),
         Err(_) => Err(Failure::Failed("the model run failed".into())),
     }
+}
+
+/// One explanation request (`POST /v2/models/{name}/explain`).
+pub struct ExplainCall {
+    pub model: String,
+    pub version: Option<u64>,
+    pub inputs: Vec<Named>,
+    /// Reference rows; without them, the monitor's baseline on the key, or zeros.
+    pub background: Option<Tensor>,
+    pub method: crate::explain::Method,
+    pub target: usize,
+    pub class: Option<usize>,
+    /// The input explained, by index in the model's inputs.
+    pub features: usize,
+    pub user: Option<Arc<crate::acl::User>>,
+}
+
+/// Explains the rows of a request's input: attributions [rows, features], as AI.EXPLAIN
+/// computes them.
+pub async fn explain(server: &Arc<Server>, call: ExplainCall) -> Result<Tensor, Failure> {
+    if server.loading.load(Ordering::Relaxed) {
+        return Err(Failure::Unavailable(
+            "the server is loading its dataset".into(),
+        ));
+    }
+    let ExplainCall {
+        model: name,
+        version,
+        inputs,
+        background,
+        method,
+        target,
+        class,
+        features,
+        user,
+    } = call;
+    authorize(server, user.as_deref(), &name, true)?;
+    let request = with_ctx_as(server, user, |ctx| {
+        let key = Bytes::from(name.clone().into_bytes());
+        let found =
+            routers::lookup(ctx, &key, version).map_err(|e| not_found(&name, version, e))?;
+        let model =
+            routers::signature(ctx, &found).map_err(|e| Failure::Unavailable(plain(&e.0)))?;
+        let tensors = bind_inputs(&model, &name, inputs)?;
+        let background = match background {
+            Some(b) => Some(Arc::new(b)),
+            None => crate::cmd::explain::monitor_background(ctx, &key).filter(|b| {
+                tensors
+                    .get(features)
+                    .is_some_and(|x| crate::explain::background_fits(b, x))
+            }),
+        };
+        let request = crate::explain::Request {
+            model,
+            inputs: tensors,
+            feature_input: features,
+            background,
+            target,
+            class,
+            method,
+        };
+        crate::explain::check(&request).map_err(|e| Failure::Invalid(plain(&e)))?;
+        Ok(request)
+    })?;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone(), false);
+    crate::explain::explain(server.engine.clone(), request, cancelled)
+        .await
+        .map_err(|e| {
+            if e.contains("out of range") || e.contains("must be") {
+                Failure::Invalid(plain(&e))
+            } else {
+                Failure::Failed(plain(&e))
+            }
+        })
 }
 
 /// The V2 protocol's name of an element type.

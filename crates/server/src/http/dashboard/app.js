@@ -307,6 +307,32 @@ function v2Input(port, rows) {
   return { name: port.name, datatype: port.datatype, shape, data: flat };
 }
 
+/// One row's attributions as a horizontal bar chart (SVG): a bar per feature, right of the
+/// axis when it raised the output, left when it lowered it.
+function attributionChart(values, names, row) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const rowH = 16, left = 110, width = 640, height = values.length * rowH + 10;
+  const mid = left + (width - left) / 2, half = (width - left) / 2 - 60;
+  const max = Math.max(1e-12, ...values.map((v) => Math.abs(v)));
+  const chart = svg("svg", { class: "attributions", "data-row": row, width, height, viewBox: `0 0 ${width} ${height}` });
+  chart.append(svg("line", { x1: mid, x2: mid, y1: 0, y2: height, stroke: "#999" }));
+  values.forEach((v, j) => {
+    const y = 5 + j * rowH, len = (Math.abs(v) / max) * half;
+    chart.append(svg("text", { x: 0, y: y + 10, "font-size": 11 }, names[j]));
+    chart.append(svg("rect", { class: "bar", "data-feature": j, "data-value": v, x: v >= 0 ? mid : mid - len, y,
+      width: Math.max(len, 0.5), height: rowH - 4, fill: v >= 0 ? "#2b5cd6" : "#c23b3b" }));
+    chart.append(svg("text", { x: v >= 0 ? mid + len + 4 : mid - len - 4, y: y + 10, "font-size": 10,
+      "text-anchor": v >= 0 ? "start" : "end" }, v.toPrecision(3)));
+  });
+  return chart;
+}
+
 pages.try = async (preset) => {
   const models = await cmd("AI.MODELLIST");
   const routers = (last || (await nextSnapshot())).models.filter((m) => m.router).map((m) => m.key);
@@ -346,8 +372,30 @@ pages.try = async (preset) => {
         }));
     } catch (e) { message(out, e.message); }
   }
+  const method = el("select", { id: "try-method" }, ["kernelshap", "exact", "occlusion"].map((m) => el("option", { value: m }, m)));
+  const target = el("input", { id: "try-target", type: "number", min: 0, value: 0, style: "width:4em" });
+  // Attributions of the chosen output (and each row's predicted class) to the first input's
+  // features, against the monitor's baseline on the key (or zeros).
+  async function explain() {
+    try {
+      const parsed = parseRows(rows.value);
+      const inputs = meta.inputs.map((p, i) => v2Input(p, i === 0 ? parsed : Array.from({ length: parsed.length }, () => Array(Math.max(1, p.shape[1] ?? 1)).fill(0))));
+      message(out, "explaining…", true);
+      const r = await v2(`/v2/models/${encodeURIComponent(select.value)}/explain`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ inputs, parameters: { method: method.value, target: Number(target.value) } }),
+      });
+      const a = r.outputs[0];
+      const features = a.shape[1];
+      const names = Array.from({ length: features }, (_, j) => `${meta.inputs[0].name}[${j}]`);
+      out.replaceChildren(el("p", {}, `attributions by ${r.method} for output ${target.value} of ${r.model_name}`),
+        ...Array.from({ length: a.shape[0] }, (_, i) => el("div", { class: "panel explain-row" }, el("strong", {}, `row ${i}`),
+          attributionChart(a.data.slice(i * features, (i + 1) * features), names, i))));
+    } catch (e) { message(out, e.message); }
+  }
   main.replaceChildren(el("h1", {}, "Try a model"), el("div", { class: "panel" }, select, " ", sig,
-    el("label", {}, "Rows"), rows, el("p", {}, el("button", { id: "try-run", onclick: run }, "Predict"))), out);
+    el("label", {}, "Rows"), rows, el("p", {}, el("button", { id: "try-run", onclick: run }, "Predict"), " ",
+      el("button", { id: "try-explain", class: "secondary", onclick: explain }, "Explain"), " method ", method, " output ", target)), out);
   if (models.length || routers.length) await describe();
 };
 
