@@ -43,9 +43,11 @@ pub const MAX_EXACT_FEATURES: usize = 16;
 pub const MAX_NSAMPLES: usize = 1 << 20;
 /// The most model rows one explanation may run (rows × coalitions × background rows).
 pub const MAX_MODEL_ROWS: u64 = 1 << 26;
-/// Bytes of explained-input data per queued run: large batches, bounded memory.
-const CHUNK_BYTES: usize = 8 << 20;
-const CHUNK_ROWS: usize = 65536;
+/// Bytes of model input per queued run: batches large enough that a run's fixed cost is
+/// nothing, small enough that the allocator reuses their memory instead of mapping fresh
+/// pages for each.
+const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_ROWS: usize = 16384;
 /// Runs queued ahead of the one being read, so the model never waits for the next batch.
 const IN_FLIGHT: usize = 2;
 
@@ -410,56 +412,53 @@ impl Job {
     }
 
     /// The model inputs for items `range`: each item's coalition over every background row.
+    /// A coalition becomes a byte mask over the row (all ones where the row's value stays),
+    /// and each composite row a branch-free select of the row and a background row, which
+    /// the compiler vectorises.
     fn batch(&self, range: Range<usize>) -> Result<Vec<Arc<Tensor>>, String> {
         let lay = &self.lay;
         let b_rows = self.background_rows();
         let n = range.len() * b_rows;
         let rb = lay.row_bytes();
-        let x = self.inputs[self.feature_input].blob();
-        let bg = self.background.blob();
+        let items = &self.items[range];
         let mut inputs = Vec::with_capacity(self.inputs.len());
         for (i, t) in self.inputs.iter().enumerate() {
             let mut shape = t.shape().to_vec();
             shape[0] = n;
             let trb = t.blob().len() / lay.rows;
-            let mut buf = AlignedBuf::zeroed(n * trb);
-            let out = buf.as_mut_slice();
-            let mut at = 0;
-            for &(r, c) in &self.items[range.clone()] {
-                let r = r as usize;
-                if i != self.feature_input {
-                    let row = &t.blob()[r * trb..(r + 1) * trb];
-                    for _ in 0..b_rows {
-                        out[at..at + trb].copy_from_slice(row);
-                        at += trb;
-                    }
-                    continue;
-                }
-                let f = lay.features;
-                let mask = &self.plans[r].masks[c as usize * f..(c as usize + 1) * f];
-                let kept = mask.iter().filter(|&&k| k == 1).count();
-                let row = &x[r * rb..(r + 1) * rb];
-                for b in 0..b_rows {
-                    let dst = &mut out[at..at + rb];
-                    let other = &bg[b * rb..(b + 1) * rb];
-                    // Start from whichever source most features come from.
-                    let (base, patch, want) = if kept * 2 >= f {
-                        (row, other, 0u8)
-                    } else {
-                        (other, row, 1u8)
-                    };
-                    dst.copy_from_slice(base);
-                    for (j, _) in mask.iter().enumerate().filter(|(_, &k)| k == want) {
-                        let mut e = j;
-                        while e < lay.row_elems {
-                            let s = e * lay.elem;
-                            dst[s..s + lay.elem].copy_from_slice(&patch[s..s + lay.elem]);
-                            e += f;
+            let buf = if i == self.feature_input {
+                let x = t.blob();
+                let bg = self.background.blob();
+                let mut keep = vec![0u8; rb];
+                let mut row = vec![0u8; rb];
+                AlignedBuf::filled(n * rb, |w| {
+                    for &(r, c) in items {
+                        let (r, c) = (r as usize, c as usize);
+                        let f = lay.features;
+                        let mask = &self.plans[r].masks[c * f..(c + 1) * f];
+                        for (e, k) in keep.chunks_exact_mut(lay.elem).enumerate() {
+                            k.fill(if mask[e % f] == 1 { 0xff } else { 0 });
+                        }
+                        let own = &x[r * rb..(r + 1) * rb];
+                        for other in bg.chunks_exact(rb) {
+                            for (((d, &k), &a), &b) in row.iter_mut().zip(&keep).zip(own).zip(other)
+                            {
+                                *d = (a & k) | (b & !k);
+                            }
+                            w.put(&row);
                         }
                     }
-                    at += rb;
-                }
-            }
+                })
+            } else {
+                AlignedBuf::filled(n * trb, |w| {
+                    for &(r, _) in items {
+                        let own = &t.blob()[r as usize * trb..(r as usize + 1) * trb];
+                        for _ in 0..b_rows {
+                            w.put(own);
+                        }
+                    }
+                })
+            };
             let t = Tensor::from_shared(t.dtype(), &shape, buf.into_bytes())
                 .map_err(|e| e.to_string())?;
             inputs.push(Arc::new(t));
@@ -604,7 +603,8 @@ pub async fn explain(
     };
 
     // Evaluate every coalition, a few batches queued ahead of the one being read.
-    let per_item_bytes = job.background_rows() * lay.row_bytes();
+    let input_row_bytes: usize = job.inputs.iter().map(|t| t.blob().len() / lay.rows).sum();
+    let per_item_bytes = job.background_rows() * input_row_bytes;
     let per_chunk = (CHUNK_BYTES / per_item_bytes.max(1))
         .min(CHUNK_ROWS / job.background_rows().max(1))
         .max(1);
