@@ -375,3 +375,62 @@ class Tap(RawConn):
         self.tape = b""
         self.read()
         return self.tape
+
+
+# ---- differential tests against a stock redis-server ------------------------------------
+
+def start_redis(*args, workdir=None):
+    """A throwaway redis-server (Debian's, 7.0) on a free port: (process, port)."""
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is needed for the differential tests")
+    port = free_port()
+    d = workdir or tempfile.mkdtemp(prefix="locus-ref-redis-")
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                          "--dir", d, *map(str, args)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if p.poll() is not None:
+                return p, None
+            time.sleep(0.05)
+    return p, port
+
+
+def reply_or_error(c, *args):
+    """A command's reply, or its error's class and text: what differential tests compare."""
+    try:
+        return ("ok", c.execute_command(*args))
+    except redis.RedisError as e:
+        return (type(e).__name__, str(e))
+
+
+def same(pair, *args):
+    """Runs a command on Locus and on redis-server and asserts the replies are equal."""
+    got, want = reply_or_error(pair[0], *args), reply_or_error(pair[1], *args)
+    assert got == want, (args, got, want)
+    return got
+
+
+@pytest.fixture(scope="module")
+def ref_servers():
+    """A Locus server and a redis-server, for one test module: their ports."""
+    locus = ServerProcess()
+    ref, port = start_redis()
+    yield locus.port, port
+    locus.stop()
+    ref.terminate()
+    ref.wait()
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def ref_pair(request, ref_servers):
+    """Binary clients of both servers (Locus first), flushed, once per protocol version."""
+    a = redis.Redis(port=ref_servers[0], protocol=request.param, decode_responses=False)
+    b = redis.Redis(port=ref_servers[1], protocol=request.param, decode_responses=False)
+    for c in (a, b):
+        c.flushall()
+    yield a, b
+

@@ -14,36 +14,12 @@ import time
 import pytest
 import redis
 
-from conftest import SERVER_BIN, ServerProcess, free_port
-
-
-def start_redis(*args, workdir=None):
-    if not shutil.which("redis-server"):
-        pytest.fail("redis-server is needed for the differential ACL tests")
-    port = free_port()
-    d = workdir or tempfile.mkdtemp(prefix="locus-ref-redis-")
-    p = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                          "--dir", d, *map(str, args)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if p.poll() is not None:
-                return p, None
-            time.sleep(0.05)
-    return p, port
+from conftest import SERVER_BIN, ServerProcess, free_port, start_redis
 
 
 @pytest.fixture(scope="module")
-def servers():
-    locus = ServerProcess()
-    ref, port = start_redis()
-    yield locus.port, port
-    locus.stop()
-    ref.terminate()
-    ref.wait()
+def servers(ref_servers):
+    return ref_servers
 
 
 def reply(c, *args):

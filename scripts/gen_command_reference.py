@@ -28,6 +28,9 @@ GROUP_TITLES = {
     "stream": "Streams",
     "pubsub": "Pub/sub",
     "transactions": "Transactions",
+    "bitmap": "Bitmaps",
+    "hyperloglog": "HyperLogLog",
+    "geo": "Geo",
 }
 
 

@@ -146,6 +146,8 @@ pub static PARAMS: &[Param] = &[
     ),
     p("maxmemory", "0", Kind::Memory, true),
     p("maxmemory-samples", "5", Kind::Int(1, 64), true),
+    // A HyperLogLog stays sparse up to this many bytes, then turns dense (Redis's default).
+    p("hll-sparse-max-bytes", "3000", Kind::Int(0, i64::MAX), true),
     // Locus has no replicas: any value above 0 refuses writes with NOREPLICAS, as Redis does
     // when too few replicas are connected.
     p("min-replicas-to-write", "0", Kind::Int(0, i64::MAX), true),

@@ -84,6 +84,20 @@ impl Registry {
         }
     }
 
+    /// Wakes the first waiter of every key of database `db` (SWAPDB brought it other data).
+    pub fn wake_db(&self, db: usize) {
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for ((d, _), queue) in self.queues.lock().iter() {
+            if *d == db {
+                if let Some(head) = queue.front() {
+                    head.notify.notify_one();
+                }
+            }
+        }
+    }
+
     /// Called after every write command: wakes the waiters of the keys it names.
     pub fn touched_by(&self, cmd: &Command, db: usize, req: &Request) {
         if self.waiting.load(Ordering::Relaxed) == 0 || !cmd.write {

@@ -459,3 +459,28 @@ pub fn object_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
         ],
     ))
 }
+
+pub fn swapdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let index = |arg: Bytes, what: &str| {
+        crate::util::parse_i64(&arg)
+            .filter(|v| i32::try_from(*v).is_ok())
+            .ok_or_else(|| CmdError::new(format!("ERR invalid {what} DB index")))
+    };
+    let a = index(args.next()?, "first")?;
+    let b = index(args.next()?, "second")?;
+    let dbs = ctx.server.store.db_count() as i64;
+    if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
+        return Err(CmdError::new(DB_RANGE_ERR));
+    }
+    let (a, b) = (a as usize, b as usize);
+    let store = &ctx.server.store;
+    store.swap_dbs(a, b);
+    // What is attached to key names goes with the keys.
+    store.request_logs.swap(a, b);
+    store.monitors.swap(a, b);
+    // Clients blocked on a key of either database may find data there now.
+    ctx.server.blocking.wake_db(a);
+    ctx.server.blocking.wake_db(b);
+    ctx.dirty(1);
+    Ok(Reply::OK)
+}

@@ -5,11 +5,14 @@
 //! arguments from an [`Args`] cursor and applies itself to the store through a [`Ctx`].
 
 pub mod acl;
+pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
 pub mod dag;
 pub mod explain;
+pub mod geo;
 pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod model_versions;

@@ -423,3 +423,124 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     ctx.dirty(1);
     Ok(Reply::Bulk(text))
 }
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest common
+/// subsequence by Redis 7.0's dynamic programming table (bounded by proto-max-bulk-len, as
+/// Redis bounds it), its ranges walked back from the end as Redis emits them.
+pub fn lcs(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (ka, kb) = (args.next()?, args.next()?);
+    let read = |k: &[u8]| -> Result<Bytes, CmdError> {
+        match ctx.get_string(k) {
+            Ok(v) => Ok(v.unwrap_or_default()),
+            Err(_) => Err(CmdError::new(
+                "ERR The specified keys must contain string values",
+            )),
+        }
+    };
+    let (a, b) = (read(&ka)?, read(&kb)?);
+    let (mut getlen, mut getidx, mut withmatchlen) = (false, false, false);
+    let mut minmatchlen = 0i64;
+    while let Some(opt) = args.peek() {
+        let opt = opt.to_ascii_uppercase();
+        let more = args.remaining() > 1;
+        args.next()?;
+        match opt.as_slice() {
+            b"IDX" => getidx = true,
+            b"LEN" => getlen = true,
+            b"WITHMATCHLEN" => withmatchlen = true,
+            b"MINMATCHLEN" if more => minmatchlen = args.next_i64()?.max(0),
+            _ => return Err(CmdError::syntax()),
+        }
+    }
+    if getlen && getidx {
+        return Err(CmdError::new(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    if a.len() >= u32::MAX as usize - 1 || b.len() >= u32::MAX as usize - 1 {
+        return Err(CmdError::new("ERR String too long for LCS"));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells * 4 > max_size(ctx) as u64 {
+        return Err(CmdError::new(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let w = blen + 1;
+    let mut t = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            t[i * w + j] = if a[i - 1] == b[j - 1] {
+                t[(i - 1) * w + j - 1] + 1
+            } else {
+                t[(i - 1) * w + j].max(t[i * w + j - 1])
+            };
+        }
+    }
+    let total = t[alen * w + blen];
+    if getlen {
+        return Ok(Reply::Int(total as i64));
+    }
+    let mut result = vec![0u8; total as usize];
+    let mut matches = Vec::new();
+    let (mut i, mut j, mut idx) = (alen, blen, total as usize);
+    // `alen` as the start marks "no range open", as in Redis.
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0usize, 0usize, 0usize);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if t[(i - 1) * w + j] > t[i * w + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        let match_len = a_end.wrapping_sub(a_start).wrapping_add(1);
+        if emit {
+            if getidx && (minmatchlen == 0 || match_len as i64 >= minmatchlen) {
+                let mut m = vec![
+                    Reply::Array(vec![Reply::Int(a_start as i64), Reply::Int(a_end as i64)]),
+                    Reply::Array(vec![Reply::Int(b_start as i64), Reply::Int(b_end as i64)]),
+                ];
+                if withmatchlen {
+                    m.push(Reply::Int(match_len as i64));
+                }
+                matches.push(Reply::Array(m));
+            }
+            a_start = alen;
+        }
+    }
+    if getidx {
+        return Ok(Reply::Map(vec![
+            (
+                Reply::bulk(Bytes::from_static(b"matches")),
+                Reply::Array(matches),
+            ),
+            (
+                Reply::bulk(Bytes::from_static(b"len")),
+                Reply::Int(total as i64),
+            ),
+        ]));
+    }
+    Ok(Reply::bulk(Bytes::from(result)))
+}

@@ -138,6 +138,7 @@ pub fn reply_json(r: Reply) -> Json {
             }
         }
         Reply::Double(d) => json!(d),
+        Reply::HumanDouble(t) => json!(crate::util::parse_f64(&t).unwrap_or(0.0)),
         Reply::Bool(b) => json!(b),
     }
 }

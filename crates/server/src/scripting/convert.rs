@@ -67,6 +67,17 @@ pub fn reply_to_lua(lua: &Lua, reply: Reply, resp3: bool) -> mlua::Result<Value>
                 Value::String(lua.create_string(crate::util::format_f64_g17(d))?)
             }
         }
+        Reply::HumanDouble(t) => {
+            if resp3 {
+                single(
+                    lua,
+                    "double",
+                    Value::Number(crate::util::parse_f64(&t).unwrap_or(0.0)),
+                )?
+            } else {
+                Value::String(lua.create_string(&t[..])?)
+            }
+        }
         Reply::Bool(b) => {
             if resp3 {
                 Value::Boolean(b)

@@ -29,6 +29,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
+    /// A double with its text given (GEOPOS's 17 decimals): a bulk string in RESP2, a double
+    /// (`,text`) in RESP3, as Redis's addReplyHumanLongDouble sends it.
+    HumanDouble(Bytes),
     Bool(bool),
     /// Verbatim text (`=txt:` in RESP3, a bulk string in RESP2), e.g. INFO and CLIENT LIST.
     Verbatim(Bytes),
@@ -132,7 +135,7 @@ impl Reply {
                 .iter()
                 .any(|(k, v)| k.needs_manual_resp3() || v.needs_manual_resp3()),
             // Doubles are written as Redis writes them (%.17g, exponent for extremes).
-            Reply::Double(_) => true,
+            Reply::Double(_) | Reply::HumanDouble(_) => true,
             // A key may stand twice (XREAD of one stream twice), which the crate's maps merge.
             Reply::Pairs(_) => true,
             _ => false,
@@ -161,6 +164,12 @@ impl Reply {
             }
             Reply::Double(d) => {
                 out.put_slice(format!(",{}\r\n", crate::util::format_f64_g17(*d)).as_bytes());
+                return;
+            }
+            Reply::HumanDouble(text) => {
+                out.put_u8(b',');
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
                 return;
             }
             other => return other.encode(3, out),
@@ -208,7 +217,7 @@ impl Reply {
             Reply::StatusOwned(s) => F::SimpleString(Bytes::copy_from_slice(s.as_bytes())),
             Reply::Error(e) => F::Error(error_str(e)),
             Reply::Int(i) => F::Integer(*i),
-            Reply::Bulk(b) | Reply::Verbatim(b) => F::BulkString(b.clone()),
+            Reply::Bulk(b) | Reply::Verbatim(b) | Reply::HumanDouble(b) => F::BulkString(b.clone()),
             Reply::Null => F::Null,
             // Several replies only ever stand at the top (handled by `encode`).
             Reply::NullArray | Reply::Many(_) => return None,
@@ -282,6 +291,10 @@ impl Reply {
             },
             Reply::Double(d) => F::Double {
                 data: *d,
+                attributes: None,
+            },
+            Reply::HumanDouble(t) => F::Double {
+                data: crate::util::parse_f64(t).unwrap_or(0.0),
                 attributes: None,
             },
             Reply::Bool(b) => F::Boolean {

@@ -204,6 +204,27 @@ impl Shard {
         before - self.map.len()
     }
 
+    /// SWAPDB: exchanges this shard's keys with `other`'s. The watchers on either side see a
+    /// change to every key that exists there before or after, as Redis's
+    /// touchAllWatchedKeysInDb makes it.
+    pub fn swap_keys(&mut self, other: &mut Shard) {
+        std::mem::swap(&mut self.map, &mut other.map);
+        std::mem::swap(&mut self.volatile, &mut other.volatile);
+        self.touch_present(other);
+        other.touch_present(self);
+    }
+
+    /// Bumps the version of every watched key present here or in `other`.
+    fn touch_present(&mut self, other: &Shard) {
+        if let Some(w) = self.watched.as_mut() {
+            for (k, w) in w.iter_mut() {
+                if self.map.contains_key(k) || other.map.contains_key(k) {
+                    w.version += 1;
+                }
+            }
+        }
+    }
+
     pub fn clear(&mut self) -> KeyMap {
         self.volatile = 0;
         if let Some(w) = self.watched.as_mut() {

@@ -69,6 +69,19 @@ impl<T> KeyedRegistry<T> {
         self.any.store(!m.is_empty(), Ordering::Relaxed);
     }
 
+    /// SWAPDB: the entries of two databases change places with their keys.
+    pub fn swap(&self, a: usize, b: usize) {
+        let mut m = self.map.write();
+        let x = m.remove(&a);
+        let y = m.remove(&b);
+        if let Some(x) = x {
+            m.insert(b, x);
+        }
+        if let Some(y) = y {
+            m.insert(a, y);
+        }
+    }
+
     pub fn all(&self) -> Vec<(usize, Bytes, Arc<T>)> {
         self.map
             .read()

@@ -3,7 +3,9 @@
 
 mod db;
 pub mod gate;
+pub mod geohash;
 pub mod glob;
+pub mod hll;
 pub mod keyed;
 pub mod stream;
 mod value;
@@ -70,6 +72,20 @@ impl Store {
             self.keyspace_hits.fetch_add(1, Ordering::Relaxed);
         } else {
             self.keyspace_misses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// SWAPDB: exchanges the keys of two databases at one instant (every shard of both locked,
+    /// in (database, shard) order as every multi-shard lock is taken).
+    pub fn swap_dbs(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let mut low: Vec<_> = (0..SHARDS).map(|i| self.dbs[lo].shard(i).write()).collect();
+        let mut high: Vec<_> = (0..SHARDS).map(|i| self.dbs[hi].shard(i).write()).collect();
+        for (x, y) in low.iter_mut().zip(high.iter_mut()) {
+            x.swap_keys(y);
         }
     }
 
