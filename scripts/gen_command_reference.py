@@ -41,6 +41,9 @@ def syntax(args):
         if t == "oneof":
             inner = "|".join(syntax([x]) for x in a.get("arguments", []))
             part = inner
+            if a.get("token"):
+                # A choice with a token (BITFIELD's OVERFLOW): the token, then one of them.
+                part = f"{a['token']} <{inner}>"
         elif t == "block":
             part = syntax(a.get("arguments", []))
             if a.get("token"):
