@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain] [--no-metrics PATH]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes] [--no-metrics PATH]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -649,6 +649,78 @@ def section_explain(args):
         srv.wait()
 
 
+def section_datatypes(args):
+    """Bitmaps, HyperLogLog and geo (issue: the rest of Redis): redis-benchmark running SETBIT,
+    BITCOUNT over a 1 MiB string, PFADD, PFCOUNT of 3 keys, GEOADD and GEOSEARCH BYRADIUS
+    against locus-server and redis-server loaded with the same data, alternating servers in
+    random order each round."""
+    import random as rnd
+    import redis
+    print("## Bitmaps, HyperLogLog and geo against redis-server (issue: the rest of Redis)\n")
+    tmp = tempfile.mkdtemp(prefix="locus-bench-")
+    rport, lport = free_port(), free_port()
+    servers = {
+        "redis": start(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp], rport),
+        "locus": start([LOCUS, "--port", str(lport), "--dir", tmp, "--save", "", "--http-port", "0", "--grpc-port", "0"], lport),
+    }
+    ports = {"redis": rport, "locus": lport}
+    try:
+        time.sleep(1)
+        data = rnd.Random(9)
+        big = bytes(data.randrange(256) for _ in range(1 << 20))
+        points = [(15 + data.uniform(-3, 3), 37 + data.uniform(-3, 3), f"p{i}") for i in range(20000)]
+        for port in ports.values():
+            c = redis.Redis(port=port)
+            c.set("bm1mb", big)
+            p = c.pipeline(transaction=False)
+            for k in ("h1", "h2", "h3"):
+                for i in range(0, 100000, 1000):
+                    p.pfadd(k, *[f"{k}:{j}" for j in range(i, i + 1000)])
+            for i in range(0, len(points), 500):
+                p.geoadd("geo", [x for pt in points[i:i + 500] for x in pt])
+            p.execute()
+        tests = {
+            "SETBIT": (200000, ["-r", 100000, "SETBIT", "bits:__rand_int__", 12345, 1]),
+            "BITCOUNT 1 MiB": (20000, ["BITCOUNT", "bm1mb"]),
+            "PFADD": (200000, ["-r", 10000000, "PFADD", "hll", "__rand_int__"]),
+            "PFCOUNT 3 keys": (20000, ["PFCOUNT", "h1", "h2", "h3"]),
+            "GEOADD": (200000, ["-r", 170, "GEOADD", "geo2", "__rand_int__", "45", "m__rand_int__"]),
+            "GEOSEARCH BYRADIUS 20 km": (50000, ["GEOSEARCH", "geo", "FROMLONLAT", "15", "37", "BYRADIUS", "20", "km", "ASC"]),
+        }
+        order = list(ports)
+        shuffler = rnd.Random(4)
+
+        def one():
+            row = {}
+            for name, (n, words) in tests.items():
+                shuffler.shuffle(order)
+                got = {}
+                for server in order:
+                    r = redis_benchmark(ports[server], "-c", 50, "-n", n, *words)
+                    got[server] = max(r.values())
+                row[name + "/locus"] = got["locus"]
+                row[name + "/redis"] = got["redis"]
+                row[name] = got["locus"] / got["redis"]
+            return row
+
+        m = median_runs(args.rounds, one)
+        print("Target: each >= 0.9x redis-server.\n")
+        print("| command (50 clients) | redis-server req/s | locus-server req/s | locus / redis |")
+        print("|---|---|---|---|")
+        for name in tests:
+            print(f"| {name} | {m[name + '/redis']:,.0f} | {m[name + '/locus']:,.0f} | **{m[name]:.2f}x** |")
+        print()
+        print(f"Commands: `benches/compare.py --sections datatypes --rounds {args.rounds}`: `redis-benchmark -c 50 -n N` "
+              "with the command shown (SETBIT of bit 12,345 in one of 100,000 keys, PFADD of random elements, GEOADD of "
+              "random longitudes; BITCOUNT over a 1 MiB random string, PFCOUNT of three dense HyperLogLogs of "
+              "100,000 elements each, GEOSEARCH around a point among 20,000 points within ±3°), the two servers "
+              "in random order for each command each round; ratios are medians of per-round ratios.\n")
+    finally:
+        for p in servers.values():
+            p.terminate()
+            p.wait()
+
+
 def section_metrics(args):
     """What the metrics cost: this build against one built without its histograms
     (`cargo build --release --no-default-features --bin locus-server`, copied to
@@ -973,7 +1045,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
@@ -1031,6 +1103,9 @@ def main():
         if "explain" in sections:
             settle()
             section_explain(args)
+        if "datatypes" in sections:
+            settle()
+            section_datatypes(args)
         if "tls" in sections:
             settle()
             section_tls(args)

@@ -842,8 +842,13 @@ pub fn merge_into(max: &mut Registers, v: &[u8]) -> Result<(), HllError> {
     }
     let body = &v[HLL_HDR_SIZE..];
     if encoding(v) == Some(HLL_DENSE) {
-        for (i, m) in max.iter_mut().enumerate() {
-            *m = (*m).max(dense_get(body, i));
+        // Four 6-bit registers in every 3 bytes, least significant bits first: read them a
+        // group at a time (is_valid checked the dense length).
+        for (regs, bytes) in max.chunks_exact_mut(4).zip(body.chunks_exact(3)) {
+            let w = u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16;
+            for (k, m) in regs.iter_mut().enumerate() {
+                *m = (*m).max(((w >> (6 * k)) & HLL_REGISTER_MAX) as u8);
+            }
         }
         return Ok(());
     }
