@@ -218,6 +218,285 @@ pub static PARAMS: &[Param] = &[
     // A model version failing more than this share of its requests over the window alerts.
     p("alert-error-rate", "0.05", Kind::Special, true),
     p("alert-error-window", "60", Kind::Int(1, 86_400), true),
+    // The rest of Redis 7.0's parameters: accepted, stored and reported as Redis does,
+    // though Locus's own representation ignores those about Redis's encodings and replicas.
+    p("rdbchecksum", "yes", Kind::Bool, false),
+    p("io-threads-do-reads", "no", Kind::Bool, false),
+    p("always-show-logo", "no", Kind::Bool, false),
+    p("rdbcompression", "yes", Kind::Bool, true),
+    p("rdb-del-sync-files", "no", Kind::Bool, true),
+    p("activerehashing", "yes", Kind::Bool, true),
+    p("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
+    p("set-proc-title", "yes", Kind::Bool, false),
+    p("dynamic-hz", "yes", Kind::Bool, true),
+    p("lazyfree-lazy-eviction", "no", Kind::Bool, true),
+    p("lazyfree-lazy-expire", "no", Kind::Bool, true),
+    p("lazyfree-lazy-server-del", "no", Kind::Bool, true),
+    p("lazyfree-lazy-user-del", "no", Kind::Bool, true),
+    p("lazyfree-lazy-user-flush", "no", Kind::Bool, true),
+    p("repl-disable-tcp-nodelay", "no", Kind::Bool, true),
+    p("repl-diskless-sync", "yes", Kind::Bool, true),
+    p("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
+    p("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
+    p("cluster-require-full-coverage", "yes", Kind::Bool, true),
+    p("rdb-save-incremental-fsync", "yes", Kind::Bool, true),
+    p("aof-timestamp-enabled", "no", Kind::Bool, true),
+    p("cluster-replica-no-failover", "no", Kind::Bool, true),
+    p("replica-lazy-flush", "no", Kind::Bool, true),
+    p("replica-serve-stale-data", "yes", Kind::Bool, true),
+    p("replica-read-only", "yes", Kind::Bool, true),
+    p("replica-ignore-maxmemory", "yes", Kind::Bool, true),
+    p("jemalloc-bg-thread", "yes", Kind::Bool, true),
+    p("activedefrag", "no", Kind::Bool, true),
+    p("syslog-enabled", "no", Kind::Bool, false),
+    p("cluster-enabled", "no", Kind::Bool, false),
+    p("cluster-allow-reads-when-down", "no", Kind::Bool, true),
+    p(
+        "cluster-allow-pubsubshard-when-down",
+        "yes",
+        Kind::Bool,
+        true,
+    ),
+    p("crash-log-enabled", "yes", Kind::Bool, true),
+    p("crash-memcheck-enabled", "yes", Kind::Bool, true),
+    p("use-exit-on-panic", "no", Kind::Bool, true),
+    p("disable-thp", "yes", Kind::Bool, false),
+    p("cluster-allow-replica-migration", "yes", Kind::Bool, true),
+    p("replica-announced", "yes", Kind::Bool, true),
+    p("latency-tracking", "yes", Kind::Bool, true),
+    p("aof-disable-auto-gc", "no", Kind::Bool, true),
+    p("replica-ignore-disk-write-errors", "no", Kind::Bool, true),
+    p("replica-announce-ip", "", Kind::Str, true),
+    p("masteruser", "", Kind::Str, true),
+    p("cluster-announce-ip", "", Kind::Str, true),
+    p("cluster-config-file", "nodes.conf", Kind::Str, false),
+    p("cluster-announce-hostname", "", Kind::Str, true),
+    p("syslog-ident", "redis", Kind::Str, false),
+    p("server_cpulist", "", Kind::Str, false),
+    p("bio_cpulist", "", Kind::Str, false),
+    p("aof_rewrite_cpulist", "", Kind::Str, false),
+    p("bgsave_cpulist", "", Kind::Str, false),
+    p("ignore-warnings", "", Kind::Str, true),
+    p(
+        "proc-title-template",
+        "{title} {listen-addr} {server-mode}",
+        Kind::Str,
+        true,
+    ),
+    p("bind-source-addr", "", Kind::Str, true),
+    p("masterauth", "", Kind::Str, true),
+    p(
+        "supervised",
+        "no",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        false,
+    ),
+    p(
+        "syslog-facility",
+        "local0",
+        Kind::Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        false,
+    ),
+    p(
+        "repl-diskless-load",
+        "disabled",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        true,
+    ),
+    p(
+        "oom-score-adj",
+        "no",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        true,
+    ),
+    p(
+        "sanitize-dump-payload",
+        "no",
+        Kind::Enum(&["no", "yes", "clients"]),
+        true,
+    ),
+    p(
+        "enable-protected-configs",
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        false,
+    ),
+    p(
+        "enable-debug-command",
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        false,
+    ),
+    p(
+        "enable-module-command",
+        "no",
+        Kind::Enum(&["no", "yes", "local"]),
+        false,
+    ),
+    p(
+        "cluster-preferred-endpoint-type",
+        "ip",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        true,
+    ),
+    p(
+        "propagation-error-behavior",
+        "ignore",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        true,
+    ),
+    p("shutdown-on-sigint", "default", Kind::Str, true),
+    p("shutdown-on-sigterm", "default", Kind::Str, true),
+    p(
+        "cluster-replica-validity-factor",
+        "10",
+        Kind::Int(0, 2147483647),
+        true,
+    ),
+    p(
+        "list-max-listpack-size",
+        "-2",
+        Kind::Int(-2147483648, 2147483647),
+        true,
+    ),
+    p(
+        "cluster-migration-barrier",
+        "1",
+        Kind::Int(0, 2147483647),
+        true,
+    ),
+    p("active-defrag-cycle-min", "1", Kind::Int(1, 99), true),
+    p("active-defrag-cycle-max", "25", Kind::Int(1, 99), true),
+    p(
+        "active-defrag-threshold-lower",
+        "10",
+        Kind::Int(0, 1000),
+        true,
+    ),
+    p(
+        "active-defrag-threshold-upper",
+        "100",
+        Kind::Int(0, 1000),
+        true,
+    ),
+    p("lfu-log-factor", "10", Kind::Int(0, 2147483647), true),
+    p("lfu-decay-time", "1", Kind::Int(0, 2147483647), true),
+    p("replica-priority", "100", Kind::Int(0, 2147483647), true),
+    p(
+        "repl-diskless-sync-delay",
+        "5",
+        Kind::Int(0, 2147483647),
+        true,
+    ),
+    p("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), true),
+    p("replica-announce-port", "0", Kind::Int(0, 65535), true),
+    p("tcp-backlog", "511", Kind::Int(0, 2147483647), false),
+    p("cluster-port", "0", Kind::Int(0, 65535), false),
+    p("cluster-announce-bus-port", "0", Kind::Int(0, 65535), true),
+    p("cluster-announce-port", "0", Kind::Int(0, 65535), true),
+    p("cluster-announce-tls-port", "0", Kind::Int(0, 65535), true),
+    p("repl-timeout", "60", Kind::Int(1, 2147483647), true),
+    p(
+        "repl-ping-replica-period",
+        "10",
+        Kind::Int(1, 2147483647),
+        true,
+    ),
+    p("list-compress-depth", "0", Kind::Int(0, 2147483647), true),
+    p(
+        "rdb-key-save-delay",
+        "0",
+        Kind::Int(-2147483648, 2147483647),
+        true,
+    ),
+    p(
+        "key-load-delay",
+        "0",
+        Kind::Int(-2147483648, 2147483647),
+        true,
+    ),
+    p("active-expire-effort", "1", Kind::Int(1, 10), true),
+    p("watchdog-period", "0", Kind::Int(0, 2147483647), true),
+    p("shutdown-timeout", "10", Kind::Int(0, 2147483647), true),
+    p(
+        "repl-diskless-sync-max-replicas",
+        "0",
+        Kind::Int(0, 2147483647),
+        true,
+    ),
+    p("socket-mark-id", "0", Kind::Int(0, 4294967295), false),
+    p(
+        "active-defrag-max-scan-fields",
+        "1000",
+        Kind::Int(1, i64::MAX),
+        true,
+    ),
+    p(
+        "cluster-node-timeout",
+        "15000",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p("repl-backlog-size", "1048576", Kind::Memory, true),
+    p("cluster-link-sendbuf-limit", "0", Kind::Memory, true),
+    p(
+        "hash-max-listpack-entries",
+        "512",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p(
+        "set-max-intset-entries",
+        "512",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p(
+        "zset-max-listpack-entries",
+        "128",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p(
+        "active-defrag-ignore-bytes",
+        "104857600",
+        Kind::Memory,
+        true,
+    ),
+    p("hash-max-listpack-value", "64", Kind::Memory, true),
+    p("zset-max-listpack-value", "64", Kind::Memory, true),
+    p(
+        "tracking-table-max-keys",
+        "1000000",
+        Kind::Int(0, i64::MAX),
+        true,
+    ),
+    p("maxmemory-clients", "0", Kind::Str, true),
+    p("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), true),
+    p(
+        "loading-process-events-interval-bytes",
+        "2097152",
+        Kind::Int(1024, 2147483647),
+        true,
+    ),
+    p("tls-cluster", "no", Kind::Bool, true),
+    p("tls-replication", "no", Kind::Bool, true),
+    p("tls-key-file-pass", "", Kind::Str, true),
+    p("tls-client-cert-file", "", Kind::Str, true),
+    p("tls-client-key-file", "", Kind::Str, true),
+    p("tls-client-key-file-pass", "", Kind::Str, true),
+    p("tls-dh-params-file", "", Kind::Str, true),
+    p("oom-score-adj-values", "0 200 800", Kind::Str, true),
+    p("notify-keyspace-events", "", Kind::Str, true),
+    p("replicaof", "", Kind::Str, false),
+    p(
+        "latency-tracking-info-percentiles",
+        "50 99 99.9",
+        Kind::Str,
+        true,
+    ),
 ];
 
 /// Values read on every request, kept in atomics so reading them takes no lock.
@@ -257,11 +536,36 @@ pub fn find(name: &str) -> Option<&'static Param> {
         .iter()
         .find(|(alias, _)| alias.eq_ignore_ascii_case(&name))
         .map_or(name.as_str(), |(_, real)| real);
-    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    PARAMS
+        .iter()
+        .find(|p| p.name.replace('_', "-").eq_ignore_ascii_case(name))
 }
 
 /// Redis's older names for parameters, accepted wherever the current name is.
-const ALIASES: &[(&str, &str)] = &[("lua-time-limit", "busy-reply-threshold")];
+const ALIASES: &[(&str, &str)] = &[
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("lua-time-limit", "busy-reply-threshold"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("slaveof", "replicaof"),
+];
 
 /// Parses `1gb`, `64mb`, `100k`, `12345` (Redis's memtoull).
 pub fn parse_memory(s: &str) -> Option<u64> {
@@ -488,11 +792,21 @@ impl Config {
     /// CONFIG GET: every (name, value) matching any of the glob patterns.
     pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let values = self.values.read();
-        values
+        let matches = |n: &str| patterns.iter().any(|p| glob_match(p, n.as_bytes(), true));
+        let mut out: Vec<(String, String)> = values
             .iter()
-            .filter(|(n, _)| patterns.iter().any(|p| glob_match(p, n.as_bytes(), true)))
+            .filter(|(n, _)| matches(n))
             .map(|(n, v)| (n.to_string(), v.clone()))
-            .collect()
+            .collect();
+        // Old names answer too, under the name asked for, as Redis 7.0's CONFIG GET does.
+        for (alias, real) in ALIASES {
+            if matches(alias) {
+                if let Some(v) = values.get(real) {
+                    out.push((alias.to_string(), v.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// CONFIG SET of several pairs, all-or-nothing, with Redis's error texts.

@@ -1097,3 +1097,25 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
         _ => {}
     }
 }
+
+/// WAIT numreplicas timeout: Locus has no replicas, so nothing is ever acknowledged. Asked for
+/// none (or inside EXEC or a script) it answers 0 at once; asked for some, it waits out the
+/// timeout (forever for 0) as Redis does when too few replicas answer, then answers 0.
+pub fn wait(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let numreplicas = args.next_i64()?;
+    let ms = crate::util::parse_i64(&args.next()?)
+        .ok_or_else(|| CmdError::new("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::new("ERR timeout is negative"));
+    }
+    if numreplicas <= 0 || ctx.in_exec {
+        return Ok(Reply::Int(0));
+    }
+    ctx.defer(async move {
+        if ms == 0 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+        Reply::Int(0)
+    })
+}

@@ -190,10 +190,15 @@ fn check_partial(buf: &mut BytesMut, limits: &Limits) -> Result<Framed, Protocol
         Some(n) if n <= MULTIBULK_MAX => n,
         _ => return Err(ProtocolError("invalid multibulk length".into())),
     };
+    if count <= 0 {
+        // Redis skips a multibulk of no (or a negative number of) elements, as an empty request.
+        let _ = buf.split_to(pos);
+        return Ok(Framed::Request(Request::default()));
+    }
     if !limits.authenticated && count > 10 {
         return Err(ProtocolError("unauthenticated multibulk length".into()));
     }
-    for _ in 0..count.max(0) {
+    for _ in 0..count {
         if pos >= buf.len() {
             return Ok(Framed::Incomplete { need: pos + 1 });
         }
@@ -373,6 +378,7 @@ mod tests {
     fn redis_protocol_errors() {
         let e = |s: &[u8]| frame(s).unwrap_err().0;
         assert_eq!(e(b"*abc\r\n"), "invalid multibulk length");
+        assert_eq!(frame(b"*-5\r\n").unwrap(), req(&[]));
         assert_eq!(e(b"*1\r\n:1\r\n"), "expected '$', got ':'");
         assert_eq!(e(b"*1\r\n$-5\r\n"), "invalid bulk length");
         assert_eq!(e(b"*1\r\n$99999999999\r\n"), "invalid bulk length");
