@@ -230,3 +230,43 @@ def test_dashboard_and_metrics_act_as_the_logged_in_user(srv):
     assert status == 200 and json.loads(body) == {"ok": "default"}
     assert http_call(srv, "GET", "/metrics", headers=basic("runner", RUNNER_PW))[0] == 401
     assert http_call(srv, "GET", "/metrics", headers=basic("default", ADMIN_PW))[0] == 200
+
+
+def test_acl_changes_while_a_run_is_queued(srv):
+    """A run waiting in its queue when its user loses the right to run models finishes as it
+    was admitted (as a Redis command already running does); the user's next run is refused. A
+    run whose user is deleted goes with its connection: the queue drains, nothing is written."""
+    import threading
+    import time
+
+    admin = as_user(srv, "default", ADMIN_PW)
+    assert is_ok(admin.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BATCHSIZE", 4,
+                                       "MINBATCHSIZE", 4, "MINBATCHTIMEOUT", 800, "BLOB", scale(5)))
+    admin.execute_command("ACL", "SETUSER", "waiter", "on", ">w", "+@ai-run", "~slow", "~in:*",
+                          "~out:*")
+    assert is_ok(put(admin, "in:w", np.ones((1, 4), np.float32)))
+    c = as_user(srv, "waiter", "w")
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("r", execute(c, "slow", ["in:w"], ["out:w1"])))
+    t.start()
+    time.sleep(0.2)
+    admin.execute_command("ACL", "SETUSER", "waiter", "-@ai-run")
+    t.join(5)
+    assert is_ok(got["r"])
+    assert admin.exists("out:w1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        execute(c, "slow", ["in:w"], ["out:w2"])
+    # Deleted while its run waits: the connection closes and the run leaves the queue.
+    admin.execute_command("ACL", "SETUSER", "waiter", "+@ai-run")
+    c2 = as_user(srv, "waiter", "w")
+    t2 = threading.Thread(target=lambda: got.setdefault(
+        "r2", err(c2, "AI.MODELEXECUTE", "slow", "INPUTS", 1, "in:w", "OUTPUTS", 1, "out:w3")))
+    t2.start()
+    time.sleep(0.2)
+    admin.execute_command("ACL", "DELUSER", "waiter")
+    t2.join(5)
+    time.sleep(1.0)
+    assert not admin.exists("out:w3")
+    info = admin.info("ai")
+    queued = {k: v for k, v in info.items() if k.startswith("ai_queue_") and k.endswith("_length")}
+    assert all(int(v) == 0 for v in queued.values()), queued

@@ -225,7 +225,7 @@ def test_hincrbyfloat_errors(r):
     for field in ("s", "e", "sp"):
         expect_error(r.hincrbyfloat, "h", field, 1, text=NOT_FLOAT)
     expect_error(r.execute_command, "HINCRBYFLOAT", "h", "n", "abc", text="value is not a valid float")
-    expect_error(r.execute_command, "HINCRBYFLOAT", "h", "n", "inf", text="increment would produce NaN or Infinity")
+    expect_error(r.execute_command, "HINCRBYFLOAT", "h", "n", "inf", text="value is NaN or Infinity")
     r.hset("h", "m", "1.7e308")
     expect_error(r.execute_command, "HINCRBYFLOAT", "h", "m", "1.7e308", text="increment would produce NaN or Infinity")
     expect_error(r.execute_command, "HINCRBYFLOAT", "h", "n", text=arity("hincrbyfloat"))

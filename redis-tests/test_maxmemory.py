@@ -192,3 +192,46 @@ def test_info_memory_and_memory_usage_count_tensors_and_models(srv):
     end = info_mem(c)
     assert int(end["used_memory_tensors"]) <= int(before["used_memory_tensors"]) + 64 * 1024
     assert int(end["used_memory_models"]) == 0
+
+
+def test_eviction_under_many_writers_and_flushall(srv):
+    """Eight clients writing past maxmemory under allkeys-lru while another flushes every
+    database over and over: every write succeeds (eviction makes room), the server stays up
+    and under its limit once the writers stop."""
+    import threading
+
+    c = srv.client()
+    c.config_set("maxmemory-policy", "allkeys-lru")
+    c.config_set("maxmemory", used(c) + 8 * 1024 * 1024)
+    errors, stop = [], threading.Event()
+    value = "v" * 32 * 1024
+
+    def writer(n):
+        w = srv.client()
+        try:
+            for i in range(400):
+                w.set(f"w{n}:{i}", value)
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            errors.append(repr(e))
+
+    def flusher():
+        f = srv.client()
+        while not stop.is_set():
+            f.flushall()
+            time.sleep(0.05)
+
+    fl = threading.Thread(target=flusher)
+    fl.start()
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    fl.join()
+    assert errors == []
+    mem = info_mem(c)
+    limit = int(mem["maxmemory"])
+    counted = int(mem["used_memory"]) - int(mem.get("mem_not_counted_for_evict", 0))
+    assert counted <= limit + 1024 * 1024, (counted, limit)
+    assert c.ping()

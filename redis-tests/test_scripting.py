@@ -320,6 +320,50 @@ def test_busy_script_kill(spawn):
     assert str(RawConn(srv.port).cmd("SCRIPT", "KILL")) == "NOTBUSY No scripts in execution right now."
 
 
+def test_transactions_during_a_busy_script(spawn):
+    """As Redis 7.0's multi.tcl checks: while a script runs past busy-reply-threshold, a
+    command sent to an open transaction is refused with BUSY and fails the transaction, and
+    an EXEC refused for BUSY discards it with EXECABORT naming why; nothing of it runs."""
+    srv = spawn("--busy-reply-threshold", "100")
+    c = srv.client()
+    c.set("xx", 1)
+
+    def run():
+        try:
+            srv.client().eval("while true do end", 0)
+        except redis.ResponseError:
+            pass
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.4)
+    tx = RawConn(srv.port)
+    queued = RawConn(srv.port)
+    try:
+        assert tx.cmd("MULTI") == "OK"
+        assert str(tx.cmd("INCR", "xx")).startswith("BUSY ")
+        # A transaction opened before: its EXEC is refused and the transaction discarded.
+        killer = RawConn(srv.port)
+        assert killer.cmd("SCRIPT", "KILL") == "OK"
+        killer.close()
+        t.join(5)
+        assert str(tx.cmd("EXEC")).startswith("EXECABORT Transaction discarded because of previous errors")
+        assert tx.cmd("PING") == "PONG"
+        assert queued.cmd("MULTI") == "OK"
+        assert queued.cmd("INCR", "xx") == "QUEUED"
+        t2 = threading.Thread(target=run)
+        t2.start()
+        time.sleep(0.4)
+        assert str(queued.cmd("EXEC")).startswith("EXECABORT Transaction discarded because of: BUSY ")
+        assert RawConn(srv.port).cmd("SCRIPT", "KILL") == "OK"
+        t2.join(5)
+        assert queued.cmd("PING") == "PONG"
+    finally:
+        tx.close()
+        queued.close()
+    assert c.get("xx") == "1"
+
+
 def test_busy_script_that_wrote_is_unkillable_but_shutdown_nosave_stops_it(spawn):
     srv = spawn("--busy-reply-threshold", "100")
     c = srv.client()

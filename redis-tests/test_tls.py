@@ -219,3 +219,27 @@ def test_http_and_grpc_take_the_same_certificates(certs, spawn):
     x = grpc_client.InferInput("x", [1, 4], "FP32")
     x.set_data_from_numpy(np.arange(4, dtype=np.float32).reshape(1, 4))
     assert g.infer("m", [x]).as_numpy("y").tolist() == [[0, 2, 4, 6]]
+
+
+def test_acl_users_over_the_tls_port(srv, certs):
+    """ACL rules hold on the TLS port as on the plain one: AUTH, HELLO AUTH, key patterns,
+    NOPERM texts and the ACL log's entries."""
+    admin = srv.client(decode_responses=True)
+    admin.execute_command("ACL", "SETUSER", "tlsuser", "on", ">s3cret", "+get", "+set", "+acl|whoami",
+                          "~t:*")
+    try:
+        c = tls_client(srv.tls, certs, username="tlsuser", password="s3cret")
+        assert c.set("t:1", "v") and c.get("t:1") == "v"
+        assert c.execute_command("ACL", "WHOAMI") == "tlsuser"
+        with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to access one of the keys"):
+            c.set("other", "v")
+        with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to run the 'del'"):
+            c.delete("t:1")
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            tls_client(srv.tls, certs, username="tlsuser", password="wrong").ping()
+        h = tls_client(srv.tls, certs, protocol=3, username="tlsuser", password="s3cret")
+        assert h.get("t:1") == "v"
+        log = admin.execute_command("ACL", "LOG", "3")
+        assert any("tlsuser" in str(e) for e in log)
+    finally:
+        admin.execute_command("ACL", "DELUSER", "tlsuser")

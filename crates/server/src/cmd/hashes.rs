@@ -174,6 +174,9 @@ pub fn hincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 pub fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (key, field) = (args.next()?, args.next()?);
     let by = args.next_f64()?;
+    if !by.is_finite() {
+        return Err(CmdError::new("ERR value is NaN or Infinity"));
+    }
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
     let current = match hash_in(&shard, &key, now)?.and_then(|h| h.get(&field)) {

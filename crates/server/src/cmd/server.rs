@@ -650,17 +650,16 @@ pub fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
-    let sections: Vec<&str> = if requested.is_empty() || requested.iter().any(|s| s == "default") {
-        DEFAULT_SECTIONS.to_vec()
-    } else if requested.iter().any(|s| s == "all" || s == "everything") {
-        ALL_SECTIONS.to_vec()
-    } else {
-        ALL_SECTIONS
-            .iter()
-            .copied()
-            .filter(|s| requested.iter().any(|r| r == s))
-            .collect()
-    };
+    // The union of what is asked for, each section once, in Redis's order: `default`, `all`
+    // and `everything` add their sets, other words the section they name.
+    let asked = |name: &str| requested.iter().any(|r| r == name);
+    let everything = asked("all") || asked("everything");
+    let defaults = requested.is_empty() || asked("default");
+    let sections: Vec<&str> = ALL_SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| everything || (defaults && DEFAULT_SECTIONS.contains(s)) || asked(s))
+        .collect();
     let mut out = String::new();
     for s in sections {
         if !out.is_empty() {
@@ -1001,6 +1000,25 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
             out.push_str("# Replication\r\n");
             kv(out, "role", &"master");
             kv(out, "connected_slaves", &0);
+            // A primary without replicas, as Redis reports one: its replication offsets never
+            // move since nothing is ever sent to a replica.
+            kv(out, "master_failover_state", &"no-failover");
+            kv(out, "master_replid", &server.run_id);
+            kv(
+                out,
+                "master_replid2",
+                &"0000000000000000000000000000000000000000",
+            );
+            kv(out, "master_repl_offset", &0);
+            kv(out, "second_repl_offset", &-1);
+            kv(out, "repl_backlog_active", &0);
+            kv(
+                out,
+                "repl_backlog_size",
+                &server.config.get("repl-backlog-size"),
+            );
+            kv(out, "repl_backlog_first_byte_offset", &0);
+            kv(out, "repl_backlog_histlen", &0);
         }
         "cpu" => {
             out.push_str("# CPU\r\n");

@@ -153,6 +153,11 @@ pub fn srandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     use rand::seq::{IteratorRandom, SliceRandom};
     let key = args.next()?;
     let count = count_arg(args)?;
+    if count == Some(i64::MIN) {
+        return Err(CmdError::new(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
     read(ctx, &key, |s| {
         let mut rng = rand::thread_rng();
         let all: Vec<&Bytes> = s.map(|s| s.iter().collect()).unwrap_or_default();
@@ -300,26 +305,27 @@ pub fn sdiffstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn sintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let n = args.next_i64()?;
-    if n <= 0 {
-        return Err(CmdError::new("ERR numkeys should be greater than 0"));
+    // Redis's texts: a numkeys that is not a positive integer, more keys than arguments, a
+    // LIMIT that is not a non-negative integer; anything else after the keys is a syntax error.
+    let n = crate::util::parse_i64(&args.next()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::new("ERR numkeys should be greater than 0"))?;
+    if n as u64 > args.remaining() as u64 {
+        return Err(CmdError::new(
+            "ERR Number of keys can't be greater than number of args",
+        ));
     }
-    let keys: Vec<Bytes> = (0..n)
-        .map(|_| {
-            args.next().map_err(|_| {
-                CmdError::new("ERR Number of keys can't be greater than number of args")
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let keys: Vec<Bytes> = (0..n).map(|_| args.next()).collect::<Result<_, _>>()?;
     let mut limit = 0usize;
-    if args.eat("LIMIT") {
-        let l = args.next_i64()?;
-        if l < 0 {
-            return Err(CmdError::new("ERR LIMIT can't be negative"));
+    while let Some(word) = args.peek() {
+        if !(word.eq_ignore_ascii_case(b"LIMIT") && args.remaining() >= 2) {
+            return Err(CmdError::syntax());
         }
-        limit = l as usize;
+        args.next()?;
+        limit = crate::util::parse_i64(&args.next()?)
+            .filter(|l| *l >= 0)
+            .ok_or_else(|| CmdError::new("ERR LIMIT can't be negative"))? as usize;
     }
-    args.finish()?;
     let n = algebra(ctx, &keys, Algebra::Inter)?.len();
     Ok(Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64))
 }

@@ -307,6 +307,18 @@ impl Server {
                 cmd.name.as_str(),
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             ) {
+                // While a script runs past busy-reply-threshold, a command that may not run
+                // then is refused, and its transaction with it (as Redis rejects it).
+                if !cmd.allow_busy
+                    && self
+                        .scripting
+                        .busy
+                        .timed_out(self.config.get_i64("busy-reply-threshold").max(0) as u64)
+                {
+                    m.failed = true;
+                    let busy = self.scripting.busy.busy_error();
+                    return Outcome::Reply(self.error_reply(client, busy.into()));
+                }
                 // Queueing takes memory too: over the limit nothing is queued (as in Redis).
                 if maxmemory
                     && crate::memory::counted(self)
@@ -345,6 +357,13 @@ impl Server {
         // it, except to the commands allowed then (SCRIPT KILL, SHUTDOWN NOSAVE …).
         let gate = match self.enter_gate(&cmd) {
             Ok(g) => g,
+            // EXEC refused discards its transaction, naming why (Redis's execCommandAbort).
+            Err(busy) if cmd.name == "exec" && client.multi.is_some() => {
+                client.multi = None;
+                crate::cmd::transactions::unwatch_all(self, client);
+                let text = format!("EXECABORT Transaction discarded because of: {busy}");
+                return Outcome::Reply(self.error_reply(client, text));
+            }
             Err(busy) => return Outcome::Reply(self.error_reply(client, busy.into())),
         };
         // Over `maxmemory`, every command evicts first (as far as the policy allows); one
