@@ -235,3 +235,26 @@ def test_eviction_under_many_writers_and_flushall(srv):
     counted = int(mem["used_memory"]) - int(mem.get("mem_not_counted_for_evict", 0))
     assert counted <= limit + 1024 * 1024, (counted, limit)
     assert c.ping()
+
+
+def test_scripts_over_maxmemory(srv):
+    """As Redis 7.0: over maxmemory, a command that may grow memory called from a script is
+    refused with OOM (redis.pcall gets the error as a table), reads still run, a script that
+    declares it may write without allow-oom does not start, and one declaring allow-oom runs."""
+    c = srv.client()
+    c.set("r", "1")
+    c.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(redis.ResponseError, match=OOM):
+            c.eval("return redis.call('set','x','y')", 1, "x")
+        assert c.eval("local t = redis.pcall('set','x','y') return t['err']", 1, "x") == \
+            "OOM " + OOM
+        assert c.eval("return redis.call('get','r')", 1, "r") == "1"
+        with pytest.raises(redis.ResponseError, match="allow-oom flag is not set on the script"):
+            c.eval("#!lua\nreturn 1", 0)
+        assert c.eval("#!lua flags=no-writes\nreturn redis.call('get','r')", 1, "r") == "1"
+        assert c.eval("#!lua flags=allow-oom\nreturn redis.call('set','x','y')", 1, "x") == "OK"
+    finally:
+        c.config_set("maxmemory", 0)
+    assert not c.exists("nothing")
+

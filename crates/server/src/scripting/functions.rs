@@ -369,6 +369,7 @@ fn register_args(library: &str, args: &MultiValue) -> Result<FunctionEntry, Stri
                         return Err("unknown flag given".into());
                     }
                     parsed.no_writes |= f == "no-writes";
+                    parsed.allow_oom |= f == "allow-oom";
                     flag_names.push(f);
                 }
                 _ => return Err("unknown flag given".into()),

@@ -37,6 +37,10 @@ pub(super) struct RunCtx {
     pub client: Client,
     pub now: u64,
     pub read_only: bool,
+    /// The server was over `maxmemory` when the script started and the script did not
+    /// declare `allow-oom`: commands that may grow memory are refused inside it (Redis's
+    /// scriptVerifyOOM, judged by the state before the script ran).
+    pub oom: bool,
     /// `redis.setresp(3)` was called.
     pub resp3: bool,
     /// Commands to log to the AOF, with SELECTs where the script changed database.
@@ -193,6 +197,16 @@ impl Vm {
         {
             return fail(crate::cmd::NOREPLICAS_ERR.into());
         }
+        let limit = server.config.live.maxmemory.load(Ordering::Relaxed);
+        let over = limit > 0 && crate::memory::counted(server) > limit;
+        // Over maxmemory, a script that declares it may write but not allow-oom does not
+        // start (scriptPrepareForRun).
+        if over && flags.declared && !read_only && !flags.allow_oom {
+            return fail(
+                "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"
+                    .into(),
+            );
+        }
         let mut client = self
             .client
             .take()
@@ -206,6 +220,7 @@ impl Vm {
             client,
             now: inv.now,
             read_only,
+            oom: over && !flags.allow_oom,
             resp3: false,
             effects: EffectLog::new(inv.db),
             busy: self.busy.clone(),
@@ -298,6 +313,7 @@ impl Vm {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flags {
     pub no_writes: bool,
+    pub allow_oom: bool,
     /// The code declares its flags (a shebang, or a function): it is judged by them.
     pub declared: bool,
 }
@@ -325,7 +341,8 @@ fn script_flags(body: &[u8]) -> Result<Flags, String> {
         for f in list.split(',').filter(|f| !f.is_empty()) {
             match f {
                 "no-writes" => flags.no_writes = true,
-                "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                "allow-oom" => flags.allow_oom = true,
+                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
                 other => return Err(format!("ERR Unexpected flag in script shebang: {other}")),
             }
         }
@@ -727,6 +744,9 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
             "ERR {} command is not allowed with BLOCK option from scripts",
             cmd.name
         ));
+    }
+    if ctx.oom && cmd.denyoom {
+        return Reply::err(crate::memory::OOM_ERR);
     }
     if cmd.write {
         if ctx.read_only {
