@@ -192,6 +192,22 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
     // Watched model ops: their index, inputs and output names.
     let mut watching: Vec<Watching> = Vec::new();
 
+    // An op's input tensors; when one of them failed, the op is marked not run and skipped,
+    // and past the deadline the DAG times out.
+    macro_rules! inputs_or_skip {
+        ($names:expr) => {
+            match gather(&mut slots, &mut running, &mut results, $names, deadline).await {
+                Some(Ok(t)) => t,
+                Some(Err(())) => {
+                    failed = true;
+                    results.push(OpResult::NotRun);
+                    continue;
+                }
+                None => return timed_out(running),
+            }
+        };
+    }
+
     for (i, op) in plan.ops.into_iter().enumerate() {
         // After a failure, RedisAI still answers TENSORSET ops OK and TENSORGET ops with
         // tensors that exist; other ops did not run.
@@ -231,16 +247,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 selection,
                 watch,
             } => {
-                let tensors =
-                    match gather(&mut slots, &mut running, &mut results, &inputs, deadline).await {
-                        Some(Ok(t)) => t,
-                        Some(Err(())) => {
-                            failed = true;
-                            results.push(OpResult::NotRun);
-                            continue;
-                        }
-                        None => return timed_out(running),
-                    };
+                let tensors = inputs_or_skip!(&inputs);
                 if watch {
                     watching.push((i, tensors.clone(), outputs.clone()));
                 }
@@ -295,16 +302,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
             }
             Op::Explain(e) => {
                 let names: Vec<Vec<u8>> = e.inputs.iter().chain(&e.background).cloned().collect();
-                let mut tensors =
-                    match gather(&mut slots, &mut running, &mut results, &names, deadline).await {
-                        Some(Ok(t)) => t,
-                        Some(Err(())) => {
-                            failed = true;
-                            results.push(OpResult::NotRun);
-                            continue;
-                        }
-                        None => return timed_out(running),
-                    };
+                let mut tensors = inputs_or_skip!(&names);
                 let background = tensors.split_off(e.inputs.len());
                 let request = explain_request(&e, tensors, background);
                 let request = match request.and_then(|r| {
@@ -343,16 +341,7 @@ pub async fn run(engine: Arc<Engine>, plan: Plan) -> Outcome {
                 values,
                 max_bytes,
             } => {
-                let tensors =
-                    match gather(&mut slots, &mut running, &mut results, &inputs, deadline).await {
-                        Some(Ok(t)) => t,
-                        Some(Err(())) => {
-                            failed = true;
-                            results.push(OpResult::NotRun);
-                            continue;
-                        }
-                        None => return timed_out(running),
-                    };
+                let tensors = inputs_or_skip!(&inputs);
                 // Tensor ops run off the event loop, like models.
                 let computed = tokio::task::spawn_blocking(move || {
                     let refs: Vec<&Tensor> = tensors.iter().map(|t| t.as_ref()).collect();
