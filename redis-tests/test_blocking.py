@@ -420,9 +420,6 @@ def test_other_database_does_not_wake(ctl, blockers, server_port):
         c3.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A client blocked in BLPOP k when another client SETs k to a string: Redis 7.0 keeps it "
-    "blocked (served by a later push); Locus unblocks it at once with WRONGTYPE"))
 def test_other_type_stays_blocked(ctl, blockers):
     b = block(ctl, blockers("BLPOP", "k", "5"))
     ctl.set("k", "str")

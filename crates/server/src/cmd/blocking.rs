@@ -1,4 +1,4 @@
-//! Clients blocked on keys (BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX).
+//! Clients blocked on keys (BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP).
 //!
 //! A blocked client holds no thread: its connection awaits a future that sleeps until the head
 //! of a key's queue is woken. Every write command wakes the first waiter of each key it names
@@ -19,7 +19,20 @@ use tokio::sync::Notify;
 
 pub struct Waiter {
     id: u64,
+    /// The blocked connection's client id (CLIENT UNBLOCK names it).
+    client: u64,
     pub notify: Notify,
+    /// Set by CLIENT UNBLOCK before it wakes the waiter.
+    unblocked: Mutex<Option<Unblock>>,
+}
+
+/// How CLIENT UNBLOCK ends a wait.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unblock {
+    /// As if the timeout had passed.
+    Timeout,
+    /// With an UNBLOCKED error.
+    Error,
 }
 
 /// The waiters of one key, first come first served.
@@ -31,15 +44,20 @@ pub struct Registry {
     waiting: AtomicUsize,
     next_id: AtomicU64,
     queues: Mutex<HashMap<(usize, Bytes), Queue>>,
+    /// Blocked clients by client id, for CLIENT UNBLOCK.
+    by_client: Mutex<HashMap<u64, Arc<Waiter>>>,
 }
 
 impl Registry {
     /// Queues a waiter behind the others on each of `keys`.
-    pub fn register(&self, db: usize, keys: &[Bytes]) -> Arc<Waiter> {
+    pub fn register(&self, client: u64, db: usize, keys: &[Bytes]) -> Arc<Waiter> {
         let w = Arc::new(Waiter {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            client,
             notify: Notify::new(),
+            unblocked: Mutex::new(None),
         });
+        self.by_client.lock().insert(client, w.clone());
         let mut q = self.queues.lock();
         for k in keys {
             let queue = q.entry((db, k.clone())).or_default();
@@ -54,6 +72,12 @@ impl Registry {
     /// Removes a waiter (served, timed out or disconnected) and wakes the new head of each of
     /// its keys: data it was woken for, or that arrived meanwhile, goes to the next in line.
     pub fn unregister(&self, db: usize, keys: &[Bytes], w: &Arc<Waiter>) {
+        {
+            let mut by_client = self.by_client.lock();
+            if by_client.get(&w.client).is_some_and(|x| x.id == w.id) {
+                by_client.remove(&w.client);
+            }
+        }
         let mut q = self.queues.lock();
         for k in keys {
             let slot = (db, k.clone());
@@ -107,6 +131,16 @@ impl Registry {
         for pos in cmd.key_positions(&argv) {
             self.key_ready(db, &argv[pos]);
         }
+    }
+
+    /// CLIENT UNBLOCK: ends the wait of client `client` if it is blocked on keys.
+    pub fn unblock(&self, client: u64, how: Unblock) -> bool {
+        let Some(w) = self.by_client.lock().get(&client).cloned() else {
+            return false;
+        };
+        *w.unblocked.lock() = Some(how);
+        w.notify.notify_one();
+        true
     }
 
     /// Clients blocked right now (INFO blocked_clients).
@@ -178,7 +212,7 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
     let db = ctx.client.db;
     // Queued before the first try, so that a push landing in between still wakes it.
     let registration = (!ctx.in_exec).then(|| Registration {
-        waiter: server.blocking.register(db, &b.keys),
+        waiter: server.blocking.register(ctx.client.id, db, &b.keys),
         server: server.clone(),
         db,
         keys: b.keys.clone(),
@@ -210,6 +244,13 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
             if !woken {
                 return b.timed_out;
             }
+            match *reg.waiter.unblocked.lock() {
+                Some(Unblock::Timeout) => return b.timed_out,
+                Some(Unblock::Error) => {
+                    return Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                }
+                None => {}
+            }
             let r = server.execute_detached(db, &b.attempt);
             match r {
                 Reply::Error(_) => match b.on_error {
@@ -224,6 +265,76 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
             }
         }
     })
+}
+
+/// The retry error of a list blocker: a watched key that now holds another type does not
+/// serve it, as in Redis (it waits on for a list there); other errors (BLMOVE's destination of
+/// the wrong type) end the wait.
+pub fn list_retry_error(server: &Server, db: usize, keys: &[Bytes], r: Reply) -> Option<Reply> {
+    retry_error_unless_retyped(server, db, keys, r, "list")
+}
+
+/// [`list_retry_error`] for sorted-set blockers.
+pub fn zset_retry_error(server: &Server, db: usize, keys: &[Bytes], r: Reply) -> Option<Reply> {
+    retry_error_unless_retyped(server, db, keys, r, "zset")
+}
+
+fn retry_error_unless_retyped(
+    server: &Server,
+    db: usize,
+    keys: &[Bytes],
+    r: Reply,
+    type_name: &str,
+) -> Option<Reply> {
+    let now = crate::util::now_ms();
+    let retyped = keys.iter().any(|k| {
+        let shard = server.store.db(db).read(k);
+        shard
+            .get(k, now)
+            .is_some_and(|e| e.value.type_name() != type_name)
+    });
+    (!retyped).then_some(r)
+}
+
+/// BLMPOP / BZMPOP: `timeout numkeys key [key ...] <side> [COUNT n]`, served by `pop` (LMPOP
+/// or ZMPOP) over the same arguments.
+pub fn block_mpop(
+    ctx: &mut Ctx,
+    args: &mut Args,
+    pop: &'static str,
+    handler: super::Handler,
+) -> CmdResult {
+    let timeout_ms = parse_timeout(args.next_slice()?)?;
+    let rest = args.rest();
+    let n = rest
+        .first()
+        .and_then(|n| crate::util::parse_i64(n))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| super::CmdError::new("ERR numkeys should be greater than 0"))?;
+    let keys: Vec<Bytes> = rest.iter().skip(1).take(n as usize).cloned().collect();
+    let mut attempt = vec![Bytes::from_static(pop.as_bytes())];
+    attempt.extend(rest);
+    block(
+        ctx,
+        Blocking {
+            keys,
+            timeout_ms,
+            attempt,
+            handler,
+            shape: |r| r,
+            timed_out: Reply::NullArray,
+            on_error: Some(retry_error_of(pop)),
+        },
+    )
+}
+
+/// The retry-error rule of a blocker served by `pop`.
+fn retry_error_of(pop: &str) -> RetryError {
+    if pop == "ZMPOP" {
+        zset_retry_error
+    } else {
+        list_retry_error
+    }
 }
 
 /// BLPOP / BRPOP / BZPOPMIN / BZPOPMAX: `key [key ...] timeout`, served by `<pop> numkeys
@@ -254,7 +365,7 @@ pub fn block_pop(
             handler,
             shape,
             timed_out: Reply::NullArray,
-            on_error: None,
+            on_error: Some(retry_error_of(pop)),
         },
     )
 }

@@ -184,6 +184,35 @@ pub fn client_id(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     Ok(Reply::Int(ctx.client.id as i64))
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends a client's wait on keys, as if it timed out or
+/// with an UNBLOCKED error. 1 when that client was blocked.
+pub fn client_unblock(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    if args.argc() > 4 {
+        return Err(CmdError::new(
+            "ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. Try CLIENT HELP.",
+        ));
+    }
+    let id = args.next()?;
+    // Redis reads the reason before the id.
+    let how = if args.is_empty() {
+        super::blocking::Unblock::Timeout
+    } else {
+        match args.next_upper()?.as_str() {
+            "TIMEOUT" => super::blocking::Unblock::Timeout,
+            "ERROR" => super::blocking::Unblock::Error,
+            _ => {
+                return Err(CmdError::new(
+                    "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                ))
+            }
+        }
+    };
+    let id = crate::util::parse_i64(&id).ok_or_else(CmdError::not_int)?;
+    Ok(Reply::Int(
+        ctx.server.blocking.unblock(id as u64, how) as i64
+    ))
+}
+
 pub fn client_setname(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let n = args.next()?;
     validate_name(&n, "Client names")?;
@@ -398,6 +427,8 @@ pub fn client_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
         ],

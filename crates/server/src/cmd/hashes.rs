@@ -212,9 +212,9 @@ pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         let pairs: Vec<(&Bytes, &Bytes)> = h.map(|h| h.iter().collect()).unwrap_or_default();
         let mut rng = rand::thread_rng();
         let Some(count) = count else {
-            return pairs
+            return Ok(pairs
                 .choose(&mut rng)
-                .map_or(Reply::Null, |(f, _)| Reply::Bulk((*f).clone()));
+                .map_or(Reply::Null, |(f, _)| Reply::Bulk((*f).clone())));
         };
         // A positive count gives distinct fields; a negative one may repeat them.
         let picked: Vec<&(&Bytes, &Bytes)> = if count >= 0 {
@@ -225,7 +225,7 @@ pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         } else if pairs.is_empty() {
             Vec::new()
         } else {
-            (0..count.unsigned_abs())
+            (0..super::bounded_reply_len(count.unsigned_abs())?)
                 .map(|_| pairs.choose(&mut rng).expect("non-empty"))
                 .collect()
         };
@@ -240,8 +240,8 @@ pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 (true, false) => vec![Reply::Bulk((*f).clone()), Reply::Bulk((*v).clone())],
             }
         });
-        Reply::Array(out.flatten().collect())
-    })
+        Ok(Reply::Array(out.flatten().collect()))
+    })?
 }
 
 /// HSCAN returns the whole hash in one call (cursor 0), as Redis does for compact hashes:

@@ -99,6 +99,7 @@ fn pop_n(
 }
 
 fn pop(ctx: &mut Ctx, args: &mut Args, at: End) -> CmdResult {
+    super::check_arity(args, 2..=3)?;
     let key = args.next()?;
     let count = if args.is_empty() {
         None
@@ -405,10 +406,9 @@ fn move_one(ctx: &mut Ctx, src: Bytes, dst: Bytes, from: End, to: End) -> CmdRes
 }
 
 pub fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let n = args.next_i64()?;
-    if n <= 0 {
-        return Err(CmdError::new("ERR numkeys should be greater than 0"));
-    }
+    let n = crate::util::parse_i64(args.next_slice()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::new("ERR numkeys should be greater than 0"))?;
     let keys: Vec<Bytes> = (0..n).map(|_| args.next()).collect::<Result<_, _>>()?;
     let at = end(args)?;
     let mut count = 1usize;
@@ -485,7 +485,7 @@ fn block_move(
             shape: |r| r,
             // Redis 7.0 answers a timed-out BLMOVE or BRPOPLPUSH with a null array.
             timed_out: Reply::NullArray,
-            on_error: None,
+            on_error: Some(super::blocking::list_retry_error),
         },
     )
 }
@@ -498,28 +498,5 @@ pub fn blmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn blmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let timeout_ms = super::blocking::parse_timeout(args.next_slice()?)?;
-    let rest = args.rest();
-    let n = rest
-        .first()
-        .and_then(|n| crate::util::parse_i64(n))
-        .ok_or_else(|| CmdError::new("ERR numkeys should be greater than 0"))?;
-    if n <= 0 {
-        return Err(CmdError::new("ERR numkeys should be greater than 0"));
-    }
-    let keys: Vec<Bytes> = rest.iter().skip(1).take(n as usize).cloned().collect();
-    let mut attempt = vec![Bytes::from_static(b"LMPOP")];
-    attempt.extend(rest);
-    super::blocking::block(
-        ctx,
-        super::blocking::Blocking {
-            keys,
-            timeout_ms,
-            attempt,
-            handler: lmpop,
-            shape: |r| r,
-            timed_out: Reply::NullArray,
-            on_error: None,
-        },
-    )
+    super::blocking::block_mpop(ctx, args, "LMPOP", lmpop)
 }

@@ -80,6 +80,22 @@ impl From<CmdError> for Reply {
 pub const SYNTAX_ERR: &str = "ERR syntax error";
 pub const NOT_INT_ERR: &str = "ERR value is not an integer or out of range";
 pub const NOT_FLOAT_ERR: &str = "ERR value is not a valid float";
+
+/// The most elements a reply built from a client's count may hold (SRANDMEMBER, ZRANDMEMBER
+/// and HRANDFIELD with a negative count repeat members, so the count alone sets the size).
+/// Replies are built whole before they are sent: past this, one request could take all of
+/// the server's memory, so it is refused instead.
+pub const MAX_COUNTED_REPLY: u64 = 1 << 24;
+
+/// `n` as a reply length, or an error when it is past [`MAX_COUNTED_REPLY`].
+pub fn bounded_reply_len(n: u64) -> Result<usize, CmdError> {
+    if n > MAX_COUNTED_REPLY {
+        return Err(CmdError::new(format!(
+            "ERR count is too large: a reply holds at most {MAX_COUNTED_REPLY} elements"
+        )));
+    }
+    Ok(n as usize)
+}
 pub const WRONGTYPE_ERR: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const NO_SUCH_KEY_ERR: &str = "ERR no such key";
 pub const DB_RANGE_ERR: &str = "ERR DB index is out of range";

@@ -161,7 +161,7 @@ pub fn srandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     read(ctx, &key, |s| {
         let mut rng = rand::thread_rng();
         let all: Vec<&Bytes> = s.map(|s| s.iter().collect()).unwrap_or_default();
-        match count {
+        Ok(match count {
             None => all
                 .choose(&mut rng)
                 .map_or(Reply::Null, |b| Reply::Bulk((*b).clone())),
@@ -176,12 +176,12 @@ pub fn srandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             ),
             Some(_) if all.is_empty() => Reply::Array(vec![]),
             Some(c) => Reply::Array(
-                (0..c.unsigned_abs())
+                (0..super::bounded_reply_len(c.unsigned_abs())?)
                     .map(|_| Reply::Bulk((*all.choose(&mut rng).expect("non-empty")).clone()))
                     .collect(),
             ),
-        }
-    })
+        })
+    })?
 }
 
 pub fn smove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {

@@ -733,104 +733,340 @@ pub fn bzpopmax(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     bzpop(ctx, args, "MAX")
 }
 
-/// ZUNIONSTORE / ZINTERSTORE dst numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]
-fn combine_store(ctx: &mut Ctx, args: &mut Args, inter: bool) -> CmdResult {
-    let dst = args.next()?;
+/// Which combination of sorted sets a command computes.
+#[derive(Clone, Copy, PartialEq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+/// Where a combination's result goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Output {
+    /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: a key, answering its size.
+    Store,
+    /// ZUNION, ZINTER, ZDIFF: the members, WITHSCORES optional.
+    Reply,
+    /// ZINTERCARD: the size only, LIMIT optional.
+    Cardinality,
+}
+
+/// Redis's zunionInterDiffGenericCommand: `[dst] numkeys key [key ...]` then, by command,
+/// WEIGHTS, AGGREGATE, WITHSCORES or LIMIT. Sets count as sorted sets whose scores are all 1.
+/// The inputs are looked up before the options are parsed, as in Redis (a wrong type is
+/// reported before a syntax error).
+fn combine(ctx: &mut Ctx, args: &mut Args, op: SetOp, output: Output, name: &str) -> CmdResult {
+    let dst = if output == Output::Store {
+        Some(args.next()?)
+    } else {
+        None
+    };
     let n = crate::util::parse_i64(args.next_slice()?).ok_or_else(CmdError::not_int)?;
-    if n <= 0 {
-        return Err(CmdError::new(if inter {
-            "ERR at least 1 input key is needed for 'zinterstore' command"
-        } else {
-            "ERR at least 1 input key is needed for 'zunionstore' command"
-        }));
+    if n < 1 {
+        return Err(CmdError::new(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
     }
-    if n as usize > args.remaining() {
+    if n as u64 > args.remaining() as u64 {
         return Err(CmdError::syntax());
     }
     let keys: Vec<Bytes> = (0..n).map(|_| args.next()).collect::<Result<_, _>>()?;
-    let mut weights = vec![1.0; keys.len()];
-    let mut agg = "SUM".to_string();
-    while !args.is_empty() {
-        match args.next_upper()?.as_str() {
-            "WEIGHTS" => {
-                for w in weights.iter_mut() {
-                    *w = crate::util::parse_f64(args.next_slice()?)
-                        .ok_or_else(|| CmdError::new("ERR weight value is not a float"))?;
-                }
-            }
-            "AGGREGATE" => {
-                agg = args.next_upper()?;
-                if !matches!(agg.as_str(), "SUM" | "MIN" | "MAX") {
-                    return Err(CmdError::syntax());
-                }
-            }
-            _ => return Err(CmdError::syntax()),
-        }
-    }
     let now = ctx.now();
     let mut all = keys.clone();
-    all.push(dst.clone());
+    all.extend(dst.iter().cloned());
     let mut guard = ctx.db().write_many(&all);
-    // Sets count as sorted sets with every score 1, as in Redis.
-    let mut inputs: Vec<Vec<(Bytes, f64)>> = Vec::new();
+    let mut inputs: Vec<(Vec<(Bytes, f64)>, f64)> = Vec::with_capacity(keys.len());
     for k in &keys {
-        let shard = guard.shard(k);
-        let items = match shard.get(k, now).map(|e| &e.value) {
+        let items = match guard.shard(k).get(k, now).map(|e| &e.value) {
             None => Vec::new(),
             Some(Value::ZSet(z)) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
             Some(Value::Set(s)) => s.iter().map(|m| (m.clone(), 1.0)).collect(),
             Some(_) => return Err(CmdError::wrong_type()),
         };
-        inputs.push(items);
+        inputs.push((items, 1.0));
     }
-    let combine = |a: f64, b: f64| {
-        let r = match agg.as_str() {
-            "MIN" => a.min(b),
-            "MAX" => a.max(b),
-            _ => a + b,
-        };
-        if r.is_nan() {
-            0.0
-        } else {
-            r
+    let mut aggregate = Aggregate::Sum;
+    let mut withscores = false;
+    let mut limit = 0usize;
+    let combining = op != SetOp::Diff && output != Output::Cardinality;
+    while !args.is_empty() {
+        let remaining = args.remaining();
+        let word = args.next_upper()?;
+        match word.as_str() {
+            "WEIGHTS" if combining && remaining > inputs.len() => {
+                for (_, w) in inputs.iter_mut() {
+                    *w = crate::util::parse_f64(args.next_slice()?)
+                        .ok_or_else(|| CmdError::new("ERR weight value is not a float"))?;
+                }
+            }
+            "AGGREGATE" if combining && remaining >= 2 => {
+                aggregate = match args.next_upper()?.as_str() {
+                    "SUM" => Aggregate::Sum,
+                    "MIN" => Aggregate::Min,
+                    "MAX" => Aggregate::Max,
+                    _ => return Err(CmdError::syntax()),
+                }
+            }
+            "WITHSCORES" if output == Output::Reply => withscores = true,
+            "LIMIT" if output == Output::Cardinality && remaining >= 2 => {
+                limit = crate::util::parse_i64(args.next_slice()?)
+                    .filter(|l| *l >= 0)
+                    .ok_or_else(|| CmdError::new("ERR LIMIT can't be negative"))?
+                    as usize;
+            }
+            _ => return Err(CmdError::syntax()),
         }
+    }
+    // Union and intersection walk the inputs from the smallest, as Redis's do (glibc's qsort
+    // is a stable merge sort here), which decides which of 0 and -0 a tie keeps.
+    if op != SetOp::Diff {
+        inputs.sort_by_key(|(items, _)| items.len());
+    }
+    let result = match op {
+        SetOp::Union => union(&inputs, aggregate),
+        SetOp::Inter => {
+            let stop = (output == Output::Cardinality && limit > 0).then_some(limit);
+            inter(&inputs, aggregate, stop)
+        }
+        SetOp::Diff => diff(&inputs),
     };
-    let mut acc: std::collections::HashMap<Bytes, (f64, usize)> = Default::default();
-    for (i, items) in inputs.iter().enumerate() {
-        for (m, s) in items {
-            let w = s * weights[i];
-            let w = if w.is_nan() { 0.0 } else { w };
-            acc.entry(m.clone())
-                .and_modify(|(v, c)| {
-                    *v = combine(*v, w);
-                    *c += 1;
-                })
-                .or_insert((w, 1));
+    match (output, dst) {
+        (Output::Store, Some(dst)) => {
+            let shard = guard.shard(&dst);
+            if result.is_empty() {
+                if shard.remove(&dst, now).is_some() {
+                    ctx.dirty(1);
+                }
+                return Ok(Reply::Int(0));
+            }
+            // Redis keeps a computed -0 in a skiplist but writes a small result as a listpack,
+            // whose integer-valued scores are stored as integers: -0 comes back as 0 there.
+            let listpack = result.len() as i64
+                <= ctx.server.config.get_i64("zset-max-listpack-entries")
+                && result.iter().all(|(m, _)| {
+                    m.len() as i64 <= ctx.server.config.get_i64("zset-max-listpack-value")
+                });
+            let mut z = ZSet::default();
+            for (m, s) in result {
+                if listpack {
+                    z.insert(m, s);
+                } else {
+                    z.insert_exact(m, s);
+                }
+            }
+            let len = z.len();
+            shard.insert(own(dst), Entry::new(Value::ZSet(Box::new(z))), now);
+            ctx.dirty(1);
+            Ok(Reply::Int(len as i64))
+        }
+        (Output::Cardinality, _) => Ok(Reply::Int(result.len() as i64)),
+        _ => {
+            let mut items = result;
+            // Scores compare as doubles (-0 equals 0; NaN never comes out of an aggregate),
+            // ties by member, as Redis's skiplist orders them.
+            items.sort_by(|a, b| {
+                a.1.partial_cmp(&b.1)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            Ok(range_reply(items, withscores, ctx.client.proto))
         }
     }
-    let mut z = ZSet::default();
-    for (m, (s, c)) in acc {
-        if !inter || c == keys.len() {
-            z.insert(m, s);
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    /// Redis's zunionInterAggregate: +inf plus -inf makes 0, not NaN.
+    fn fold(self, target: &mut f64, value: f64) {
+        match self {
+            Aggregate::Sum => {
+                *target += value;
+                if target.is_nan() {
+                    *target = 0.0;
+                }
+            }
+            // Strict comparisons: between 0 and -0 the score already there stays.
+            Aggregate::Min if value < *target => *target = value,
+            Aggregate::Max if value > *target => *target = value,
+            Aggregate::Min | Aggregate::Max => {}
         }
     }
-    let n = z.len();
-    let shard = guard.shard(&dst);
-    if z.is_empty() {
-        shard.remove(&dst, now);
+}
+
+/// A member's weighted score; NaN (0 times infinity) counts as 0.
+fn weighted(score: f64, weight: f64) -> f64 {
+    let s = score * weight;
+    if s.is_nan() {
+        0.0
     } else {
-        shard.insert(own(dst), Entry::new(Value::ZSet(Box::new(z))), now);
+        s
     }
-    ctx.dirty(1);
-    Ok(Reply::Int(n as i64))
+}
+
+fn union(inputs: &[(Vec<(Bytes, f64)>, f64)], aggregate: Aggregate) -> Vec<(Bytes, f64)> {
+    let mut acc: std::collections::HashMap<Bytes, f64> = Default::default();
+    for (items, w) in inputs {
+        for (m, s) in items {
+            let v = weighted(*s, *w);
+            match acc.get_mut(m) {
+                Some(t) => aggregate.fold(t, v),
+                None => {
+                    acc.insert(m.clone(), v);
+                }
+            }
+        }
+    }
+    acc.into_iter().collect()
+}
+
+/// Members present in every input, walking the first (the smallest); `stop` ends the walk
+/// after that many (ZINTERCARD's LIMIT).
+fn inter(
+    inputs: &[(Vec<(Bytes, f64)>, f64)],
+    aggregate: Aggregate,
+    stop: Option<usize>,
+) -> Vec<(Bytes, f64)> {
+    let Some(((first, w0), rest)) = inputs.split_first() else {
+        return Vec::new();
+    };
+    let lookups: Vec<(std::collections::HashMap<&Bytes, f64>, f64)> = rest
+        .iter()
+        .map(|(items, w)| (items.iter().map(|(m, s)| (m, *s)).collect(), *w))
+        .collect();
+    let mut out = Vec::new();
+    'members: for (m, s) in first {
+        let mut score = weighted(*s, *w0);
+        for (lookup, w) in &lookups {
+            match lookup.get(m) {
+                Some(v) => aggregate.fold(&mut score, v * w),
+                None => continue 'members,
+            }
+        }
+        out.push((m.clone(), score));
+        if stop.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+    }
+    out
+}
+
+/// Members of the first input in none of the others, with their scores in the first.
+fn diff(inputs: &[(Vec<(Bytes, f64)>, f64)]) -> Vec<(Bytes, f64)> {
+    let Some(((first, _), rest)) = inputs.split_first() else {
+        return Vec::new();
+    };
+    let others: std::collections::HashSet<&Bytes> = rest
+        .iter()
+        .flat_map(|(items, _)| items.iter().map(|(m, _)| m))
+        .collect();
+    first
+        .iter()
+        .filter(|(m, _)| !others.contains(m))
+        .cloned()
+        .collect()
 }
 
 pub fn zunionstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    combine_store(ctx, args, false)
+    combine(ctx, args, SetOp::Union, Output::Store, "zunionstore")
 }
 
 pub fn zinterstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    combine_store(ctx, args, true)
+    combine(ctx, args, SetOp::Inter, Output::Store, "zinterstore")
+}
+
+pub fn zdiffstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    combine(ctx, args, SetOp::Diff, Output::Store, "zdiffstore")
+}
+
+pub fn zunion(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    combine(ctx, args, SetOp::Union, Output::Reply, "zunion")
+}
+
+pub fn zinter(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    combine(ctx, args, SetOp::Inter, Output::Reply, "zinter")
+}
+
+pub fn zdiff(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    combine(ctx, args, SetOp::Diff, Output::Reply, "zdiff")
+}
+
+pub fn zintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    combine(ctx, args, SetOp::Inter, Output::Cardinality, "zintercard")
+}
+
+/// ZRANDMEMBER key [count [WITHSCORES]]: a positive count gives distinct members, a negative
+/// one may repeat them (and its reply is as long as asked, so it is bounded like Redis's
+/// `-LONG_MAX/2` check with scores).
+pub fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    use rand::seq::IteratorRandom;
+    use rand::Rng;
+    let key = args.next()?;
+    let mut count = None;
+    let mut withscores = false;
+    if !args.is_empty() {
+        let c = crate::util::parse_i64(args.next_slice()?).ok_or_else(CmdError::not_int)?;
+        if c == i64::MIN {
+            return Err(CmdError::new(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ));
+        }
+        if !args.is_empty() {
+            if args.remaining() > 1 || !args.eat("WITHSCORES") {
+                return Err(CmdError::syntax());
+            }
+            withscores = true;
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) {
+                return Err(CmdError::new("ERR value is out of range"));
+            }
+        }
+        count = Some(c);
+    }
+    let proto = ctx.client.proto;
+    read(ctx, &key, |z| {
+        let mut rng = rand::thread_rng();
+        let Some(count) = count else {
+            return Ok(z
+                .and_then(|z| z.iter().choose(&mut rng))
+                .map_or(Reply::Null, |(m, _)| Reply::Bulk(m.clone())));
+        };
+        let Some(z) = z.filter(|z| !z.is_empty() && count != 0) else {
+            return Ok(Reply::Array(Vec::new()));
+        };
+        let items: Vec<(Bytes, f64)> = if count > 0 {
+            let mut picked: Vec<(Bytes, f64)> = z
+                .iter()
+                .choose_multiple(&mut rng, count as usize)
+                .into_iter()
+                .map(|(m, s)| (m.clone(), s))
+                .collect();
+            // A partial pick comes in no particular order; the whole set comes from the
+            // highest score down, the order Redis's set-operation iterator walks it in.
+            if picked.len() < z.len() {
+                use rand::seq::SliceRandom;
+                picked.shuffle(&mut rng);
+            } else {
+                picked.reverse();
+            }
+            picked
+        } else {
+            let all: Vec<(&Bytes, f64)> = z.iter().collect();
+            let wanted = super::bounded_reply_len(count.unsigned_abs())?;
+            (0..wanted)
+                .map(|_| {
+                    let (m, s) = all[rng.gen_range(0..all.len())];
+                    (m.clone(), s)
+                })
+                .collect()
+        };
+        Ok(range_reply(items, withscores, proto))
+    })?
 }
 
 pub fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -878,4 +1114,10 @@ pub fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Reply::Array(items),
         ])
     })
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: ZMPOP, blocking while every
+/// key is empty.
+pub fn bzmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    super::blocking::block_mpop(ctx, args, "ZMPOP", zmpop)
 }

@@ -19,8 +19,14 @@ impl PartialOrd for Score {
 }
 
 impl Ord for Score {
+    /// Numeric order with -0 equal to 0, as Redis's skiplist compares scores (members with
+    /// either come in member order).
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
+        if self.0 == other.0 {
+            Ordering::Equal
+        } else {
+            self.0.total_cmp(&other.0)
+        }
     }
 }
 
@@ -47,6 +53,17 @@ impl ZSet {
     pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
         // -0.0 and 0.0 are one score, as in Redis.
         let score = if score == 0.0 { 0.0 } else { score };
+        let old = self.scores.insert(member.clone(), score);
+        if let Some(o) = old {
+            self.order.remove(&(Score(o), member.clone()));
+        }
+        self.order.insert((Score(score), member));
+        old
+    }
+
+    /// Sets a member's score as computed, keeping a -0 (ZUNIONSTORE and the other stores keep
+    /// the sign their arithmetic gave, as Redis's do; ZADD and ZINCRBY use [`Self::insert`]).
+    pub fn insert_exact(&mut self, member: Bytes, score: f64) -> Option<f64> {
         let old = self.scores.insert(member.clone(), score);
         if let Some(o) = old {
             self.order.remove(&(Score(o), member.clone()));
