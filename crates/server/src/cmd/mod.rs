@@ -9,6 +9,7 @@ pub mod bitmaps;
 pub mod blocking;
 pub mod connection;
 pub mod dag;
+pub mod dump;
 pub mod explain;
 pub mod geo;
 pub mod hashes;

@@ -988,8 +988,13 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
                 "keyspace_misses",
                 &server.store.keyspace_misses.load(Ordering::Relaxed),
             );
-            kv(out, "pubsub_channels", &0);
-            kv(out, "pubsub_patterns", &0);
+            kv(out, "pubsub_channels", &server.pubsub.channel_count());
+            kv(out, "pubsub_patterns", &server.pubsub.numpat());
+            // Locus never forks (snapshots are written by a thread), and has no MIGRATE to
+            // cache connections for.
+            kv(out, "latest_fork_usec", &0);
+            kv(out, "total_forks", &0);
+            kv(out, "migrate_cached_sockets", &0);
             kv(
                 out,
                 "total_error_replies",

@@ -10,6 +10,9 @@
 //! (u32 length + bytes), then the value.
 
 pub mod aof;
+pub mod migrate;
+pub mod rdb;
+pub mod redisai_rdb;
 
 use crate::engine::model::{Device, Model, ModelSpec};
 use crate::engine::versions::{ModelVersion, VersionInfo, VersionedModel};
@@ -111,6 +114,17 @@ impl Image {
         }
     }
 
+    /// An image of one key alone (DUMP of a tensor, model or router).
+    pub fn single(key: Bytes, entry: Entry) -> Image {
+        Image {
+            entries: vec![(0, key, entry)],
+            functions: Vec::new(),
+            request_logs: Vec::new(),
+            monitors: Vec::new(),
+            jobs: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -169,11 +183,32 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
     ));
     let result = (|| {
         let file = File::create(&tmp)?;
-        let mut w = Writer {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            crc: crc32fast::Hasher::new(),
-            pos: 0,
-        };
+        let file = write_image(image, BufWriter::with_capacity(1 << 20, file))?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The snapshot of `image` in memory (DUMP's payload for the AI types).
+pub fn to_bytes(image: &Image) -> Vec<u8> {
+    write_image(image, Vec::new()).expect("writing to memory does not fail")
+}
+
+/// Writes the snapshot of `image` to `out` and gives it back.
+fn write_image<W: Write>(image: &Image, out: W) -> std::io::Result<W> {
+    let mut w = Writer {
+        inner: out,
+        crc: crc32fast::Hasher::new(),
+        pos: 0,
+    };
+    {
         w.put(MAGIC)?;
         w.u32(VERSION)?;
         w.u32(0)?;
@@ -314,15 +349,8 @@ pub fn write(image: &Image, path: &Path) -> std::io::Result<()> {
         )?;
         let crc = w.crc.clone().finalize();
         w.inner.write_all(&crc.to_le_bytes())?;
-        let file = w.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+    Ok(w.inner)
 }
 
 fn dtype_code(d: DType) -> u8 {
@@ -489,6 +517,32 @@ pub enum Loaded {
     Job(u16, Arc<locus_engine::score::Job>),
 }
 
+impl Loaded {
+    /// A model key with one version, live: a snapshot from before versions, or a model from
+    /// another server (RedisAI's).
+    pub fn single_model(db: u16, key: Bytes, expire_at: u64, spec: ModelSpec, blob: Bytes) -> Self {
+        let info = VersionInfo {
+            sha256: crate::engine::versions::sha256_hex(&blob),
+            ..Default::default()
+        };
+        Loaded::Model {
+            db,
+            key,
+            expire_at,
+            versions: vec![LoadedVersion {
+                number: 1,
+                served: true,
+                info,
+                spec,
+                blob,
+            }],
+            live: Some(1),
+            history: Vec::new(),
+            next: 2,
+        }
+    }
+}
+
 /// Maps and verifies a snapshot, returning its records. Nothing is applied: a bad file is
 /// refused whole, with the offset of the first problem.
 pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
@@ -498,7 +552,12 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
     // mapped bytes do not change under us.
     let map =
         unsafe { memmap2::Mmap::map(&file) }.map_err(|e| err(0, format!("cannot map: {e}")))?;
-    let data = Bytes::from_owner(Mapped(map));
+    read_bytes(Bytes::from_owner(Mapped(map)))
+}
+
+/// Reads a snapshot held in memory (a file's mapping, or a DUMP payload's body).
+pub fn read_bytes(data: Bytes) -> Result<Vec<Loaded>, LoadError> {
+    let err = |offset: u64, m: String| LoadError { offset, message: m };
     if data.len() < HEADER_LEN + 13 {
         return Err(err(data.len() as u64, "file too short".into()));
     }
@@ -659,25 +718,7 @@ pub fn read(path: &Path) -> Result<Vec<Loaded>, LoadError> {
             KIND_MODEL => {
                 // A file from before versions: its model is version 1, live.
                 let (spec, blob) = read_model(&mut r)?;
-                let info = VersionInfo {
-                    sha256: crate::engine::versions::sha256_hex(&blob),
-                    ..Default::default()
-                };
-                out.push(Loaded::Model {
-                    db,
-                    key,
-                    expire_at,
-                    versions: vec![LoadedVersion {
-                        number: 1,
-                        served: true,
-                        info,
-                        spec,
-                        blob,
-                    }],
-                    live: Some(1),
-                    history: Vec::new(),
-                    next: 2,
-                });
+                out.push(Loaded::single_model(db, key, expire_at, spec, blob));
                 continue;
             }
             KIND_MODEL_VERSIONS => {
@@ -758,56 +799,8 @@ pub fn apply(
     let now = crate::util::now_ms();
     let mut n = 0;
     for rec in records {
-        let (db, key, entry) = match rec {
-            Loaded::Function(code) => {
-                store.function_libraries.write().push(code);
-                continue;
-            }
-            Loaded::RequestLog(db, key, spec) => {
-                store.request_logs.set(db as usize, key, spec);
-                continue;
-            }
-            Loaded::Monitor(db, key, monitor) => {
-                store
-                    .monitors
-                    .set(db as usize, key, parking_lot::Mutex::new(*monitor));
-                continue;
-            }
-            Loaded::Job(db, job) => {
-                store.jobs.insert(db as usize, job.name.clone(), job);
-                continue;
-            }
-            Loaded::Value(db, key, entry) => (db, key, entry),
-            Loaded::Model {
-                db,
-                key,
-                expire_at,
-                versions,
-                live,
-                history,
-                next,
-            } => {
-                let backend = engine.onnx(None)?;
-                let mut loaded = Vec::with_capacity(versions.len());
-                for v in versions {
-                    let model =
-                        Model::load(backend.clone(), v.spec, v.blob, engine.session_options())
-                            .map_err(|e| {
-                                format!(
-                                    "model '{}' version {} could not be re-created: {e}",
-                                    String::from_utf8_lossy(&key),
-                                    v.number
-                                )
-                            })?;
-                    loaded.push(ModelVersion::new(v.number, model, v.info, v.served));
-                }
-                let vm = VersionedModel::restore(loaded, live, history, next);
-                (
-                    db,
-                    key,
-                    Entry::with_expiry(Value::Model(Arc::new(vm)), expire_at),
-                )
-            }
+        let Some((db, key, entry)) = materialize(store, engine, rec)? else {
+            continue;
         };
         if (db as usize) >= store.db_count() {
             return Err(format!(
@@ -825,6 +818,65 @@ pub fn apply(
         n += 1;
     }
     Ok(n)
+}
+
+/// A loaded record as a key's entry, models re-created through `engine`; records that are
+/// not keys (functions, request logs, monitors, jobs) go straight into `store` (`None`).
+pub fn materialize(
+    store: &Store,
+    engine: &Engine,
+    rec: Loaded,
+) -> Result<Option<(u16, Bytes, Entry)>, String> {
+    Ok(Some(match rec {
+        Loaded::Function(code) => {
+            store.function_libraries.write().push(code);
+            return Ok(None);
+        }
+        Loaded::RequestLog(db, key, spec) => {
+            store.request_logs.set(db as usize, key, spec);
+            return Ok(None);
+        }
+        Loaded::Monitor(db, key, monitor) => {
+            store
+                .monitors
+                .set(db as usize, key, parking_lot::Mutex::new(*monitor));
+            return Ok(None);
+        }
+        Loaded::Job(db, job) => {
+            store.jobs.insert(db as usize, job.name.clone(), job);
+            return Ok(None);
+        }
+        Loaded::Value(db, key, entry) => (db, key, entry),
+        Loaded::Model {
+            db,
+            key,
+            expire_at,
+            versions,
+            live,
+            history,
+            next,
+        } => {
+            let backend = engine.onnx(None)?;
+            let mut loaded = Vec::with_capacity(versions.len());
+            for v in versions {
+                let model = Model::load(backend.clone(), v.spec, v.blob, engine.session_options())
+                    .map_err(|e| {
+                        format!(
+                            "model '{}' version {} could not be re-created: {e}",
+                            String::from_utf8_lossy(&key),
+                            v.number
+                        )
+                    })?;
+                loaded.push(ModelVersion::new(v.number, model, v.info, v.served));
+            }
+            let vm = VersionedModel::restore(loaded, live, history, next);
+            (
+                db,
+                key,
+                Entry::with_expiry(Value::Model(Arc::new(vm)), expire_at),
+            )
+        }
+    }))
 }
 
 /// The snapshot path from the configuration (`dir` is the working directory).

@@ -103,6 +103,11 @@ impl PubSub {
             .collect()
     }
 
+    /// Channels with at least one subscriber (INFO pubsub_channels).
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().len()
+    }
+
     /// One client's channels (false) and patterns (true), for ACL changes that revoke them.
     pub fn subscriptions_of(&self, id: u64) -> Vec<(Bytes, bool)> {
         let mut out: Vec<(Bytes, bool)> = self

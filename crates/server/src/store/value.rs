@@ -219,6 +219,22 @@ impl Entry {
         self.freq.store(c, Ordering::Relaxed);
     }
 
+    /// RESTORE's FREQ or IDLETIME (Redis's objectSetLRUOrLFU): the frequency counts under an
+    /// LFU policy, the idle time under any other.
+    pub fn set_lru_or_lfu(&self, freq: Option<u8>, idle_secs: Option<u64>) {
+        if LFU.load(Ordering::Relaxed) {
+            if let Some(f) = freq {
+                self.freq.store(f, Ordering::Relaxed);
+            }
+        } else if let Some(idle) = idle_secs {
+            let now = crate::util::clock_secs();
+            self.access.store(
+                now.saturating_sub(idle.min(u32::MAX as u64) as u32),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     pub fn idle_secs(&self) -> u32 {
         crate::util::clock_secs().saturating_sub(self.access.load(Ordering::Relaxed))
     }
