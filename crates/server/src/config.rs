@@ -97,6 +97,11 @@ pub static PARAMS: &[Param] = &[
     p("logfile", "", Kind::Str, false),
     p("dir", ".", Kind::Special, true),
     p("dbfilename", "dump.locus", Kind::Str, true),
+    // A Redis 7.0 (or RedisAI 1.2) RDB file whose keys are loaded at start, over the data the
+    // server loaded itself; values of module types other than RedisAI's stop the start unless
+    // import-skip-unknown is on.
+    p("import-rdb", "", Kind::Str, false),
+    p("import-skip-unknown", "no", Kind::Bool, false),
     p("appendfilename", "appendonly.aof", Kind::Str, false),
     p("appenddirname", "appendonlydir", Kind::Str, false),
     p(

@@ -305,3 +305,82 @@ fn from_locus_value(body: &[u8]) -> Result<Restored, String> {
         _ => Err("a locus-key value holds a key".into()),
     }
 }
+
+/// What an RDB import brought in.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub keys: u64,
+    /// Keys whose expiry had passed: not loaded, as Redis does not load them.
+    pub expired: u64,
+    pub models: u64,
+    /// Values of module types this server does not have, by type name, with their counts.
+    pub skipped: Vec<(String, u64)>,
+    /// FUNCTION libraries the file held.
+    pub functions: Vec<Vec<u8>>,
+    pub rdb_version: u32,
+}
+
+/// Whether a module type is one this server reads.
+pub fn known_module_type(name: &str) -> bool {
+    name == LOCUS_TYPE || name == "AI_TENSOR" || name == "AI__MODEL"
+}
+
+/// Reads a Redis RDB file, handing each key it holds to `put` (database, key, value, expiry
+/// in Unix ms or 0, idle seconds, LFU frequency). Values of unknown module types stop the
+/// import naming the type and key, unless `skip_unknown`. Keys already expired are left out.
+pub fn import_rdb(
+    bytes: &[u8],
+    skip_unknown: bool,
+    now_ms: u64,
+    mut put: impl FnMut(usize, Bytes, Restored, u64, Option<u64>, Option<u8>) -> Result<(), String>,
+) -> Result<ImportReport, String> {
+    let mut report = ImportReport::default();
+    let summary = rdb::read_rdb(bytes, |e| {
+        if let RdbValue::Module(m) = &e.value {
+            let name = m.name();
+            if !known_module_type(&name) {
+                if !skip_unknown {
+                    return Err(rdb::RdbError::Visitor(format!(
+                        "key '{}' holds a value of module type '{name}', which this server \
+                         does not have (start with import-skip-unknown yes to leave such keys out)",
+                        String::from_utf8_lossy(&e.key)
+                    )));
+                }
+                match report.skipped.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, count)) => *count += 1,
+                    None => report.skipped.push((name, 1)),
+                }
+                return Ok(());
+            }
+        }
+        let expire_at = e.expire_ms.map_or(0, |ms| ms.max(1) as u64);
+        if expire_at != 0 && expire_at <= now_ms {
+            report.expired += 1;
+            return Ok(());
+        }
+        let key = String::from_utf8_lossy(&e.key).into_owned();
+        let restored =
+            from_rdb(e.value).map_err(|m| rdb::RdbError::Visitor(format!("key '{key}': {m}")))?;
+        if matches!(restored, Restored::Model(_)) {
+            report.models += 1;
+        }
+        put(
+            e.db as usize,
+            Bytes::from(e.key),
+            restored,
+            expire_at,
+            e.idle,
+            e.freq,
+        )
+        .map_err(|m| rdb::RdbError::Visitor(format!("key '{key}': {m}")))?;
+        report.keys += 1;
+        Ok(())
+    })
+    .map_err(|e| match e {
+        rdb::RdbError::Visitor(m) => m,
+        other => format!("{other}"),
+    })?;
+    report.functions = summary.functions;
+    report.rdb_version = summary.version;
+    Ok(report)
+}

@@ -832,7 +832,10 @@ impl Server {
     /// start with its name and the offset of the problem; nothing is half-loaded silently.
     pub async fn load_data(self: &Arc<Self>) -> Result<(), String> {
         self.loading.store(true, Ordering::Relaxed);
-        let r = self.load_data_inner().await;
+        let mut r = self.load_data_inner().await;
+        if r.is_ok() && !self.config.get("import-rdb").is_empty() {
+            r = self.import_rdb();
+        }
         self.loading.store(false, Ordering::Relaxed);
         if r.is_ok() {
             // Jobs that were running when the data was saved go on from their checkpoints.
@@ -873,6 +876,80 @@ impl Server {
                     self.aof.dir().display()
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Loads the keys of the RDB file `import-rdb` names over the data loaded so far (Redis's
+    /// types, RedisAI's tensors and models, function libraries), then makes them durable: a
+    /// rewrite of the AOF when it is on, else a snapshot.
+    fn import_rdb(self: &Arc<Self>) -> Result<(), String> {
+        use crate::persist::migrate::{self, Restored};
+        let path = std::path::PathBuf::from(self.config.get("import-rdb"));
+        let started = Instant::now();
+        let bad = |e: String| format!("Can't import the RDB file '{}': {e}", path.display());
+        let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+        let skip = self.config.get("import-skip-unknown") == "yes";
+        let now = crate::util::now_ms();
+        let report = migrate::import_rdb(
+            &bytes,
+            skip,
+            now,
+            |db, key, restored, expire_at, idle, freq| {
+                if db >= self.store.db_count() {
+                    return Err(format!(
+                        "the file uses database {db} but only {} are configured",
+                        self.store.db_count()
+                    ));
+                }
+                let value = match restored {
+                    Restored::Value(v) => v,
+                    Restored::Model(loaded) => {
+                        match crate::persist::materialize(&self.store, &self.engine, loaded)? {
+                            Some((_, _, entry)) => entry.value,
+                            None => return Err("not a key".into()),
+                        }
+                    }
+                };
+                let entry = crate::store::Entry::with_expiry(value, expire_at);
+                entry.set_lru_or_lfu(freq, idle);
+                self.store
+                    .db(db)
+                    .write(&key)
+                    .insert(key.clone(), entry, now);
+                Ok(())
+            },
+        )
+        .map_err(bad)?;
+        if !report.functions.is_empty() {
+            self.store
+                .function_libraries
+                .write()
+                .extend(report.functions.iter().map(|c| Bytes::from(c.clone())));
+            self.scripting.restore_saved(self).map_err(bad)?;
+        }
+        for (name, count) in &report.skipped {
+            tracing::warn!("import: left out {count} keys of the unknown module type '{name}'");
+        }
+        tracing::info!(
+            "Imported {} keys ({} models, {} functions; {} expired left out) from RDB version {} file '{}' in {:.3} seconds",
+            report.keys,
+            report.models,
+            report.functions.len(),
+            report.expired,
+            report.rdb_version,
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        self.store.add_dirty(report.keys);
+        if self.config.get("appendonly") == "yes" {
+            let writer = self.aof.start_rewrite(&self.store, false)?;
+            let _ = writer.join();
+        } else if self.config.get("save").is_empty() {
+            tracing::warn!("import: saving is off; the imported keys live in memory only");
+        } else {
+            let image = crate::persist::Image::capture(&self.store, now);
+            crate::persist::write(&image, &self.snapshot_path()).map_err(|e| bad(e.to_string()))?;
         }
         Ok(())
     }
