@@ -10,7 +10,7 @@ SECS=${1:-20}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(resp tensorset dag router acl snapshot aof)
+    TARGETS=(resp tensorset dag router acl snapshot aof rdb)
 fi
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     echo "fuzz: no nightly toolchain; skipped"
