@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes] [--no-metrics PATH]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import] [--no-metrics PATH]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -721,6 +721,91 @@ def section_datatypes(args):
             p.wait()
 
 
+def _ready_after(cmd, port, timeout=900):
+    """Starts a server and returns (process, seconds until it answers PING): the time it took
+    to load its data."""
+    import redis
+    t = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c = redis.Redis(port=port, socket_connect_timeout=0.2)
+    while time.time() - t < timeout:
+        try:
+            c.ping()
+            return proc, time.time() - t
+        except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
+            time.sleep(0.02)
+    raise RuntimeError(f"{cmd[0]} did not load in {timeout} s")
+
+
+def section_import(args):
+    """Importing a 1 GB RDB (issue: the rest of Redis): redis-server writes an uncompressed RDB
+    of strings, hashes, lists, sets and sorted sets; then redis-server loading it at start and
+    locus-server importing it with --import-rdb are timed alternately, to the first PING."""
+    import redis
+    print("## Importing a Redis RDB file against redis-server loading it (issue: the rest of Redis)\n")
+    tmp = tempfile.mkdtemp(prefix="locus-bench-import-")
+    port = free_port()
+    src = start(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp,
+                 "--dbfilename", "big.rdb", "--rdbcompression", "no", "--enable-debug-command", "yes"], port)
+    try:
+        c = redis.Redis(port=port)
+        c.execute_command("DEBUG", "POPULATE", 1_500_000, "str", 500)
+        data = random.Random(3)
+        p = c.pipeline(transaction=False)
+        for i in range(150_000):
+            p.hset(f"h:{i}", mapping={f"f{j}": data.randbytes(40) for j in range(8)})
+            p.rpush(f"l:{i}", *[data.randbytes(30) for _ in range(6)])
+            if i % 3 == 0:
+                p.sadd(f"s:{i}", *range(i, i + 20))
+                p.zadd(f"z:{i}", {f"m{j}": data.random() for j in range(10)})
+            if i % 5000 == 4999:
+                p.execute()
+        p.execute()
+        keys = c.dbsize()
+        c.save()
+    finally:
+        src.terminate()
+        src.wait()
+    path = os.path.join(tmp, "big.rdb")
+    size = os.path.getsize(path)
+
+    def one():
+        row = {}
+        for name in random.sample(["redis", "locus"], 2):
+            port = free_port()
+            if name == "redis":
+                cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp,
+                       "--dbfilename", "big.rdb"]
+            else:
+                cmd = [LOCUS, "--port", str(port), "--dir", tmp, "--save", "", "--http-port", "0",
+                       "--grpc-port", "0", "--import-rdb", path]
+            proc, secs = _ready_after(cmd, port)
+            loaded = redis.Redis(port=port).dbsize()
+            proc.terminate()
+            proc.wait()
+            assert loaded == keys, (name, loaded, keys)
+            row[name] = secs
+        row["ratio"] = row["locus"] / row["redis"]
+        return row
+
+    m = median_runs(args.rounds, one)
+    print(f"Target: a time recorded next to redis-server's for a {size / 1e9:.2f} GB file.\n")
+    print("| file | keys | redis-server load (s) | locus-server --import-rdb (s) | locus / redis |")
+    print("|---|---|---|---|---|")
+    print(f"| {size / 1e9:.2f} GB, uncompressed | {keys:,} | {m['redis']:.1f} | {m['locus']:.1f} | **{m['ratio']:.2f}x** |")
+    print()
+    print(f"Commands: `benches/compare.py --sections import --rounds {args.rounds}`: redis-server 7.0 writes the file "
+          "(`DEBUG POPULATE 1500000 str 500`, 150,000 hashes of 8 fields of 40 random bytes and lists of 6 "
+          "elements of 30, 50,000 sets of 20 integers and sorted sets of 10 members; `rdbcompression no`); "
+          "each round starts redis-server on it and locus-server with `--import-rdb` on it, in random order, "
+          "timing each from launch to its first PING answered with every key loaded; ratios are medians of "
+          "per-round ratios.\n")
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def section_metrics(args):
     """What the metrics cost: this build against one built without its histograms
     (`cargo build --release --no-default-features --bin locus-server`, copied to
@@ -1045,7 +1130,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
@@ -1109,6 +1194,9 @@ def main():
         if "tls" in sections:
             settle()
             section_tls(args)
+        if "import" in sections:
+            settle()
+            section_import(args)
     finally:
         for p in (redis, locus):
             p.terminate()
