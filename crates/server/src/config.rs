@@ -494,7 +494,7 @@ pub static PARAMS: &[Param] = &[
     p("tls-client-key-file-pass", "", Kind::Str, true),
     p("tls-dh-params-file", "", Kind::Str, true),
     p("oom-score-adj-values", "0 200 800", Kind::Str, true),
-    p("notify-keyspace-events", "", Kind::Str, true),
+    p("notify-keyspace-events", "", Kind::Special, true),
     p("replicaof", "", Kind::Str, false),
     p(
         "latency-tracking-info-percentiles",
@@ -643,6 +643,9 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
                 Ok(x) if (0.0..=1.0).contains(&x) => Ok(value.to_string()),
                 _ => Err("argument must be a rate between 0 and 1 (0: never)".into()),
             },
+            "notify-keyspace-events" => crate::notify::parse(value)
+                .map(crate::notify::to_string)
+                .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
             "dir" => {
                 if value.is_empty() {
                     return Err("dir must not be empty".into());
@@ -878,6 +881,10 @@ impl Config {
                 crate::store::stream::NODE_MAX_ENTRIES.store(num(), Ordering::Relaxed)
             }
             "busy-poll-us" => crate::server::io_pool::BUSY_POLL_US.store(num(), Ordering::Relaxed),
+            "notify-keyspace-events" => crate::notify::FLAGS.store(
+                crate::notify::parse(&self.get(name)).unwrap_or(0),
+                Ordering::Relaxed,
+            ),
             _ => {}
         }
     }

@@ -119,12 +119,14 @@ fn sample(
     let store = server.store.db(db);
     let now_secs = (now / 1000) as u32;
     let mut taken = 0;
-    // Bounded: small databases leave most shards empty.
-    for _ in 0..SHARDS {
+    // From a random shard on, each shard once: a small database leaves most shards empty, and
+    // random picks could miss its few keys altogether.
+    let start = rand::random::<usize>();
+    for i in 0..SHARDS {
         if taken >= n {
             return;
         }
-        let shard = store.shard(rand::random::<usize>() % SHARDS).read();
+        let shard = store.shard(start.wrapping_add(i) % SHARDS).read();
         let len = shard.len();
         if len == 0 || (policy.volatile_only() && shard.volatile() == 0) {
             continue;
@@ -187,6 +189,13 @@ fn evict_one(server: &Server, policy: Policy, samples: usize) -> bool {
     };
     if let Some(entry) = removed {
         EVICTED.fetch_add(1, Ordering::Relaxed);
+        crate::notify::notify(
+            server,
+            crate::notify::EVICTED,
+            "evicted",
+            &victim.key,
+            victim.db,
+        );
         server.store.add_dirty(1);
         // Freed here and now, not in the background as UNLINK frees: the next reading of
         // used memory must see it, or eviction would go on taking keys it need not.

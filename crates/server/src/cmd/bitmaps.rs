@@ -88,6 +88,7 @@ pub fn setbit(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         (old, grew || old as i64 != on)
     })?;
     if changed {
+        ctx.notify(crate::notify::STRING, "setbit", &key);
         ctx.dirty(1);
     }
     Ok(Reply::Int(old as i64))
@@ -313,6 +314,7 @@ pub fn bitop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let now = ctx.now();
     if maxlen == 0 {
         if ctx.db().write(&dest).remove(&dest, now).is_some() {
+            ctx.notify(crate::notify::GENERIC, "del", &dest);
             ctx.dirty(1);
         }
         return Ok(Reply::Int(0));
@@ -343,6 +345,7 @@ pub fn bitop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Entry::new(Value::Str(Bytes::from(res))),
         now,
     );
+    ctx.notify(crate::notify::STRING, "set", &dest);
     ctx.dirty(1);
     Ok(Reply::Int(maxlen as i64))
 }
@@ -605,6 +608,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
         .unwrap_or(0);
     let (replies, changes) = with_bits(ctx, &key, (highest >> 3) as usize + 1, run)?;
     if changes > 0 {
+        ctx.notify(crate::notify::STRING, "setbit", &key);
         ctx.dirty(changes);
     }
     Ok(Reply::Array(replies))

@@ -176,5 +176,7 @@ fn install(
     let entry = Entry::with_expiry(value, expire_at);
     entry.set_lru_or_lfu(o.freq, o.idle);
     shard.insert(own(key.clone()), entry, now);
+    drop(shard);
+    crate::notify::notify(server, crate::notify::GENERIC, "restore", key, db);
     Ok(Reply::OK)
 }

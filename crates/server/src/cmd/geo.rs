@@ -330,6 +330,7 @@ fn radius_generic(
         return Ok(match store {
             Some(dst) => {
                 if ctx.db().write(&dst).remove(&dst, now).is_some() {
+                    ctx.notify(crate::notify::GENERIC, "del", &dst);
                     ctx.dirty(1);
                 }
                 Reply::Int(0)
@@ -388,6 +389,7 @@ fn radius_generic(
             let mut shard = ctx.db().write(&dst);
             if returned == 0 {
                 if shard.remove(&dst, now).is_some() {
+                    ctx.notify(crate::notify::GENERIC, "del", &dst);
                     ctx.dirty(1);
                 }
                 return Ok(Reply::Int(0));
@@ -401,7 +403,13 @@ fn radius_generic(
                 };
                 z.insert(p.member, score);
             }
-            shard.insert(own(dst), Entry::new(Value::ZSet(Box::new(z))), now);
+            shard.insert(own(dst.clone()), Entry::new(Value::ZSet(Box::new(z))), now);
+            let event = if search_store {
+                "geosearchstore"
+            } else {
+                "georadiusstore"
+            };
+            ctx.notify(crate::notify::ZSET, event, &dst);
             ctx.dirty(returned as u64);
             Ok(Reply::Int(returned as i64))
         }

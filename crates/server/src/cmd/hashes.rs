@@ -1,6 +1,7 @@
 //! Hash commands: field maps under one key, the usual home of raw features.
 
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::store::{HashValue, Shard};
 use bytes::Bytes;
@@ -46,6 +47,8 @@ fn set_pairs(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdError
             added += 1;
         }
     }
+    drop(shard);
+    ctx.notify(notify::HASH, "hset", &key);
     ctx.dirty(1);
     Ok(added)
 }
@@ -67,6 +70,8 @@ pub fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     hash_mut(&mut shard, &key, now)?.insert(own(field), own(value));
+    drop(shard);
+    ctx.notify(notify::HASH, "hset", &key);
     ctx.dirty(1);
     Ok(Reply::Int(1))
 }
@@ -143,8 +148,13 @@ pub fn hdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let h = hash_mut(&mut shard, &key, now)?;
     let removed = fields.iter().filter(|f| h.remove(*f).is_some()).count();
-    if h.is_empty() {
+    let emptied = h.is_empty();
+    if removed > 0 {
+        ctx.notify(notify::HASH, "hdel", &key);
+    }
+    if emptied {
         shard.remove(&key, now);
+        ctx.notify(notify::GENERIC, "del", &key);
     }
     if removed > 0 {
         ctx.dirty(removed as u64);
@@ -167,6 +177,8 @@ pub fn hincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .checked_add(by)
         .ok_or_else(|| CmdError::new("ERR increment or decrement would overflow"))?;
     hash_mut(&mut shard, &key, now)?.insert(own(field), Bytes::from(next.to_string()));
+    drop(shard);
+    ctx.notify(notify::HASH, "hincrby", &key);
     ctx.dirty(1);
     Ok(Reply::Int(next))
 }
@@ -190,6 +202,8 @@ pub fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let text = Bytes::from(crate::util::format_f64_human(next));
     hash_mut(&mut shard, &key, now)?.insert(own(field), text.clone());
+    drop(shard);
+    ctx.notify(notify::HASH, "hincrbyfloat", &key);
     ctx.dirty(1);
     Ok(Reply::Bulk(text))
 }

@@ -51,6 +51,7 @@ pub fn pfadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if changed {
         if let Some(v) = value {
             put(&mut shard, &key, v, now);
+            ctx.notify(crate::notify::STRING, "pfadd", &key);
             ctx.dirty(1);
         }
     }
@@ -102,6 +103,7 @@ pub fn pfmerge(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let refs: Vec<Option<&[u8]>> = values[1..].iter().map(|v| v.as_deref()).collect();
     let merged = hll::pfmerge(values[0].as_deref(), &refs, max).map_err(err)?;
     put(guard.shard(&dest), &dest, merged, now);
+    ctx.notify(crate::notify::STRING, "pfadd", &dest);
     ctx.dirty(1);
     Ok(Reply::OK)
 }

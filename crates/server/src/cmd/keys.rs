@@ -1,6 +1,7 @@
 //! Generic keyspace commands: existence, deletion, expiry, iteration, renaming and moving.
 
 use super::{own, Args, CmdError, CmdResult, Ctx, DB_RANGE_ERR, NO_SUCH_KEY_ERR};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::store::{glob::GlobPattern, Entry, PairGuard, Value, SHARDS};
 use bytes::Bytes;
@@ -12,6 +13,7 @@ pub fn del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let n = keys
         .iter()
         .filter(|k| guard.shard(k).remove(k, now).is_some())
+        .inspect(|k| ctx.notify(notify::GENERIC, "del", k))
         .count();
     ctx.dirty(n as u64);
     Ok(Reply::Int(n as i64))
@@ -24,7 +26,11 @@ pub fn unlink(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut guard = ctx.db().write_many(&keys);
     let removed: Vec<Entry> = keys
         .iter()
-        .filter_map(|k| guard.shard(k).remove(k, now))
+        .filter_map(|k| {
+            let e = guard.shard(k).remove(k, now)?;
+            ctx.notify(notify::GENERIC, "del", k);
+            Some(e)
+        })
         .collect();
     drop(guard);
     let n = removed.len();
@@ -133,8 +139,10 @@ fn expire_generic(
     }
     if at <= now as i64 {
         shard.remove(&key, now);
+        ctx.notify(notify::GENERIC, "del", &key);
     } else {
         shard.set_expire(&key, at as u64, now);
+        ctx.notify(notify::GENERIC, "expire", &key);
     }
     ctx.dirty(1);
     Ok(Reply::Int(1))
@@ -199,6 +207,7 @@ pub fn persist(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let volatile = shard.get(&key, now).is_some_and(|e| e.expire_at() != 0);
     if volatile {
         shard.set_expire(&key, 0, now);
+        ctx.notify(notify::GENERIC, "persist", &key);
         ctx.dirty(1);
     }
     Ok(Reply::Int(volatile as i64))
@@ -314,6 +323,8 @@ fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> CmdResult {
     }
     let entry = guard.shard(&src).remove(&src, now).expect("checked above");
     guard.shard(&dst).insert(own(dst.clone()), entry, now);
+    ctx.notify(notify::GENERIC, "rename_from", &src);
+    ctx.notify(notify::GENERIC, "rename_to", &dst);
     ctx.dirty(1);
     Ok(if nx { Reply::Int(1) } else { Reply::OK })
 }
@@ -369,7 +380,9 @@ pub fn copy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if dst_shard.contains(&dst, now) && !replace {
         return Ok(Reply::Int(0));
     }
-    dst_shard.insert(own(dst), entry, now);
+    dst_shard.insert(own(dst.clone()), entry, now);
+    drop(guard);
+    notify::notify(ctx.server, notify::GENERIC, "copy_to", &dst, target_db);
     ctx.dirty(1);
     Ok(Reply::Int(1))
 }
@@ -394,7 +407,10 @@ pub fn r#move(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let entry = src.remove(&key, now).expect("checked above");
-    dst.insert(key, entry, now);
+    dst.insert(key.clone(), entry, now);
+    drop(guard);
+    ctx.notify(notify::GENERIC, "move_from", &key);
+    notify::notify(ctx.server, notify::GENERIC, "move_to", &key, target);
     ctx.dirty(1);
     Ok(Reply::Int(1))
 }

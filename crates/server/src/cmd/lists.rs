@@ -1,6 +1,7 @@
 //! List commands: pushes, pops, ranges, edits, moves, and the blocking pops and moves.
 
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx, NO_SUCH_KEY_ERR};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::store::Shard;
 use bytes::Bytes;
@@ -54,6 +55,12 @@ fn push(ctx: &mut Ctx, args: &mut Args, at: End, only_existing: bool) -> CmdResu
         }
     }
     let len = l.len();
+    drop(shard);
+    ctx.notify(
+        notify::LIST,
+        if at == End::Left { "lpush" } else { "rpush" },
+        &key,
+    );
     ctx.dirty(1);
     Ok(Reply::Int(len as i64))
 }
@@ -94,6 +101,10 @@ fn pop_n(
             v
         }
     };
+    if n > 0 {
+        let event = if at == End::Left { "lpop" } else { "rpop" };
+        notify::emit(notify::LIST, event, key, shard.db_index());
+    }
     drop_if_empty(shard, key, now);
     Ok(Some(out))
 }
@@ -200,6 +211,8 @@ pub fn lset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Err(CmdError::new("ERR index out of range"));
     }
     l[i as usize] = own(v);
+    drop(shard);
+    ctx.notify(notify::LIST, "lset", &key);
     ctx.dirty(1);
     Ok(Reply::OK)
 }
@@ -239,6 +252,9 @@ pub fn lrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             }
         }
     }
+    if removed > 0 {
+        ctx.notify(notify::LIST, "lrem", &key);
+    }
     drop_if_empty(&mut shard, &key, now);
     if removed > 0 {
         ctx.dirty(removed as u64);
@@ -264,6 +280,7 @@ pub fn ltrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         l.truncate(e + 1);
         l.drain(..s);
     }
+    ctx.notify(notify::LIST, "ltrim", &key);
     drop_if_empty(&mut shard, &key, now);
     ctx.dirty(1);
     Ok(Reply::OK)
@@ -287,6 +304,8 @@ pub fn linsert(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     };
     l.insert(if after { i + 1 } else { i }, own(v));
     let len = l.len();
+    drop(shard);
+    ctx.notify(notify::LIST, "linsert", &key);
     ctx.dirty(1);
     Ok(Reply::Int(len as i64))
 }
@@ -390,10 +409,11 @@ fn move_one(ctx: &mut Ctx, src: Bytes, dst: Bytes, from: End, to: End) -> CmdRes
         return Ok(Reply::Null);
     }
     list_in(guard.shard(&dst), &dst, now)?;
-    let Some(mut popped) = pop_n(guard.shard(&src), &src, now, from, 1)? else {
-        return Ok(Reply::Null);
-    };
-    let Some(v) = popped.pop() else {
+    let source = list_mut(guard.shard(&src), &src, now, false)?.expect("checked above");
+    let Some(v) = (match from {
+        End::Left => source.pop_front(),
+        End::Right => source.pop_back(),
+    }) else {
         return Ok(Reply::Null);
     };
     let l = list_mut(guard.shard(&dst), &dst, now, true)?.expect("created");
@@ -401,6 +421,18 @@ fn move_one(ctx: &mut Ctx, src: Bytes, dst: Bytes, from: End, to: End) -> CmdRes
         End::Left => l.push_front(v.clone()),
         End::Right => l.push_back(v.clone()),
     }
+    // Redis's order: the push, the pop, then the source's deletion if it emptied.
+    ctx.notify(
+        notify::LIST,
+        if to == End::Left { "lpush" } else { "rpush" },
+        &dst,
+    );
+    ctx.notify(
+        notify::LIST,
+        if from == End::Left { "lpop" } else { "rpop" },
+        &src,
+    );
+    drop_if_empty(guard.shard(&src), &src, now);
     ctx.dirty(1);
     Ok(Reply::Bulk(v))
 }

@@ -296,6 +296,14 @@ impl<'a> Ctx<'a> {
         self.server.store.add_dirty(n);
     }
 
+    /// Announces a keyspace event on `key` of the client's database (see [`crate::notify`]).
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        if crate::notify::wanted(class) {
+            crate::notify::notify(self.server, class, event, key, self.client.db);
+        }
+    }
+
     /// Answers later with the future's reply.
     pub fn defer(&mut self, fut: impl Future<Output = Reply> + Send + 'static) -> CmdResult {
         self.deferred = Some(Box::pin(fut));
@@ -396,7 +404,8 @@ pub fn typed_mut<'s, T: Kind>(
         .and_then(|e| T::of_mut(&mut e.value)))
 }
 
-/// Removes `key` if its aggregate became empty (Redis never keeps empty aggregates).
+/// Removes `key` if its aggregate became empty (Redis never keeps empty aggregates), with
+/// Redis's "del" event after the command's own.
 pub fn drop_if_empty<T: Kind>(shard: &mut Shard, key: &[u8], now: u64) {
     if shard
         .get(key, now)
@@ -404,6 +413,7 @@ pub fn drop_if_empty<T: Kind>(shard: &mut Shard, key: &[u8], now: u64) {
         .is_some_and(|v| v.is_empty())
     {
         shard.remove(key, now);
+        crate::notify::emit(crate::notify::GENERIC, "del", key, shard.db_index());
     }
 }
 

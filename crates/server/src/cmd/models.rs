@@ -322,6 +322,7 @@ impl NewVersion {
             added
         };
         server.store.add_dirty(1);
+        crate::notify::notify(server, crate::notify::MODULE, "ai.modelstore", &key, db);
         let mut log = vec![argv];
         for n in &evicted {
             log.push(vec![
@@ -599,6 +600,7 @@ pub fn modeldel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             sha
         }
     };
+    ctx.notify(crate::notify::MODULE, "ai.modeldel", &key);
     ctx.dirty(1);
     let mut log = vec![args.request().to_vec()];
     let action = Action {
@@ -892,7 +894,19 @@ fn write_outputs(
         Ok(outputs) => {
             let results = keys.iter().cloned().zip(outputs).collect();
             match put_tensors_in(server, db, results) {
-                Ok(()) => Reply::OK,
+                Ok(()) => {
+                    // A run finished: each output key announces it.
+                    for k in keys {
+                        crate::notify::notify(
+                            server,
+                            crate::notify::MODULE,
+                            "ai.modelexecute",
+                            k,
+                            db,
+                        );
+                    }
+                    Reply::OK
+                }
                 Err(e) => e.into(),
             }
         }

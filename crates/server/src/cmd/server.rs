@@ -247,7 +247,16 @@ pub fn config_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::Map(
         pairs
             .into_iter()
-            .map(|(k, v)| (Reply::bulk_str(&k), Reply::bulk_str(&v)))
+            .map(|(k, v)| {
+                // Redis 7.0 prints the event flags without `n` (new keys) though it keeps
+                // the class; Locus keeps it too and shows what Redis shows.
+                let v = if k == "notify-keyspace-events" {
+                    v.replace('n', "")
+                } else {
+                    v
+                };
+                (Reply::bulk_str(&k), Reply::bulk_str(&v))
+            })
             .collect(),
     ))
 }
@@ -309,6 +318,10 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         })?;
     }
     ctx.server.sync_engine_config();
+    // A lower limit evicts at once, as Redis's does, not at the next command.
+    if pairs.iter().any(|(n, _)| n == "maxmemory") {
+        let _ = crate::memory::reclaim(ctx.server);
+    }
     Ok(Reply::OK)
 }
 

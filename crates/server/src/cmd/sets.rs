@@ -1,6 +1,7 @@
 //! Set commands: membership, algebra (inter / union / diff and their STORE forms), random picks.
 
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::store::{Entry, Shard, Value};
 use ahash::RandomState;
@@ -41,6 +42,8 @@ pub fn sadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .filter(|v| s.insert(own(v.clone())))
         .count();
     if added > 0 {
+        drop(shard);
+        ctx.notify(notify::SET, "sadd", &key);
         ctx.dirty(added as u64);
     }
     Ok(Reply::Int(added as i64))
@@ -55,6 +58,9 @@ pub fn srem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let removed = vals.iter().filter(|v| s.remove(*v)).count();
+    if removed > 0 {
+        ctx.notify(notify::SET, "srem", &key);
+    }
     drop_if_empty(&mut shard, &key, now);
     if removed > 0 {
         ctx.dirty(removed as u64);
@@ -131,6 +137,9 @@ pub fn spop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     for p in &picked {
         s.remove(p);
     }
+    if !picked.is_empty() {
+        ctx.notify(notify::SET, "spop", &key);
+    }
     drop_if_empty(&mut shard, &key, now);
     if !picked.is_empty() {
         ctx.dirty(picked.len() as u64);
@@ -202,10 +211,14 @@ pub fn smove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     set_mut(guard.shard(&src), &src, now, false)?
         .expect("exists")
         .remove(&v);
+    ctx.notify(notify::SET, "srem", &src);
     drop_if_empty(guard.shard(&src), &src, now);
-    set_mut(guard.shard(&dst), &dst, now, true)?
+    let added = set_mut(guard.shard(&dst), &dst, now, true)?
         .expect("created")
         .insert(own(v));
+    if added {
+        ctx.notify(notify::SET, "sadd", &dst);
+    }
     ctx.dirty(1);
     Ok(Reply::Int(1))
 }
@@ -272,9 +285,21 @@ fn algebra_store(ctx: &mut Ctx, args: &mut Args, op: Algebra) -> CmdResult {
     let now = ctx.now();
     let mut shard = ctx.db().write(&dst);
     if n == 0 {
-        shard.remove(&dst, now);
+        if shard.remove(&dst, now).is_some() {
+            ctx.notify(notify::GENERIC, "del", &dst);
+        }
     } else {
-        shard.insert(own(dst), Entry::new(Value::Set(Box::new(result))), now);
+        shard.insert(
+            own(dst.clone()),
+            Entry::new(Value::Set(Box::new(result))),
+            now,
+        );
+        let event = match op {
+            Algebra::Inter => "sinterstore",
+            Algebra::Union => "sunionstore",
+            Algebra::Diff => "sdiffstore",
+        };
+        ctx.notify(notify::SET, event, &dst);
     }
     ctx.dirty(1);
     Ok(Reply::Int(n as i64))

@@ -8,6 +8,7 @@
 
 use super::blocking::{self, Blocking};
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::server::Server;
 use crate::store::stream::{Fields, Group, Stream, StreamId, Trim, ENTRIES_READ_UNKNOWN};
@@ -339,8 +340,13 @@ pub fn xadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     };
     let fields: Fields = fields.iter().cloned().map(own).collect();
     s.append(id, fields);
-    if let Some(how) = trim.how {
-        s.trim(how, trim.approx, trim.limit);
+    let trimmed = match trim.how {
+        Some(how) => s.trim(how, trim.approx, trim.limit),
+        None => 0,
+    };
+    ctx.notify(notify::STREAM, "xadd", &key);
+    if trimmed > 0 {
+        ctx.notify(notify::STREAM, "xtrim", &key);
     }
     ctx.dirty(1);
     Ok(id_reply(id))
@@ -357,6 +363,9 @@ pub fn xtrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let deleted = s.trim(trim.how.expect("strategy"), trim.approx, trim.limit);
+    if deleted > 0 {
+        ctx.notify(notify::STREAM, "xtrim", &key);
+    }
     ctx.dirty(deleted);
     Ok(Reply::Int(deleted as i64))
 }
@@ -375,6 +384,9 @@ pub fn xdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .map(|b| parse_strict_id(b))
         .collect::<Result<Vec<_>, _>>()?;
     let deleted = s.delete(&ids);
+    if deleted > 0 {
+        ctx.notify(notify::STREAM, "xdel", &key);
+    }
     ctx.dirty(deleted as u64);
     Ok(Reply::Int(deleted as i64))
 }
@@ -559,6 +571,13 @@ fn resolve_ids(ctx: &Ctx, r: &ReadArgs) -> Result<Vec<ReadFrom>, CmdError> {
     Ok(out)
 }
 
+/// Whether `group` of `s` has `consumer` (a command that creates it announces it).
+fn has_consumer(s: &Stream, group: &Bytes, consumer: &Bytes) -> bool {
+    s.groups
+        .get(group)
+        .is_some_and(|g| g.consumers.contains_key(consumer))
+}
+
 /// Serves one stream of an XREADGROUP; `None` when there is nothing to serve (only possible
 /// for `>`).
 fn serve_group(
@@ -668,8 +687,12 @@ fn xread_inner(ctx: &mut Ctx, r: &ReadArgs, from: &[ReadFrom]) -> CmdResult {
                 let s = stream_mut(&mut shard, key, now)?
                     .filter(|s| s.groups.contains_key(group))
                     .ok_or_else(|| no_group_to_read(key, group))?;
-                if let Some(entries) = serve_group(s, group, consumer, from, r.count, r.noack, now)
-                {
+                let had_consumer = has_consumer(s, group, consumer);
+                let entries = serve_group(s, group, consumer, from, r.count, r.noack, now);
+                if !had_consumer && has_consumer(s, group, consumer) {
+                    ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+                }
+                if let Some(entries) = entries {
                     changed += 1;
                     served.push((key.clone(), entries));
                 }
@@ -1016,6 +1039,7 @@ pub fn xclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     } else {
         delivery as u64
     };
+    let had_consumer = has_consumer(s, &group, &consumer);
     let mut claim = Claim::new(&group, &consumer, justid, now);
     let mut out = vec![];
     for id in ids {
@@ -1037,6 +1061,9 @@ pub fn xclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         };
         out.push(claim.claim(s, id, delivery, count));
         changed += 1;
+    }
+    if !had_consumer && has_consumer(s, &group, &consumer) {
+        ctx.notify(notify::STREAM, "xgroup-createconsumer", &key);
     }
     ctx.dirty(changed);
     Ok(Reply::Array(out))
@@ -1069,6 +1096,7 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
     let s = stream_with_group(&mut shard, &key, &group, now)?;
+    let had_consumer = has_consumer(s, &group, &consumer);
     let mut claim = Claim::new(&group, &consumer, justid, now);
     // Redis looks at up to ten pending entries per entry it may claim.
     let mut attempts = count * 10;
@@ -1103,6 +1131,9 @@ pub fn xautoclaim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             count -= 1;
         }
     };
+    if !had_consumer && has_consumer(s, &group, &consumer) {
+        ctx.notify(notify::STREAM, "xgroup-createconsumer", &key);
+    }
     ctx.dirty(changed);
     Ok(Reply::Array(vec![
         id_reply(next),
@@ -1178,6 +1209,7 @@ pub fn xgroup_create(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         ));
     }
     s.groups.insert(own(group), Group::new(id, entries_read));
+    ctx.notify(notify::STREAM, "xgroup-create", &key);
     ctx.dirty(1);
     Ok(Reply::OK)
 }
@@ -1218,6 +1250,7 @@ pub fn xgroup_setid(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let g = s.groups.get_mut(&group).expect("checked");
     g.last_id = id;
     g.entries_read = entries_read;
+    ctx.notify(notify::STREAM, "xgroup-setid", &key);
     ctx.dirty(1);
     Ok(Reply::OK)
 }
@@ -1229,6 +1262,7 @@ pub fn xgroup_destroy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut shard = ctx.db().write(&key);
     let (s, _) = group_of(&mut shard, &key, &group, now, false)?;
     if s.groups.remove(&group).is_some() {
+        ctx.notify(notify::STREAM, "xgroup-destroy", &key);
         ctx.dirty(1);
         Ok(Reply::Int(1))
     } else {
@@ -1241,6 +1275,7 @@ pub fn xgroup_destroy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn change_consumer(
     ctx: &mut Ctx,
     args: &mut Args,
+    event: &str,
     change: fn(&mut Group, Bytes, u64) -> Option<i64>,
 ) -> CmdResult {
     let key = args.next()?;
@@ -1252,6 +1287,7 @@ fn change_consumer(
     let g = s.groups.get_mut(&group).expect("checked");
     match change(g, consumer, now) {
         Some(n) => {
+            ctx.notify(notify::STREAM, event, &key);
             ctx.dirty(1);
             Ok(Reply::Int(n))
         }
@@ -1260,7 +1296,7 @@ fn change_consumer(
 }
 
 pub fn xgroup_createconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    change_consumer(ctx, args, |g, consumer, now| {
+    change_consumer(ctx, args, "xgroup-createconsumer", |g, consumer, now| {
         (!g.consumers.contains_key(&consumer)).then(|| {
             g.touch_consumer(&own(consumer), now);
             1
@@ -1270,7 +1306,7 @@ pub fn xgroup_createconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// Answers how many pending entries the consumer had (they leave the group's list too).
 pub fn xgroup_delconsumer(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    change_consumer(ctx, args, |g, consumer, _| {
+    change_consumer(ctx, args, "xgroup-delconsumer", |g, consumer, _| {
         g.consumers
             .contains_key(&consumer)
             .then(|| g.remove_consumer(&consumer) as i64)

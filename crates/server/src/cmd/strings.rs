@@ -1,6 +1,7 @@
 //! String commands: GET/SET and friends, counters, ranges.
 
 use super::{own, string_in, Args, CmdError, CmdResult, Ctx, NOT_FLOAT_ERR};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::store::{Entry, Value};
 use bytes::{Bytes, BytesMut};
@@ -45,6 +46,11 @@ fn put(ctx: &Ctx, key: &Bytes, value: Bytes, expiry: Expiry) {
         Entry::with_expiry(Value::Str(own(value)), at),
         now,
     );
+    drop(shard);
+    ctx.notify(notify::STRING, "set", key);
+    if let Expiry::At(_) = expiry {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     ctx.dirty(1);
 }
 
@@ -92,8 +98,12 @@ pub fn set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Expiry::At(t) => t,
         _ => 0,
     };
-    shard.insert(key, Entry::with_expiry(Value::Str(value), at), now);
+    shard.insert(key.clone(), Entry::with_expiry(Value::Str(value), at), now);
     drop(shard);
+    ctx.notify(notify::STRING, "set", &key);
+    if let Expiry::At(_) = expiry {
+        ctx.notify(notify::GENERIC, "expire", &key);
+    }
     ctx.dirty(1);
     Ok(if get { old.into() } else { Reply::OK })
 }
@@ -106,7 +116,9 @@ pub fn setnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if shard.contains(&key, now) {
         return Ok(Reply::Int(0));
     }
-    shard.insert(own(key), Entry::new(Value::Str(own(value))), now);
+    shard.insert(own(key.clone()), Entry::new(Value::Str(own(value))), now);
+    drop(shard);
+    ctx.notify(notify::STRING, "set", &key);
     ctx.dirty(1);
     Ok(Reply::Int(1))
 }
@@ -164,6 +176,7 @@ fn mset_generic(ctx: &mut Ctx, args: &mut Args, nx: bool, name: &str) -> Result<
             Entry::new(Value::Str(own(pair[1].clone()))),
             now,
         );
+        ctx.notify(notify::STRING, "set", &pair[0]);
     }
     drop(guard);
     ctx.dirty(keys.len() as u64);
@@ -185,7 +198,9 @@ pub fn getset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
     let old = string_in(&shard, &key, now)?.cloned();
-    shard.insert(own(key), Entry::new(Value::Str(own(value))), now);
+    shard.insert(own(key.clone()), Entry::new(Value::Str(own(value))), now);
+    drop(shard);
+    ctx.notify(notify::STRING, "set", &key);
     ctx.dirty(1);
     Ok(old.into())
 }
@@ -197,6 +212,7 @@ pub fn getdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let old = string_in(&shard, &key, now)?.cloned();
     if old.is_some() {
         shard.remove(&key, now);
+        ctx.notify(notify::GENERIC, "del", &key);
         ctx.dirty(1);
     }
     Ok(old.into())
@@ -223,13 +239,19 @@ pub fn getex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     };
     match expiry {
         Expiry::Persist => {
+            // Redis announces a persist only when there was a TTL to remove.
+            if shard.get(&key, now).is_some_and(|e| e.expire_at() != 0) {
+                ctx.notify(notify::GENERIC, "persist", &key);
+            }
             shard.set_expire(&key, 0, now);
         }
         Expiry::At(t) if t <= now => {
             shard.remove(&key, now);
+            ctx.notify(notify::GENERIC, "del", &key);
         }
         Expiry::At(t) => {
             shard.set_expire(&key, t, now);
+            ctx.notify(notify::GENERIC, "expire", &key);
         }
         _ => {}
     }
@@ -257,7 +279,11 @@ pub fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut shard = ctx.db().write(&key);
     let len = match shard.get_mut(&key, now) {
         None => {
-            shard.insert(own(key), Entry::new(Value::Str(own(tail.clone()))), now);
+            shard.insert(
+                own(key.clone()),
+                Entry::new(Value::Str(own(tail.clone()))),
+                now,
+            );
             tail.len()
         }
         Some(e) => {
@@ -279,6 +305,8 @@ pub fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             len
         }
     };
+    drop(shard);
+    ctx.notify(notify::STRING, "append", &key);
     ctx.dirty(1);
     Ok(Reply::Int(len as i64))
 }
@@ -347,9 +375,15 @@ pub fn setrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             e.mark_modified();
         }
         None => {
-            shard.insert(own(key), Entry::new(Value::Str(Bytes::from(buf))), now);
+            shard.insert(
+                own(key.clone()),
+                Entry::new(Value::Str(Bytes::from(buf))),
+                now,
+            );
         }
     }
+    drop(shard);
+    ctx.notify(notify::STRING, "setrange", &key);
     ctx.dirty(1);
     Ok(Reply::Int(len as i64))
 }
@@ -368,9 +402,11 @@ fn incr_generic(ctx: &mut Ctx, key: Bytes, by: i64) -> CmdResult {
     match shard.get_mut(&key, now) {
         Some(e) => e.value = Value::Str(bytes),
         None => {
-            shard.insert(own(key), Entry::new(Value::Str(bytes)), now);
+            shard.insert(own(key.clone()), Entry::new(Value::Str(bytes)), now);
         }
     }
+    drop(shard);
+    ctx.notify(notify::STRING, "incrby", &key);
     ctx.dirty(1);
     Ok(Reply::Int(next))
 }
@@ -417,9 +453,11 @@ pub fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     match shard.get_mut(&key, now) {
         Some(e) => e.value = Value::Str(text.clone()),
         None => {
-            shard.insert(own(key), Entry::new(Value::Str(text.clone())), now);
+            shard.insert(own(key.clone()), Entry::new(Value::Str(text.clone())), now);
         }
     }
+    drop(shard);
+    ctx.notify(notify::STRING, "incrbyfloat", &key);
     ctx.dirty(1);
     Ok(Reply::Bulk(text))
 }

@@ -187,6 +187,7 @@ pub fn tensorset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     check_tensor_slot(ctx, &key)?;
     let t = parse_tensor(args, max_bytes(ctx))?;
     put_tensor(ctx, &key, t)?;
+    ctx.notify(crate::notify::MODULE, "ai.tensorset", &key);
     Ok(Reply::OK)
 }
 

@@ -2,6 +2,7 @@
 //! strings in RESP2, doubles in RESP3); members with equal scores order by their bytes.
 
 use super::{own, typed, typed_mut, Args, CmdError, CmdResult, Ctx, NOT_FLOAT_ERR};
+use crate::notify;
 use crate::server::reply::Reply;
 use crate::store::zset::ZSet;
 use crate::store::{Entry, Shard, Value};
@@ -111,6 +112,9 @@ pub fn zadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             }
         }
     }
+    if added + changed > 0 {
+        ctx.notify(notify::ZSET, if incr { "zincr" } else { "zadd" }, &key);
+    }
     drop_if_empty(&mut shard, &key, now);
     ctx.dirty((added + changed) as u64);
     if incr {
@@ -132,6 +136,8 @@ pub fn zincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Err(CmdError::new("ERR resulting score is not a number (NaN)"));
     }
     z.insert(own(member), new);
+    drop(shard);
+    ctx.notify(notify::ZSET, "zincr", &key);
     ctx.dirty(1);
     Ok(score_reply(new))
 }
@@ -145,6 +151,9 @@ pub fn zrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let n = members.iter().filter(|m| z.remove(m).is_some()).count();
+    if n > 0 {
+        ctx.notify(notify::ZSET, "zrem", &key);
+    }
     drop_if_empty(&mut shard, &key, now);
     ctx.dirty(n as u64);
     Ok(Reply::Int(n as i64))
@@ -509,13 +518,16 @@ pub fn zrangestore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let n = items.len();
     let shard = guard.shard(&dst);
     if items.is_empty() {
-        shard.remove(&dst, now);
+        if shard.remove(&dst, now).is_some() {
+            ctx.notify(notify::GENERIC, "del", &dst);
+        }
     } else {
         let mut z = ZSet::default();
         for (m, s) in items {
             z.insert(m, s);
         }
-        shard.insert(own(dst), Entry::new(Value::ZSet(Box::new(z))), now);
+        shard.insert(own(dst.clone()), Entry::new(Value::ZSet(Box::new(z))), now);
+        ctx.notify(notify::ZSET, "zrangestore", &dst);
     }
     ctx.dirty(1);
     Ok(Reply::Int(n as i64))
@@ -562,6 +574,14 @@ fn remrange(ctx: &mut Ctx, key: Bytes, range: Range) -> CmdResult {
     let gone = select(z, &range);
     for (m, _) in &gone {
         z.remove(m);
+    }
+    if !gone.is_empty() {
+        let event = match range.by {
+            By::Rank(..) => "zremrangebyrank",
+            By::Score(..) => "zremrangebyscore",
+            By::Lex(..) => "zremrangebylex",
+        };
+        ctx.notify(notify::ZSET, event, &key);
     }
     drop_if_empty(&mut shard, &key, now);
     ctx.dirty(gone.len() as u64);
@@ -653,6 +673,9 @@ fn pop_cmd(ctx: &mut Ctx, args: &mut Args, max: bool) -> CmdResult {
         Some(z) => pop_from(z, max, count.unwrap_or(1)),
         None => Vec::new(),
     };
+    if !popped.is_empty() {
+        ctx.notify(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, &key);
+    }
     drop_if_empty(&mut shard, &key, now);
     ctx.dirty(popped.len() as u64);
     // Without a count the reply is flat even in RESP3; with one RESP3 nests the pairs.
@@ -696,6 +719,9 @@ pub fn zmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         let mut shard = ctx.db().write(&key);
         if let Some(z) = zset_mut(&mut shard, &key, now, false)? {
             let popped = pop_from(z, max, count);
+            if !popped.is_empty() {
+                ctx.notify(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, &key);
+            }
             drop_if_empty(&mut shard, &key, now);
             ctx.dirty(popped.len() as u64);
             let items = popped
@@ -836,6 +862,7 @@ fn combine(ctx: &mut Ctx, args: &mut Args, op: SetOp, output: Output, name: &str
             let shard = guard.shard(&dst);
             if result.is_empty() {
                 if shard.remove(&dst, now).is_some() {
+                    ctx.notify(notify::GENERIC, "del", &dst);
                     ctx.dirty(1);
                 }
                 return Ok(Reply::Int(0));
@@ -856,7 +883,8 @@ fn combine(ctx: &mut Ctx, args: &mut Args, op: SetOp, output: Output, name: &str
                 }
             }
             let len = z.len();
-            shard.insert(own(dst), Entry::new(Value::ZSet(Box::new(z))), now);
+            shard.insert(own(dst.clone()), Entry::new(Value::ZSet(Box::new(z))), now);
+            ctx.notify(notify::ZSET, name, &dst);
             ctx.dirty(1);
             Ok(Reply::Int(len as i64))
         }

@@ -181,9 +181,11 @@ impl Server {
         }
         let outcome = self.execute_inner(client, argv);
         // CLIENT REPLY OFF / SKIP are not answered, CLIENT REPLY ON is, and so is every command
-        // run while replies are on.
+        // run while replies are on. Pub/sub notices are pushed whatever the mode, as Redis's
+        // are (its CLIENT_PUSHING).
         match (before, client.reply_mode) {
             (ReplyMode::On, ReplyMode::On) | (ReplyMode::Off, ReplyMode::On) => Some(outcome),
+            _ if outcome.is_push() => Some(outcome),
             _ => None,
         }
     }
@@ -1129,6 +1131,19 @@ impl Server {
 pub enum Outcome {
     Reply(Reply),
     Deferred(Deferred),
+}
+
+impl Outcome {
+    /// Whether the reply is pub/sub pushes (SUBSCRIBE's notices and the like).
+    fn is_push(&self) -> bool {
+        match self {
+            Outcome::Reply(Reply::Push(_)) => true,
+            Outcome::Reply(Reply::Many(v)) => {
+                !v.is_empty() && v.iter().all(|r| matches!(r, Reply::Push(_)))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The TCP accept loops and what starting new ones needs.

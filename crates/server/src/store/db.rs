@@ -2,6 +2,7 @@
 //! reader-writer lock, so that connections on different cores rarely meet on the same lock.
 
 use super::value::Entry;
+use crate::notify;
 use ahash::RandomState;
 use bytes::Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -31,6 +32,9 @@ pub struct Shard {
     volatile: usize,
     /// Versions of the keys clients WATCH; `None` (the common case) costs one branch per write.
     watched: Option<HashMap<Bytes, Watch, RandomState>>,
+    /// The database this shard belongs to, for the keyspace events it notices itself (keys
+    /// created, keys found expired).
+    db: usize,
 }
 
 /// A watched key: bumped on every change, so EXEC can tell whether it was touched.
@@ -117,12 +121,23 @@ impl Shard {
         if entry.expire_at != 0 {
             self.volatile += 1;
         }
-        let old = self.map.insert(key, entry)?;
+        let events = notify::wanted(notify::NEW | notify::EXPIRED);
+        let name = events.then(|| key.clone());
+        let Some(old) = self.map.insert(key, entry) else {
+            if let Some(k) = name {
+                notify::emit(notify::NEW, "new", &k, self.db);
+            }
+            return None;
+        };
         if old.expire_at != 0 {
             self.volatile -= 1;
         }
         if old.is_expired(now) {
             count_expired(1);
+            if let Some(k) = name {
+                notify::emit(notify::EXPIRED, "expired", &k, self.db);
+                notify::emit(notify::NEW, "new", &k, self.db);
+            }
             return None;
         }
         Some(old)
@@ -137,6 +152,7 @@ impl Shard {
         }
         if old.is_expired(now) {
             count_expired(1);
+            notify::emit(notify::EXPIRED, "expired", key, self.db);
             return None;
         }
         Some(old)
@@ -171,6 +187,11 @@ impl Shard {
         self.map.len()
     }
 
+    /// The database this shard belongs to (for keyspace events).
+    pub fn db_index(&self) -> usize {
+        self.db
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -189,9 +210,14 @@ impl Shard {
         let before = self.map.len();
         let mut gone_volatile = 0;
         let watched = &mut self.watched;
+        let db = self.db;
+        let events = notify::wanted(notify::EXPIRED);
         self.map.retain(|k, e| {
             let keep = !e.is_expired(now);
             if !keep {
+                if events {
+                    notify::emit(notify::EXPIRED, "expired", k, db);
+                }
                 gone_volatile += 1;
                 if let Some(w) = watched.as_mut().and_then(|w| w.get_mut(k)) {
                     w.version += 1;
@@ -277,8 +303,20 @@ impl Default for Db {
 
 impl Db {
     pub fn new() -> Self {
+        Db::numbered(0)
+    }
+
+    /// Database `index` (its shards name it in the keyspace events they notice).
+    pub fn numbered(index: usize) -> Self {
         Db {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        db: index,
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
         }
     }
 

@@ -38,7 +38,7 @@ pub struct Store {
 impl Store {
     pub fn new(databases: usize) -> Self {
         Store {
-            dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
+            dbs: (0..databases.max(1)).map(Db::numbered).collect(),
             dirty: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
