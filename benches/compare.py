@@ -751,7 +751,7 @@ def section_import(args):
                  "--dbfilename", "big.rdb", "--rdbcompression", "no", "--enable-debug-command", "yes"], port)
     try:
         c = redis.Redis(port=port)
-        c.execute_command("DEBUG", "POPULATE", 1_500_000, "str", 500)
+        c.execute_command("DEBUG", "POPULATE", 1_800_000, "str", 500)
         data = random.Random(3)
         p = c.pipeline(transaction=False)
         for i in range(150_000):
@@ -797,7 +797,7 @@ def section_import(args):
     print(f"| {size / 1e9:.2f} GB, uncompressed | {keys:,} | {m['redis']:.1f} | {m['locus']:.1f} | **{m['ratio']:.2f}x** |")
     print()
     print(f"Commands: `benches/compare.py --sections import --rounds {args.rounds}`: redis-server 7.0 writes the file "
-          "(`DEBUG POPULATE 1500000 str 500`, 150,000 hashes of 8 fields of 40 random bytes and lists of 6 "
+          "(`DEBUG POPULATE 1800000 str 500`, 150,000 hashes of 8 fields of 40 random bytes and lists of 6 "
           "elements of 30, 50,000 sets of 20 integers and sorted sets of 10 members; `rdbcompression no`); "
           "each round starts redis-server on it and locus-server with `--import-rdb` on it, in random order, "
           "timing each from launch to its first PING answered with every key loaded; ratios are medians of "
