@@ -93,3 +93,27 @@ def raw(port, data):
                                   b"*0\r\n*1\r\n$4\r\nPING\r\n"])
 def test_framing_errors_are_worded_as_redis_words_them(ref_servers, data):
     assert raw(ref_servers[0], data) == raw(ref_servers[1], data)
+
+
+def test_object_encoding_follows_the_thresholds_as_redis_does(ref_pair):
+    """OBJECT ENCODING of fresh values answers what Redis 7.0 answers under the configured
+    thresholds (lists are quicklists, sets intsets or hash tables, small hashes and sorted sets
+    listpacks)."""
+    pair = ref_pair
+    for c in pair:
+        c.config_set("hash-max-listpack-entries", 4)
+        c.config_set("zset-max-ziplist-value", 8)
+        c.config_set("set-max-intset-entries", 3)
+    try:
+        cmds = [("RPUSH", "l", "a"), ("SADD", "s1", 1, 2, 3), ("SADD", "s2", 1, 2, 3, 4),
+                ("SADD", "s3", "a"), ("HSET", "h1", "a", 1), ("HSET", "h2", *range(10)),
+                ("ZADD", "z1", 1, "short"), ("ZADD", "z2", 1, "x" * 9), ("SET", "n", 12),
+                ("SET", "e", "x" * 44), ("SET", "r", "x" * 45)]
+        for cmd in cmds:
+            same(pair, *cmd)
+            same(pair, "OBJECT", "ENCODING", cmd[1])
+    finally:
+        for c in pair:
+            c.config_set("hash-max-listpack-entries", 128)
+            c.config_set("zset-max-listpack-value", 64)
+            c.config_set("set-max-intset-entries", 512)

@@ -881,6 +881,17 @@ impl Config {
                 crate::store::stream::NODE_MAX_ENTRIES.store(num(), Ordering::Relaxed)
             }
             "busy-poll-us" => crate::server::io_pool::BUSY_POLL_US.store(num(), Ordering::Relaxed),
+            "hash-max-listpack-entries" => crate::store::value::HASH_MAX_LISTPACK_ENTRIES
+                .store(num() as usize, Ordering::Relaxed),
+            "hash-max-listpack-value" => crate::store::value::HASH_MAX_LISTPACK_VALUE
+                .store(num() as usize, Ordering::Relaxed),
+            "set-max-intset-entries" => {
+                crate::store::value::SET_MAX_INTSET_ENTRIES.store(num() as usize, Ordering::Relaxed)
+            }
+            "zset-max-listpack-entries" => crate::store::value::ZSET_MAX_LISTPACK_ENTRIES
+                .store(num() as usize, Ordering::Relaxed),
+            "zset-max-listpack-value" => crate::store::value::ZSET_MAX_LISTPACK_VALUE
+                .store(num() as usize, Ordering::Relaxed),
             "notify-keyspace-events" => crate::notify::FLAGS.store(
                 crate::notify::parse(&self.get(name)).unwrap_or(0),
                 Ordering::Relaxed,

@@ -213,10 +213,13 @@ pub fn smove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .remove(&v);
     ctx.notify(notify::SET, "srem", &src);
     drop_if_empty(guard.shard(&src), &src, now);
-    let added = set_mut(guard.shard(&dst), &dst, now, true)?
-        .expect("created")
-        .insert(own(v));
-    if added {
+    // A destination that has the member already is left untouched (its watchers see no
+    // change), as in Redis.
+    let present = set_in(guard.shard(&dst), &dst, now)?.is_some_and(|d| d.contains(&v));
+    if !present {
+        set_mut(guard.shard(&dst), &dst, now, true)?
+            .expect("created")
+            .insert(own(v));
         ctx.notify(notify::SET, "sadd", &dst);
     }
     ctx.dirty(1);

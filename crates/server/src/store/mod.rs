@@ -8,7 +8,7 @@ pub mod glob;
 pub mod hll;
 pub mod keyed;
 pub mod stream;
-mod value;
+pub mod value;
 pub mod zset;
 
 pub use db::{Db, KeyMap, MultiGuard, MultiReadGuard, Shard, EXPIRED_KEYS, SHARDS};

@@ -4,7 +4,7 @@ use crate::tensor::Tensor;
 use ahash::RandomState;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A hash's fields.
@@ -60,30 +60,31 @@ impl Value {
                 }
             }
             Value::Hash(h) => {
-                if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
+                let entries = limit(&HASH_MAX_LISTPACK_ENTRIES);
+                let value = limit(&HASH_MAX_LISTPACK_VALUE);
+                if h.len() <= entries && h.iter().all(|(k, v)| k.len() <= value && v.len() <= value)
+                {
                     "listpack"
                 } else {
                     "hashtable"
                 }
             }
-            Value::List(l) => {
-                if l.len() <= 128 && l.iter().all(|v| v.len() <= 64) {
-                    "listpack"
-                } else {
-                    "quicklist"
-                }
-            }
+            // Redis 7.0 keeps every list as a quicklist (listpack lists came in 7.2).
+            Value::List(_) => "quicklist",
+            // And sets as an intset while all members are integers, else a hash table.
             Value::Set(s) => {
-                if s.len() <= 512 && s.iter().all(|v| crate::util::parse_i64(v).is_some()) {
+                if s.len() <= limit(&SET_MAX_INTSET_ENTRIES)
+                    && s.iter().all(|v| crate::util::parse_i64(v).is_some())
+                {
                     "intset"
-                } else if s.len() <= 128 && s.iter().all(|v| v.len() <= 64) {
-                    "listpack"
                 } else {
                     "hashtable"
                 }
             }
             Value::ZSet(z) => {
-                if z.len() <= 128 && z.iter().all(|(m, _)| m.len() <= 64) {
+                let entries = limit(&ZSET_MAX_LISTPACK_ENTRIES);
+                let value = limit(&ZSET_MAX_LISTPACK_VALUE);
+                if z.len() <= entries && z.iter().all(|(m, _)| m.len() <= value) {
                     "listpack"
                 } else {
                     "skiplist"
@@ -125,6 +126,18 @@ pub struct Entry {
     pub(crate) modified: bool,
     /// Redis's LFU counter (logarithmic, decaying), kept while an LFU policy is selected.
     freq: AtomicU8,
+}
+
+/// Redis's encoding thresholds (`hash-max-listpack-entries` and the like), as configured: OBJECT
+/// ENCODING answers with the encoding Redis would give a value like this one.
+pub static HASH_MAX_LISTPACK_ENTRIES: AtomicUsize = AtomicUsize::new(128);
+pub static HASH_MAX_LISTPACK_VALUE: AtomicUsize = AtomicUsize::new(64);
+pub static SET_MAX_INTSET_ENTRIES: AtomicUsize = AtomicUsize::new(512);
+pub static ZSET_MAX_LISTPACK_ENTRIES: AtomicUsize = AtomicUsize::new(128);
+pub static ZSET_MAX_LISTPACK_VALUE: AtomicUsize = AtomicUsize::new(64);
+
+fn limit(a: &AtomicUsize) -> usize {
+    a.load(Ordering::Relaxed)
 }
 
 /// Whether an LFU `maxmemory-policy` is selected: only then are access frequencies counted.
