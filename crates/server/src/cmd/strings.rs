@@ -32,6 +32,12 @@ fn expire_at(kind: &str, v: i64, now: u64, cmd: &str) -> Result<u64, CmdError> {
     Ok(at as u64)
 }
 
+/// The key's name for the events a command announces, only when a class of `classes` is on:
+/// writes that nobody listens to do not copy it.
+fn event_key(key: &Bytes, classes: u32) -> Option<Bytes> {
+    notify::wanted(classes).then(|| key.clone())
+}
+
 /// Stores a string, keeping or replacing the expiry.
 fn put(ctx: &Ctx, key: &Bytes, value: Bytes, expiry: Expiry) {
     let now = ctx.now();
@@ -98,11 +104,14 @@ pub fn set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Expiry::At(t) => t,
         _ => 0,
     };
-    shard.insert(key.clone(), Entry::with_expiry(Value::Str(value), at), now);
+    let name = event_key(&key, notify::STRING | notify::GENERIC);
+    shard.insert(key, Entry::with_expiry(Value::Str(value), at), now);
     drop(shard);
-    ctx.notify(notify::STRING, "set", &key);
-    if let Expiry::At(_) = expiry {
-        ctx.notify(notify::GENERIC, "expire", &key);
+    if let Some(key) = name {
+        ctx.notify(notify::STRING, "set", &key);
+        if let Expiry::At(_) = expiry {
+            ctx.notify(notify::GENERIC, "expire", &key);
+        }
     }
     ctx.dirty(1);
     Ok(if get { old.into() } else { Reply::OK })
@@ -116,9 +125,12 @@ pub fn setnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if shard.contains(&key, now) {
         return Ok(Reply::Int(0));
     }
-    shard.insert(own(key.clone()), Entry::new(Value::Str(own(value))), now);
+    let name = event_key(&key, notify::STRING);
+    shard.insert(own(key), Entry::new(Value::Str(own(value))), now);
     drop(shard);
-    ctx.notify(notify::STRING, "set", &key);
+    if let Some(key) = name {
+        ctx.notify(notify::STRING, "set", &key);
+    }
     ctx.dirty(1);
     Ok(Reply::Int(1))
 }
@@ -198,9 +210,12 @@ pub fn getset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let now = ctx.now();
     let mut shard = ctx.db().write(&key);
     let old = string_in(&shard, &key, now)?.cloned();
-    shard.insert(own(key.clone()), Entry::new(Value::Str(own(value))), now);
+    let name = event_key(&key, notify::STRING);
+    shard.insert(own(key), Entry::new(Value::Str(own(value))), now);
     drop(shard);
-    ctx.notify(notify::STRING, "set", &key);
+    if let Some(key) = name {
+        ctx.notify(notify::STRING, "set", &key);
+    }
     ctx.dirty(1);
     Ok(old.into())
 }
