@@ -22,6 +22,7 @@ pub mod scorefiles;
 pub mod scripting;
 pub mod server;
 pub mod store;
+pub mod tracking;
 pub mod util;
 
 // The engine crate's modules under their old paths: the server is one host of the engine.

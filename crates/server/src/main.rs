@@ -130,6 +130,7 @@ fn main() {
     };
     let server = Server::new(config);
     locus::notify::install(&server);
+    locus::tracking::install(&server);
     if let Err(e) = server.load_acl() {
         tracing::error!("{e}");
         eprintln!("{e}");

@@ -178,7 +178,7 @@ fn evict_one(server: &Server, policy: Policy, samples: usize) -> bool {
     let removed = {
         let mut txn = server.aof.begin();
         let mut shard = store.write(&victim.key);
-        let removed = shard.remove(&victim.key, now);
+        let removed = shard.evict(&victim.key, now);
         if removed.is_some() {
             if let Some(t) = txn.as_mut() {
                 let del: [&[u8]; 2] = [b"DEL", &victim.key];

@@ -168,6 +168,7 @@ pub fn reset(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     ctx.client.multi = None;
     super::transactions::unwatch_all(ctx.server, ctx.client);
     super::pubsub::unsubscribe_all(ctx.server, ctx.client);
+    crate::tracking::disable(&ctx.client.info);
     Ok(Reply::Status("RESET"))
 }
 
@@ -405,10 +406,168 @@ pub fn client_reply(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p …] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]:
+/// client-side caching, with Redis's checks and error texts in Redis's order.
+pub fn client_tracking(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    use crate::tracking::{BCAST, NOLOOP, ON, OPTIN, OPTOUT};
+    let mode = args.next()?;
+    let mut redirect: i64 = 0;
+    let mut options = 0u32;
+    let mut prefixes: Vec<Bytes> = Vec::new();
+    while !args.is_empty() {
+        let opt = args.next_upper()?;
+        let more = !args.is_empty();
+        match opt.as_str() {
+            "REDIRECT" if more => {
+                if redirect != 0 {
+                    return Err(CmdError::new(
+                        "ERR A client can only redirect to a single other client",
+                    ));
+                }
+                redirect = args.next_i64()?;
+                if redirect <= 0 || ctx.server.clients.get(redirect as u64).is_none() {
+                    return Err(CmdError::new(
+                        "ERR The client ID you want redirect to does not exist",
+                    ));
+                }
+            }
+            "BCAST" => options |= BCAST,
+            "OPTIN" => options |= OPTIN,
+            "OPTOUT" => options |= OPTOUT,
+            "NOLOOP" => options |= NOLOOP,
+            "PREFIX" if more => prefixes.push(args.next()?),
+            _ => return Err(CmdError::syntax()),
+        }
+    }
+    let info = ctx.client.info.clone();
+    if mode.eq_ignore_ascii_case(b"off") {
+        crate::tracking::disable(&info);
+        return Ok(Reply::OK);
+    }
+    if !mode.eq_ignore_ascii_case(b"on") {
+        return Err(CmdError::syntax());
+    }
+    let current = info.tracking.load(Ordering::Relaxed);
+    if options & BCAST == 0 && !prefixes.is_empty() {
+        return Err(CmdError::new(
+            "ERR PREFIX option requires BCAST mode to be enabled",
+        ));
+    }
+    if current & ON != 0 && (current & BCAST != 0) != (options & BCAST != 0) {
+        return Err(CmdError::new("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode."));
+    }
+    if options & BCAST != 0 && options & (OPTIN | OPTOUT) != 0 {
+        return Err(CmdError::new(
+            "ERR OPTIN and OPTOUT are not compatible with BCAST",
+        ));
+    }
+    if options & OPTIN != 0 && options & OPTOUT != 0 {
+        return Err(CmdError::new(
+            "ERR You can't specify both OPTIN mode and OPTOUT mode",
+        ));
+    }
+    if (options & OPTIN != 0 && current & OPTOUT != 0)
+        || (options & OPTOUT != 0 && current & OPTIN != 0)
+    {
+        return Err(CmdError::new("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode."));
+    }
+    if options & BCAST != 0 {
+        crate::tracking::check_prefixes(info.id, &prefixes).map_err(CmdError)?;
+    }
+    crate::tracking::enable(&info, redirect as u64, options, &prefixes);
+    Ok(Reply::OK)
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's reads are tracked (OPTIN / OPTOUT).
+pub fn client_caching(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    use crate::tracking::{CACHING, ON, OPTIN, OPTOUT};
+    let info = &ctx.client.info;
+    let flags = info.tracking.load(Ordering::Relaxed);
+    if flags & ON == 0 {
+        return Err(CmdError::new("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"));
+    }
+    match args.next_upper()?.as_str() {
+        "YES" if flags & OPTIN != 0 => {}
+        "YES" => {
+            return Err(CmdError::new(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ))
+        }
+        "NO" if flags & OPTOUT != 0 => {}
+        "NO" => {
+            return Err(CmdError::new(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ))
+        }
+        _ => return Err(CmdError::syntax()),
+    }
+    info.tracking.fetch_or(CACHING, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// The client tracking's invalidations go to: its id, 0 for none, -1 when not tracking.
+fn tracking_redirect(info: &crate::server::client::ClientInfo) -> i64 {
+    if info.tracking.load(Ordering::Relaxed) & crate::tracking::ON == 0 {
+        -1
+    } else {
+        info.tracking_redirect.load(Ordering::Relaxed) as i64
+    }
+}
+
+pub fn client_getredir(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    Ok(Reply::Int(tracking_redirect(&ctx.client.info)))
+}
+
+/// CLIENT TRACKINGINFO: flags, redirect and prefixes, as Redis lists them.
+pub fn client_trackinginfo(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    use crate::tracking::{BCAST, BROKEN_REDIRECT, CACHING, NOLOOP, ON, OPTIN, OPTOUT};
+    let info = &ctx.client.info;
+    let f = info.tracking.load(Ordering::Relaxed);
+    let mut flags = vec![if f & ON != 0 { "on" } else { "off" }];
+    // Redis's order; the CACHING flag shows under the mode it applies to.
+    for (bit, name, caching) in [
+        (BCAST, "bcast", None),
+        (OPTIN, "optin", Some("caching-yes")),
+        (OPTOUT, "optout", Some("caching-no")),
+        (NOLOOP, "noloop", None),
+        (BROKEN_REDIRECT, "broken_redirect", None),
+    ] {
+        if f & bit != 0 {
+            flags.push(name);
+            if let (Some(c), true) = (caching, f & CACHING != 0) {
+                flags.push(c);
+            }
+        }
+    }
+    Ok(Reply::Map(vec![
+        (
+            Reply::bulk_str("flags"),
+            Reply::Set(flags.into_iter().map(Reply::bulk_str).collect()),
+        ),
+        (
+            Reply::bulk_str("redirect"),
+            Reply::Int(tracking_redirect(info)),
+        ),
+        (
+            Reply::bulk_str("prefixes"),
+            Reply::Array(
+                crate::tracking::prefixes_of(info.id)
+                    .into_iter()
+                    .map(Reply::Bulk)
+                    .collect(),
+            ),
+        ),
+    ]))
+}
+
 pub fn client_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     Ok(help(
         "CLIENT",
         &[
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
             "GETNAME",
             "    Return the name of the current connection.",
             "ID",
@@ -429,6 +588,11 @@ pub fn client_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
             "    Assign the name <name> to the current connection.",
             "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             "    Unblock the specified blocked client.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
         ],

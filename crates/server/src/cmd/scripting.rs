@@ -42,6 +42,12 @@ fn invoke(ctx: &mut Ctx, target: Target, args: &mut Args, read_only: bool) -> Cm
         now: ctx.now(),
         command: args.request().to_vec(),
         user: (ctx.client.user.clone(), ctx.client.perms.clone()),
+        caller: ctx.client.info.clone(),
+        tracking: ctx
+            .client
+            .info
+            .tracking
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     let server = ctx.server.clone();
     if ctx.in_exec {
@@ -58,6 +64,9 @@ fn invoke(ctx: &mut Ctx, target: Target, args: &mut Args, read_only: bool) -> Cm
         tokio::task::spawn_blocking(move || {
             let _gate = s.gate.exclusive();
             let out = s.scripting.invoke(&s, inv);
+            // Keys the script changed under BCAST prefixes go out now, not with the next
+            // command.
+            crate::tracking::broadcast();
             if let Reply::Error(e) = &out.reply {
                 s.count_error_kind(e);
             }

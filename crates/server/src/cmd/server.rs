@@ -8,7 +8,7 @@ use crate::server::Server;
 
 use bytes::Bytes;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn dbsize(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     Ok(Reply::Int(ctx.db().len() as i64))
@@ -30,9 +30,20 @@ fn flush_mode(args: &mut Args) -> Result<bool, CmdError> {
     }
 }
 
+/// Keys handed to a thread to be freed and not freed yet, and freed so far that way (INFO's
+/// lazyfree_pending_objects and lazyfreed_objects).
+static LAZYFREE_PENDING: AtomicUsize = AtomicUsize::new(0);
+static LAZYFREED: AtomicUsize = AtomicUsize::new(0);
+
 fn drop_maps(maps: Vec<crate::store::KeyMap>, asynchronous: bool) {
     if asynchronous {
-        std::thread::spawn(move || drop(maps));
+        let n: usize = maps.iter().map(|m| m.len()).sum();
+        LAZYFREE_PENDING.fetch_add(n, Ordering::Relaxed);
+        std::thread::spawn(move || {
+            drop(maps);
+            LAZYFREE_PENDING.fetch_sub(n, Ordering::Relaxed);
+            LAZYFREED.fetch_add(n, Ordering::Relaxed);
+        });
     } else {
         drop(maps);
     }
@@ -44,6 +55,7 @@ pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     ctx.server.store.monitors.clear(Some(ctx.client.db));
     crate::jobs::clear(ctx.server, Some(ctx.client.db));
     let maps = ctx.db().clear();
+    crate::tracking::flushed();
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum());
     drop_maps(maps, asynchronous);
     Ok(Reply::OK)
@@ -61,6 +73,7 @@ pub fn flushall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .iter()
         .flat_map(|db| db.clear())
         .collect();
+    crate::tracking::flushed();
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum::<u64>().max(1));
     drop_maps(maps, asynchronous);
     Ok(Reply::OK)
@@ -810,7 +823,7 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "connected_clients", &server.clients.len());
             kv(out, "maxclients", &server.config.get("maxclients"));
             kv(out, "blocked_clients", &server.blocking.blocked());
-            kv(out, "tracking_clients", &0);
+            kv(out, "tracking_clients", &crate::tracking::stats().0);
         }
         "memory" => {
             let (allocated, resident) = allocator_stats();
@@ -847,6 +860,12 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
             let aof_buffers = server.aof.buffer_bytes();
             kv(out, "mem_not_counted_for_evict", &aof_buffers);
             kv(out, "mem_aof_buffer", &aof_buffers);
+            kv(
+                out,
+                "lazyfree_pending_objects",
+                &LAZYFREE_PENDING.load(Ordering::Relaxed),
+            );
+            kv(out, "lazyfreed_objects", &LAZYFREED.load(Ordering::Relaxed));
             // The AI side of it: tensor data, model blobs and sessions, and the native
             // runtime's heap (ONNX Runtime's sessions and arenas, Lua).
             let tensors = crate::tensor::TENSOR_BYTES.load(Ordering::Relaxed);
@@ -1008,6 +1027,10 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
             kv(out, "latest_fork_usec", &0);
             kv(out, "total_forks", &0);
             kv(out, "migrate_cached_sockets", &0);
+            let (_, keys, items, prefixes) = crate::tracking::stats();
+            kv(out, "tracking_total_keys", &keys);
+            kv(out, "tracking_total_items", &items);
+            kv(out, "tracking_total_prefixes", &prefixes);
             kv(
                 out,
                 "total_error_replies",

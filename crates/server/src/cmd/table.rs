@@ -109,6 +109,11 @@ pub struct Command {
     pub reads_stats: bool,
     /// Allowed in RESP2 while subscribed.
     pub pubsub_ok: bool,
+    /// A read whose keys a tracking client has remembered (READONLY, but not the read-only
+    /// script commands: a script's reads count through the commands it calls).
+    pub tracks_reads: bool,
+    /// EVAL, EVALSHA, FCALL and their read-only forms.
+    pub runs_script: bool,
 }
 
 /// Key access as ACL checks it: read (the ACCESS flag), write (INSERT, DELETE, UPDATE).
@@ -916,6 +921,13 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
                 | "ping"
                 | "quit"
                 | "reset"
+        ),
+        tracks_reads: has("READONLY")
+            && !has("PUBSUB")
+            && !matches!(name, "eval_ro" | "evalsha_ro" | "fcall_ro"),
+        runs_script: matches!(
+            name,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
         ),
         flags,
         key_specs,

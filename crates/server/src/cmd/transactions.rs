@@ -236,5 +236,20 @@ pub fn run_inline(
     if wrote {
         server.blocking.touched_by(cmd, db, args.request());
     }
+    if client
+        .info
+        .tracking
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+    {
+        // Inside EXEC or a script nothing else runs: remembering after the read is enough,
+        // and CLIENT CACHING lasts to the end of the transaction.
+        crate::tracking::after_command(
+            &client.info,
+            cmd,
+            || crate::tracking::read_keys(cmd, args.request()),
+            false,
+        );
+    }
     (reply, wrote)
 }

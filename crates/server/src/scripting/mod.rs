@@ -119,6 +119,10 @@ pub struct Invocation {
         std::sync::Arc<crate::acl::User>,
         std::sync::Arc<crate::acl::rules::UserRules>,
     ),
+    /// The calling client, and its CLIENT TRACKING flags when it called: a tracking caller
+    /// remembers the script's keys if the script read anything.
+    pub caller: std::sync::Arc<crate::server::client::ClientInfo>,
+    pub tracking: u32,
 }
 
 /// What a run left for the caller: the reply, and the commands to log to the AOF.
@@ -146,8 +150,14 @@ impl Scripting {
                 inv.command.clone(),
             ));
         }
+        let caller = inv.caller.clone();
+        let _current = crate::tracking::enter(caller.id);
+        let tracked = (inv.tracking != 0).then(|| (inv.tracking, inv.keys.clone()));
         let out = self.with_vm(server, |vm| vm.invoke(server, inv));
         *self.running.lock() = None;
+        if let Some((flags, keys)) = tracked {
+            crate::tracking::after_script(caller.id, flags, &keys);
+        }
         out
     }
 

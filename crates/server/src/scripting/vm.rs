@@ -215,6 +215,7 @@ impl Vm {
         client.proto = 2;
         client.user = inv.user.0.clone();
         client.perms = inv.user.1.clone();
+        crate::tracking::script_started();
         self.lua.set_app_data(RunCtx {
             server: server.clone(),
             client,
@@ -785,6 +786,10 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
     let db = ctx.client.db;
     if server.clients.monitor_count.load(Ordering::Relaxed) > 0 {
         server.feed_monitors_as(db, "lua", &argv[..], &cmd.name);
+    }
+    if cmd.tracks_reads {
+        // A tracking caller remembers the script's declared keys (as Redis does).
+        crate::tracking::script_read();
     }
     let request = crate::server::protocol::Request::from_args(&argv);
     let now = ctx.now;

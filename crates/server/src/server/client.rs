@@ -6,7 +6,7 @@ use crate::cmd::Command;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -19,6 +19,9 @@ pub enum Control {
     Push(Reply),
     /// A pub/sub message and the bytes it was counted as against the output limit.
     Message(Reply, usize),
+    /// A client-side caching invalidation. A connection waiting for a reply sends it after
+    /// the reply, as Redis answers a command before the invalidations it caused.
+    Invalidate(Reply),
 }
 
 /// CLIENT REPLY modes.
@@ -58,6 +61,10 @@ pub struct ClientInfo {
     pub pending_out: AtomicUsize,
     /// When the pending bytes went over the soft output limit (0: they are not).
     pub soft_since_ms: AtomicU64,
+    /// CLIENT TRACKING flags (`crate::tracking::ON` …; 0: off) and the client invalidations
+    /// are redirected to (0: none).
+    pub tracking: AtomicU32,
+    pub tracking_redirect: AtomicU64,
     killed: AtomicBool,
     /// Wakes a connection stuck writing to a client that does not read, when it is killed.
     pub kill_signal: tokio::sync::Notify,
@@ -86,6 +93,12 @@ impl ClientInfo {
         self.killed.load(Ordering::Relaxed)
     }
 
+    /// The connection is closing (QUIT): nothing more is sent to it, though its last reply
+    /// still goes out.
+    pub fn mark_closing(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+    }
+
     /// One CLIENT LIST / CLIENT INFO line, in Redis 7's field order.
     pub fn describe(&self, server: &super::Server) -> String {
         let now = crate::util::now_ms();
@@ -98,24 +111,35 @@ impl ClientInfo {
                 .unwrap_or_else(|| "NULL".into()),
         };
         let mut flags = String::new();
+        // Redis's order: O P t R B U e.
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
-        }
-        if self.no_evict.load(Ordering::Relaxed) {
-            flags.push('e');
         }
         if self.client_type() == "pubsub" {
             flags.push('P');
         }
+        let tracking = self.tracking.load(Ordering::Relaxed);
+        if tracking & crate::tracking::ON != 0 {
+            flags.push('t');
+        }
+        if tracking & crate::tracking::BROKEN_REDIRECT != 0 {
+            flags.push('R');
+        }
+        if tracking & crate::tracking::BCAST != 0 {
+            flags.push('B');
+        }
         if self.unix {
             flags.push('U');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
         }
         if flags.is_empty() {
             flags.push('N');
         }
         let qbuf = self.qbuf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -132,6 +156,10 @@ impl ClientInfo {
             qbuf + 16384 * 2,
             cmd,
             String::from_utf8_lossy(&self.user.lock()),
+            match tracking & crate::tracking::ON {
+                0 => -1,
+                _ => self.tracking_redirect.load(Ordering::Relaxed) as i64,
+            },
             self.resp.load(Ordering::Relaxed),
             String::from_utf8_lossy(&self.lib_name.lock()),
             String::from_utf8_lossy(&self.lib_ver.lock()),
@@ -427,6 +455,8 @@ impl ClientRegistry {
             psubs: AtomicUsize::new(0),
             pending_out: AtomicUsize::new(0),
             soft_since_ms: AtomicU64::new(0),
+            tracking: AtomicU32::new(0),
+            tracking_redirect: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             kill_signal: tokio::sync::Notify::new(),
             ctrl: tx,

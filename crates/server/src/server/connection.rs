@@ -178,6 +178,7 @@ fn spawn_client<S, F, O>(
         }
         crate::cmd::transactions::unwatch_all(&server, &mut client);
         crate::cmd::pubsub::unsubscribe_all(&server, &mut client);
+        crate::tracking::disable(&client.info);
         server.clients.unregister(id);
     });
 }
@@ -220,6 +221,8 @@ where
                             // client that disconnects or is killed drops the future, which
                             // takes a blocked client out of its queues.
                             let mut fut = fut;
+                            // Invalidations come after the reply they wait behind.
+                            let mut held = Vec::new();
                             let r = loop {
                                 tokio::select! {
                                     r = &mut fut => break r,
@@ -235,10 +238,9 @@ where
                                     }
                                     msg = ctrl.recv() => match msg {
                                         None | Some(Control::Kill) => return Ok(()),
-                                        Some(Control::Push(p)) => p.encode(client.proto, &mut out),
-                                        Some(Control::Message(p, size)) => {
-                                            client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
-                                            p.encode(client.proto, &mut out);
+                                        Some(Control::Invalidate(p)) => held.push(p),
+                                        Some(m) => {
+                                            write_message(m, client, &mut out);
                                         }
                                     },
                                 }
@@ -246,10 +248,14 @@ where
                             // What it wrote was logged when it finished.
                             client.aof_seq = client.aof_seq.max(server.aof.appended());
                             r.encode(client.proto, &mut out);
+                            for p in held {
+                                p.encode(client.proto, &mut out);
+                            }
                             client.begin_batch();
                         }
                     }
                     if client.close_after_reply {
+                        client.info.mark_closing();
                         client.end_batch(server);
                         durable(server, client).await;
                         flush(server, &client.info, &mut stream, &mut out).await?;
@@ -309,6 +315,14 @@ where
                     return Ok(());
                 }
                 server.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                // What was queued for this client before its request arrived goes out before
+                // the reply, as Redis writes a message when it happens (an invalidation
+                // precedes the reply of the read that follows the change).
+                while let Ok(m) = ctrl.try_recv() {
+                    if !write_message(m, client, &mut out) {
+                        return Ok(());
+                    }
+                }
             }
             msg = ctrl.recv() => match msg {
                 None | Some(Control::Kill) => {
@@ -316,25 +330,31 @@ where
                     flush(server, &client.info, &mut stream, &mut out).await?;
                     return Ok(());
                 }
-                Some(Control::Push(r)) => r.encode(client.proto, &mut out),
-                Some(Control::Message(r, size)) => {
-                    client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
-                    r.encode(client.proto, &mut out);
+                Some(m) => {
+                    write_message(m, client, &mut out);
                     // Take every message already queued before writing them in one go.
                     while let Ok(m) = ctrl.try_recv() {
-                        match m {
-                            Control::Message(r, size) => {
-                                client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
-                                r.encode(client.proto, &mut out);
-                            }
-                            Control::Push(r) => r.encode(client.proto, &mut out),
-                            Control::Kill => return Ok(()),
+                        if !write_message(m, client, &mut out) {
+                            return Ok(());
                         }
                     }
                 }
             },
         }
     }
+}
+
+/// Encodes a message queued for the client; false for a kill.
+fn write_message(m: Control, client: &super::client::Client, out: &mut BytesMut) -> bool {
+    match m {
+        Control::Message(r, size) => {
+            client.info.pending_out.fetch_sub(size, Ordering::Relaxed);
+            r.encode(client.proto, out);
+        }
+        Control::Push(r) | Control::Invalidate(r) => r.encode(client.proto, out),
+        Control::Kill => return false,
+    }
+    true
 }
 
 /// Under `appendfsync always`, waits until this client's writes are on disk: a write is

@@ -175,18 +175,42 @@ impl Server {
     /// Runs one request: resolves the command, checks authentication, executes it and records
     /// statistics, the slow log and MONITOR output. Returns `None` when no reply is to be sent.
     pub fn execute(self: &Arc<Self>, client: &mut Client, argv: Request) -> Option<Outcome> {
+        let _current = crate::tracking::enter(client.id);
         let before = client.reply_mode;
         if before == ReplyMode::Skip {
             client.reply_mode = ReplyMode::On;
         }
         let outcome = self.execute_inner(client, argv);
+        let early = if crate::tracking::active() {
+            crate::tracking::broadcast();
+            crate::tracking::take_early()
+        } else {
+            Vec::new()
+        };
         // CLIENT REPLY OFF / SKIP are not answered, CLIENT REPLY ON is, and so is every command
         // run while replies are on. Pub/sub notices are pushed whatever the mode, as Redis's
         // are (its CLIENT_PUSHING).
-        match (before, client.reply_mode) {
+        let sent = match (before, client.reply_mode) {
             (ReplyMode::On, ReplyMode::On) | (ReplyMode::Off, ReplyMode::On) => Some(outcome),
             _ if outcome.is_push() => Some(outcome),
             _ => None,
+        };
+        if early.is_empty() {
+            return sent;
+        }
+        // Invalidations of keys evicted before the command ran precede its reply.
+        match sent {
+            Some(Outcome::Reply(r)) => {
+                let mut all = early;
+                all.push(r);
+                Some(Outcome::Reply(Reply::Many(all)))
+            }
+            other => {
+                for p in early {
+                    client.info.send(client::Control::Invalidate(p));
+                }
+                other
+            }
         }
     }
 
@@ -304,6 +328,10 @@ impl Server {
             return Outcome::Reply(self.error_reply(client, crate::cmd::NOREPLICAS_ERR.into()));
         }
         let maxmemory = self.config.live.maxmemory.load(Ordering::Relaxed) > 0;
+        if crate::tracking::active() {
+            let max = self.config.get_i64("tracking-table-max-keys").max(0) as usize;
+            crate::tracking::early(|| crate::tracking::limit_table(max));
+        }
         if let Some(m) = client.multi.as_mut() {
             if !matches!(
                 cmd.name.as_str(),
@@ -370,7 +398,7 @@ impl Server {
         };
         // Over `maxmemory`, every command evicts first (as far as the policy allows); one
         // that may grow memory is refused if that leaves the server over the limit.
-        if maxmemory && crate::memory::reclaim(self).is_err() {
+        if maxmemory && crate::tracking::early(|| crate::memory::reclaim(self)).is_err() {
             let grows = match client.multi.as_ref() {
                 Some(m) if cmd.name == "exec" => m.queue.iter().any(|(c, _, _)| c.denyoom),
                 _ => cmd.denyoom && !cmd.oom_at_store,
@@ -391,6 +419,14 @@ impl Server {
         }
         let db = client.db;
         let start = timed.then(crate::util::instant);
+        // A tracking client's read registers its keys before it runs too (see `tracking`).
+        let tracking = client.info.tracking.load(Ordering::Relaxed);
+        let read_keys =
+            (tracking != 0 && cmd.tracks_reads && crate::tracking::remembers_reads(tracking))
+                .then(|| crate::tracking::read_keys(&cmd, &argv));
+        if let Some(keys) = &read_keys {
+            crate::tracking::reading(client.id, keys);
+        }
         let mut args = Args::new(argv, skip);
         let mut ctx = Ctx::new(self, client, &cmd);
         let now = ctx.now();
@@ -413,6 +449,15 @@ impl Server {
         drop(gate);
         if wrote {
             self.blocking.touched_by(&cmd, db, args.request());
+        }
+        if client.info.tracking.load(Ordering::Relaxed) != 0 {
+            let ends_caching = client.multi.is_none();
+            crate::tracking::after_command(
+                &client.info,
+                &cmd,
+                || read_keys.unwrap_or_else(|| crate::tracking::read_keys(&cmd, args.request())),
+                ends_caching,
+            );
         }
         let micros = start.map(|s| crate::util::instant().duration_since(s).as_micros() as u64);
         let failed = result.is_err();
@@ -1414,5 +1459,10 @@ async fn cron(server: Arc<Server>) {
         cursor = server
             .store
             .active_expire_step(cursor, budget, crate::util::now_ms());
+        if crate::tracking::active() {
+            let max = server.config.get_i64("tracking-table-max-keys").max(0) as usize;
+            crate::tracking::limit_table(max);
+            crate::tracking::broadcast();
+        }
     }
 }

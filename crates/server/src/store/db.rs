@@ -44,13 +44,16 @@ struct Watch {
 }
 
 impl Shard {
-    /// Records a change of `key` for its watchers.
+    /// Records a change of `key` for its watchers and for clients caching it.
     #[inline]
     fn touch(&mut self, key: &[u8]) {
         if let Some(w) = self.watched.as_mut() {
             if let Some(w) = w.get_mut(key) {
                 w.version += 1;
             }
+        }
+        if crate::tracking::active() {
+            crate::tracking::key_changed(key, false);
         }
     }
 
@@ -145,17 +148,41 @@ impl Shard {
 
     /// Removes `key`, returning its entry if it was live.
     pub fn remove(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        self.remove_as(key, now, false)
+    }
+
+    /// Removes `key` to free memory (eviction): a change no client made.
+    pub fn evict(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        self.remove_as(key, now, true)
+    }
+
+    fn remove_as(&mut self, key: &[u8], now: u64, by_server: bool) -> Option<Entry> {
         let old = self.map.remove(key)?;
-        self.touch(key);
         if old.expire_at != 0 {
             self.volatile -= 1;
         }
         if old.is_expired(now) {
+            self.touch_by_server(key);
             count_expired(1);
             notify::emit(notify::EXPIRED, "expired", key, self.db);
             return None;
         }
+        if by_server {
+            self.touch_by_server(key);
+        } else {
+            self.touch(key);
+        }
         Some(old)
+    }
+
+    /// Records a change no client made (expiry, eviction).
+    fn touch_by_server(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.as_mut().and_then(|w| w.get_mut(key)) {
+            w.version += 1;
+        }
+        if crate::tracking::active() {
+            crate::tracking::key_changed(key, true);
+        }
     }
 
     /// Sets (or clears, with 0) a live key's expiry. Returns false if the key is absent.
@@ -212,11 +239,15 @@ impl Shard {
         let watched = &mut self.watched;
         let db = self.db;
         let events = notify::wanted(notify::EXPIRED);
+        let tracking = crate::tracking::active();
         self.map.retain(|k, e| {
             let keep = !e.is_expired(now);
             if !keep {
                 if events {
                     notify::emit(notify::EXPIRED, "expired", k, db);
+                }
+                if tracking {
+                    crate::tracking::key_changed(k, true);
                 }
                 gone_volatile += 1;
                 if let Some(w) = watched.as_mut().and_then(|w| w.get_mut(k)) {
