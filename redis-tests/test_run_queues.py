@@ -251,8 +251,6 @@ def test_devices_have_their_own_queues(spawn):
         assert is_ok(execute(c, "s0", ["x", "n"], ["y"]))
         return time.perf_counter() - t0
 
-    one = min(single() for _ in range(3))
-
     def pair(a, b):
         rs = [Runner(srv.port, "AI.MODELEXECUTE", k, "INPUTS", 2, "x", "n", "OUTPUTS", 1, f"o{k}")
               for k in (a, b)]
@@ -264,11 +262,20 @@ def test_devices_have_their_own_queues(spawn):
             assert r.reply in (b"OK", "OK"), r.error
         return time.perf_counter() - t0
 
-    best_parallel = min(pair("s0", "s1") for _ in range(3))
-    same_queue = min(pair("s0", "s2") for _ in range(2))
     # One queue runs the two one after the other; two queues overlap them (on two cores).
-    assert same_queue >= 1.5 * one, (one, same_queue)
-    assert best_parallel < 0.8 * same_queue, (one, best_parallel, same_queue)
+    # The machine is shared and its speed drifts by tens of percent within a second, so the
+    # whole measurement is tried up to three times: a server whose devices shared a queue (or
+    # whose queue ran two jobs at once) fails every attempt.
+    seen = []
+    for _ in range(3):
+        one = min(single() for _ in range(3))
+        best_parallel = min(pair("s0", "s1") for _ in range(3))
+        same_queue = min(pair("s0", "s2") for _ in range(2))
+        seen.append((one, best_parallel, same_queue))
+        if same_queue >= 1.5 * one and best_parallel < 0.8 * same_queue:
+            break
+    else:
+        raise AssertionError(f"(one, two queues, one queue) in each attempt: {seen}")
     lengths = wait_drained(c)
     assert set(lengths) == {"ai_queue_CPU_length", "ai_queue_CPU_1_length"}
 

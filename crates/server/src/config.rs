@@ -535,6 +535,34 @@ pub struct Config {
 
 /// Looks a parameter up case-insensitively, `_` and `-` alike (so RedisAI's THREADS_PER_QUEUE
 /// style works too).
+/// Redis's hidden parameters: CONFIG GET answers them when asked by name, never for a pattern.
+const HIDDEN: &[&str] = &[
+    "use-exit-on-panic",
+    "rdb-key-save-delay",
+    "key-load-delay",
+    "watchdog-period",
+    "loading-process-events-interval-bytes",
+];
+
+/// Parameters read only at start that Redis either lacks or can change while running (`bind`):
+/// CONFIG SET accepts their current value, so a tool writing back all of CONFIG GET * gets
+/// through, and refuses any other as immutable. Redis's own immutable parameters refuse both,
+/// as Redis does.
+const START_ONLY: &[&str] = &[
+    "bind",
+    "tls-http",
+    "import-rdb",
+    "import-skip-unknown",
+    "threads-per-queue",
+    "intra-op-parallelism",
+    "inter-op-parallelism",
+    "backend-memory-limit",
+    "onnxruntime-library",
+    "http-port",
+    "grpc-port",
+    "http-threads",
+];
+
 pub fn find(name: &str) -> Option<&'static Param> {
     let name = name.replace('_', "-");
     let name = ALIASES
@@ -592,6 +620,24 @@ pub fn parse_memory(s: &str) -> Option<u64> {
 
 /// Checks and canonicalises a value for `param`, returning the stored form or Redis's reason.
 pub fn validate(param: &Param, value: &str) -> Result<String, String> {
+    if param.name == "maxmemory-clients" {
+        // A memory value or a percentage of maxmemory, as Redis's PERCENT_CONFIG reads it.
+        if let Some(n) = value.strip_suffix('%') {
+            let n: i64 = n
+                .parse()
+                .map_err(|_| "argument must be a memory or percent value".to_string())?;
+            if n > 100 {
+                return Err("percentage argument must be less or equal to 100".into());
+            }
+            if n < 0 {
+                return Err("argument must be a memory or percent value".into());
+            }
+            return Ok(format!("{n}%"));
+        }
+        return parse_memory(value)
+            .map(|v| v.to_string())
+            .ok_or_else(|| "argument must be a memory or percent value".to_string());
+    }
     match param.kind {
         Kind::Int(lo, hi) => {
             let v: i64 = value
@@ -800,7 +846,12 @@ impl Config {
     /// CONFIG GET: every (name, value) matching any of the glob patterns.
     pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let values = self.values.read();
-        let matches = |n: &str| patterns.iter().any(|p| glob_match(p, n.as_bytes(), true));
+        let matches = |n: &str| {
+            patterns.iter().any(|p| {
+                let pattern = p.iter().any(|c| b"[*?".contains(c));
+                (!pattern || !HIDDEN.contains(&n)) && glob_match(p, n.as_bytes(), true)
+            })
+        };
         let mut out: Vec<(String, String)> = values
             .iter()
             .filter(|(n, _)| matches(n))
@@ -827,6 +878,11 @@ impl Config {
                 ));
             };
             if !param.mutable {
+                let unchanged = START_ONLY.contains(&param.name)
+                    && validate(param, value).is_ok_and(|v| v == self.get(param.name));
+                if unchanged {
+                    continue;
+                }
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
             }
             let v = validate(param, value).map_err(|e| {

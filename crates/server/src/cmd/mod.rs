@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod bitmaps;
 pub mod blocking;
+pub mod cluster;
 pub mod connection;
 pub mod dag;
 pub mod dump;

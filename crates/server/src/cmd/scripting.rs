@@ -59,6 +59,7 @@ fn invoke(ctx: &mut Ctx, target: Target, args: &mut Args, read_only: bool) -> Cm
         return Ok(out.reply);
     }
     let (db, now) = (inv.db, inv.now);
+    let command = ctx.command.clone();
     ctx.defer(async move {
         let s = server.clone();
         tokio::task::spawn_blocking(move || {
@@ -68,7 +69,18 @@ fn invoke(ctx: &mut Ctx, target: Target, args: &mut Args, read_only: bool) -> Cm
             // command.
             crate::tracking::broadcast();
             if let Reply::Error(e) = &out.reply {
-                s.count_error_kind(e);
+                // The script failed: EVAL's failed call; its error reply counts unless a
+                // command gave it and it was counted then.
+                command
+                    .stats
+                    .failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !out.error_counted {
+                    s.count_error_kind(e);
+                    s.stats
+                        .error_replies
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             if !out.effects.is_empty() {
                 s.store.add_dirty(1);

@@ -292,6 +292,12 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .collect();
     let aof_before = ctx.server.config.get("appendonly");
     let port_before = ctx.server.config.get("port");
+    // What every named parameter held, to put back if applying the new values fails.
+    let before: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(n, _)| crate::config::find(n))
+        .map(|p| (p.name.to_string(), ctx.server.config.get(p.name)))
+        .collect();
     // TLS files that fail to load leave the previous ones in place.
     let before_tls: Vec<(String, String)> = pairs
         .iter()
@@ -303,7 +309,8 @@ pub fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if port != port_before {
         // The listeners move first; a port that cannot be bound leaves the old one in place.
         if ctx.server.rebind_tcp(port.parse().unwrap_or(0)).is_err() {
-            let _ = ctx.server.config.set_many(&[("port".into(), port_before)]);
+            // The whole CONFIG SET is undone, as Redis rolls back on an apply failure.
+            let _ = ctx.server.config.set_many(&before);
             return Err(CmdError::new(
                 "ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port",
             ));
@@ -543,24 +550,55 @@ pub fn command_list(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 pub fn command_getkeys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    getkeys(ctx, args, false)
+}
+
+pub fn command_getkeysandflags(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    getkeys(ctx, args, true)
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS, with Redis's checks in Redis's order
+/// (getKeysSubcommandImpl).
+fn getkeys(ctx: &mut Ctx, args: &mut Args, with_flags: bool) -> CmdResult {
     let argv = args.rest();
-    let resolved = ctx.server.commands.resolve(&argv[..]);
-    let cmd = match resolved {
+    let cmd = match ctx.server.commands.resolve(&argv[..]) {
         Ok((c, _)) => c,
-        Err(e) if e.contains("wrong number") => {
-            return Err(CmdError::new(
-                "ERR Invalid number of arguments specified for command",
-            ))
-        }
+        Err(e) if e.contains("wrong number") => ctx
+            .server
+            .commands
+            .get(&argv[0])
+            .cloned()
+            .ok_or_else(|| CmdError::new("ERR Invalid command specified"))?,
         Err(_) => return Err(CmdError::new("ERR Invalid command specified")),
     };
-    let keys = cmd.key_positions(&argv);
-    if keys.is_empty() {
+    if !cmd.has_keys() {
         return Err(CmdError::new("ERR The command has no key arguments"));
+    }
+    if !cmd.arity_ok(argv.len()) {
+        return Err(CmdError::new(
+            "ERR Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = cmd.keys_with_flags(&argv[..]);
+    if keys.is_empty() {
+        if cmd.has_flag("NO_MANDATORY_KEYS") {
+            return Ok(Reply::Array(vec![]));
+        }
+        return Err(CmdError::new("ERR Invalid arguments specified for command"));
     }
     Ok(Reply::Array(
         keys.into_iter()
-            .map(|i| Reply::Bulk(argv[i].clone()))
+            .map(|(i, flags)| {
+                let key = Reply::Bulk(argv[i].clone());
+                if with_flags {
+                    Reply::Array(vec![
+                        key,
+                        Reply::Set(flags.into_iter().map(Reply::StatusOwned).collect()),
+                    ])
+                } else {
+                    key
+                }
+            })
             .collect(),
     ))
 }
@@ -585,6 +623,8 @@ pub fn command_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
             "    commands are returned.",
             "GETKEYS <full-command>",
             "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
         ],
     ))
 }

@@ -380,8 +380,101 @@ impl Command {
             }
             KeyProc::Bitfield => return smallvec::smallvec![(1, bitfield_access(argv))],
         }
-        let argc = argv.argc() as i64;
         let mut out = KeyRefs::new();
+        self.walk_specs(argv, |i, ks| out.push((i, ks.access)));
+        if self.key_proc == KeyProc::Dag {
+            dag_op_keys(argv, &mut out);
+        }
+        out
+    }
+
+    /// COMMAND GETKEYSANDFLAGS: each key argument with its key spec's flags as Redis names
+    /// them (or, for the commands whose keys are found by reading them, the flags Redis's
+    /// getkeys procs give).
+    pub fn keys_with_flags<A: super::ArgList + ?Sized>(
+        &self,
+        argv: &A,
+    ) -> Vec<(usize, Vec<String>)> {
+        let named = |flags: &[&str]| flags.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        let by_access = |access: u8| match (access & KEY_READ != 0, access & KEY_WRITE != 0) {
+            (true, true) => named(&["RW", "ACCESS", "UPDATE"]),
+            (false, true) => named(&["OW", "UPDATE"]),
+            _ => named(&["RO", "ACCESS"]),
+        };
+        let mut out: Vec<(usize, Vec<String>)> = match self.key_proc {
+            KeyProc::Specs | KeyProc::Dag => {
+                let mut v = Vec::new();
+                if !self.walk_specs(argv, |i, ks| v.push((i, ks.flags.clone()))) {
+                    return Vec::new();
+                }
+                v
+            }
+            KeyProc::Sort => sort_keys(argv)
+                .into_iter()
+                .map(|(i, access)| {
+                    // The sorted key's spec, or the STORE destination's (the spec that writes).
+                    let spec = if i == 1 {
+                        self.key_specs.first()
+                    } else {
+                        self.key_specs.iter().find(|k| k.access & KEY_WRITE != 0)
+                    };
+                    (
+                        i,
+                        spec.map_or_else(|| by_access(access), |k| k.flags.clone()),
+                    )
+                })
+                .collect(),
+            _ => self
+                .keys_with_access(argv)
+                .into_iter()
+                .map(|(i, a)| (i, by_access(a)))
+                .collect(),
+        };
+        if self.key_proc == KeyProc::Dag {
+            let mut extra = KeyRefs::new();
+            dag_op_keys(argv, &mut extra);
+            out.extend(extra.into_iter().map(|(i, a)| (i, by_access(a))));
+        }
+        // Redis's order and spelling: RO RW OW RM, then lowercase access, update, insert, …
+        const ORDER: [&str; 11] = [
+            "RO",
+            "RW",
+            "OW",
+            "RM",
+            "ACCESS",
+            "UPDATE",
+            "INSERT",
+            "DELETE",
+            "NOT_KEY",
+            "INCOMPLETE",
+            "VARIABLE_FLAGS",
+        ];
+        for (_, flags) in out.iter_mut() {
+            *flags = ORDER
+                .iter()
+                .filter(|o| flags.iter().any(|f| f == *o))
+                .map(|o| {
+                    if o.len() == 2 {
+                        o.to_string()
+                    } else {
+                        o.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+        }
+        out
+    }
+
+    /// Calls `f` with each key argument's position and the key spec that found it. Returns
+    /// false when a key count in the arguments is not a count (Redis's invalid spec: COMMAND
+    /// GETKEYS then refuses the arguments).
+    fn walk_specs<A: super::ArgList + ?Sized>(
+        &self,
+        argv: &A,
+        mut f: impl FnMut(usize, &KeySpec),
+    ) -> bool {
+        let argc = argv.argc() as i64;
+        let mut valid = true;
         for ks in &self.key_specs {
             let start = match &ks.begin {
                 BeginSearch::Index(p) => *p,
@@ -419,7 +512,7 @@ impl Command {
                     };
                     let mut i = start;
                     while i <= last.min(argc - 1) {
-                        out.push((i as usize, ks.access));
+                        f(i as usize, ks);
                         i += (*step).max(1);
                     }
                 }
@@ -431,24 +524,23 @@ impl Command {
                     let Some(n) = (start + keynumidx < argc)
                         .then(|| crate::util::parse_i64(argv.arg((start + keynumidx) as usize)))
                         .flatten()
+                        .filter(|n| *n >= 0)
                     else {
+                        valid = false;
                         continue;
                     };
                     let first = start + firstkey;
                     for k in 0..n.max(0) {
                         let i = first + k * step.max(&1);
                         if i < argc {
-                            out.push((i as usize, ks.access));
+                            f(i as usize, ks);
                         }
                     }
                 }
                 FindKeys::Unknown => {}
             }
         }
-        if self.key_proc == KeyProc::Dag {
-            dag_op_keys(argv, &mut out);
-        }
-        out
+        valid
     }
 }
 

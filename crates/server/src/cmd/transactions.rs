@@ -11,6 +11,7 @@ use crate::server::client::{Client, Multi, Watched};
 use crate::server::reply::Reply;
 use crate::server::Server;
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The reply of RedisAI commands that run later, in a transaction (RedisAI's own text).
@@ -148,7 +149,11 @@ pub fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
             continue;
         }
         let log = txn.is_some().then_some(&mut log);
+        let shown = (server.clients.monitor_count.load(Ordering::Relaxed) > 0).then(|| req.clone());
         replies.push(run_inline(server, ctx.client, &cmd, req, skip, now, log).0);
+        if let Some(req) = shown {
+            server.feed_monitors(ctx.client, &req, &cmd.name);
+        }
     }
     if let Some(t) = txn.as_mut() {
         if !log.cmds.is_empty() {
@@ -236,12 +241,7 @@ pub fn run_inline(
     if wrote {
         server.blocking.touched_by(cmd, db, args.request());
     }
-    if client
-        .info
-        .tracking
-        .load(std::sync::atomic::Ordering::Relaxed)
-        != 0
-    {
+    if client.info.tracking.load(Ordering::Relaxed) != 0 {
         // Inside EXEC or a script nothing else runs: remembering after the read is enough,
         // and CLIENT CACHING lasts to the end of the transaction.
         crate::tracking::after_command(

@@ -129,6 +129,8 @@ pub struct Invocation {
 pub struct Outcome {
     pub reply: Reply,
     pub effects: Vec<Vec<Bytes>>,
+    /// The reply is an error a command gave the script, counted already.
+    pub error_counted: bool,
 }
 
 impl Scripting {

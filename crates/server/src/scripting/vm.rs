@@ -46,6 +46,8 @@ pub(super) struct RunCtx {
     /// Commands to log to the AOF, with SELECTs where the script changed database.
     pub effects: EffectLog,
     pub busy: Arc<Busy>,
+    /// Errors commands gave the script, already counted in the error statistics.
+    pub counted_errors: Vec<String>,
 }
 
 pub struct Vm {
@@ -159,6 +161,7 @@ impl Vm {
         let fail = |e: String| Outcome {
             reply: Reply::Error(e),
             effects: Vec::new(),
+            error_counted: false,
         };
         let (f, flags, function) = match &inv.target {
             Target::Body(body) => match self.load_script(body) {
@@ -225,6 +228,7 @@ impl Vm {
             resp3: false,
             effects: EffectLog::new(inv.db),
             busy: self.busy.clone(),
+            counted_errors: Vec::new(),
         });
         let result = self.call(&f, &inv, function);
         let ctx = self
@@ -235,6 +239,7 @@ impl Vm {
             mut client,
             resp3,
             effects,
+            counted_errors,
             ..
         } = ctx;
         client.stats.flush(server);
@@ -249,9 +254,16 @@ impl Vm {
             Ok(v) => lua_to_reply(&v, resp3),
             Err(e) => Reply::Error(e),
         };
+        // An error the script passes on (raised by redis.call, or a pcall's error returned)
+        // was counted when the command gave it.
+        let error_counted = match &reply {
+            Reply::Error(e) => counted_errors.iter().any(|c| e.starts_with(c.as_str())),
+            _ => false,
+        };
         Outcome {
             reply,
             effects: effects.cmds,
+            error_counted,
         }
     }
 
@@ -490,6 +502,27 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
                 ctx.resp3 = v == 3;
             }
             Ok(())
+        })?,
+    )?;
+    // Whether the script's user may run a command (Redis's redis.acl_check_cmd).
+    redis.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|lua, args: MultiValue| -> mlua::Result<bool> {
+            let argv = lua_args(&args).map_err(mlua::Error::runtime)?;
+            let ctx = lua
+                .app_data_ref::<RunCtx>()
+                .ok_or_else(|| mlua::Error::runtime("no script is running"))?;
+            let cmd = match ctx.server.commands.resolve(&argv[..]) {
+                Ok((c, _)) => Some(c),
+                Err(e) if e.contains("wrong number") => ctx.server.commands.get(&argv[0]).cloned(),
+                Err(_) => None,
+            };
+            let Some(cmd) = cmd else {
+                return Err(mlua::Error::runtime(format!(
+                    "{ERROR_MARK}ERR Invalid command passed to redis.acl_check_cmd()"
+                )));
+            };
+            Ok(crate::acl::check(&ctx.client.perms, &cmd, &argv[..]).is_ok())
         })?,
     )?;
     for (name, level) in [
@@ -735,23 +768,40 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
         Err(e) if e.contains("wrong number of arguments") => return Reply::err(ERR_ARITY),
         Err(_) => return Reply::err(ERR_UNKNOWN_CMD),
     };
+    if let Err(refused) = check_command(ctx, &cmd, &argv) {
+        // A refused call counts as the command's rejected call and as an error reply, once:
+        // not again if the script passes the error on.
+        cmd.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        count_script_error(ctx, &refused);
+        return refused;
+    }
+    run_checked(ctx, cmd, skip, argv)
+}
+
+/// Redis's checks of a command a script calls (scriptCall's), with their error replies.
+fn check_command(
+    ctx: &RunCtx,
+    cmd: &Arc<crate::cmd::Command>,
+    argv: &[Bytes],
+) -> Result<(), Reply> {
+    let server = &ctx.server;
     if cmd.has_flag("NOSCRIPT") {
-        return Reply::err(ERR_NOSCRIPT_CMD);
+        return Err(Reply::err(ERR_NOSCRIPT_CMD));
     }
     if (cmd.name == "xread" || cmd.name == "xreadgroup")
         && argv.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK"))
     {
-        return Reply::err(format!(
+        return Err(Reply::err(format!(
             "ERR {} command is not allowed with BLOCK option from scripts",
             cmd.name
-        ));
+        )));
     }
     if ctx.oom && cmd.denyoom {
-        return Reply::err(crate::memory::OOM_ERR);
+        return Err(Reply::err(crate::memory::OOM_ERR));
     }
     if cmd.write {
         if ctx.read_only {
-            return Reply::err(ERR_RO_SCRIPT);
+            return Err(Reply::err(ERR_RO_SCRIPT));
         }
         if server
             .config
@@ -759,30 +809,41 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
             .writes_need_replicas
             .load(Ordering::Relaxed)
         {
-            return Reply::err(crate::cmd::NOREPLICAS_ERR);
+            return Err(Reply::err(crate::cmd::NOREPLICAS_ERR));
         }
         if let Some(e) = server.aof.write_error() {
-            return Reply::Error(e);
+            return Err(Reply::Error(e));
         }
     }
     if cmd.handler.is_none() {
-        return Reply::err(ERR_UNKNOWN_CMD);
+        return Err(Reply::err(ERR_UNKNOWN_CMD));
     }
     // The script runs with its caller's permissions.
-    if let Err(denied) = crate::acl::check(&ctx.client.perms, &cmd, &argv[..]) {
+    if let Err(denied) = crate::acl::check(&ctx.client.perms, cmd, argv) {
         crate::cmd::acl::log_denial(
-            &server,
+            server,
             &ctx.client,
             denied.log_reason(),
             crate::acl::log::Context::Lua,
-            denied.object(&cmd, &argv[..]),
+            denied.object(cmd, argv),
             None,
         );
-        return Reply::err(format!(
+        return Err(Reply::err(format!(
             "ERR The user executing the script {}",
             denied.script_reason()
-        ));
+        )));
     }
+    Ok(())
+}
+
+/// Runs a command a script called once its checks passed.
+fn run_checked(
+    ctx: &mut RunCtx,
+    cmd: Arc<crate::cmd::Command>,
+    skip: usize,
+    argv: Vec<Bytes>,
+) -> Reply {
+    let server = ctx.server.clone();
     let db = ctx.client.db;
     if server.clients.monitor_count.load(Ordering::Relaxed) > 0 {
         server.feed_monitors_as(db, "lua", &argv[..], &cmd.name);
@@ -805,5 +866,21 @@ fn run_command(ctx: &mut RunCtx, argv: Vec<Bytes>) -> Reply {
     if wrote {
         ctx.busy.wrote.store(true, Ordering::Relaxed);
     }
+    if reply.is_error() {
+        count_script_error(ctx, &reply);
+    }
     reply
+}
+
+/// Counts an error a command gave a script (INFO errorstats, total_error_replies) and notes it,
+/// so that the script's own error reply, if it passes this one on, is not counted twice.
+fn count_script_error(ctx: &mut RunCtx, reply: &Reply) {
+    if let Reply::Error(e) = reply {
+        ctx.server.count_error_kind(e);
+        ctx.server
+            .stats
+            .error_replies
+            .fetch_add(1, Ordering::Relaxed);
+        ctx.counted_errors.push(e.clone());
+    }
 }

@@ -31,6 +31,9 @@ pub enum ReplyMode {
     Off,
     /// Suppress the reply of the next command only.
     Skip,
+    /// The command running now is the one SKIP applies to (CLIENT REPLY ON in it still
+    /// answers, as in Redis).
+    Skipping,
 }
 
 /// What other connections can see of a client.

@@ -204,12 +204,16 @@ where
                 max_bulk: live.proto_max_bulk_len.load(Ordering::Relaxed),
                 authenticated: client.authenticated,
             };
+            let buffered = inbuf.len();
             match frame_request(&mut inbuf, &limits) {
                 Ok(Framed::Request(argv)) => {
                     need = 1;
                     if argv.is_empty() {
                         continue;
                     }
+                    // While a command runs, CLIENT LIST's qbuf counts it and what follows it,
+                    // as Redis's query buffer still holds them.
+                    client.info.qbuf.store(buffered, Ordering::Relaxed);
                     match server.execute(client, argv) {
                         None => {}
                         Some(Outcome::Reply(r)) => r.encode(client.proto, &mut out),

@@ -178,7 +178,7 @@ impl Server {
         let _current = crate::tracking::enter(client.id);
         let before = client.reply_mode;
         if before == ReplyMode::Skip {
-            client.reply_mode = ReplyMode::On;
+            client.reply_mode = ReplyMode::Skipping;
         }
         let outcome = self.execute_inner(client, argv);
         let early = if crate::tracking::active() {
@@ -191,10 +191,13 @@ impl Server {
         // run while replies are on. Pub/sub notices are pushed whatever the mode, as Redis's
         // are (its CLIENT_PUSHING).
         let sent = match (before, client.reply_mode) {
-            (ReplyMode::On, ReplyMode::On) | (ReplyMode::Off, ReplyMode::On) => Some(outcome),
+            (_, ReplyMode::On) => Some(outcome),
             _ if outcome.is_push() => Some(outcome),
             _ => None,
         };
+        if client.reply_mode == ReplyMode::Skipping {
+            client.reply_mode = ReplyMode::On;
+        }
         if early.is_empty() {
             return sent;
         }
@@ -374,7 +377,11 @@ impl Server {
         }
         client.last_cmd = cmd.id + 1;
         client.info.last_cmd.store(cmd.id + 1, Ordering::Relaxed);
-        if self.clients.monitor_count.load(Ordering::Relaxed) > 0 && cmd.name != "monitor" {
+        // EXEC shows after the commands it ran (each shown as it runs), as in Redis, where a
+        // command reaches MONITOR once it has run.
+        let monitored =
+            self.clients.monitor_count.load(Ordering::Relaxed) > 0 && cmd.name != "monitor";
+        if monitored && cmd.name != "exec" {
             self.feed_monitors(client, &argv, &cmd.name);
         }
         // Fast commands are not timed one by one (a clock reading can cost more than the
@@ -449,6 +456,9 @@ impl Server {
         drop(gate);
         if wrote {
             self.blocking.touched_by(&cmd, db, args.request());
+        }
+        if monitored && cmd.name == "exec" {
+            self.feed_monitors(client, args.request(), &cmd.name);
         }
         if client.info.tracking.load(Ordering::Relaxed) != 0 {
             let ends_caching = client.multi.is_none();
@@ -647,7 +657,7 @@ impl Server {
         *self.error_kinds.lock().entry(kind).or_default() += 1;
     }
 
-    fn feed_monitors(&self, client: &Client, argv: &Request, name: &str) {
+    pub fn feed_monitors(&self, client: &Client, argv: &Request, name: &str) {
         self.feed_monitors_as(client.db, &client.info.addr, argv, name);
     }
 
