@@ -231,3 +231,88 @@ def test_script_errors_are_counted_once(ref_servers, script, keys, numkeys_ro, m
         total, errs, cmds = _stats(c)
         results.append((r, total, errs, cmds))
     assert results[0] == results[1]
+
+
+def test_xsetid(ref_pair):
+    same(ref_pair, "XSETID", "nostream", "1-1")
+    same(ref_pair, "XADD", "s", "5-1", "a", "b")
+    for args in [("s", "200-0"), ("s", "1-1"), ("s", "1-1", "0"), ("s", "1-1", "0-0"),
+                 ("s", "300-0", "ENTRIESADDED", "-1", "MAXDELETEDID", "0-0"),
+                 ("s", "300-0", "ENTRIESADDED", "0"), ("s", "300-0", "MAXDELETEDID", "400-0"),
+                 ("s", "300-0", "ENTRIESADDED", "7", "MAXDELETEDID", "250-3"),
+                 ("s", "abc"), ("s", "*"), ("s", "300-0", "ENTRIESADDED", "x")]:
+        same(ref_pair, "XSETID", *args)
+    a, b = ref_pair
+    info = lambda c: {k: v for k, v in c.xinfo_stream("s").items()
+                      if k in ("last-generated-id", "entries-added", "max-deleted-entry-id", "length")}
+    assert info(a) == info(b)
+    same(ref_pair, "SET", "str", "x")
+    same(ref_pair, "XSETID", "str", "1-1")
+
+
+def test_hrandfield_count_limits(ref_pair):
+    same(ref_pair, "HSET", "h", "a", "1")
+    for args in [("-9223372036854770000", "WITHVALUES"), ("-9223372036854775808", "WITHVALUES"),
+                 ("-9223372036854775808",), ("9223372036854775807", "WITHVALUES"),
+                 ("-9223372036854775808", "NOPE"), ("x",)]:
+        same(ref_pair, "HRANDFIELD", "h", *args)
+
+
+def _blocked_xreadgroup(port, then):
+    """A client blocked in XREADGROUP, `then` run on another connection: the blocked client's
+    reply and the error and command statistics afterwards."""
+    c = redis.Redis(port=port, decode_responses=True)
+    c.flushall()
+    c.xgroup_create("mystream", "mygroup", "$", mkstream=True)
+    c.config_resetstat()
+    rd = RawConn(port)
+    rd.send(b"*8\r\n$10\r\nXREADGROUP\r\n$5\r\nGROUP\r\n$7\r\nmygroup\r\n$5\r\nAlice\r\n"
+            b"$5\r\nBLOCK\r\n$1\r\n0\r\n$7\r\nSTREAMS\r\n$8\r\nmystream\r\n")
+    for _ in range(100):
+        if c.info("clients")["blocked_clients"] == 1:
+            break
+        time.sleep(0.01)
+    then(c)
+    reply = str(rd.read())
+    rd.close()
+    info = c.info("all")
+    return (reply, info["total_error_replies"],
+            {k: v for k, v in info.items() if k.startswith("errorstat_")},
+            {f: info["cmdstat_xreadgroup"][f] for f in ("calls", "rejected_calls", "failed_calls")})
+
+
+@pytest.mark.parametrize("then", ["flushall", "flushdb", "destroy", "del"])
+def test_blocked_xreadgroup_learns_its_stream_or_group_went_away(ref_servers, then):
+    action = {
+        "flushall": lambda c: c.flushall(),
+        "flushdb": lambda c: c.flushdb(),
+        "destroy": lambda c: c.xgroup_destroy("mystream", "mygroup"),
+        "del": lambda c: c.delete("mystream"),
+    }[then]
+    got = [_blocked_xreadgroup(p, action) for p in ref_servers]
+    assert got[0] == got[1]
+
+
+def test_blocked_commands_and_transactions_in_the_slow_log(ref_servers):
+    """A blocked command is logged as sent once served; a transaction's commands are logged
+    one by one and EXEC itself is not."""
+    outs = []
+    for p in ref_servers:
+        c = RawConn(p)
+        c.cmd("FLUSHALL")
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        rd = RawConn(p)
+        rd.send(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nl\r\n$1\r\n0\r\n")
+        for _ in range(100):
+            if b"blocked_clients:1" in c.cmd("INFO", "clients"):
+                break
+            time.sleep(0.01)
+        for args in [("MULTI",), ("LPUSH", "l", "foo"), ("SLOWLOG", "RESET"), ("SET", "k", "v"), ("EXEC",)]:
+            c.cmd(*args)
+        rd.read()
+        rd.close()
+        entries = [e[3] for e in c.cmd("SLOWLOG", "GET")]
+        c.cmd("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+        outs.append(sorted(entries))
+    assert outs[0] == outs[1]
+    assert [b"BLPOP", b"l", b"0"] in outs[0]

@@ -230,7 +230,30 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
     };
     let deadline = (b.timeout_ms > 0)
         .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(b.timeout_ms));
+    let command = ctx.command.clone();
+    ctx.logs_when_done = true;
     ctx.defer(async move {
+        let reply = wait(&server, db, &b, &reg, deadline).await;
+        // The wait ended with an error (the stream or group went away, CLIENT UNBLOCK ERROR):
+        // it counts as an error reply and a failed call, as Redis counts it on unblocking.
+        if let Reply::Error(e) = &reply {
+            server.count_error_kind(e);
+            server.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            command.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        reply
+    })
+}
+
+/// Waits until a write serves the blocked command, its timeout passes or it is unblocked.
+async fn wait(
+    server: &Arc<Server>,
+    db: usize,
+    b: &Blocking,
+    reg: &Registration,
+    deadline: Option<tokio::time::Instant>,
+) -> Reply {
+    {
         loop {
             let woken = match deadline {
                 Some(d) => tokio::time::timeout_at(d, reg.waiter.notify.notified())
@@ -242,10 +265,10 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
                 }
             };
             if !woken {
-                return b.timed_out;
+                return b.timed_out.clone();
             }
             match *reg.waiter.unblocked.lock() {
-                Some(Unblock::Timeout) => return b.timed_out,
+                Some(Unblock::Timeout) => return b.timed_out.clone(),
                 Some(Unblock::Error) => {
                     return Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
                 }
@@ -255,7 +278,7 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
             match r {
                 Reply::Error(_) => match b.on_error {
                     None => return r,
-                    Some(f) => match f(&server, db, &b.keys, r) {
+                    Some(f) => match f(server, db, &b.keys, r) {
                         Some(r) => return r,
                         None => continue,
                     },
@@ -264,7 +287,7 @@ pub fn block(ctx: &mut Ctx, b: Blocking) -> CmdResult {
                 _ => {}
             }
         }
-    })
+    }
 }
 
 /// The retry error of a list blocker: a watched key that now holds another type does not

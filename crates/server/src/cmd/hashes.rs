@@ -216,11 +216,23 @@ pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     } else {
         Some(args.next_i64()?)
     };
+    // Redis's checks in Redis's order: the count's range (-LONG_MAX..LONG_MAX), the syntax,
+    // then a count whose field-value pairs would overflow the reply's length.
+    if count == Some(i64::MIN) {
+        return Err(CmdError::new(format!(
+            "ERR value is out of range, value must between {} and {}",
+            -i64::MAX,
+            i64::MAX
+        )));
+    }
     let with_values = args.eat("WITHVALUES");
     if with_values && count.is_none() {
         return Err(CmdError::syntax());
     }
     args.finish()?;
+    if with_values && count.is_some_and(|n| !(-i64::MAX / 2..=i64::MAX / 2).contains(&n)) {
+        return Err(CmdError::new("ERR value is out of range"));
+    }
     let proto = ctx.client.proto;
     read(ctx, &key, |h| {
         let pairs: Vec<(&Bytes, &Bytes)> = h.map(|h| h.iter().collect()).unwrap_or_default();

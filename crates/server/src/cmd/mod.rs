@@ -251,6 +251,9 @@ pub struct Ctx<'a> {
     /// Whether the command changed the keyspace (it called [`Ctx::dirty`]): blocked clients
     /// are woken only by real changes.
     pub wrote: std::cell::Cell<bool>,
+    /// A blocked command: the slow log records it when its wait ends (as Redis logs a blocked
+    /// command on unblocking), not when it starts waiting.
+    pub logs_when_done: bool,
     now: u64,
 }
 
@@ -275,6 +278,7 @@ impl<'a> Ctx<'a> {
             propagate: None,
             in_exec: false,
             wrote: Default::default(),
+            logs_when_done: false,
             now,
         }
     }

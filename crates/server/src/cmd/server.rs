@@ -56,6 +56,8 @@ pub fn flushdb(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     crate::jobs::clear(ctx.server, Some(ctx.client.db));
     let maps = ctx.db().clear();
     crate::tracking::flushed();
+    // Blocked clients look again: a consumer group's reader learns its stream is gone.
+    ctx.server.blocking.wake_db(ctx.client.db);
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum());
     drop_maps(maps, asynchronous);
     Ok(Reply::OK)
@@ -74,6 +76,9 @@ pub fn flushall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .flat_map(|db| db.clear())
         .collect();
     crate::tracking::flushed();
+    for db in 0..ctx.server.store.db_count() {
+        ctx.server.blocking.wake_db(db);
+    }
     ctx.dirty(maps.iter().map(|m| m.len() as u64).sum::<u64>().max(1));
     drop_maps(maps, asynchronous);
     Ok(Reply::OK)

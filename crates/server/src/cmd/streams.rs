@@ -1255,6 +1255,62 @@ pub fn xgroup_setid(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]: sets a stream's last generated ID
+/// and its counters (what replicas and AOF rewrites restore), with Redis's checks in Redis's
+/// order: the arguments first, then the key.
+pub fn xsetid(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next()?;
+    let id = parse_strict_id(&args.next()?)?;
+    let mut entries_added: Option<u64> = None;
+    let mut max_deleted = StreamId::default();
+    while !args.is_empty() {
+        let opt = args.next_upper()?;
+        let more = !args.is_empty();
+        match opt.as_str() {
+            "ENTRIESADDED" if more => {
+                let n = args.next_i64()?;
+                if n < 0 {
+                    return Err(CmdError::new("ERR entries_added must be positive"));
+                }
+                entries_added = Some(n as u64);
+            }
+            "MAXDELETEDID" if more => {
+                max_deleted = parse_strict_id(&args.next()?)?;
+                if id < max_deleted {
+                    return Err(CmdError::new("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id"));
+                }
+            }
+            _ => return Err(CmdError::syntax()),
+        }
+    }
+    let now = ctx.now();
+    let mut shard = ctx.db().write(&key);
+    let Some(s) = stream_mut(&mut shard, &key, now)? else {
+        return Err(CmdError::new("ERR no such key"));
+    };
+    if let Some((top, _)) = s.last() {
+        if id < top {
+            return Err(CmdError::new(
+                "ERR The ID specified in XSETID is smaller than the target stream top item",
+            ));
+        }
+        if entries_added.is_some_and(|n| (s.len() as u64) > n) {
+            return Err(CmdError::new("ERR The entries_added specified in XSETID is smaller than the target stream length"));
+        }
+    }
+    s.last_id = id;
+    if let Some(n) = entries_added {
+        s.entries_added = n;
+    }
+    if !max_deleted.is_zero() {
+        s.max_deleted_id = max_deleted;
+    }
+    drop(shard);
+    ctx.notify(notify::STREAM, "xsetid", &key);
+    ctx.dirty(1);
+    Ok(Reply::OK)
+}
+
 pub fn xgroup_destroy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
     let group = args.next()?;

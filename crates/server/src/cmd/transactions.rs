@@ -150,7 +150,20 @@ pub fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
         }
         let log = txn.is_some().then_some(&mut log);
         let shown = (server.clients.monitor_count.load(Ordering::Relaxed) > 0).then(|| req.clone());
+        // Each command of the transaction may reach the slow log on its own (EXEC does not).
+        let slower_than = server
+            .config
+            .live
+            .slowlog_slower_than
+            .load(Ordering::Relaxed);
+        let timed = (slower_than >= 0).then(|| (req.to_vec(), crate::util::instant()));
         replies.push(run_inline(server, ctx.client, &cmd, req, skip, now, log).0);
+        if let Some((argv, started)) = timed {
+            let micros = crate::util::instant().duration_since(started).as_micros() as u64;
+            if micros >= slower_than as u64 {
+                server.slowlog_push(&ctx.client.info, &argv, micros);
+            }
+        }
         if let Some(req) = shown {
             server.feed_monitors(ctx.client, &req, &cmd.name);
         }

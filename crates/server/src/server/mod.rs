@@ -441,6 +441,10 @@ impl Server {
         let deferred = ctx.deferred.take();
         let propagate = ctx.propagate.take();
         let wrote = ctx.wrote.get();
+        // A blocked command is logged when its wait ends; a blocked client's retries are not
+        // logged at all (they are the server's, not a client's).
+        let slowlogged =
+            !(ctx.logs_when_done && deferred.is_some()) && client_is_external(ctx.client);
         // A refused command logs only what it says it wrote (`propagate`: the audit entry of a
         // refused model management action).
         let logs = (result.is_ok() || propagate.is_some()) && deferred.is_none();
@@ -473,10 +477,34 @@ impl Server {
         let failed = result.is_err();
         client.stats.record(&cmd, micros, failed);
         if let Some(micros) = micros {
-            if slower_than >= 0 && micros >= slower_than as u64 {
-                self.slowlog_push(client, &args.request().to_vec(), micros);
+            if slowlogged
+                && slower_than >= 0
+                && micros >= slower_than as u64
+                && !cmd.has_flag("SKIP_SLOWLOG")
+            {
+                self.slowlog_push(&client.info, &args.request().to_vec(), micros);
             }
         }
+        let deferred = match (deferred, slowlogged, micros) {
+            // A blocked command reaches the slow log once its wait is over, with the time its
+            // execution took (not the time it waited), as Redis logs it on unblocking.
+            (Some(d), false, Some(micros))
+                if client_is_external(client)
+                    && slower_than >= 0
+                    && micros >= slower_than as u64 =>
+            {
+                let server = self.clone();
+                let info = client.info.clone();
+                let argv = args.request().to_vec();
+                let logged: Deferred = Box::pin(async move {
+                    let r = d.await;
+                    server.slowlog_push(&info, &argv, micros);
+                    r
+                });
+                Some(logged)
+            }
+            (d, _, _) => d,
+        };
         match (result, deferred) {
             (Ok(_), Some(d)) => Outcome::Deferred(d),
             (Ok(r), None) => Outcome::Reply(r),
@@ -645,8 +673,12 @@ impl Server {
 
     /// An error reply, counted in INFO errorstats by its first word.
     fn error_reply(&self, client: &mut Client, e: String) -> Reply {
-        client.stats.errors += 1;
-        self.count_error_kind(&e);
+        // A blocked client's retries count nothing: its final reply is counted once, when
+        // the wait ends (`cmd::blocking::block`).
+        if client_is_external(client) {
+            client.stats.errors += 1;
+            self.count_error_kind(&e);
+        }
         Reply::Error(e)
     }
 
@@ -709,7 +741,7 @@ impl Server {
         self.clients.feed_monitors(&line);
     }
 
-    fn slowlog_push(&self, client: &Client, argv: &[Bytes], micros: u64) {
+    pub fn slowlog_push(&self, client: &client::ClientInfo, argv: &[Bytes], micros: u64) {
         let max_len = self.config.live.slowlog_max_len.load(Ordering::Relaxed);
         let mut kept: Vec<Bytes> = Vec::new();
         for (i, a) in argv.iter().enumerate() {
@@ -736,8 +768,8 @@ impl Server {
             time: crate::util::now_ms() / 1000,
             micros,
             argv: kept,
-            addr: client.info.addr.clone(),
-            name: client.info.name.lock().clone(),
+            addr: client.addr.clone(),
+            name: client.name.lock().clone(),
         });
         log.entries.truncate(max_len);
     }
@@ -1475,4 +1507,10 @@ async fn cron(server: Arc<Server>) {
             crate::tracking::broadcast();
         }
     }
+}
+
+/// A connection's client, not one the server runs commands with on its own behalf (a blocked
+/// client's retries).
+fn client_is_external(client: &Client) -> bool {
+    client.perms_epoch != client::INTERNAL
 }
