@@ -4,13 +4,12 @@ client reads them) must be equal. Then what only a multithreaded server can get 
 caching what it reads while other clients write never ends up holding a stale value."""
 
 import random
-import socket
 import threading
 import time
 
 import pytest
 
-from conftest import ErrorReply, RawConn, ServerProcess, start_redis
+from conftest import ErrorReply, RawConn, ServerProcess, encode_command, start_redis
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,6 @@ class Session:
         if expect_push_only:
             self.log.append((name, "push", norm(c.read())))
             return
-        from conftest import encode_command
         c.send(encode_command(*args))
         self.read_reply(name, args)
 
@@ -88,10 +86,6 @@ class Session:
         while not c.buf:
             c._fill()
         return c.buf[:1]
-
-    def drain(self, name):
-        """PING: logs what arrived before the PONG (for RESP2 subscribers, messages before PONG's reply)."""
-        self.run(name, "PING")
 
     def close(self):
         for c in self.conns.values():
