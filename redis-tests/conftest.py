@@ -407,6 +407,17 @@ def reply_or_error(c, *args):
         return (type(e).__name__, str(e))
 
 
+# A script that busies the server for ARGV[1] microseconds (by the server's clock).
+BUSY_SCRIPT = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+  t = redis.call('TIME')
+until t[1] * 1000000 + t[2] - start >= tonumber(ARGV[1])
+return 1
+"""
+
+
 def same(pair, *args):
     """Runs a command on Locus and on redis-server and asserts the replies are equal."""
     got, want = reply_or_error(pair[0], *args), reply_or_error(pair[1], *args)

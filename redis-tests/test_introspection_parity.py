@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from conftest import RawConn, reply_or_error, same, start_redis, ServerProcess
+from conftest import BUSY_SCRIPT, RawConn, reply_or_error, same, start_redis, ServerProcess
 
 
 def raw_same(ports, proto, *args):
@@ -316,3 +316,70 @@ def test_blocked_commands_and_transactions_in_the_slow_log(ref_servers):
         outs.append(sorted(entries))
     assert outs[0] == outs[1]
     assert [b"BLPOP", b"l", b"0"] in outs[0]
+
+
+
+
+def _latencystats(c):
+    """INFO latencystats as {command: {percentile name: microseconds}}."""
+    raw = RawConn(c.connection_pool.connection_kwargs["port"])
+    text = raw.cmd("INFO", "latencystats")
+    raw.close()
+    text = text.decode() if isinstance(text, bytes) else text
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith("latency_percentiles_usec_"):
+            continue
+        name, fields = line[len("latency_percentiles_usec_"):].split(":", 1)
+        out[name] = {k: float(v) for k, v in (f.split("=") for f in fields.split(",") if f)}
+    return out
+
+
+def test_latencystats_as_redis_reports_them(ref_pair):
+    """INFO latencystats: the same commands with the same percentile names as redis-server,
+    configured the same way, with the same errors for bad percentiles; each figure an upper
+    bound of what the command took, within a bucket's width (Redis: HdrHistogram)."""
+    for c in ref_pair:
+        c.config_resetstat()
+        c.config_set("latency-tracking", "yes")
+    same(ref_pair, "CONFIG", "GET", "latency-tracking-info-percentiles")
+    for bad in ["10.0 50.0 a", "10.0 50.0 101.0", "-1", "nan"]:
+        same(ref_pair, "CONFIG", "SET", "latency-tracking-info-percentiles", bad)
+    same(ref_pair, "CONFIG", "GET", "latency-tracking-info-percentiles")
+    same(ref_pair, "CONFIG", "SET", "latency-tracking-info-percentiles", "0.0 50.0 99.990 100")
+    same(ref_pair, "CONFIG", "GET", "latency-tracking-info-percentiles")
+    stats = []
+    for c in ref_pair:
+        c.config_resetstat()
+        c.set("k", "v")
+        c.get("k")
+        c.client_id()
+        c.eval(BUSY_SCRIPT, 0, 30000)
+        stats.append(_latencystats(c))
+    for name in ["set", "get", "client|id", "eval", "config|resetstat"]:
+        assert name in stats[0] and name in stats[1], (name, stats)
+        assert list(stats[0][name]) == list(stats[1][name]) == ["p0", "p50", "p99.99", "p100"]
+    # The script ran for 30 ms: each reading is at least that (the two servers' figures are
+    # both upper bounds at two significant digits).
+    for s in stats:
+        assert 30000 <= s["eval"]["p50"] < 60000, s["eval"]
+        assert s["get"]["p50"] <= s["eval"]["p50"]
+    # The script's time is EVAL's: in commandstats and in the slow log.
+    for c in ref_pair:
+        assert c.info("commandstats")["cmdstat_eval"]["usec"] >= 30000
+        (entry,) = c.slowlog_get(1)
+        assert entry["command"].split()[0].lower() == b"eval" and entry["duration"] >= 30000
+    # Off: the section is empty, as in Redis; RESETSTAT forgets the histograms.
+    for c in ref_pair:
+        c.config_set("latency-tracking", "no")
+        c.get("k")
+        assert _latencystats(c) == {}
+        c.config_set("latency-tracking", "yes")
+        c.config_resetstat()
+        assert set(_latencystats(c)) <= {"config|resetstat"}
+    same(ref_pair, "CONFIG", "SET", "latency-tracking-info-percentiles", "")
+    same(ref_pair, "CONFIG", "GET", "latency-tracking-info-percentiles")
+    for c in ref_pair:
+        c.get("k")
+        assert _latencystats(c)["get"] == {}, "listed with no percentiles"
+        c.config_set("latency-tracking-info-percentiles", "50 99 99.9")

@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ServerProcess, free_port
+from conftest import BUSY_SCRIPT, ServerProcess, free_port
 from test_models import execute, is_ok, put, store
 
 pytest.importorskip("onnxruntime")
@@ -153,11 +153,95 @@ def test_a_real_prometheus_scrapes_histograms(http_srv):
         assert total and total >= 50, total
         # Requests of a model this small take between 10 µs and a second.
         assert 1e-5 <= p50 < 1.0, p50
+        # Commands' latency histograms: a 30 ms script reads as one at the quantile.
+        for _ in range(3):
+            c.eval(BUSY_SCRIPT, 0, 30000)
+        deadline = time.time() + 30
+        script_p50 = None
+        while time.time() < deadline:
+            q = 'histogram_quantile(0.5, locus_command_duration_seconds_bucket{command="eval"})'
+            script_p50 = query(q)
+            if script_p50 and query('locus_command_duration_seconds_count{command="eval"}') == 3:
+                break
+            time.sleep(1)
+        assert script_p50 and 0.025 <= script_p50 <= 0.05, script_p50
         up = query('up{job="locus"}')
         assert up == 1.0
     finally:
         prom.terminate()
         prom.wait(10)
+
+
+
+
+def test_command_latency_histograms(http_srv):
+    """Every command's calls land in its latency histogram: fast pipelined ones at their share
+    of the batch, slow ones (a 30 ms script, timed to its answer) in their own bucket;
+    CONFIG RESETSTAT clears them, and latency-tracking no stops them, as in Redis."""
+    c = http_srv.client()
+    p = c.pipeline(transaction=False)
+    for i in range(500):
+        p.set(f"k{i}", i)
+        p.get(f"k{i}")
+    p.execute()
+    c.eval(BUSY_SCRIPT, 0, 30000)
+    _, _, text = get(http_srv.http, "/metrics")
+    for cmd in ("set", "get"):
+        assert metric(text, "locus_command_duration_seconds_count", command=cmd) == 500
+        assert metric(text, "locus_command_duration_seconds_bucket", command=cmd, le="+Inf") == 500
+        # Each took far less than a millisecond of the server's time.
+        assert metric(text, "locus_command_duration_seconds_bucket", command=cmd, le="0.001") == 500
+    calls = metric(text, "locus_command_calls_total", command="get")
+    assert calls == 500
+    labels = dict(command="eval")
+    assert metric(text, "locus_command_duration_seconds_count", **labels) == 1
+    assert metric(text, "locus_command_duration_seconds_bucket", le="0.025", **labels) == 0
+    assert metric(text, "locus_command_duration_seconds_bucket", le="10", **labels) == 1
+    assert 0.03 <= metric(text, "locus_command_duration_seconds_sum", **labels) < 10
+    # Buckets are cumulative and end at the count.
+    buckets = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith('locus_command_duration_seconds_bucket{command="get"')]
+    assert buckets == sorted(buckets) and buckets[-1] == 500 and len(buckets) == 20
+    assert c.config_resetstat()
+    _, _, text = get(http_srv.http, "/metrics")
+    with pytest.raises(AssertionError):
+        metric(text, "locus_command_duration_seconds_count", command="get")
+    c.config_set("latency-tracking", "no")
+    c.get("k1")
+    _, _, text = get(http_srv.http, "/metrics")
+    assert metric(text, "locus_command_calls_total", command="get") == 1
+    with pytest.raises(AssertionError):
+        metric(text, "locus_command_duration_seconds_count", command="get")
+    c.config_set("latency-tracking", "yes")
+
+
+def test_memory_by_area(http_srv):
+    """locus_memory_bytes splits memory by what holds it: a 16 MB tensor shows in `tensors`
+    and leaves with its key, a model's blob and session in `models`, ONNX Runtime's heap in
+    `onnxruntime`; `used` is INFO's used_memory."""
+    c = http_srv.client()
+
+    def areas():
+        _, _, text = get(http_srv.http, "/metrics")
+        return {a: metric(text, "locus_memory_bytes", area=a)
+                for a in ("used", "tensors", "models", "onnxruntime", "lua")}
+
+    before = areas()
+    put(c, "big", np.ones((4, 1024, 1024), np.float32))
+    with_tensor = areas()
+    assert with_tensor["tensors"] - before["tensors"] >= 16 << 20
+    assert with_tensor["used"] - before["used"] >= 16 << 20
+    c.delete("big")
+    assert areas()["tensors"] - before["tensors"] < 1 << 20
+    store(c, "m", "fraud.onnx")
+    with_model = areas()
+    size = os.path.getsize(os.path.join(os.path.dirname(__file__), "models", "fraud.onnx"))
+    assert with_model["models"] - before["models"] >= size
+    assert with_model["onnxruntime"] > 0
+    info = c.info("memory")
+    assert abs(with_model["used"] - info["used_memory"]) < 8 << 20
+    c.eval("return 1", 0)
+    assert areas()["lua"] > 0
 
 
 def test_credentials_when_a_password_is_set(spawn):

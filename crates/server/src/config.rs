@@ -499,7 +499,7 @@ pub static PARAMS: &[Param] = &[
     p(
         "latency-tracking-info-percentiles",
         "50 99 99.9",
-        Kind::Str,
+        Kind::Special,
         true,
     ),
 ];
@@ -692,6 +692,12 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
             "notify-keyspace-events" => crate::notify::parse(value)
                 .map(crate::notify::to_string)
                 .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+            "latency-tracking-info-percentiles" => percentiles(value).map(|ps| {
+                ps.iter()
+                    .map(|p| trim_double(*p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
             "dir" => {
                 if value.is_empty() {
                     return Err("dir must not be empty".into());
@@ -701,6 +707,31 @@ pub fn validate(param: &Param, value: &str) -> Result<String, String> {
             _ => Ok(value.to_string()),
         },
     }
+}
+
+/// `latency-tracking-info-percentiles`: numbers from 0 to 100, with Redis's errors.
+pub fn percentiles(value: &str) -> Result<Vec<f64>, String> {
+    value
+        .split_whitespace()
+        .map(|w| match w.parse::<f64>() {
+            Ok(p) if p.is_nan() => {
+                Err("Invalid latency-tracking-info-percentiles parameters".into())
+            }
+            Ok(p) if !(0.0..=100.0).contains(&p) => Err(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .into(),
+            ),
+            Ok(p) => Ok(p),
+            Err(_) => Err("Invalid latency-tracking-info-percentiles parameters".into()),
+        })
+        .collect()
+}
+
+/// A number as Redis prints it with `%f` and trimDoubleString: six decimals, trailing zeros
+/// and a trailing point dropped.
+pub fn trim_double(x: f64) -> String {
+    let s = format!("{x:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Validates `<class> <hard> <soft> <seconds>` groups and merges them over the defaults, as
@@ -948,6 +979,7 @@ impl Config {
                 .store(num() as usize, Ordering::Relaxed),
             "zset-max-listpack-value" => crate::store::value::ZSET_MAX_LISTPACK_VALUE
                 .store(num() as usize, Ordering::Relaxed),
+            "latency-tracking" => crate::cmd::table::set_latency_tracking(self.get(name) == "yes"),
             "notify-keyspace-events" => crate::notify::FLAGS.store(
                 crate::notify::parse(&self.get(name)).unwrap_or(0),
                 Ordering::Relaxed,

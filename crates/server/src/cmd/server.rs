@@ -710,6 +710,7 @@ const ALL_SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
     "ai",
@@ -1126,6 +1127,37 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
                 let _ = write!(out, "errorstat_{kind}:count={count}\r\n");
             }
         }
+        "latencystats" => {
+            // Redis's format: the configured percentiles of each command's latency, in
+            // microseconds, each the upper bound of its histogram bucket (as HdrHistogram's
+            // value-at-percentile is), so a reading never understates.
+            out.push_str("# Latencystats\r\n");
+            if crate::cmd::table::latency_tracking() {
+                let wanted = crate::config::percentiles(
+                    &server.config.get("latency-tracking-info-percentiles"),
+                )
+                .unwrap_or_default();
+                for c in server.commands.all() {
+                    let snap = c.stats.latency.snapshot();
+                    if snap.count == 0 {
+                        continue;
+                    }
+                    let fields: Vec<String> = wanted
+                        .iter()
+                        .map(|p| {
+                            let us = snap.upper_at(p / 100.0) as f64 / 1000.0;
+                            format!("p{}={us:.3}", crate::config::trim_double(*p))
+                        })
+                        .collect();
+                    let _ = write!(
+                        out,
+                        "latency_percentiles_usec_{}:{}\r\n",
+                        c.name,
+                        fields.join(",")
+                    );
+                }
+            }
+        }
         "cluster" => {
             out.push_str("# Cluster\r\n");
             kv(out, "cluster_enabled", &0);
@@ -1139,7 +1171,7 @@ pub(crate) fn info_section(server: &Server, section: &str, out: &mut String) {
                 if calls == 0 && rejected == 0 {
                     continue;
                 }
-                let usec = c.stats.usec.load(Ordering::Relaxed);
+                let usec = c.stats.usec();
                 let per = if calls > 0 {
                     usec as f64 / calls as f64
                 } else {

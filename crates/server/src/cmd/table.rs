@@ -20,21 +20,58 @@ pub struct SpecSource {
 
 include!(concat!(env!("OUT_DIR"), "/command_specs.rs"));
 
-/// Call statistics for INFO commandstats.
-#[derive(Default)]
+/// Call statistics for INFO commandstats and latencystats, and for `/metrics`.
 pub struct CommandStats {
     pub calls: AtomicU64,
-    pub usec: AtomicU64,
+    nanos: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Each call's time in nanoseconds, per thread (see `locus_engine`'s histograms); kept
+    /// while `latency-tracking` is on, as Redis keeps its per-command histograms.
+    pub latency: crate::engine::histogram::Histogram,
+}
+
+impl Default for CommandStats {
+    fn default() -> Self {
+        CommandStats {
+            calls: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            latency: crate::engine::histogram::Histogram::fine_latency(),
+        }
+    }
 }
 
 impl CommandStats {
     pub fn reset(&self) {
-        for c in [&self.calls, &self.usec, &self.rejected, &self.failed] {
+        for c in [&self.calls, &self.nanos, &self.rejected, &self.failed] {
             c.store(0, Ordering::Relaxed);
         }
+        self.latency.reset();
     }
+
+    pub fn add_nanos(&self, ns: u64) {
+        if ns > 0 {
+            self.nanos.fetch_add(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Microseconds spent in the command (INFO commandstats' `usec`).
+    pub fn usec(&self) -> u64 {
+        self.nanos.load(Ordering::Relaxed) / 1000
+    }
+}
+
+/// `latency-tracking`: whether commands' latency histograms record.
+static LATENCY_TRACKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn latency_tracking() -> bool {
+    LATENCY_TRACKING.load(Ordering::Relaxed)
+}
+
+pub fn set_latency_tracking(on: bool) {
+    LATENCY_TRACKING.store(on, Ordering::Relaxed);
 }
 
 /// Where a key spec starts looking and how it finds keys (Redis's key-spec model).

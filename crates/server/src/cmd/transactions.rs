@@ -224,11 +224,14 @@ pub fn run_inline(
     let mut args = Args::new(req, skip);
     let mut inner = Ctx::at(server, client, cmd, now);
     inner.in_exec = true;
+    let start = crate::util::instant();
     let result = handler(&mut inner, &mut args);
+    let nanos = crate::util::instant().duration_since(start).as_nanos() as u64;
     let deferred = inner.deferred.take();
     let propagate = inner.propagate.take();
     let wrote = inner.wrote.get();
-    client.stats.record(cmd, None, result.is_err());
+    // Timed one by one, as Redis times each command of a transaction or script.
+    client.stats.record(cmd, Some(nanos), result.is_err());
     let reply = match (result, deferred) {
         (Ok(_), Some(_)) => Reply::err(ERR_AI_IN_MULTI),
         (Ok(r), None) => {

@@ -222,7 +222,7 @@ pub fn render(server: &Server) -> String {
                 0 => s.calls.load(Ordering::Relaxed).to_string(),
                 1 => s.failed.load(Ordering::Relaxed).to_string(),
                 2 => s.rejected.load(Ordering::Relaxed).to_string(),
-                _ => seconds(s.usec.load(Ordering::Relaxed)),
+                _ => seconds(s.usec()),
             };
             let _ = writeln!(
                 out,
@@ -230,6 +230,53 @@ pub fn render(server: &Server) -> String {
                 esc(&c.name.to_lowercase())
             );
         }
+    }
+    // Command latency: per-thread histograms in nanoseconds, exported on the model
+    // histograms' bounds (10 µs to 10 s).
+    family(
+        &mut out,
+        "locus_command_duration_seconds",
+        "histogram",
+        "Time each call of a command took (while latency-tracking is on).",
+    );
+    for c in &commands {
+        let snap = c.stats.latency.snapshot();
+        if snap.count == 0 {
+            continue;
+        }
+        let s = snap.regrid(&crate::engine::histogram::LATENCY_BOUNDS_US, 1000);
+        let labels = format!("command=\"{}\"", esc(&c.name.to_lowercase()));
+        histogram(
+            &mut out,
+            "locus_command_duration_seconds",
+            &labels,
+            &s,
+            true,
+        );
+    }
+    // Memory by what holds it.
+    family(
+        &mut out,
+        "locus_memory_bytes",
+        "gauge",
+        "Memory held: used (all of it, as INFO used_memory), tensors (tensor data, stored and in flight), models (blobs, and each session at the C-heap growth its build showed), onnxruntime (the whole C heap: ONNX Runtime's sessions and arenas), lua (the scripting VM). The parts overlap: models' sessions are in onnxruntime too.",
+    );
+    let (allocated, _) = crate::cmd::server::allocator_stats();
+    let native = crate::memory::native_bytes();
+    for (area, bytes) in [
+        ("used", allocated + native),
+        (
+            "tensors",
+            crate::tensor::TENSOR_BYTES.load(Ordering::Relaxed),
+        ),
+        (
+            "models",
+            crate::engine::model::MODEL_HELD_BYTES.load(Ordering::Relaxed) as usize,
+        ),
+        ("onnxruntime", native),
+        ("lua", server.scripting.memory()),
+    ] {
+        let _ = writeln!(out, "locus_memory_bytes{{area=\"{area}\"}} {bytes}");
     }
     // Keyspace.
     family(

@@ -200,41 +200,66 @@ impl Default for BatchClock {
 pub struct LocalStats {
     pub processed: u64,
     pub errors: u64,
-    /// (command id, calls, microseconds, failures, calls not timed one by one)
+    /// (command id, calls, nanoseconds, failures, calls not timed one by one)
     per_command: Vec<(usize, u64, u64, u64, u64)>,
     /// Time spent in individually timed commands this batch.
-    timed_us: u64,
+    timed_ns: u64,
     untimed: u64,
 }
 
 impl LocalStats {
-    /// Records a call; `micros` is `None` for a fast command not timed on its own (it gets a
-    /// share of its batch's time in [`LocalStats::share_batch_time`]).
-    pub fn record(&mut self, cmd: &Command, micros: Option<u64>, failed: bool) {
-        let untimed = micros.is_none() as u64;
-        let us = micros.unwrap_or(0);
-        self.timed_us += us;
+    /// Records a call; `nanos` is `None` for a fast command not timed on its own (it gets a
+    /// share of its batch's time in [`LocalStats::share_batch_time`]). A timed call goes into
+    /// its command's latency histogram at once (its thread's own shard).
+    pub fn record(&mut self, cmd: &Command, nanos: Option<u64>, failed: bool) {
+        if let Some(ns) = nanos {
+            if crate::cmd::table::latency_tracking() {
+                cmd.stats.latency.observe(ns);
+            }
+        }
+        self.count(cmd, nanos, failed);
+    }
+
+    /// Records a call that answers later (a script, a model run): its time is added when
+    /// it answers (see `Server::execute_inner`).
+    pub fn record_later(&mut self, cmd: &Command) {
+        self.count(cmd, Some(0), false);
+    }
+
+    fn count(&mut self, cmd: &Command, nanos: Option<u64>, failed: bool) {
+        let untimed = nanos.is_none() as u64;
+        let ns = nanos.unwrap_or(0);
+        self.timed_ns += ns;
         self.untimed += untimed;
         match self.per_command.iter_mut().find(|e| e.0 == cmd.id) {
             Some(e) => {
                 e.1 += 1;
-                e.2 += us;
+                e.2 += ns;
                 e.3 += failed as u64;
                 e.4 += untimed;
             }
             None => self
                 .per_command
-                .push((cmd.id, 1, us, failed as u64, untimed)),
+                .push((cmd.id, 1, ns, failed as u64, untimed)),
         }
     }
 
-    /// Spreads a batch's time, less what timed commands took, over its untimed commands.
-    pub fn share_batch_time(&mut self, batch_us: u64) {
-        let rest = batch_us.saturating_sub(self.timed_us);
+    /// Spreads a batch's time, less what timed commands took, over its untimed commands;
+    /// each of them is recorded in its command's histogram at that share.
+    pub fn share_batch_time(&mut self, batch_ns: u64, server: &super::Server) {
+        let rest = batch_ns.saturating_sub(self.timed_ns);
+        let each = rest.checked_div(self.untimed).unwrap_or(0);
+        let histograms = crate::cmd::table::latency_tracking();
         for e in self.per_command.iter_mut().filter(|e| e.4 > 0) {
-            e.2 += (rest * e.4).checked_div(self.untimed).unwrap_or(0);
+            e.2 += each * e.4;
+            if histograms {
+                if let Some(cmd) = server.commands.by_id(e.0) {
+                    cmd.stats.latency.observe_n(each, e.4);
+                }
+            }
+            e.4 = 0;
         }
-        self.timed_us = 0;
+        self.timed_ns = 0;
         self.untimed = 0;
     }
 
@@ -254,16 +279,18 @@ impl LocalStats {
                 .fetch_add(self.errors, Ordering::Relaxed);
             self.errors = 0;
         }
-        for (id, calls, usec, failed, _) in self.per_command.drain(..) {
+        for (id, calls, ns, failed, _) in self.per_command.drain(..) {
             let Some(cmd) = server.commands.by_id(id) else {
                 continue;
             };
             cmd.stats.calls.fetch_add(calls, Ordering::Relaxed);
-            cmd.stats.usec.fetch_add(usec, Ordering::Relaxed);
+            cmd.stats.add_nanos(ns);
             if failed > 0 {
                 cmd.stats.failed.fetch_add(failed, Ordering::Relaxed);
             }
         }
+        self.timed_ns = 0;
+        self.untimed = 0;
     }
 }
 
@@ -328,11 +355,21 @@ impl Client {
     /// reading it took, for the event loop's own bookkeeping.
     pub fn end_batch(&mut self, server: &super::Server) -> quanta::Instant {
         let now = crate::util::instant();
-        let batch_us = now.duration_since(self.clock.last).as_micros() as u64;
-        self.stats.share_batch_time(batch_us);
+        let batch_ns = now.duration_since(self.clock.last).as_nanos() as u64;
+        self.stats.share_batch_time(batch_ns, server);
         self.stats.flush(server);
         self.info.last_cmd.store(self.last_cmd, Ordering::Relaxed);
         now
+    }
+
+    /// Publishes the batch's statistics so far, its untimed commands sharing the time since
+    /// the batch began (for a command that reads statistics mid-batch: INFO, CLIENT LIST).
+    pub fn settle_stats(&mut self, server: &super::Server) {
+        let now = crate::util::instant();
+        let ns = now.duration_since(self.clock.last).as_nanos() as u64;
+        self.clock.last = now;
+        self.stats.share_batch_time(ns, server);
+        self.stats.flush(server);
     }
 
     /// Subscribed to a channel or a pattern (RESP2 then allows only pub/sub commands).

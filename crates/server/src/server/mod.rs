@@ -373,7 +373,7 @@ impl Server {
         }
         if cmd.reads_stats {
             // INFO, CLIENT LIST and the like see every earlier command's statistics.
-            client.stats.flush(self);
+            client.settle_stats(self);
         }
         client.last_cmd = cmd.id + 1;
         client.info.last_cmd.store(cmd.id + 1, Ordering::Relaxed);
@@ -439,6 +439,9 @@ impl Server {
         let now = ctx.now();
         let result = handler(&mut ctx, &mut args);
         let deferred = ctx.deferred.take();
+        // A command answering later that is not blocked (a script, a model run) is timed to
+        // its answer: that is its latency, as a script's is in Redis, where it runs inline.
+        let answers_later = deferred.is_some() && !ctx.logs_when_done;
         let propagate = ctx.propagate.take();
         let wrote = ctx.wrote.get();
         // A blocked command is logged when its wait ends; a blocked client's retries are not
@@ -473,11 +476,17 @@ impl Server {
                 ends_caching,
             );
         }
-        let micros = start.map(|s| crate::util::instant().duration_since(s).as_micros() as u64);
+        let nanos = start.map(|s| crate::util::instant().duration_since(s).as_nanos() as u64);
+        let micros = nanos.map(|ns| ns / 1000);
         let failed = result.is_err();
-        client.stats.record(&cmd, micros, failed);
+        if answers_later {
+            client.stats.record_later(&cmd);
+        } else {
+            client.stats.record(&cmd, nanos, failed);
+        }
         if let Some(micros) = micros {
             if slowlogged
+                && !answers_later
                 && slower_than >= 0
                 && micros >= slower_than as u64
                 && !cmd.has_flag("SKIP_SLOWLOG")
@@ -486,6 +495,34 @@ impl Server {
             }
         }
         let deferred = match (deferred, slowlogged, micros) {
+            (Some(d), _, _) if answers_later => {
+                let began = start.unwrap_or_else(crate::util::instant);
+                let server = self.clone();
+                let info = client.info.clone();
+                let cmd = cmd.clone();
+                let argv = (slowlogged && slower_than >= 0 && !cmd.has_flag("SKIP_SLOWLOG"))
+                    .then(|| args.request().to_vec());
+                let timed: Deferred = Box::pin(async move {
+                    let r = d.await;
+                    let ns = crate::util::instant().duration_since(began).as_nanos() as u64;
+                    cmd.stats.add_nanos(ns);
+                    if crate::cmd::table::latency_tracking() {
+                        cmd.stats.latency.observe(ns);
+                    }
+                    let slowlog = server
+                        .config
+                        .live
+                        .slowlog_slower_than
+                        .load(Ordering::Relaxed);
+                    if let Some(argv) = argv {
+                        if slowlog >= 0 && ns / 1000 >= slowlog as u64 {
+                            server.slowlog_push(&info, &argv, ns / 1000);
+                        }
+                    }
+                    r
+                });
+                Some(timed)
+            }
             // A blocked command reaches the slow log once its wait is over, with the time its
             // execution took (not the time it waited), as Redis logs it on unblocking.
             (Some(d), false, Some(micros))
