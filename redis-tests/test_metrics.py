@@ -75,6 +75,10 @@ def test_metrics_and_health(http_srv):
     assert metric(text, "locus_model_batch_size_bucket", le="1", **labels) == 21
     assert metric(text, "locus_router_requests_total", router="r", target="m") == 1
     assert metric(text, "locus_router_weight", router="r", target="m") == 1
+    assert metric(text, "locus_router_request_seconds_count", router="r", target="m") == 1
+    assert metric(text, "locus_router_request_seconds_bucket", router="r", target="m", le="10") == 1
+    assert metric(text, "locus_router_request_seconds_bucket", router="r", target="m",
+                  le="0.00001") == 0, "a model run through a router takes more than 10 µs"
     assert metric(text, "locus_command_calls_total", command="ai.modelexecute") == 21
     assert metric(text, "locus_keyspace_keys", db="0") == 6  # m tx ref out r locus:audit
     assert metric(text, "locus_connected_clients") >= 1

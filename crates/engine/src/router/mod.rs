@@ -57,6 +57,9 @@ pub enum Decision {
 pub struct Router {
     pub def: RouterDef,
     state: Mutex<State>,
+    /// Each target's request latencies in microseconds (`/metrics`), outside the lock: the
+    /// histograms keep per-thread buckets of their own.
+    latency: Box<[crate::engine::histogram::Histogram]>,
 }
 
 struct State {
@@ -108,6 +111,9 @@ impl Router {
         Router {
             def,
             state: Mutex::new(state),
+            latency: (0..n)
+                .map(|_| crate::engine::histogram::Histogram::latency())
+                .collect(),
         }
     }
 
@@ -198,6 +204,9 @@ impl Router {
 
     /// Records one finished run of `target` and returns what the host must act on.
     pub fn record(&self, target: usize, latency_us: u64, ok: bool) -> Vec<Event> {
+        if let Some(h) = self.latency.get(target) {
+            h.observe(latency_us);
+        }
         let mut s = self.state.lock();
         if !ok {
             s.errors += 1;
@@ -315,7 +324,15 @@ impl Router {
         for t in &mut s.targets {
             t.reset();
         }
+        for h in self.latency.iter() {
+            h.reset();
+        }
         // What a bandit learnt stays: that is its model, not a statistic.
+    }
+
+    /// Target `i`'s request latencies (microseconds), merged from every thread.
+    pub fn latency(&self, i: usize) -> Option<crate::engine::histogram::Snapshot> {
+        self.latency.get(i).map(|h| h.snapshot())
     }
 
     /// Totals: requests routed, failed requests, rollbacks.

@@ -337,6 +337,7 @@ pub fn render(server: &Server) -> String {
     let mut other: Option<ModelSeries> = None;
     let mut routers = String::new();
     let mut router_rows: Vec<(String, [f64; 6])> = Vec::new();
+    let mut router_latency: Vec<(String, Snapshot)> = Vec::new();
     let in_flight = server.engine.in_flight();
     for (db_index, db) in dbs.iter().enumerate() {
         for i in 0..SHARDS {
@@ -393,13 +394,17 @@ pub fn render(server: &Server) -> String {
                     }
                     Value::Router(r) => {
                         let name = esc(&String::from_utf8_lossy(key));
-                        for (t, report) in r.def.targets.iter().zip(r.report()) {
+                        for (i, (t, report)) in r.def.targets.iter().zip(r.report()).enumerate() {
+                            let labels = format!(
+                                "db=\"{db_index}\",router=\"{name}\",kind=\"{}\",target=\"{}\"",
+                                r.def.kind_name(),
+                                esc(&String::from_utf8_lossy(&t.name()))
+                            );
+                            if let Some(snap) = r.latency(i) {
+                                router_latency.push((labels.clone(), snap));
+                            }
                             router_rows.push((
-                                format!(
-                                    "db=\"{db_index}\",router=\"{name}\",kind=\"{}\",target=\"{}\"",
-                                    r.def.kind_name(),
-                                    esc(&String::from_utf8_lossy(&t.name()))
-                                ),
+                                labels,
                                 [
                                     report.calls as f64,
                                     report.errors as f64,
@@ -515,5 +520,14 @@ pub fn render(server: &Server) -> String {
         }
     }
     out.push_str(&routers);
+    family(
+        &mut out,
+        "locus_router_request_seconds",
+        "histogram",
+        "Latency of each router target's requests through the router.",
+    );
+    for (labels, snap) in &router_latency {
+        histogram(&mut out, "locus_router_request_seconds", labels, snap, true);
+    }
     out
 }
