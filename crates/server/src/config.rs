@@ -516,6 +516,8 @@ pub struct Live {
     /// `maxmemory` in bytes (0: no limit): read on every command that may grow memory.
     pub maxmemory: AtomicUsize,
     pub tensor_max_bytes: AtomicUsize,
+    /// `protected-mode`: read at each accepted connection and HTTP or gRPC request.
+    pub protected_mode: AtomicBool,
     /// `min-replicas-to-write` above 0: writes are refused (there are no replicas).
     pub writes_need_replicas: AtomicBool,
     /// `audit-stream`, read by every XADD/XDEL/XTRIM (empty: no audit).
@@ -980,6 +982,9 @@ impl Config {
             "zset-max-listpack-value" => crate::store::value::ZSET_MAX_LISTPACK_VALUE
                 .store(num() as usize, Ordering::Relaxed),
             "latency-tracking" => crate::cmd::table::set_latency_tracking(self.get(name) == "yes"),
+            "protected-mode" => l
+                .protected_mode
+                .store(self.get(name) == "yes", Ordering::Relaxed),
             "notify-keyspace-events" => crate::notify::FLAGS.store(
                 crate::notify::parse(&self.get(name)).unwrap_or(0),
                 Ordering::Relaxed,

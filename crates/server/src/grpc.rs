@@ -56,6 +56,14 @@ impl Service {
     /// The ACL user the call's `authorization` metadata names (HTTP Basic or a Bearer
     /// token, as the REST API takes them).
     fn user<T>(&self, req: &Request<T>) -> Result<Arc<crate::acl::User>, Status> {
+        // Protected mode, as on the other faces (a call without a known peer is local: the
+        // listeners always record one).
+        if self
+            .server
+            .protected_refuses(req.remote_addr().map(|a| a.ip()))
+        {
+            return Err(Status::permission_denied(crate::server::PROTECTED_HTTP));
+        }
         let auth = req
             .metadata()
             .get("authorization")

@@ -261,6 +261,11 @@ impl Acl {
         self.default_user.clone()
     }
 
+    /// Whether the default user takes no password (protected mode then applies).
+    pub fn default_nopass(&self) -> bool {
+        self.default_user.rules().nopass
+    }
+
     pub fn user(&self, name: &[u8]) -> Option<Arc<User>> {
         self.users.read().get(name).cloned()
     }

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
+use std::net::SocketAddr;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -162,7 +163,11 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                         )),
                     )
                     .merge(dashboard::routes())
-                    .with_state(Arc::clone(&server));
+                    .with_state(Arc::clone(&server))
+                    .layer(axum::middleware::from_fn_with_state(
+                        server.clone(),
+                        protected_mode,
+                    ));
                 let mut tasks = Vec::new();
                 for l in http {
                     let app = app.clone();
@@ -173,6 +178,11 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                                 let config = tls.expect("checked");
                                 match tls::TlsListener::new(l, config, on_accept) {
                                     Ok(l) => {
+                                        // Tapped (doing nothing) only so that axum hands the
+                                        // peer's address to protected mode.
+                                        let l = l.tap_io(|_| {});
+                                        let app =
+                                            app.into_make_service_with_connect_info::<SocketAddr>();
                                         if let Err(e) = axum::serve(l, app).await {
                                             tracing::warn!("HTTPS listener stopped: {e}");
                                         }
@@ -186,6 +196,7 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
                                     let _ = tcp.set_nodelay(true);
                                     Arrivals::get().watch(std::os::fd::AsRawFd::as_raw_fd(tcp));
                                 });
+                                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                                 if let Err(e) = axum::serve(l, app).await {
                                     tracing::warn!("HTTP listener stopped: {e}");
                                 }
@@ -238,6 +249,31 @@ pub fn start(server: &Arc<Server>) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Protected mode on the HTTP face: with `protected-mode yes` and no password for the default
+/// user, requests from other hosts get 403 with the reason, except the health checks (which
+/// reveal nothing, and which orchestrators send from outside).
+async fn protected_mode(
+    State(server): State<Arc<Server>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let health = matches!(
+        req.uri().path(),
+        "/healthz" | "/v2/health/live" | "/v2/health/ready"
+    );
+    if !health && server.protected_refuses(peer) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({ "error": crate::server::PROTECTED_HTTP }),
+        );
+    }
+    next.run(req).await
 }
 
 /// What each HTTP or gRPC connection gets at accept: no Nagle delay behind a client's ACK, and

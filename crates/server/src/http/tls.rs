@@ -91,8 +91,14 @@ impl Listener for TlsListener {
 pub struct TlsIo(TlsStream<TcpStream>);
 
 impl tonic::transport::server::Connected for TlsIo {
-    type ConnectInfo = ();
-    fn connect_info(&self) {}
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        let tcp = self.0.get_ref().0;
+        tonic::transport::server::TcpConnectInfo {
+            local_addr: tcp.local_addr().ok(),
+            remote_addr: tcp.peer_addr().ok(),
+        }
+    }
 }
 
 impl AsyncRead for TlsIo {

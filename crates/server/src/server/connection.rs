@@ -161,6 +161,17 @@ fn spawn_client<S, F, O>(
                 .await;
             return;
         }
+        let peer = (!unix)
+            .then(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+            .flatten();
+        if !unix && server.protected_refuses(peer) {
+            server
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = stream.write_all(super::PROTECTED_DENIED.as_bytes()).await;
+            return;
+        }
         let authenticated = !server.acl.auth_required.load(Ordering::Relaxed);
         let (client, ctrl) = server.clients.register(
             addr,

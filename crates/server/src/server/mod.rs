@@ -124,7 +124,34 @@ pub struct Server {
     pub tls: parking_lot::RwLock<Option<tokio_rustls::TlsAcceptor>>,
 }
 
+/// Redis 7.0's reply to a connection refused by protected mode, word for word.
+pub const PROTECTED_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// What the HTTP and gRPC faces answer a request protected mode refuses.
+pub const PROTECTED_HTTP: &str = "Locus is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode requests are only accepted from the loopback interface. Set a password for the default user (requirepass or ACL SETUSER default), or send CONFIG SET protected-mode no from the loopback interface after making sure the server is not publicly reachable.";
+
+/// Whether a peer counts as local for protected mode: a Unix socket (no address), or exactly
+/// 127.0.0.1 or ::1, as Redis's islocalClient compares them.
+pub fn is_local_peer(ip: Option<std::net::IpAddr>) -> bool {
+    match ip {
+        None => true,
+        Some(std::net::IpAddr::V4(v4)) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        Some(std::net::IpAddr::V6(v6)) => {
+            v6 == std::net::Ipv6Addr::LOCALHOST
+                || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
 impl Server {
+    /// Protected mode (Redis's): with `protected-mode yes` and no password for the default
+    /// user, only local peers are served, on every face (RESP, HTTP, gRPC).
+    pub fn protected_refuses(&self, peer: Option<std::net::IpAddr>) -> bool {
+        self.config.live.protected_mode.load(Ordering::Relaxed)
+            && !is_local_peer(peer)
+            && self.acl.default_nopass()
+    }
+
     pub fn new(config: Config) -> Arc<Server> {
         let databases = config.get_i64("databases") as usize;
         let run_id: String = (0..40)
