@@ -873,10 +873,21 @@ def redis_benchmark(port, *args):
     return rps
 
 
-def alternate_get_set(args, runs, target, reference, seed):
+def process_cpu_seconds(pid):
+    """User plus system CPU time a process has used, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def alternate_get_set(args, runs, target, reference, seed, cpu_pid=None):
     """redis-benchmark GET and SET at -P 1 and -P 16 (50 clients) for each named run
     (`runs`: name -> (port, extra redis-benchmark args)), the runs in random order each round;
-    returns the medians of req/s per run and of the per-round ratios target / reference."""
+    returns the medians of req/s per run and of the per-round ratios target / reference.
+    With `cpu_pid` (one server serving every run), also the server's CPU time per request of
+    each run (`cpu_{pipe}_{name}`, µs) and the per-round ratio reference / target
+    (`cpu_{pipe}/`): what the server itself spent, which the load generator's share of two
+    cores and the machine's drift move far less than throughput."""
     shuffler = random.Random(seed)
     order = list(runs)
 
@@ -886,12 +897,17 @@ def alternate_get_set(args, runs, target, reference, seed):
             shuffler.shuffle(order)
             for name in order:
                 port, extra = runs[name]
-                r = redis_benchmark(port, *extra, "-t", "get,set", "-P", pipe, "-c", 50,
-                                    "-n", 200000 if pipe == 1 else 1000000)
+                n = 200000 if pipe == 1 else 1000000
+                before = process_cpu_seconds(cpu_pid) if cpu_pid else 0
+                r = redis_benchmark(port, *extra, "-t", "get,set", "-P", pipe, "-c", 50, "-n", n)
+                if cpu_pid:
+                    row[f"cpu_{pipe}_{name}"] = (process_cpu_seconds(cpu_pid) - before) / (2 * n) * 1e6
                 for test, v in r.items():
                     row[f"{test}_{pipe}_{name}"] = v
             for test in ("GET", "SET"):
                 row[f"{test}_{pipe}/"] = row[f"{test}_{pipe}_{target}"] / row[f"{test}_{pipe}_{reference}"]
+            if cpu_pid:
+                row[f"cpu_{pipe}/"] = row[f"cpu_{pipe}_{reference}"] / row[f"cpu_{pipe}_{target}"]
         return row
     return median_runs(args.rounds, one)
 
@@ -913,18 +929,27 @@ def section_acl(args):
     on one server, alternating the users in random order each round."""
     print("## ACL checks: a user restricted to a key pattern against the default user (issue: security)\n")
     port = free_port()
+    # The event loops' idle polling is off, so that the server's CPU time is the work it did.
     server = start([LOCUS, "--port", str(port), "--dir", tempfile.mkdtemp(), "--save", "",
-                    "--http-port", "0", "--grpc-port", "0"], port)
+                    "--http-port", "0", "--grpc-port", "0", "--busy-poll-us", "0"], port)
     try:
         time.sleep(1)
         redis_cmd(port, "ACL", "SETUSER", "app", "on", ">pw", "+@all", "~key:*")
         runs = {"default": (port, []), "restricted": (port, ["--user", "app", "-a", "pw"])}
-        m = alternate_get_set(args, runs, "restricted", "default", 21)
+        m = alternate_get_set(args, runs, "restricted", "default", 21, cpu_pid=server.pid)
         print("Target: the restricted user >= 0.97x the default user on GET and SET, -P 1 and -P 16.\n")
         print_get_set(m, "restricted", "default", ("default", "restricted"))
+        print("The server's CPU time per request (SET and GET together, user and system, from /proc), "
+              "the same runs:\n")
+        print("| pipeline | default µs | restricted µs | default / restricted |")
+        print("|---|---|---|---|")
+        for pipe in (1, 16):
+            print(f"| {pipe} | {m[f'cpu_{pipe}_default']:.3f} | {m[f'cpu_{pipe}_restricted']:.3f} | "
+                  f"**{m[f'cpu_{pipe}/']:.2f}x** |")
+        print()
         print(f"Commands: `benches/compare.py --sections acl --rounds {args.rounds}`: `redis-benchmark -t get,set -c 50 "
-              "-P 1|16 -n 200000|1000000 [--user app -a pw]` against one locus-server, the two users in random "
-              "order each round; ratios are medians of per-round ratios.\n")
+              "-P 1|16 -n 200000|1000000 [--user app -a pw]` against one locus-server (`--busy-poll-us 0`), the two "
+              "users in random order each round; ratios are medians of per-round ratios.\n")
     finally:
         server.terminate()
         server.wait()

@@ -191,10 +191,17 @@ pub fn check<A: ArgList + ?Sized>(
                 return Err(Denied::Command);
             }
             if !s.allkeys && cmd.has_keys() {
-                let keys = keys.get_or_insert_with(|| cmd.keys_with_access(argv));
-                for &(i, needs) in keys.iter() {
-                    if !s.allows_key(argv.arg(i), needs) {
+                // The common single-key command: no key list to build.
+                if let Some((i, needs)) = cmd.single_key {
+                    if i < argv.argc() && !s.allows_key(argv.arg(i), needs) {
                         return Err(Denied::Key(i));
+                    }
+                } else {
+                    let keys = keys.get_or_insert_with(|| cmd.keys_with_access(argv));
+                    for &(i, needs) in keys.iter() {
+                        if !s.allows_key(argv.arg(i), needs) {
+                            return Err(Denied::Key(i));
+                        }
                     }
                 }
             }

@@ -325,17 +325,6 @@ impl Selector {
         }
         let mut temp = self.clone();
         let mut applied = [false; CATEGORIES.len()];
-        // Each category's commands, found once: the loop below counts them many times.
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); CATEGORIES.len()];
-        for cmd in table.commands() {
-            for c in std::iter::once(cmd).chain(cmd.subcommands.values()) {
-                for (j, m) in members.iter_mut().enumerate() {
-                    if c.acl_mask & (1 << j) != 0 {
-                        m.push(c.id);
-                    }
-                }
-            }
-        }
         loop {
             let mut best = None;
             let (mut mindiff, mut maxsame) = (usize::MAX, 0);
@@ -343,7 +332,7 @@ impl Selector {
                 if applied[j] {
                     continue;
                 }
-                let (on, off) = temp.count_category(&members[j]);
+                let (on, off) = temp.count_category(table.category_members(j));
                 let (diff, same) = if additive { (off, on) } else { (on, off) };
                 if same > diff && (diff < mindiff || (diff == mindiff && same > maxsame)) {
                     best = Some(j);
@@ -459,6 +448,11 @@ impl Selector {
                 .keys
                 .iter()
                 .any(|p| p.perms & needs == needs && p.matcher.matches(key))
+    }
+
+    /// The first arguments allowed one by one (`+cmd|arg`), for every command.
+    pub fn firstarg_words(&self) -> impl Iterator<Item = &str> {
+        self.firstargs.values().flatten().map(|a| a.as_str())
     }
 
     /// Whether a channel (or, for PSUBSCRIBE, a pattern, compared literally) is allowed.

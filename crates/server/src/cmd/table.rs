@@ -127,6 +127,9 @@ pub struct Command {
     pub oom_at_store: bool,
     pub tips: Vec<String>,
     pub key_specs: Vec<KeySpec>,
+    /// One key at a fixed position and its access (GET, SET without GET, INCR …): what ACL
+    /// checks read without walking the specs, for the commands most traffic is made of.
+    pub single_key: Option<(usize, u8)>,
     /// Redis's legacy (first, last, step) key positions.
     pub legacy_keys: (i64, i64, i64),
     pub movable_keys: bool,
@@ -866,6 +869,12 @@ fn legacy_range(specs: &[KeySpec]) -> ((i64, i64, i64), bool) {
 pub struct CommandTable {
     by_name: HashMap<Box<[u8]>, Arc<Command>, RandomState>,
     all: Vec<Arc<Command>>,
+    /// Top-level commands sorted by name, once (ACL descriptions walk them on every ACL LIST,
+    /// GETUSER and SAVE).
+    sorted: Vec<Arc<Command>>,
+    /// For each ACL category bit, the ids of the commands and subcommands in it (what ACL
+    /// descriptions count over and over).
+    category_members: Vec<Vec<usize>>,
 }
 
 impl CommandTable {
@@ -915,7 +924,24 @@ impl CommandTable {
             "subcommands without a container spec: {:?}",
             subs.keys().collect::<Vec<_>>()
         );
-        CommandTable { by_name, all }
+        let mut sorted: Vec<_> = by_name.values().cloned().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut category_members = vec![Vec::new(); 32];
+        for cmd in &sorted {
+            for c in std::iter::once(cmd).chain(cmd.subcommands.values()) {
+                for (j, m) in category_members.iter_mut().enumerate() {
+                    if c.acl_mask & (1 << j) != 0 {
+                        m.push(c.id);
+                    }
+                }
+            }
+        }
+        CommandTable {
+            by_name,
+            all,
+            sorted,
+            category_members,
+        }
     }
 
     /// Looks a top-level command up by name, case-insensitively, without allocating.
@@ -926,9 +952,12 @@ impl CommandTable {
 
     /// Top-level commands, sorted by name.
     pub fn commands(&self) -> impl Iterator<Item = &Arc<Command>> {
-        let mut v: Vec<_> = self.by_name.values().collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v.into_iter()
+        self.sorted.iter()
+    }
+
+    /// The commands and subcommands in ACL category bit `bit`, in name order.
+    pub fn category_members(&self, bit: usize) -> &[usize] {
+        self.category_members.get(bit).map_or(&[], |m| m.as_slice())
     }
 
     /// Every command and subcommand, indexed by `Command::id`.
@@ -1010,6 +1039,18 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         .map(|a| a.iter().map(parse_key_spec).collect())
         .unwrap_or_default();
     let (legacy_keys, movable_keys) = legacy_range(&key_specs);
+    let single_key = match (KeyProc::of(name), key_specs.as_slice()) {
+        (
+            KeyProc::Specs,
+            [KeySpec {
+                begin: BeginSearch::Index(i),
+                find: FindKeys::Range { lastkey: 0, .. },
+                access,
+                ..
+            }],
+        ) if *i > 0 => Some((*i as usize, *access)),
+        _ => None,
+    };
     let has = |f: &str| flags.iter().any(|x| x == f);
     let acl_categories = implied_acl(&flags, &strings(&body["acl_categories"]));
     Command {
@@ -1060,6 +1101,7 @@ fn build(name: &str, body: Json, handler: Option<Handler>, id: usize) -> Command
         ),
         flags,
         key_specs,
+        single_key,
         legacy_keys,
         movable_keys,
         handler,
