@@ -345,3 +345,31 @@ def test_refused_requests_count_as_rejected(http_srv):
     assert metric(text, "locus_model_rejected_total", key="m") == 1
     assert metric(text, "locus_model_errors_total", key="m") == 1
     assert metric(text, "locus_model_requests_total", key="m") == 6
+
+
+def test_model_runs_are_timed_to_their_answer(http_srv):
+    """AI.MODELEXECUTE answers later: its commandstats time, latency histogram and slow-log
+    entry are the time to its answer, so a slow run is logged and a quick one is not."""
+    c = http_srv.client(decode_responses=False)
+    assert is_ok(store(c, "slow", "slow.onnx"))
+    put(c, "x", np.zeros(1, np.float32))
+    c.config_set("slowlog-log-slower-than", 25000)
+    c.slowlog_reset()
+    c.config_resetstat()
+    n = 20000
+    while True:  # a run of at least 50 ms
+        put(c, "n", np.array([n], np.int64))
+        t0 = time.perf_counter()
+        assert is_ok(execute(c, "slow", ["x", "n"], ["y"]))
+        if time.perf_counter() - t0 >= 0.05 or n > 50_000_000:
+            break
+        n *= 2
+    entries = [e for e in c.slowlog_get(128) if e["command"].startswith(b"AI.MODELEXECUTE")]
+    assert entries and entries[0]["duration"] >= 25000, entries
+    assert c.info("commandstats")["cmdstat_ai.modelexecute"]["usec"] >= 50000
+    _, _, text = get(http_srv.http, "/metrics")
+    runs = metric(text, "locus_command_duration_seconds_count", command="ai.modelexecute")
+    slow = runs - metric(text, "locus_command_duration_seconds_bucket",
+                         command="ai.modelexecute", le="0.025")
+    assert slow >= 1 and slow == len(entries), (runs, slow, len(entries))
+    c.config_set("slowlog-log-slower-than", 10000)

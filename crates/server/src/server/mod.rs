@@ -527,8 +527,10 @@ impl Server {
                 let server = self.clone();
                 let info = client.info.clone();
                 let cmd = cmd.clone();
-                let argv = (slowlogged && slower_than >= 0 && !cmd.has_flag("SKIP_SLOWLOG"))
-                    .then(|| args.request().to_vec());
+                // The request itself (a shared buffer and its ranges), copied out only if the
+                // run turns out slow.
+                let request = (slowlogged && slower_than >= 0 && !cmd.has_flag("SKIP_SLOWLOG"))
+                    .then(|| args.request().clone());
                 let timed: Deferred = Box::pin(async move {
                     let r = d.await;
                     let ns = crate::util::instant().duration_since(began).as_nanos() as u64;
@@ -541,9 +543,9 @@ impl Server {
                         .live
                         .slowlog_slower_than
                         .load(Ordering::Relaxed);
-                    if let Some(argv) = argv {
+                    if let Some(request) = request {
                         if slowlog >= 0 && ns / 1000 >= slowlog as u64 {
-                            server.slowlog_push(&info, &argv, ns / 1000);
+                            server.slowlog_push(&info, &request.to_vec(), ns / 1000);
                         }
                     }
                     r
