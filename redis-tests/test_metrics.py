@@ -299,6 +299,18 @@ def test_scraping_a_thousand_models_is_quick(http_srv):
     assert sorted(times)[2] < 0.05, times
 
 
+def slow_run(c, seconds):
+    """Sets `n` so that the `slow` model's run on `x` takes at least `seconds` (doubling it)."""
+    n = 20000
+    while True:
+        put(c, "n", np.array([n], np.int64))
+        t0 = time.perf_counter()
+        assert is_ok(execute(c, "slow", ["x", "n"], ["y"]))
+        if time.perf_counter() - t0 >= seconds or n > 50_000_000:
+            return
+        n *= 2
+
+
 def test_in_flight_gauges_and_event_loop_busy_time(http_srv):
     """While slow runs are queued and running, the model's queued and in-flight gauges show
     them; every event loop reports the time it spent serving."""
@@ -307,14 +319,7 @@ def test_in_flight_gauges_and_event_loop_busy_time(http_srv):
     c = http_srv.client(decode_responses=False)
     assert is_ok(store(c, "slow", "slow.onnx"))
     put(c, "x", np.zeros(1, np.float32))
-    n = 20000
-    while True:  # a run of about a quarter of a second
-        put(c, "n", np.array([n], np.int64))
-        t0 = time.perf_counter()
-        assert is_ok(execute(c, "slow", ["x", "n"], ["y"]))
-        if time.perf_counter() - t0 >= 0.25 or n > 50_000_000:
-            break
-        n *= 2
+    slow_run(c, 0.25)
 
     def run():
         conn = http_srv.client(decode_responses=False)
@@ -356,14 +361,7 @@ def test_model_runs_are_timed_to_their_answer(http_srv):
     c.config_set("slowlog-log-slower-than", 25000)
     c.slowlog_reset()
     c.config_resetstat()
-    n = 20000
-    while True:  # a run of at least 50 ms
-        put(c, "n", np.array([n], np.int64))
-        t0 = time.perf_counter()
-        assert is_ok(execute(c, "slow", ["x", "n"], ["y"]))
-        if time.perf_counter() - t0 >= 0.05 or n > 50_000_000:
-            break
-        n *= 2
+    slow_run(c, 0.05)
     entries = [e for e in c.slowlog_get(128) if e["command"].startswith(b"AI.MODELEXECUTE")]
     assert entries and entries[0]["duration"] >= 25000, entries
     assert c.info("commandstats")["cmdstat_ai.modelexecute"]["usec"] >= 50000
