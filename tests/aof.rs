@@ -2,7 +2,7 @@
 //! SIGKILL under `appendfsync always`, rewrites compact while clients write, and torn or
 //! damaged files are handled as `aof-load-truncated` and `locus-check` say.
 
-mod common;
+use crate::common;
 
 use common::{config_set, dump_dbs, failed_start, locus_check as check, TestServer};
 use proptest::prelude::*;

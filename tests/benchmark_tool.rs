@@ -1,7 +1,7 @@
 //! locus-benchmark's own integration test: a short workload against a live server, where the
 //! counts must add up and the JSON output must parse.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! another client, WATCH invalidated by another client, EXEC isolated from concurrent writers
 //! and readers, and pub/sub between connections.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! DAG execution against a live server with real ONNX models.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use redis::Value;

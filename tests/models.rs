@@ -1,6 +1,6 @@
 //! Model execution against a live server with real ONNX files (redis-tests/models/).
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use redis::Value;

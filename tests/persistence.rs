@@ -1,7 +1,7 @@
 //! Snapshots: every value type survives a restart, BGSAVE is a point-in-time image under write
 //! load, and damaged files are refused with the offset of the problem.
 
-mod common;
+use crate::common;
 
 use common::{dump, TestServer};
 use proptest::prelude::*;

@@ -1,7 +1,7 @@
 //! Property tests on the protocol layer: random valid command sequences give the same answers as
 //! a simple in-memory model, and arbitrary bytes never take the server down for others.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use proptest::prelude::*;

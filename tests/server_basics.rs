@@ -1,6 +1,6 @@
 //! Integration tests against a live locus-server with the `redis` crate.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use redis::{Commands, RedisResult, Value};

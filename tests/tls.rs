@@ -2,7 +2,7 @@
 //! certificate signed by the configured CA is served; one without is refused while
 //! `tls-auth-clients yes`; the plain port keeps working beside the TLS one.
 
-mod common;
+use crate::common;
 
 use common::{free_port, TestServer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};

@@ -21,7 +21,7 @@
 // `argv!` builds the Vec that most commands extend; the ones sent as they are borrow it.
 #![allow(clippy::useless_vec)]
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use proptest::prelude::*;

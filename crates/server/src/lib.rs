@@ -15,6 +15,7 @@ pub mod http;
 pub mod inference;
 pub mod jobs;
 pub mod memory;
+pub mod model_uri;
 pub mod notify;
 pub mod persist;
 pub mod request_log;

@@ -1,5 +1,6 @@
 //! `locus-server [config-file] [--name value ...]`, with redis-server's conventions.
 
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

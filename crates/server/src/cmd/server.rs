@@ -665,11 +665,20 @@ pub fn memory_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 // ---- INFO ----
 
 /// Allocator statistics (jemalloc), refreshed on each call.
+#[cfg(feature = "jemalloc")]
 pub fn allocator_stats() -> (usize, usize) {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0);
     let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0);
     (allocated, resident)
+}
+
+/// Allocator statistics where Locus is not built on jemalloc (inside another process, as the
+/// Redis module, which accounts memory itself): the C heap's, from glibc.
+#[cfg(not(feature = "jemalloc"))]
+pub fn allocator_stats() -> (usize, usize) {
+    let heap = crate::memory::native_bytes();
+    (heap, heap)
 }
 
 fn human_bytes(n: usize) -> String {
