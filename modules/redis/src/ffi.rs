@@ -1,0 +1,68 @@
+//! Small safe-ish helpers over Redis's module API.
+
+use redis_module::raw;
+use std::os::raw::c_void;
+
+/// A module string made from bytes, freed when dropped.
+pub struct RString {
+    ctx: *mut raw::RedisModuleCtx,
+    pub ptr: *mut raw::RedisModuleString,
+}
+
+impl RString {
+    /// # Safety
+    /// `ctx` is a live module context (or null, for strings outside any context).
+    pub unsafe fn new(ctx: *mut raw::RedisModuleCtx, bytes: &[u8]) -> RString {
+        let ptr = raw::RedisModule_CreateString.unwrap()(ctx, bytes.as_ptr().cast(), bytes.len());
+        RString { ctx, ptr }
+    }
+}
+
+impl Drop for RString {
+    fn drop(&mut self) {
+        unsafe { raw::RedisModule_FreeString.unwrap()(self.ctx, self.ptr) }
+    }
+}
+
+/// The bytes of a module string (valid while the string lives).
+///
+/// # Safety
+/// `s` is a live module string.
+pub unsafe fn bytes_of<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
+    if p.is_null() || len == 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts(p.cast::<u8>(), len)
+}
+
+/// Opens a key for reading, or for reading and writing.
+///
+/// # Safety
+/// `ctx` holds Redis's lock; the handle is closed by the caller.
+pub unsafe fn open_key(
+    ctx: *mut raw::RedisModuleCtx,
+    key: &RString,
+    write: bool,
+) -> *mut raw::RedisModuleKey {
+    let mode = if write {
+        raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
+    } else {
+        raw::REDISMODULE_READ
+    };
+    raw::RedisModule_OpenKey.unwrap()(ctx, key.ptr, mode as i32).cast::<raw::RedisModuleKey>()
+}
+
+/// The context's flags (`REDISMODULE_CTX_FLAGS_*`).
+///
+/// # Safety
+/// `ctx` is a live module context.
+pub unsafe fn context_flags(ctx: *mut raw::RedisModuleCtx) -> u32 {
+    raw::RedisModule_GetContextFlags.unwrap()(ctx) as u32
+}
+
+/// A pointer that crosses to the runtime's threads (Redis's blocked-client handle, which the
+/// module API lets any thread unblock).
+pub struct SendPtr(pub *mut c_void);
+unsafe impl Send for SendPtr {}

@@ -1,0 +1,210 @@
+//! The embedded Locus keyspace the commands run in, and the bridge between it and Redis's.
+//!
+//! Each command gets a database of its own from a pool for as long as it runs: the keys it
+//! names are copied in (reference counts), the command runs, and what it changed is copied
+//! back to Redis and the database emptied. A model run that answers later keeps its database
+//! until it answers, so its outputs never meet another command's keys, and Redis's lock is
+//! never taken from the engine's threads.
+
+use crate::ffi::{self, RString};
+use crate::types;
+use bytes::Bytes;
+use locus::config::Config;
+use locus::server::Server;
+use locus::store::{Entry, Value};
+use parking_lot::Mutex;
+use redis_module::raw;
+use std::sync::{Arc, OnceLock};
+
+/// Databases in the pool: the most commands in flight at once (model runs waiting for their
+/// batch count; every other command returns its database before the next one starts).
+const POOL: usize = 4096;
+
+pub struct Host {
+    pub server: Arc<Server>,
+    pub runtime: tokio::runtime::Runtime,
+    free: Mutex<Vec<usize>>,
+}
+
+static HOST: OnceLock<Host> = OnceLock::new();
+
+pub fn host() -> &'static Host {
+    HOST.get().expect("the module is loaded")
+}
+
+impl Host {
+    /// Builds the embedded server from the module's arguments (AI config names or any engine
+    /// setting of locus-server).
+    pub fn start(overrides: &[(String, String)]) -> Result<(), String> {
+        locus::util::init_clock();
+        let mut settings: Vec<(String, String)> = overrides.to_vec();
+        settings.push(("databases".into(), POOL.to_string()));
+        // The embedded keyspace is never saved: Redis persists the module's values itself.
+        settings.push(("save".into(), String::new()));
+        settings.push(("appendonly".into(), "no".into()));
+        let config = Config::load(None, &settings)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("locus-module")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the module's runtime: {e}"))?;
+        let server = {
+            let _in_runtime = runtime.enter();
+            Server::new(config)
+        };
+        let host = Host {
+            server,
+            runtime,
+            free: Mutex::new((0..POOL).rev().collect()),
+        };
+        HOST.set(host)
+            .map_err(|_| "the module is already loaded".to_string())
+    }
+
+    pub fn take_db(&self) -> Option<usize> {
+        self.free.lock().pop()
+    }
+
+    pub fn give_db(&self, db: usize) {
+        self.free.lock().push(db);
+    }
+}
+
+/// What a key held in Redis when a command started.
+#[derive(Clone)]
+pub enum Before {
+    Absent,
+    /// One of the module's values (its pointer tells whether the command replaced it).
+    Ai(usize),
+    /// Another type: the command sees a placeholder and answers WRONGTYPE, as on locus-server.
+    Other,
+}
+
+/// Identity of an AI value: commands replace values, they never change one in place (router
+/// statistics aside, which stay with the same router).
+pub fn identity(v: &Value) -> Option<usize> {
+    match v {
+        Value::Tensor(t) => Some(Arc::as_ptr(t) as *const () as usize),
+        Value::Model(m) => Some(Arc::as_ptr(m) as *const () as usize),
+        Value::Router(r) => Some(Arc::as_ptr(r) as *const () as usize),
+        _ => None,
+    }
+}
+
+/// A shallow copy of an AI value (a reference count).
+pub fn share(v: &Value) -> Option<Value> {
+    match v {
+        Value::Tensor(t) => Some(Value::Tensor(Arc::clone(t))),
+        Value::Model(m) => Some(Value::Model(Arc::clone(m))),
+        Value::Router(r) => Some(Value::Router(Arc::clone(r))),
+        _ => None,
+    }
+}
+
+/// The keys a command works on, copied into database `db`.
+pub struct Imported {
+    pub db: usize,
+    pub keys: Vec<(Bytes, Before)>,
+}
+
+/// Copies `keys` (and the models the routers among them send to) from Redis into `db`.
+///
+/// # Safety
+/// `ctx` is a live module context holding Redis's lock.
+pub unsafe fn import(ctx: *mut raw::RedisModuleCtx, db: usize, keys: Vec<Bytes>) -> Imported {
+    let server = &host().server;
+    let now = locus::util::now_ms();
+    let mut out = Imported {
+        db,
+        keys: Vec::with_capacity(keys.len()),
+    };
+    let mut pending = keys;
+    while let Some(key) = pending.pop() {
+        if out.keys.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        let before = match types::read(ctx, &key) {
+            types::Read::Absent => Before::Absent,
+            types::Read::Other => {
+                let mut shard = server.store.db(db).write(&key);
+                shard.insert(key.clone(), Entry::new(Value::Str(Bytes::new())), now);
+                Before::Other
+            }
+            types::Read::Ai(value) => {
+                if let Value::Router(r) = &value {
+                    // A router's targets are read when the request is routed.
+                    pending.extend(r.def.targets.iter().map(|t| t.key.clone()));
+                }
+                let id = identity(&value).expect("an AI value");
+                let mut shard = server.store.db(db).write(&key);
+                shard.insert(key.clone(), Entry::new(value), now);
+                Before::Ai(id)
+            }
+        };
+        out.keys.push((key, before));
+    }
+    out
+}
+
+/// What a command changed in Redis's keyspace.
+#[derive(Default)]
+pub struct Changes {
+    /// Keys now holding a new tensor, with it (a run's outputs, replicated as TENSORSET).
+    pub tensors: Vec<(Bytes, Arc<locus_engine::tensor::Tensor>)>,
+    /// Keys the command deleted.
+    pub deleted: Vec<Bytes>,
+    pub any: bool,
+}
+
+/// Writes back to Redis the keys the command replaced or deleted, then empties `db` and
+/// returns it to the pool.
+///
+/// # Safety
+/// `ctx` is a live module context holding Redis's lock.
+pub unsafe fn export(ctx: *mut raw::RedisModuleCtx, imported: Imported, event: &str) -> Changes {
+    let h = host();
+    let now = locus::util::now_ms();
+    let db = h.server.store.db(imported.db);
+    let mut changes = Changes::default();
+    for (key, before) in imported.keys {
+        let after = db.write(&key).remove(&key, now).map(|e| e.value);
+        let after_id = after.as_ref().and_then(identity);
+        match (&before, after_id) {
+            (Before::Ai(b), Some(a)) if *b == a => {}
+            (_, Some(_)) => {
+                let value = after.expect("an AI value");
+                if let Value::Tensor(t) = &value {
+                    changes.tensors.push((key.clone(), Arc::clone(t)));
+                }
+                types::write(ctx, &key, value);
+                notify(ctx, event, &key);
+                changes.any = true;
+            }
+            (Before::Ai(_), None) => {
+                let k = RString::new(ctx, &key);
+                let handle = ffi::open_key(ctx, &k, true);
+                raw::RedisModule_DeleteKey.unwrap()(handle);
+                raw::RedisModule_CloseKey.unwrap()(handle);
+                notify(ctx, event, &key);
+                changes.deleted.push(key);
+                changes.any = true;
+            }
+            _ => {}
+        }
+    }
+    h.give_db(imported.db);
+    changes
+}
+
+/// A module keyspace event named after the command, as RedisAI sends them.
+unsafe fn notify(ctx: *mut raw::RedisModuleCtx, event: &str, key: &[u8]) {
+    let k = RString::new(ctx, key);
+    let ev = std::ffi::CString::new(event).unwrap_or_default();
+    raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
+        ctx,
+        raw::NotifyEvent::MODULE.bits(),
+        ev.as_ptr(),
+        k.ptr,
+    );
+}

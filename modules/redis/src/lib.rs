@@ -1,0 +1,73 @@
+//! Locus inside redis-server: the AI.* commands as a Redis module, so that tensors, models and
+//! routers scale out on Redis Cluster with its replication and failover.
+//!
+//! The module is a thin host. The commands are locus-server's own (its command table, parsers,
+//! replies and errors, over the same engine): for each call the module copies the keys the
+//! command names from Redis's keyspace into a private database of an embedded Locus keyspace
+//! (a reference count each, no data is copied), runs the command there, and writes back what
+//! changed. Model runs answer later: the client is blocked (`RedisModule_BlockClient`), the run
+//! goes to the engine's queues, and its outputs are written and replicated from Redis's main
+//! thread when it unblocks the client, so nothing runs under Redis's lock but the copy-in and
+//! copy-out.
+//!
+//! Loaded with `redis-server --loadmodule liblocus_redis.so [NAME VALUE …]`, where the names
+//! are RedisAI's (THREADS_PER_QUEUE, MODEL_EXECUTION_TIMEOUT, BACKEND_MEMORY_LIMIT, …) or any
+//! locus-server setting that concerns the engine.
+
+mod commands;
+mod ffi;
+mod host;
+mod reply;
+mod slots;
+mod types;
+
+use redis_module::{redis_module, Context, RedisString, Status};
+
+/// RedisAI's own loadmodule arguments that name backend libraries: Locus runs ONNX models
+/// through the ONNX Runtime it finds or provisions, so these are accepted and ignored.
+const BACKEND_PATHS: &[&str] = &["BACKENDSPATH", "TF", "TFLITE", "TORCH", "ONNX"];
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+    if !words.len().is_multiple_of(2) {
+        ctx.log_warning("Locus: module arguments come in NAME VALUE pairs");
+        return Status::Err;
+    }
+    let mut overrides = Vec::new();
+    for pair in words.chunks(2) {
+        if BACKEND_PATHS
+            .iter()
+            .any(|b| b.eq_ignore_ascii_case(&pair[0]))
+        {
+            ctx.log_notice(&format!(
+                "Locus: {} is ignored (ONNX Runtime is found as locus-server finds it)",
+                pair[0]
+            ));
+            continue;
+        }
+        overrides.push((pair[0].clone(), pair[1].clone()));
+    }
+    if let Err(e) = host::Host::start(&overrides) {
+        ctx.log_warning(&format!("Locus: {e}"));
+        return Status::Err;
+    }
+    if let Err(e) = unsafe { commands::register(ctx.ctx) } {
+        ctx.log_warning(&format!("Locus: {e}"));
+        return Status::Err;
+    }
+    Status::Ok
+}
+
+redis_module! {
+    name: "ai",
+    version: 10207,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [
+        TENSOR_TYPE,
+        MODEL_TYPE,
+        ROUTER_TYPE,
+    ],
+    init: init,
+}
+
+use types::{MODEL_TYPE, ROUTER_TYPE, TENSOR_TYPE};

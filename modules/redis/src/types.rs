@@ -1,0 +1,222 @@
+//! The module's data types: tensors, models (with their versions) and routers.
+//!
+//! Each holds a `Box<Value>` of locus-server's keyspace. In RDB files, DUMP payloads and AOF
+//! rewrites they travel in locus-server's own serialization (its DUMP payload, CRC included),
+//! so a value saved by the module restores in locus-server and back.
+
+use crate::ffi::{self, RString};
+use crate::host::host;
+use bytes::Bytes;
+use locus::persist::migrate::{self, Restored};
+use locus::store::{Entry, Value};
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+use std::os::raw::{c_char, c_int, c_void};
+
+/// The encoding version of the values' serialization in RDB files.
+const ENCVER: i32 = 1;
+
+/// The command an AOF rewrite logs each value with (its serialization, as RESTORE takes it).
+pub const RESTORE_COMMAND: &str = "AI._RESTORE";
+
+const fn methods() -> raw::RedisModuleTypeMethods {
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        mem_usage: Some(mem_usage),
+        digest: Some(digest),
+        free: Some(free),
+        aux_load: None,
+        aux_save: None,
+        aux_save2: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(copy),
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    }
+}
+
+/// Type names are nine characters; TYPE answers them.
+pub static TENSOR_TYPE: RedisType = RedisType::new("LO_TENSOR", ENCVER, methods());
+pub static MODEL_TYPE: RedisType = RedisType::new("LO__MODEL", ENCVER, methods());
+pub static ROUTER_TYPE: RedisType = RedisType::new("LO_ROUTER", ENCVER, methods());
+
+fn type_of(value: &Value) -> &'static RedisType {
+    match value {
+        Value::Model(_) => &MODEL_TYPE,
+        Value::Router(_) => &ROUTER_TYPE,
+        _ => &TENSOR_TYPE,
+    }
+}
+
+fn raw_type(t: &RedisType) -> *mut raw::RedisModuleType {
+    *t.raw_type.borrow()
+}
+
+fn is_ours(t: *mut raw::RedisModuleType) -> bool {
+    !t.is_null()
+        && [&TENSOR_TYPE, &MODEL_TYPE, &ROUTER_TYPE]
+            .iter()
+            .any(|ours| raw_type(ours) == t)
+}
+
+/// What a key holds, as the bridge sees it.
+pub enum Read {
+    Absent,
+    Other,
+    Ai(Value),
+}
+
+/// Reads a key: a shallow copy of the module's value, or what kind of thing is there.
+///
+/// # Safety
+/// `ctx` holds Redis's lock.
+pub unsafe fn read(ctx: *mut raw::RedisModuleCtx, key: &[u8]) -> Read {
+    let k = RString::new(ctx, key);
+    let handle = ffi::open_key(ctx, &k, false);
+    if handle.is_null() {
+        return Read::Absent;
+    }
+    let kind = raw::RedisModule_KeyType.unwrap()(handle);
+    let out = if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+        Read::Absent
+    } else if kind == raw::REDISMODULE_KEYTYPE_MODULE as c_int
+        && is_ours(raw::RedisModule_ModuleTypeGetType.unwrap()(handle))
+    {
+        let v = raw::RedisModule_ModuleTypeGetValue.unwrap()(handle).cast::<Value>();
+        match crate::host::share(&*v) {
+            Some(v) => Read::Ai(v),
+            None => Read::Other,
+        }
+    } else {
+        Read::Other
+    };
+    raw::RedisModule_CloseKey.unwrap()(handle);
+    out
+}
+
+/// Stores an AI value under `key`, replacing what was there.
+///
+/// # Safety
+/// `ctx` holds Redis's lock.
+pub unsafe fn write(ctx: *mut raw::RedisModuleCtx, key: &[u8], value: Value) {
+    let k = RString::new(ctx, key);
+    let handle = ffi::open_key(ctx, &k, true);
+    let t = raw_type(type_of(&value));
+    let boxed = Box::into_raw(Box::new(value)).cast::<c_void>();
+    raw::RedisModule_ModuleTypeSetValue.unwrap()(handle, t, boxed);
+    raw::RedisModule_CloseKey.unwrap()(handle);
+}
+
+/// The value's serialization (locus-server's DUMP payload).
+fn payload(value: &Value) -> Vec<u8> {
+    let entry = Entry::new(crate::host::share(value).expect("an AI value"));
+    migrate::dump(&Bytes::new(), &entry)
+}
+
+/// A value back from its serialization; a model's graph is loaded by the engine here.
+pub fn restore(bytes: &[u8]) -> Result<Value, String> {
+    match migrate::restore(bytes)? {
+        Restored::Value(v) if crate::host::identity(&v).is_some() => Ok(v),
+        Restored::Value(_) => Err("ERR Bad data format".into()),
+        Restored::Model(loaded) => {
+            let server = &host().server;
+            match locus::persist::materialize(&server.store, &server.engine, loaded)? {
+                Some((_, _, entry)) => Ok(entry.value),
+                None => Err("ERR Bad data format".into()),
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver > ENCVER {
+        return std::ptr::null_mut();
+    }
+    let mut len = 0usize;
+    let p = raw::RedisModule_LoadStringBuffer.unwrap()(rdb, &mut len);
+    if p.is_null() {
+        return std::ptr::null_mut();
+    }
+    let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec();
+    raw::RedisModule_Free.unwrap()(p.cast());
+    match restore(&bytes) {
+        Ok(v) => Box::into_raw(Box::new(v)).cast(),
+        Err(e) => {
+            let msg = std::ffi::CString::new(format!("Locus: cannot load a value: {e}"))
+                .unwrap_or_default();
+            raw::RedisModule_LogIOError.unwrap()(
+                rdb,
+                c"warning".as_ptr(),
+                c"%s".as_ptr(),
+                msg.as_ptr(),
+            );
+            std::ptr::null_mut()
+        }
+    }
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    let bytes = payload(&*value.cast::<Value>());
+    raw::RedisModule_SaveStringBuffer.unwrap()(rdb, bytes.as_ptr().cast::<c_char>(), bytes.len());
+}
+
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    let bytes = payload(&*value.cast::<Value>());
+    let name = std::ffi::CString::new(RESTORE_COMMAND).unwrap_or_default();
+    raw::RedisModule_EmitAOF.unwrap()(
+        aof,
+        name.as_ptr(),
+        c"sb".as_ptr(),
+        key,
+        bytes.as_ptr().cast::<c_char>(),
+        bytes.len(),
+    );
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    (*value.cast::<Value>()).memory_usage()
+}
+
+unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    let bytes = payload(&*value.cast::<Value>());
+    raw::RedisModule_DigestAddStringBuffer.unwrap()(
+        md,
+        bytes.as_ptr().cast_mut().cast(),
+        bytes.len(),
+    );
+    raw::RedisModule_DigestEndSequence.unwrap()(md);
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    drop(Box::from_raw(value.cast::<Value>()));
+}
+
+/// COPY: tensors and models are immutable (changes replace them), so the copy shares them; a
+/// router keeps statistics and weights in place, so the copy gets its own.
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    let v = &*value.cast::<Value>();
+    let copied = match v {
+        Value::Router(_) => match restore(&payload(v)) {
+            Ok(c) => c,
+            Err(_) => return std::ptr::null_mut(),
+        },
+        other => crate::host::share(other).expect("an AI value"),
+    };
+    Box::into_raw(Box::new(copied)).cast()
+}

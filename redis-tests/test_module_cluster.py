@@ -1,0 +1,210 @@
+"""Locus on Redis Cluster: six stock redis-server processes with the module (three masters,
+three replicas, made with `redis-cli --cluster create`), the fraud model stored once per
+shard under a hash tag, features written across every shard, scored with DAGs whose keys
+share a tag and compared with ONNX Runtime in-process; cross-slot calls refused with where
+each key lives; and a master killed with SIGKILL while clients score, its replica promoted
+and scoring resumed there with the same model and every acknowledged tensor."""
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+import redis
+
+from locus_cluster import cluster_client, deploy_model, tags_for_masters
+from module_server import ModuleServer
+
+ort = pytest.importorskip("onnxruntime")
+
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+FRAUD = os.path.join(MODELS, "fraud.onnx")
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not shutil.which("redis-cli"):
+        pytest.fail("redis-cli is needed to create the cluster")
+    nodes = [ModuleServer(cluster=True) for _ in range(6)]
+    try:
+        out = subprocess.run(
+            ["redis-cli", "--cluster", "create",
+             *[f"127.0.0.1:{n.port}" for n in nodes],
+             "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        for n in nodes:
+            wait_for(lambda n=n: n.client().cluster("info")["cluster_state"] == "ok", 30,
+                     f"cluster_state ok on {n.port}")
+        yield nodes
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def features(rng, n):
+    tx = rng.standard_normal((n, 30)).astype(np.float32)
+    ref = rng.standard_normal((1, 256)).astype(np.float32)
+    return tx, ref
+
+
+def put(rc, key, array):
+    rc.execute_command("AI.TENSORSET", key, "FLOAT", *array.shape, "BLOB", array.tobytes())
+
+
+def get(rc, key):
+    meta = rc.execute_command("AI.TENSORGET", key, "META", "BLOB")
+    d = dict(zip(meta[::2], meta[1::2]))
+    return np.frombuffer(d[b"blob"], np.float32).reshape(d[b"shape"])
+
+
+def score(rc, tag, j):
+    return rc.execute_command(
+        "AI.DAGEXECUTE", "LOAD", 2, f"{tag}tx:{j}", f"{tag}ref", "PERSIST", 1,
+        f"{tag}score:{j}", "|>",
+        "AI.MODELEXECUTE", f"{tag}fraud", "INPUTS", 2, f"{tag}tx:{j}", f"{tag}ref",
+        "OUTPUTS", 1, f"{tag}score:{j}")
+
+
+def test_scoring_across_shards_matches_onnxruntime(cluster):
+    rc = cluster_client(cluster[0].port)
+    tags = tags_for_masters(rc)
+    assert len(tags) == 3
+    masters_of_tags = {rc.get_node_from_key(t).port for t in tags}
+    assert len(masters_of_tags) == 3, "one tag on each master"
+    with open(FRAUD, "rb") as f:
+        deploy_model(rc, "fraud", f.read(), tags)
+    sess = ort.InferenceSession(FRAUD)
+    rng = np.random.default_rng(5)
+    refs = {}
+    rows = {}
+    for tag in tags:
+        tx, ref = features(rng, 40)
+        refs[tag] = ref
+        put(rc, f"{tag}ref", ref)
+        for j in range(40):
+            rows[(tag, j)] = tx[j:j + 1]
+            put(rc, f"{tag}tx:{j}", tx[j:j + 1])
+    # Every master holds its share of the keys.
+    for node in rc.get_primaries():
+        assert rc.execute_command("DBSIZE", target_nodes=node) >= 41
+    for (tag, j), tx in rows.items():
+        assert score(rc, tag, j) == [b"OK"]
+        want = sess.run(None, {"transaction": tx, "reference": refs[tag]})[0]
+        np.testing.assert_allclose(get(rc, f"{tag}score:{j}"), want, rtol=1e-5, atol=1e-6)
+    # A plain run on one shard too.
+    tag = tags[1]
+    assert rc.execute_command("AI.MODELEXECUTE", f"{tag}fraud", "INPUTS", 2, f"{tag}tx:0",
+                              f"{tag}ref", "OUTPUTS", 1, f"{tag}direct") == b"OK"
+    np.testing.assert_allclose(get(rc, f"{tag}direct"), get(rc, f"{tag}score:0"))
+
+
+def test_cross_slot_calls_say_where_keys_live(cluster):
+    rc = cluster_client(cluster[0].port)
+    a, b = "{shardA}x", "{shardB}y"
+    assert rc.keyslot(a) != rc.keyslot(b)
+    node = rc.get_node_from_key(a)
+    direct = redis.Redis(port=node.port)
+    with pytest.raises(redis.ResponseError) as e:
+        direct.execute_command("AI.MODELEXECUTE", a, "INPUTS", 1, b, "OUTPUTS", 1, a)
+    text = str(e.value)
+    assert text.startswith("CROSSSLOT Keys in request don't hash to the same slot")
+    assert f"'{a}' is in slot {rc.keyslot(a)}" in text
+    assert f"'{b}' is in slot {rc.keyslot(b)}" in text
+    with pytest.raises(redis.ResponseError) as e:
+        direct.execute_command("AI.DAGEXECUTE", "LOAD", 1, b, "|>", "AI.MODELEXECUTE", a,
+                               "INPUTS", 1, b, "OUTPUTS", 1, a)
+    assert f"'{b}' is in slot {rc.keyslot(b)}" in str(e.value)
+    with pytest.raises(redis.ResponseError) as e:
+        direct.execute_command("AI.DAGEXECUTE_RO", "LOAD", 2, a, b, "|>", "AI.TENSORGET", a,
+                               "META")
+    assert str(e.value).startswith("CROSSSLOT")
+    # Other multi-key calls get Redis's own refusal, before the module sees them.
+    with pytest.raises(redis.ResponseError) as e:
+        direct.execute_command("AI.TENSORSTACK", a, b)
+    assert str(e.value) == "CROSSSLOT Keys in request don't hash to the same slot"
+
+
+def test_failover_keeps_scoring(cluster):
+    rc = cluster_client(cluster[0].port)
+    tags = tags_for_masters(rc, prefix="fo")
+    with open(FRAUD, "rb") as f:
+        deploy_model(rc, "fraud", f.read(), tags)
+    rng = np.random.default_rng(9)
+    for tag in tags:
+        tx, ref = features(rng, 20)
+        put(rc, f"{tag}ref", ref)
+        for j in range(20):
+            put(rc, f"{tag}tx:{j}", tx[j:j + 1])
+    # Acknowledged by a replica: these survive the failover (Redis's replication is
+    # asynchronous; WAIT is how a writer knows a write reached a replica).
+    for tag in tags:
+        node = rc.get_node_from_key(tag)
+        assert rc.execute_command("WAIT", 1, 5000, target_nodes=node) >= 1
+    victim_tag = tags[0]
+    victim_port = rc.get_node_from_key(victim_tag).port
+    victim = next(n for n in cluster if n.port == victim_port)
+
+    errors, ok = [], {t: 0 for t in tags}
+    stop = threading.Event()
+
+    def client_loop():
+        c = cluster_client(cluster[1].port if cluster[1] is not victim else cluster[2].port,
+                           cluster_error_retry_attempts=10)
+        j = 0
+        while not stop.is_set():
+            tag = tags[j % len(tags)]
+            try:
+                if score(c, tag, j % 20) == [b"OK"]:
+                    ok[tag] += 1
+            except (redis.RedisError, OSError) as e:
+                errors.append(repr(e))
+                time.sleep(0.05)
+            j += 1
+
+    threads = [threading.Thread(target=client_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    before = dict(ok)
+    victim.kill()
+    survivors = [n for n in cluster if n is not victim]
+
+    def promoted():
+        for n in survivors:
+            c = n.client()
+            if c.cluster("info")["cluster_state"] != "ok":
+                return False
+        return redis.Redis(port=survivors[0].port).cluster("info")["cluster_state"] == "ok"
+
+    wait_for(promoted, 30, "the cluster to recover")
+    resumed_from = ok[victim_tag]
+    wait_for(lambda: ok[victim_tag] > resumed_from + 5, 30, "scoring on the failed-over shard")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert all(ok[t] > before[t] for t in tags)
+    rc = cluster_client(survivors[0].port)
+    new_master = rc.get_node_from_key(victim_tag)
+    assert new_master.port != victim_port
+    # The same model (its version list came over with replication) and every tensor.
+    versions = rc.execute_command("AI.MODELVERSIONS", f"{victim_tag}fraud")
+    assert len(versions) == 1
+    for j in range(20):
+        assert rc.exists(f"{victim_tag}tx:{j}") == 1
+    assert rc.exists(f"{victim_tag}ref") == 1
