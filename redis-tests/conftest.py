@@ -250,9 +250,37 @@ def _hashable(v):
 # ---------------------------------------------------------------- fixtures
 
 
+# LOCUS_TARGET=module runs the AI suites against stock redis-server with the Locus module
+# (module_server.py) instead of locus-server; tests of what only locus-server has are marked
+# `locus_only` and skipped there.
+MODULE_TARGET = os.environ.get("LOCUS_TARGET") == "module"
+# TYPE's answer for tensors and routers: Redis module type names have nine characters (the
+# module has RedisAI's AI_TENSOR), locus-server's have ten.
+TENSOR_TYPE = "AI_TENSOR" if MODULE_TARGET else "AI__TENSOR"
+ROUTER_TYPE = "AI_ROUTER" if MODULE_TARGET else "AI__ROUTER"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "locus_only: needs locus-server itself (skipped against the module)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not MODULE_TARGET:
+        return
+    skip = pytest.mark.skip(reason="locus-server only (not part of the Redis module)")
+    for item in items:
+        if "locus_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def server():
-    srv = ServerProcess()
+    if MODULE_TARGET:
+        from module_server import ModuleServer
+        srv = ModuleServer()
+    else:
+        srv = ServerProcess()
     yield srv
     alive = srv.alive()
     log = srv.read_log()

@@ -202,6 +202,7 @@ def test_delete_one_version_or_the_model(c):
     assert c.exists("m") == 0
 
 
+@pytest.mark.locus_only
 def test_versions_max_evicts_the_oldest_that_does_not_serve(c):
     assert c.config_set("model-versions-max", 3)
     try:
@@ -235,6 +236,7 @@ def test_only_the_serving_version_keeps_a_session(c):
     assert {v["version"]: v["loaded"] for v in versions(c, "m")} == {1: 1, 2: 0}
 
 
+@pytest.mark.locus_only
 def test_modellist_catalog(c):
     assert is_ok(store(c, "fraud:a", 2, "BATCHSIZE", 8, "META", "owner", "risk"))
     assert is_ok(store(c, "fraud:a", 3))
@@ -255,6 +257,7 @@ def test_modellist_catalog(c):
     assert error_of(c, "AI.MODELLIST", "BOGUS") == "syntax error"
 
 
+@pytest.mark.locus_only
 def test_resp3_shapes(server_port):
     c = _client(server_port, 3, decode=True)
     c.flushall()
@@ -281,6 +284,7 @@ def audit_entries(c, key="locus:audit"):
     return [fields for _, fields in c.xrange(key)]
 
 
+@pytest.mark.locus_only
 def test_audit_stream(c, server_port):
     c.client_setname("ops")
     assert is_ok(store(c, "m", 2))
@@ -315,6 +319,7 @@ def test_audit_stream(c, server_port):
     assert len(audit_entries(c)) == len(e)
 
 
+@pytest.mark.locus_only
 def test_audit_wakes_readers_and_is_bounded(c, server_port):
     reader = Runner(server_port, "XREAD", "BLOCK", 5000, "STREAMS", "locus:audit", "$")
     reader.start()

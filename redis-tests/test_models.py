@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import redis
 
-from conftest import ErrorReply, RawConn, _client
+from conftest import ErrorReply, RawConn, _client, TENSOR_TYPE
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -282,6 +282,7 @@ def test_modeldel(rbin, raw):
     assert wire_error(conn, "AI.MODELGET", "m") == MODEL_EMPTY
 
 
+@pytest.mark.locus_only
 def test_modelscan(rbin):
     assert rbin.execute_command("AI._MODELSCAN") == []
     store(rbin, "m1", "add.onnx", "TAG", "alpha")
@@ -376,7 +377,7 @@ def test_store_wrongtype(rbin, raw):
         assert wire_error(conn, "AI.MODELSTORE", key, "ONNX", "CPU", "BLOB", blob("add.onnx")) == WRONGTYPE
         assert wire_error(conn, "AI.MODELSET", key, "ONNX", "CPU", "BLOB", blob("add.onnx")) == WRONGTYPE
     assert rbin.get("s") == b"v"
-    assert sval(rbin.type("t")) == "AI__TENSOR"
+    assert sval(rbin.type("t")) == TENSOR_TYPE
 
 
 # ---------------------------------------------------------------- AI.INFO
@@ -439,7 +440,7 @@ def test_fraud_matches_onnxruntime(rbin):
     assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
     meta = as_dict(rbin.execute_command("AI.TENSORGET", "out", "META"))
     assert sval(meta["dtype"]) == "FLOAT" and meta["shape"] == [5, 2]
-    assert sval(rbin.type("out")) == "AI__TENSOR"
+    assert sval(rbin.type("out")) == TENSOR_TYPE
 
 
 def test_execute_overwrites_output_tensor(rbin):
@@ -745,6 +746,7 @@ def concurrent(port, commands):
     return runners
 
 
+@pytest.mark.locus_only
 def test_dynamic_batching(rb, server_port):
     store(rb, "plain", "fraud.onnx")
     store(rb, "batched", "fraud.onnx", "BATCHSIZE", 8, "MINBATCHSIZE", 4, "MINBATCHTIMEOUT", 200)
@@ -1037,6 +1039,7 @@ def test_zipmap_with_string_labels_in_a_dag_and_batched(rb, server_port):
         assert np.allclose([float(v) for v in r.reply[2]], scores[i])
 
 
+@pytest.mark.locus_only
 def test_string_tensors_batch(rb, server_port):
     """STRING inputs join a dynamic batch like any other type (MINBATCHSIZE makes the two
     requests one run) and each request gets its own rows back."""

@@ -171,9 +171,9 @@ def test_types_memory_copy_digest_dump(m):
     m.execute_command("AI.TENSORSET", "t", "FLOAT", 2, 2, "VALUES", 1, 2, 3, 4)
     m.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", ADD)
     m.execute_command("AI.ROUTERSET", "r", "SPLIT", "m", 1)
-    assert m.type("t") == b"LO_TENSOR"
-    assert m.type("m") == b"LO__MODEL"
-    assert m.type("r") == b"LO_ROUTER"
+    assert m.type("t") == b"AI_TENSOR"
+    assert m.type("m") == b"AI__MODEL"
+    assert m.type("r") == b"AI_ROUTER"
     assert m.memory_usage("t") >= 16
     assert m.memory_usage("m") >= len(ADD)
     assert m.copy("t", "t2") and m.copy("m", "m2") and m.copy("r", "r2")
@@ -202,6 +202,11 @@ def test_key_specs_and_getkeys(m):
                              1, "o", "|>", "AI.MODELEXECUTE", "m", "INPUTS", 1, "a",
                              "OUTPUTS", 1, "o")
     assert sorted(keys) == [b"a", b"m", b"o"]
+    # A tensor op's sources and TOPK's second output, where the op puts them.
+    assert m.execute_command("COMMAND", "GETKEYS", "AI.TENSOROP", "d", "ADD", "x", "y") == \
+        [b"d", b"x", b"y"]
+    assert m.execute_command("COMMAND", "GETKEYS", "AI.TENSOROP", "top", "TOPK", "p", 5,
+                             "AXIS", 1, "VALUES", "vals") == [b"top", b"p", b"vals"]
     info = m.execute_command("COMMAND", "INFO", "AI.TENSORSET")[0]
     assert info[0] == b"ai.tensorset" and info[1] == -1
     assert b"write" in info[2] and b"denyoom" in info[2]

@@ -152,6 +152,7 @@ def test_info_and_reset(con):
     assert con.infoget("m")["calls"] == 0
 
 
+@pytest.mark.locus_only
 def test_modelscan(con):
     con.modelstore("m1", "ONNX", "CPU", blob("add.onnx"), tag="one")
     con.modelstore("m2", "ONNX", "CPU", blob("sum_all.onnx"))
@@ -237,6 +238,7 @@ def test_pipeline_model_commands(con):
     assert np.array_equal(res[2], np.array([[2, 4]], dtype=np.float32))
 
 
+@pytest.mark.locus_only
 def test_batching_through_client(con, server_port):
     con.modelstore("plain", "ONNX", "CPU", blob("fraud.onnx"))
     con.modelstore("batched", "ONNX", "CPU", blob("fraud.onnx"), batch=8, minbatch=4,

@@ -17,7 +17,7 @@ import pytest
 import redis
 from onnx import TensorProto, helper
 
-from conftest import _client
+from conftest import _client, ROUTER_TYPE
 from test_models import Runner, is_ok, put
 
 pytest.importorskip("onnxruntime")
@@ -182,7 +182,7 @@ def test_a_router_is_accepted_wherever_a_model_key_is(versions2):
     assert is_ok(c.execute_command("AI.MODELRUN", "r", "INPUTS", "x", "OUTPUTS", "y2"))
     assert values(c, "y2") == [1.0] * 8
     assert factor(c, "r") == 1.0
-    assert c.type("r") == "AI__ROUTER"
+    assert c.type("r") == ROUTER_TYPE
     # A router naming the live version follows promotions.
     assert is_ok(routerset(c, "live", "SPLIT", "m", 1))
     assert factor(c, "live") == 2.0
@@ -266,6 +266,7 @@ def test_shadow_never_changes_the_reply_and_measures_agreement(versions2):
     assert loaded[1] == 1 and loaded[2] == 1, loaded
 
 
+@pytest.mark.locus_only
 def test_shadow_guard_rolls_back_within_one_window(c):
     """A candidate failing on 5% of inputs is cut off by an ERRORS 0.02 WINDOW 100 guard on
     its third failure, within its first window; the client never sees a failure."""
@@ -331,6 +332,7 @@ def test_split_guard_takes_the_canary_out(c):
     assert info(c, "r")["targets"]["cand"]["guard"] == "ok"
 
 
+@pytest.mark.locus_only
 def test_ramp_promotes_a_healthy_candidate(versions2):
     c = versions2
     assert is_ok(c.execute_command("AI.MODELPROMOTE", "m", "VERSION", 1))
@@ -412,6 +414,7 @@ def test_bandits_converge_on_the_best_arm(c):
     assert "only a BANDIT" in error_of(c, "AI.ROUTERREWARD", "s", "OUTPUT", "y", 1)
 
 
+@pytest.mark.locus_only
 def test_bad_definitions_change_nothing(versions2):
     c = versions2
     put(c, "t", np.ones((1, 4), np.float32))
@@ -478,6 +481,7 @@ def test_requests_from_any_router_batch_together(c, server_port):
     assert values(c, "o1") == [2.0] * 4, "the mean of one version run twice"
 
 
+@pytest.mark.locus_only
 @pytest.mark.parametrize("how", ["snapshot", "aof", "aof-rewrite"])
 def test_routers_survive_restarts(spawn, how):
     d = tempfile.mkdtemp(prefix="locus-routers-")
@@ -514,5 +518,5 @@ def test_routers_survive_restarts(spawn, how):
     after = {k: c2.execute_command("AI.ROUTERGET", k) for k in ("r", "sh", "b")}
     assert after == before
     assert float(to_dict(after["sh"])["weights"][1]) == 0.0
-    assert c2.type("r") == "AI__ROUTER"
+    assert c2.type("r") == ROUTER_TYPE
     assert factor(c2, "sh") == 2.0

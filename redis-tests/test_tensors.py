@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import redis
 
-from conftest import _client
+from conftest import _client, TENSOR_TYPE
 
-TYPE_NAME = "AI__TENSOR"
+TYPE_NAME = TENSOR_TYPE
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 EMPTY_KEY = "ERR tensor key is empty or in a different shard"
 
@@ -528,6 +528,7 @@ def test_huge_shape_refused_quickly(r):
     assert r.execute_command("AI.TENSORGET", "small", "VALUES") is not None
 
 
+@pytest.mark.locus_only
 def test_default_tensor_max_bytes(r):
     assert r.config_get("tensor-max-bytes") == {"tensor-max-bytes": str(512 * 1024 * 1024)}
 
@@ -593,7 +594,7 @@ def test_type_is_status_reply(raw):
     c.cmd("FLUSHALL")
     c.cmd("AI.TENSORSET", "t", "FLOAT", "1")
     c.send(b"TYPE t\r\n")
-    assert c.readline() == b"+AI__TENSOR"
+    assert c.readline() == b"+" + TENSOR_TYPE.encode()
 
 
 def test_expire_ttl(r):
@@ -664,7 +665,7 @@ def test_scan_type(r):
         r.set(f"s:{i}", i)
     r.hset("h", "f", "v")
     assert sorted(r.scan_iter(_type=TYPE_NAME, count=7)) == sorted(f"t:{i}" for i in range(20))
-    assert sorted(r.scan_iter(_type="ai__tensor")) == sorted(f"t:{i}" for i in range(20))
+    assert sorted(r.scan_iter(_type=TYPE_NAME.lower())) == sorted(f"t:{i}" for i in range(20))
     assert sorted(r.scan_iter(_type="string")) == sorted(f"s:{i}" for i in range(20))
     assert list(r.scan_iter(match="t:1*", _type="string")) == []
     assert sorted(r.scan_iter(match="t:1?", _type=TYPE_NAME)) == sorted(f"t:{i}" for i in range(10, 20))
@@ -847,6 +848,7 @@ def test_tensorstack_respects_max_bytes(spawn):
 # ---------------------------------------------------------------- AI.TENSORFROMHASH
 
 
+@pytest.mark.locus_only
 def test_tensorfromhash(rbin):
     rbin.hset("h", mapping={"a": "1", "b": "2.5", "c": "-3", "d": "1e2"})
     assert rbin.execute_command("AI.TENSORFROMHASH", "t", "FLOAT", "h", "a", "b", "c", "d") in (True, b"OK")
@@ -869,6 +871,7 @@ def test_tensorfromhash(rbin):
     assert tget(rbin, "i", "VALUES") == [7]
 
 
+@pytest.mark.locus_only
 def test_tensorfromhash_errors(rb):
     c = rb
     c.hset("h", mapping={"a": "1", "s": "abc", "big": "300"})

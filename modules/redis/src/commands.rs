@@ -224,7 +224,10 @@ unsafe fn set_info(ctx: *mut raw::RedisModuleCtx, cmd: &Command) -> Result<(), S
     let command = get_command(ctx, &cmd.name);
     let mut keywords: Vec<CString> = Vec::new();
     let mut specs: Vec<KeySpecC> = Vec::new();
-    let incomplete = matches!(cmd.key_proc, KeyProc::Dag | KeyProc::ModelRun);
+    let incomplete = matches!(
+        cmd.key_proc,
+        KeyProc::Dag | KeyProc::ModelRun | KeyProc::TensorOp
+    );
     for ks in &cmd.key_specs {
         let mut flags = 0u64;
         for f in &ks.flags {
@@ -408,6 +411,7 @@ unsafe extern "C" fn on_command(
     if flags & raw::REDISMODULE_CTX_FLAGS_RESP3 != 0 {
         client.proto = 3;
     }
+    ffi::identify(ctx, &mut client);
     let runtime = h.runtime.enter();
     let mut a = Args::new(Request::from_args(&args), skip);
     let mut c = Ctx::new(server, &mut client, &cmd);

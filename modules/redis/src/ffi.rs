@@ -66,3 +66,29 @@ pub unsafe fn context_flags(ctx: *mut raw::RedisModuleCtx) -> u32 {
 /// module API lets any thread unblock).
 pub struct SendPtr(pub *mut c_void);
 unsafe impl Send for SendPtr {}
+
+/// Gives the embedded client the Redis client's name and ACL user, which model versions and
+/// audit records name (Redis has already checked the user's rights).
+///
+/// # Safety
+/// `ctx` is a live command context.
+pub unsafe fn identify(ctx: *mut raw::RedisModuleCtx, client: &mut locus::server::client::Client) {
+    let id = raw::RedisModule_GetClientId.unwrap()(ctx);
+    if id == 0 {
+        return;
+    }
+    let taken = |s: *mut raw::RedisModuleString| {
+        if s.is_null() {
+            return None;
+        }
+        let b = bytes::Bytes::copy_from_slice(bytes_of(s));
+        raw::RedisModule_FreeString.unwrap()(ctx, s);
+        Some(b)
+    };
+    if let Some(name) = taken(raw::RedisModule_GetClientNameById.unwrap()(ctx, id)) {
+        *client.info.name.lock() = name;
+    }
+    if let Some(user) = taken(raw::RedisModule_GetClientUserNameById.unwrap()(ctx, id)) {
+        client.set_user(locus::acl::trusted_user(user));
+    }
+}

@@ -13,8 +13,10 @@ use redis_module::native_types::RedisType;
 use redis_module::raw;
 use std::os::raw::{c_char, c_int, c_void};
 
-/// The encoding version of the values' serialization in RDB files.
-const ENCVER: i32 = 1;
+/// The encoding version of the values' serialization in RDB files: above every version RedisAI
+/// 1.2 wrote (0 to 4) under the same type names, so neither reads the other's values wrongly
+/// (each refuses a version it does not know).
+const ENCVER: i32 = 5;
 
 /// The command an AOF rewrite logs each value with (its serialization, as RESTORE takes it).
 pub const RESTORE_COMMAND: &str = "AI._RESTORE";
@@ -43,10 +45,10 @@ const fn methods() -> raw::RedisModuleTypeMethods {
     }
 }
 
-/// Type names are nine characters; TYPE answers them.
-pub static TENSOR_TYPE: RedisType = RedisType::new("LO_TENSOR", ENCVER, methods());
-pub static MODEL_TYPE: RedisType = RedisType::new("LO__MODEL", ENCVER, methods());
-pub static ROUTER_TYPE: RedisType = RedisType::new("LO_ROUTER", ENCVER, methods());
+/// Type names are nine characters; TYPE answers them. Tensors and models have RedisAI's.
+pub static TENSOR_TYPE: RedisType = RedisType::new("AI_TENSOR", ENCVER, methods());
+pub static MODEL_TYPE: RedisType = RedisType::new("AI__MODEL", ENCVER, methods());
+pub static ROUTER_TYPE: RedisType = RedisType::new("AI_ROUTER", ENCVER, methods());
 
 fn type_of(value: &Value) -> &'static RedisType {
     match value {

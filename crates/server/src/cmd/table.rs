@@ -171,6 +171,9 @@ pub enum KeyProc {
     ModelRun,
     /// The key specs, plus the models the DAG's ops run.
     Dag,
+    /// AI.TENSOROP: its destination (the key spec), then its sources and TOPK's values
+    /// output, where the op's syntax puts them.
+    TensorOp,
 }
 
 impl KeyProc {
@@ -180,6 +183,7 @@ impl KeyProc {
             "set" => KeyProc::Set,
             "bitfield" => KeyProc::Bitfield,
             "ai.modelrun" => KeyProc::ModelRun,
+            "ai.tensorop" => KeyProc::TensorOp,
             n if n.starts_with("ai.dag") => KeyProc::Dag,
             _ => KeyProc::Specs,
         }
@@ -254,6 +258,36 @@ fn modelrun_keys<A: super::ArgList + ?Sized>(argv: &A) -> KeyRefs {
         }
         i += 1;
     }
+    keys
+}
+
+/// AI.TENSOROP's keys, as its parser reads them: the destination (written), the sources
+/// (read) and TOPK's VALUES output (written). A call the parser refuses names its destination
+/// only.
+fn tensorop_keys<A: super::ArgList + ?Sized>(argv: &A) -> KeyRefs {
+    let mut keys: KeyRefs = smallvec::smallvec![(1, KEY_WRITE)];
+    let words: Vec<bytes::Bytes> = (0..argv.argc())
+        .map(|i| bytes::Bytes::copy_from_slice(argv.arg(i)))
+        .collect();
+    let mut args = super::Args::new(crate::server::protocol::Request::from_args(&words), 1);
+    let Ok(spec) = super::tensorops::parse(&mut args) else {
+        return keys;
+    };
+    // Each name at its first position after the op's name.
+    let mut taken = vec![false; words.len()];
+    let mut place = |name: &bytes::Bytes, access: u8, keys: &mut KeyRefs| {
+        if let Some(i) = (3..words.len()).find(|&i| !taken[i] && words[i] == *name) {
+            taken[i] = true;
+            keys.push((i, access));
+        }
+    };
+    for src in &spec.srcs {
+        place(src, KEY_READ, &mut keys);
+    }
+    if let Some(values) = &spec.values_dst {
+        place(values, KEY_WRITE, &mut keys);
+    }
+    keys.sort_unstable();
     keys
 }
 
@@ -411,6 +445,7 @@ impl Command {
             KeyProc::Specs | KeyProc::Dag => {}
             KeyProc::Sort => return sort_keys(argv),
             KeyProc::ModelRun => return modelrun_keys(argv),
+            KeyProc::TensorOp => return tensorop_keys(argv),
             // Key specs with VARIABLE_FLAGS: the access depends on the arguments (Redis's
             // setGetKeys and bitfieldGetKeys).
             KeyProc::Set => {
