@@ -4,7 +4,7 @@ every comparison the issues ask for in one run, printing BENCHMARKS.md sections 
 absolute numbers second). Each comparison alternates target and reference over several rounds
 and reports medians, because the machine is shared and noisy.
 
-Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import] [--no-metrics PATH]
+Usage: benches/compare.py [--rounds 3] [--sections resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import,module] [--no-metrics PATH]
        [--baseline OLD_LOCUS_SERVER] > BENCHMARKS.md
 """
 import argparse
@@ -861,6 +861,81 @@ def section_metrics(args):
             p.wait()
 
 
+MODULE_LIB = os.path.join(ROOT, "target/release/liblocus_redis.so")
+
+
+def section_module(args):
+    """The Redis module against locus-server on the fraud workload: one client's
+    AI.MODELEXECUTE p50, and 32 clients with BATCHSIZE 32, the servers in random order each
+    round; with each server's CPU time per request, from which the cluster estimate follows."""
+    import redis
+    print("## The Redis module against locus-server (issue: Redis module)\n")
+    if not os.path.exists(MODULE_LIB):
+        print("Skipped: build the module first (`cargo build --release -p locus-redis`).\n")
+        return
+    servers = {}
+    tmp = tempfile.mkdtemp(prefix="locus-bench-module-")
+    port = free_port()
+    servers["module"] = (port, start(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                                      "--dir", tmp, "--loadmodule", MODULE_LIB], port))
+    port = free_port()
+    servers["locus"] = (port, start([LOCUS, "--port", str(port), "--dir", tmp, "--save", "",
+                                     "--http-port", "0", "--grpc-port", "0"], port))
+    try:
+        time.sleep(1)
+        with open(os.path.join(MODELS, "fraud.onnx"), "rb") as f:
+            blob = f.read()
+        for port, _ in servers.values():
+            c = redis.Redis(port=port)
+            c.execute_command("AI.MODELSTORE", "fr1", "ONNX", "CPU", "BLOB", blob)
+            c.execute_command("AI.MODELSTORE", "fr32", "ONNX", "CPU", "BATCHSIZE", 32, "BLOB", blob)
+            lb(port, "--model-key", "fr32", "-c", 32, "-n", 10000)
+            lb(port, "--model-key", "fr1", "-c", 1, "-n", 2000)
+        shuffler = random.Random(16)
+        order = ["module", "locus"]
+        n32 = 60000
+
+        def one():
+            row = {}
+            shuffler.shuffle(order)
+            for name in order:
+                row[f"p50_{name}"] = lb(servers[name][0], "--model-key", "fr1", "-c", 1, "-n", 5000)[0]["latency_ms"]["p50"] * 1000
+            shuffler.shuffle(order)
+            for name in order:
+                port, proc = servers[name]
+                before = process_cpu_seconds(proc.pid)
+                row[f"rps_{name}"] = lb(port, "--model-key", "fr32", "-c", 32, "-n", n32)[0]["rps"]
+                row[f"cpu_{name}"] = (process_cpu_seconds(proc.pid) - before) / n32 * 1e6
+            row["p50+"] = row["p50_module"] - row["p50_locus"]
+            row["rps/"] = row["rps_module"] / row["rps_locus"]
+            return row
+        m = median_runs(args.rounds, one)
+        print("Targets: one client, AI.MODELEXECUTE p50 <= locus-server's + 10 µs; 32 clients with BATCHSIZE 32 >= 0.8x "
+              "locus-server's req/s.\n")
+        print("| workload | module (redis-server 7.0) | locus-server | module against locus-server |")
+        print("|---|---|---|---|")
+        print(f"| 1 client, p50 | {m['p50_module']:.0f} µs | {m['p50_locus']:.0f} µs | **{m['p50+']:+.0f} µs** |")
+        print(f"| 32 clients, BATCHSIZE 32, req/s | {m['rps_module']:,.0f} | {m['rps_locus']:,.0f} | **{m['rps/']:.2f}x** |")
+        print(f"| 32 clients, server CPU per request | {m['cpu_module']:.1f} µs | {m['cpu_locus']:.1f} µs | |")
+        print()
+        per_core = 1e6 / m["cpu_module"]
+        print("Scaling out, estimated from the per-shard cost above (two cores cannot show a cluster): a master "
+              f"spends {m['cpu_module']:.1f} µs of CPU per batched request (Redis's main thread, the module's copy-in "
+              "and copy-out, and the ONNX Runtime run), so one shard with a core to itself serves up to "
+              f"~{per_core:,.0f} req/s and with two ~{2 * per_core:,.0f}. Requests are independent across shards "
+              "(a run reads only its own shard's keys, no cross-shard step), so M masters on M separate "
+              f"machines serve about M times one shard's rate: ~{3 * min(2 * per_core, m['rps_module'] * 1.0):,.0f} req/s "
+              "for three masters at this machine's per-shard rate, bounded by the load generators and the network "
+              "rather than by the servers. Replicas add no run work: they apply each output as one AI.TENSORSET.\n")
+        print(f"Commands: `benches/compare.py --sections module --rounds {args.rounds}`: `locus-benchmark --model-key fr1 -c 1 -n 5000` "
+              f"and `--model-key fr32 -c 32 -n {n32}` on each server in random order each round; medians of per-round "
+              "figures.\n")
+    finally:
+        for _, p in servers.values():
+            p.terminate()
+            p.wait()
+
+
 def redis_benchmark(port, *args):
     """redis-benchmark --csv: {test name: requests per second}."""
     out = subprocess.run(["redis-benchmark", "-p", str(port), "--csv", *map(str, args)],
@@ -1155,7 +1230,7 @@ def settle():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import")
+    ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import,module")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
     ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
@@ -1222,6 +1297,9 @@ def main():
         if "import" in sections:
             settle()
             section_import(args)
+        if "module" in sections:
+            settle()
+            section_module(args)
     finally:
         for p in (redis, locus):
             p.terminate()

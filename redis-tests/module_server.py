@@ -22,6 +22,27 @@ MODULE_LIB = os.environ.get("LOCUS_MODULE") or os.path.join(
 )
 
 
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_cluster_port():
+    """A free port whose cluster bus port (port + 10000) is free too (an ephemeral port from
+    the kernel can be too high for that)."""
+    import random
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 30000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class ModuleServer:
     """One redis-server with the module: its port, folder and log."""
 
@@ -30,7 +51,7 @@ class ModuleServer:
             pytest.fail("redis-server is needed for the module's tests")
         if not os.path.exists(MODULE_LIB):
             pytest.fail(f"module not built: {MODULE_LIB} (cargo build --release -p locus-redis)")
-        self.port = port or free_port()
+        self.port = port or (free_cluster_port() if cluster else free_port())
         self.workdir = workdir or tempfile.mkdtemp(prefix="locus-module-")
         self.log_path = os.path.join(self.workdir, "redis.log")
         cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",

@@ -40,9 +40,9 @@ then
 fi
 
 python3 scripts/gen_command_reference.py --check
-cargo build --release --bins
-# The Redis module (target/release/liblocus_redis.so), loaded into redis-server by its tests.
-cargo build --release -p locus-redis
+# The binaries and the Redis module (target/release/liblocus_redis.so, loaded into
+# redis-server by its tests) in one build, so the server library they share is built once.
+cargo build --release -p locus -p locus-redis --lib --bins
 cargo test --release
 LOCUS_SERVER="$PWD/target/release/locus-server" $PY -m pytest -q redis-tests
 # The AI suites again, against stock redis-server with the Locus module (tests of what only

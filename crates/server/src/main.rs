@@ -1,8 +1,15 @@
 //! `locus-server [config-file] [--name value ...]`, with redis-server's conventions.
 
-#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's allocated and resident bytes (INFO memory, maxmemory, /metrics).
+fn jemalloc_stats() -> (usize, usize) {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0);
+    let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0);
+    (allocated, resident)
+}
 
 use locus::config::Config;
 use locus::server::io_pool::IoPool;
@@ -92,6 +99,7 @@ fn init_logging(config: &Config) {
 
 fn main() {
     locus::util::init_clock();
+    locus::cmd::server::set_allocator_stats(jemalloc_stats);
     let (file, overrides) = parse_args();
     let config = match Config::load(file.as_deref(), &overrides) {
         Ok(c) => c,

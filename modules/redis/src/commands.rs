@@ -297,10 +297,9 @@ unsafe fn set_info(ctx: *mut raw::RedisModuleCtx, cmd: &Command) -> Result<(), S
     result
 }
 
-fn args_of(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Vec<Bytes> {
-    (0..argc as usize)
-        .map(|i| unsafe { Bytes::copy_from_slice(bytes_of(*argv.add(i))) })
-        .collect()
+/// The call's arguments, copied once into one buffer that every argument shares.
+fn request_of(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Request {
+    Request::from_args((0..argc as usize).map(|i| unsafe { bytes_of(*argv.add(i)) }))
 }
 
 /// The distinct keys a call names, in order.
@@ -367,7 +366,8 @@ unsafe extern "C" fn on_command(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    let args = args_of(argv, argc);
+    let request = request_of(argv, argc);
+    let args = request.to_vec();
     if raw::RedisModule_IsKeysPositionRequest.unwrap()(ctx) != 0 {
         report_keys(ctx, &args);
         return OK;
@@ -381,13 +381,7 @@ unsafe extern "C" fn on_command(
     let Some(handler) = cmd.handler else {
         return error(ctx, "ERR unknown command");
     };
-    let mut keys = keys_of(&cmd, &args);
-    if cmd.name == "ai.routerset" && args.len() > 2 {
-        // A router's targets are checked when it is set: they come in with it.
-        if let Ok(def) = locus_engine::router::RouterDef::parse(&args[2..]) {
-            keys.extend(def.targets.into_iter().map(|t| t.key));
-        }
-    }
+    let keys = keys_of(&cmd, &args);
     if in_cluster(ctx) {
         if let Some(e) = spans_slots(&cmd, &keys) {
             return error(ctx, &e);
@@ -406,20 +400,39 @@ unsafe extern "C" fn on_command(
     let Some(db) = h.take_db() else {
         return error(ctx, "ERR too many AI commands in flight");
     };
-    let imported = host::import(ctx, db, keys);
-    let mut client = server.clients.detached(db);
-    if flags & raw::REDISMODULE_CTX_FLAGS_RESP3 != 0 {
-        client.proto = 3;
+    let mut named: Vec<(Bytes, *mut raw::RedisModuleString)> = Vec::with_capacity(keys.len());
+    for i in cmd.key_positions(&args) {
+        if let Some(k) = args.get(i) {
+            named.push((k.clone(), *argv.add(i)));
+        }
     }
+    if cmd.name == "ai.routerset" && args.len() > 2 {
+        // A router's targets are checked when it is set: they come in with it.
+        if let Ok(def) = locus_engine::router::RouterDef::parse(&args[2..]) {
+            named.extend(
+                def.targets
+                    .into_iter()
+                    .map(|t| (t.key, std::ptr::null_mut())),
+            );
+        }
+    }
+    let imported = host::import(ctx, db, named);
+    let mut client = h.client(db);
+    client.proto = if flags & raw::REDISMODULE_CTX_FLAGS_RESP3 != 0 {
+        3
+    } else {
+        2
+    };
     ffi::identify(ctx, &mut client);
     let runtime = h.runtime.enter();
-    let mut a = Args::new(Request::from_args(&args), skip);
+    let mut a = Args::new(request, skip);
     let mut c = Ctx::new(server, &mut client, &cmd);
     c.in_exec = in_place;
     let result = handler(&mut c, &mut a);
     let deferred = c.deferred.take();
     drop(c);
     drop(a);
+    h.put_client(db, client);
     let pending = Pending {
         imported,
         cmd: Arc::clone(&cmd),
@@ -452,8 +465,7 @@ unsafe extern "C" fn on_command(
                 0,
             );
             let bc = SendPtr(bc.cast());
-            h.runtime.spawn(async move {
-                let r = fut.await;
+            crate::task::Task::start(fut, h.runtime.handle().clone(), move |r| {
                 let slot = Box::new(Slot {
                     done: Some((pending, r)),
                 });

@@ -75,6 +75,9 @@ unsafe impl Send for SendPtr {}
 pub unsafe fn identify(ctx: *mut raw::RedisModuleCtx, client: &mut locus::server::client::Client) {
     let id = raw::RedisModule_GetClientId.unwrap()(ctx);
     if id == 0 {
+        // Redis itself (an AOF load, a replica applying its master's stream).
+        client.info.name.lock().clear();
+        client.set_user(locus::acl::internal_user());
         return;
     }
     let taken = |s: *mut raw::RedisModuleString| {
@@ -85,10 +88,12 @@ pub unsafe fn identify(ctx: *mut raw::RedisModuleCtx, client: &mut locus::server
         raw::RedisModule_FreeString.unwrap()(ctx, s);
         Some(b)
     };
-    if let Some(name) = taken(raw::RedisModule_GetClientNameById.unwrap()(ctx, id)) {
-        *client.info.name.lock() = name;
-    }
-    if let Some(user) = taken(raw::RedisModule_GetClientUserNameById.unwrap()(ctx, id)) {
-        client.set_user(locus::acl::trusted_user(user));
+    let name = taken(raw::RedisModule_GetClientNameById.unwrap()(ctx, id));
+    *client.info.name.lock() = name.unwrap_or_default();
+    let user = taken(raw::RedisModule_GetClientUserNameById.unwrap()(ctx, id));
+    match user {
+        Some(u) if u != client.user.name => client.set_user(locus::acl::trusted_user(u)),
+        Some(_) => {}
+        None => client.set_user(locus::acl::internal_user()),
     }
 }

@@ -10,6 +10,7 @@ use crate::ffi::{self, RString};
 use crate::types;
 use bytes::Bytes;
 use locus::config::Config;
+use locus::server::client::Client;
 use locus::server::Server;
 use locus::store::{Entry, Value};
 use parking_lot::Mutex;
@@ -24,6 +25,9 @@ pub struct Host {
     pub server: Arc<Server>,
     pub runtime: tokio::runtime::Runtime,
     free: Mutex<Vec<usize>>,
+    /// The embedded client each database's calls run as, kept between calls (a client is
+    /// dozens of allocations, which through Redis's allocator cost more than the call).
+    clients: Vec<Mutex<Option<Client>>>,
 }
 
 static HOST: OnceLock<Host> = OnceLock::new();
@@ -57,6 +61,7 @@ impl Host {
             server,
             runtime,
             free: Mutex::new((0..POOL).rev().collect()),
+            clients: (0..POOL).map(|_| Mutex::new(None)).collect(),
         };
         HOST.set(host)
             .map_err(|_| "the module is already loaded".to_string())
@@ -68,6 +73,20 @@ impl Host {
 
     pub fn give_db(&self, db: usize) {
         self.free.lock().push(db);
+    }
+
+    /// The client of database `db` (held by the caller until [`Host::put_client`]).
+    pub fn client(&self, db: usize) -> Client {
+        let mut client = self.clients[db]
+            .lock()
+            .take()
+            .unwrap_or_else(|| self.server.clients.detached(db));
+        client.begin_batch();
+        client
+    }
+
+    pub fn put_client(&self, db: usize, client: Client) {
+        *self.clients[db].lock() = Some(client);
     }
 }
 
@@ -112,7 +131,12 @@ pub struct Imported {
 ///
 /// # Safety
 /// `ctx` is a live module context holding Redis's lock.
-pub unsafe fn import(ctx: *mut raw::RedisModuleCtx, db: usize, keys: Vec<Bytes>) -> Imported {
+/// Keys come with the call's own module string for them where it has one (no copy to make).
+pub unsafe fn import(
+    ctx: *mut raw::RedisModuleCtx,
+    db: usize,
+    keys: Vec<(Bytes, *mut raw::RedisModuleString)>,
+) -> Imported {
     let server = &host().server;
     let now = locus::util::now_ms();
     let mut out = Imported {
@@ -120,11 +144,13 @@ pub unsafe fn import(ctx: *mut raw::RedisModuleCtx, db: usize, keys: Vec<Bytes>)
         keys: Vec::with_capacity(keys.len()),
     };
     let mut pending = keys;
-    while let Some(key) = pending.pop() {
+    while let Some((key, given)) = pending.pop() {
         if out.keys.iter().any(|(k, _)| *k == key) {
             continue;
         }
-        let before = match types::read(ctx, &key) {
+        let made = given.is_null().then(|| RString::new(ctx, &key));
+        let name = made.as_ref().map_or(given, |m| m.ptr);
+        let before = match types::read(ctx, name) {
             types::Read::Absent => Before::Absent,
             types::Read::Other => {
                 let mut shard = server.store.db(db).write(&key);
@@ -134,7 +160,12 @@ pub unsafe fn import(ctx: *mut raw::RedisModuleCtx, db: usize, keys: Vec<Bytes>)
             types::Read::Ai(value) => {
                 if let Value::Router(r) = &value {
                     // A router's targets are read when the request is routed.
-                    pending.extend(r.def.targets.iter().map(|t| t.key.clone()));
+                    pending.extend(
+                        r.def
+                            .targets
+                            .iter()
+                            .map(|t| (t.key.clone(), std::ptr::null_mut())),
+                    );
                 }
                 let id = identity(&value).expect("an AI value");
                 let mut shard = server.store.db(db).write(&key);
@@ -167,6 +198,7 @@ pub unsafe fn export(ctx: *mut raw::RedisModuleCtx, imported: Imported, event: &
     let now = locus::util::now_ms();
     let db = h.server.store.db(imported.db);
     let mut changes = Changes::default();
+    let event = std::ffi::CString::new(event).unwrap_or_default();
     for (key, before) in imported.keys {
         let after = db.write(&key).remove(&key, now).map(|e| e.value);
         let after_id = after.as_ref().and_then(identity);
@@ -178,7 +210,7 @@ pub unsafe fn export(ctx: *mut raw::RedisModuleCtx, imported: Imported, event: &
                     changes.tensors.push((key.clone(), Arc::clone(t)));
                 }
                 types::write(ctx, &key, value);
-                notify(ctx, event, &key);
+                notify(ctx, &event, &key);
                 changes.any = true;
             }
             (Before::Ai(_), None) => {
@@ -186,7 +218,7 @@ pub unsafe fn export(ctx: *mut raw::RedisModuleCtx, imported: Imported, event: &
                 let handle = ffi::open_key(ctx, &k, true);
                 raw::RedisModule_DeleteKey.unwrap()(handle);
                 raw::RedisModule_CloseKey.unwrap()(handle);
-                notify(ctx, event, &key);
+                notify(ctx, &event, &key);
                 changes.deleted.push(key);
                 changes.any = true;
             }
@@ -198,13 +230,12 @@ pub unsafe fn export(ctx: *mut raw::RedisModuleCtx, imported: Imported, event: &
 }
 
 /// A module keyspace event named after the command, as RedisAI sends them.
-unsafe fn notify(ctx: *mut raw::RedisModuleCtx, event: &str, key: &[u8]) {
+unsafe fn notify(ctx: *mut raw::RedisModuleCtx, event: &std::ffi::CStr, key: &[u8]) {
     let k = RString::new(ctx, key);
-    let ev = std::ffi::CString::new(event).unwrap_or_default();
     raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
         ctx,
         raw::NotifyEvent::MODULE.bits(),
-        ev.as_ptr(),
+        event.as_ptr(),
         k.ptr,
     );
 }

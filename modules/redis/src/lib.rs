@@ -19,6 +19,7 @@ mod ffi;
 mod host;
 mod reply;
 mod slots;
+mod task;
 mod types;
 
 use redis_module::{redis_module, Context, RedisString, Status};

@@ -80,9 +80,9 @@ pub enum Read {
 ///
 /// # Safety
 /// `ctx` holds Redis's lock.
-pub unsafe fn read(ctx: *mut raw::RedisModuleCtx, key: &[u8]) -> Read {
-    let k = RString::new(ctx, key);
-    let handle = ffi::open_key(ctx, &k, false);
+pub unsafe fn read(ctx: *mut raw::RedisModuleCtx, key: *mut raw::RedisModuleString) -> Read {
+    let handle = raw::RedisModule_OpenKey.unwrap()(ctx, key, raw::REDISMODULE_READ as i32)
+        .cast::<raw::RedisModuleKey>();
     if handle.is_null() {
         return Read::Absent;
     }

@@ -664,21 +664,25 @@ pub fn memory_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 
 // ---- INFO ----
 
-/// Allocator statistics (jemalloc), refreshed on each call.
-#[cfg(feature = "jemalloc")]
-pub fn allocator_stats() -> (usize, usize) {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0);
-    let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0);
-    (allocated, resident)
+/// Where the allocator's statistics come from: locus-server installs jemalloc's (its
+/// allocator, set in its `main`); elsewhere (the Redis module, inside redis-server's process)
+/// the C heap's figures stand in.
+static ALLOCATOR_STATS: std::sync::OnceLock<fn() -> (usize, usize)> = std::sync::OnceLock::new();
+
+/// Installs the allocator's (allocated, resident) reader; the first call wins.
+pub fn set_allocator_stats(read: fn() -> (usize, usize)) {
+    let _ = ALLOCATOR_STATS.set(read);
 }
 
-/// Allocator statistics where Locus is not built on jemalloc (inside another process, as the
-/// Redis module, which accounts memory itself): the C heap's, from glibc.
-#[cfg(not(feature = "jemalloc"))]
+/// Allocator statistics (allocated, resident bytes), refreshed on each call.
 pub fn allocator_stats() -> (usize, usize) {
-    let heap = crate::memory::native_bytes();
-    (heap, heap)
+    match ALLOCATOR_STATS.get() {
+        Some(read) => read(),
+        None => {
+            let heap = crate::memory::native_bytes();
+            (heap, heap)
+        }
+    }
 }
 
 fn human_bytes(n: usize) -> String {

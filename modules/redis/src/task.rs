@@ -1,0 +1,82 @@
+//! A call that answers later, polled on whichever thread wakes it.
+//!
+//! A model run's future waits on the engine: when the engine's worker finishes the batch it
+//! wakes the future, and polling it right there (storing the outputs in the call's private
+//! database, a hash insert) and unblocking the client saves a hop through another thread
+//! (a wake-up and a context switch per request, which on a busy machine costs more than the
+//! poll). Timers and blocking tasks the future uses come from the module's runtime, entered
+//! for each poll.
+
+use locus::cmd::Deferred;
+use locus::server::reply::Reply;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+pub struct Task {
+    future: Mutex<Option<Deferred>>,
+    /// Woken since the last poll began: whoever holds the future polls it again.
+    notified: AtomicBool,
+    runtime: tokio::runtime::Handle,
+    /// Called once with the answer (it unblocks the client).
+    done: Mutex<Option<Box<dyn FnOnce(Reply) + Send>>>,
+}
+
+impl Task {
+    /// Starts polling `future` on this thread; `done` gets its answer, on the thread that
+    /// completes it.
+    pub fn start(
+        future: Deferred,
+        runtime: tokio::runtime::Handle,
+        done: impl FnOnce(Reply) + Send + 'static,
+    ) {
+        let task = Arc::new(Task {
+            future: Mutex::new(Some(future)),
+            notified: AtomicBool::new(false),
+            runtime,
+            done: Mutex::new(Some(Box::new(done))),
+        });
+        task.run();
+    }
+
+    fn run(self: &Arc<Self>) {
+        self.notified.store(true, Ordering::Release);
+        loop {
+            // Another thread is polling: it sees `notified` when its poll ends.
+            let Some(mut slot) = self.future.try_lock() else {
+                return;
+            };
+            if !self.notified.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            let Some(future) = slot.as_mut() else {
+                return;
+            };
+            let waker = Waker::from(Arc::clone(self));
+            let mut cx = Context::from_waker(&waker);
+            let polled = {
+                let _runtime = self.runtime.enter();
+                future.as_mut().poll(&mut cx)
+            };
+            if let Poll::Ready(reply) = polled {
+                *slot = None;
+                drop(slot);
+                if let Some(done) = self.done.lock().take() {
+                    done(reply);
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.run();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.run();
+    }
+}
