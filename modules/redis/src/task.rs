@@ -14,13 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+/// What receives the call's answer.
+type Done = Box<dyn FnOnce(Reply) + Send>;
+
 pub struct Task {
     future: Mutex<Option<Deferred>>,
     /// Woken since the last poll began: whoever holds the future polls it again.
     notified: AtomicBool,
     runtime: tokio::runtime::Handle,
     /// Called once with the answer (it unblocks the client).
-    done: Mutex<Option<Box<dyn FnOnce(Reply) + Send>>>,
+    done: Mutex<Option<Done>>,
 }
 
 impl Task {
