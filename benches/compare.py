@@ -918,15 +918,13 @@ def section_module(args):
         print(f"| 32 clients, BATCHSIZE 32, req/s | {m['rps_module']:,.0f} | {m['rps_locus']:,.0f} | **{m['rps/']:.2f}x** |")
         print(f"| 32 clients, server CPU per request | {m['cpu_module']:.1f} µs | {m['cpu_locus']:.1f} µs | |")
         print()
-        per_core = 1e6 / m["cpu_module"]
-        print("Scaling out, estimated from the per-shard cost above (two cores cannot show a cluster): a master "
-              f"spends {m['cpu_module']:.1f} µs of CPU per batched request (Redis's main thread, the module's copy-in "
-              "and copy-out, and the ONNX Runtime run), so one shard with a core to itself serves up to "
-              f"~{per_core:,.0f} req/s and with two ~{2 * per_core:,.0f}. Requests are independent across shards "
-              "(a run reads only its own shard's keys, no cross-shard step), so M masters on M separate "
-              f"machines serve about M times one shard's rate: ~{3 * min(2 * per_core, m['rps_module'] * 1.0):,.0f} req/s "
-              "for three masters at this machine's per-shard rate, bounded by the load generators and the network "
-              "rather than by the servers. Replicas add no run work: they apply each output as one AI.TENSORSET.\n")
+        print("Scaling out, estimated from the per-shard figures above (two cores cannot show a cluster): requests on "
+              "different shards share nothing (a run reads only its own shard's keys), so a cluster's throughput is the "
+              f"sum of its masters'. One master here served {m['rps_module']:,.0f} req/s at {m['cpu_module']:.1f} µs of CPU "
+              "per request, on two cores it shared with the load generator; M masters on M machines like this one "
+              f"should serve about M times that (~{3 * m['rps_module']:,.0f} req/s for three) when clients spread "
+              "their keys over every master's hash tags. Replicas add no run work: each output reaches them as one "
+              "AI.TENSORSET.\n")
         print(f"Commands: `benches/compare.py --sections module --rounds {args.rounds}`: `locus-benchmark --model-key fr1 -c 1 -n 5000` "
               f"and `--model-key fr32 -c 32 -n {n32}` on each server in random order each round; medians of per-round "
               "figures.\n")
