@@ -384,3 +384,77 @@ def test_multi_and_scripts_as_locus_server(module, locus):
         replies.append(outcome(c, "EVAL", "return redis.call('AI.TENSORGET', 'a', 'VALUES')", 0))
     assert replies[0] == replies[2]
     assert replies[1] == replies[3]
+
+
+def test_loadmodule_arguments_and_kill_switch():
+    """RedisAI's loadmodule settings configure the engine: MODEL_EXECUTION_TIMEOUT stops a
+    runaway model (Redis stays responsive meanwhile), TIMEOUT answers TIMEDOUT while queued,
+    and backend paths are accepted and ignored."""
+    s = ModuleServer(module_args=["THREADS_PER_QUEUE", 1, "MODEL_EXECUTION_TIMEOUT", 600,
+                                  "BACKENDSPATH", "/nonexistent"])
+    try:
+        c = s.client()
+        c.execute_command("AI.MODELSTORE", "spin", "ONNX", "CPU", "BLOB", SPIN)
+        c.execute_command("AI.MODELSTORE", "add", "ONNX", "CPU", "BLOB", ADD)
+        c.execute_command("AI.TENSORSET", "x", "FLOAT", 1, "VALUES", 0)
+        c.execute_command("AI.TENSORSET", "a", "FLOAT", 1, 2, "VALUES", 1, 1)
+        outcome = {}
+
+        def spin():
+            c2 = s.client()
+            t0 = time.perf_counter()
+            try:
+                c2.execute_command("AI.MODELEXECUTE", "spin", "INPUTS", 1, "x", "OUTPUTS", 1, "y")
+            except redis.ResponseError as e:
+                outcome["error"] = str(e)
+            outcome["elapsed"] = time.perf_counter() - t0
+
+        t = threading.Thread(target=spin)
+        t.start()
+        time.sleep(0.15)
+        assert c.execute_command("AI.MODELEXECUTE", "add", "INPUTS", 2, "a", "a", "OUTPUTS", 1,
+                                 "b", "TIMEOUT", 100) == b"TIMEDOUT"
+        assert c.ping()
+        t.join(5)
+        assert "terminat" in outcome["error"].lower() and outcome["elapsed"] < 2.0
+        assert c.exists("y") == 0 and c.exists("b") == 0
+        # A client that leaves before its answer: the run still stores its output.
+        raw = s.client(single_connection_client=True)
+        conn = raw.connection
+        conn.send_command("AI.MODELEXECUTE", "add", "INPUTS", 2, "a", "a", "OUTPUTS", 1, "left")
+        conn.disconnect()
+        deadline = time.time() + 5
+        while c.exists("left") == 0 and time.time() < deadline:
+            time.sleep(0.02)
+        assert c.execute_command("AI.TENSORGET", "left", "VALUES") == [b"2", b"2"]
+        assert "Locus: BACKENDSPATH is ignored" in s.read_log()
+    finally:
+        s.stop()
+
+
+def test_concurrent_batched_runs_all_answer(m, module):
+    """Many clients on a batching model: every run answers (a lost wake-up would leave a
+    client waiting forever) with its own rows' result."""
+    m.execute_command("AI.MODELSTORE", "mb", "ONNX", "CPU", "BATCHSIZE", 8, "BLOB", ADD)
+    errors = []
+
+    def client(i):
+        c = module.client(socket_timeout=20)
+        try:
+            for j in range(150):
+                c.execute_command("AI.TENSORSET", f"in{i}", "FLOAT", 1, 2, "VALUES", i, j)
+                c.execute_command("AI.MODELEXECUTE", "mb", "INPUTS", 2, f"in{i}", f"in{i}",
+                                  "OUTPUTS", 1, f"out{i}")
+                got = c.execute_command("AI.TENSORGET", f"out{i}", "VALUES")
+                if got != [str(2 * i).encode(), str(2 * j).encode()]:
+                    errors.append((i, j, got))
+        except Exception as e:
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []

@@ -164,40 +164,51 @@ def test_failover_keeps_scoring(cluster):
     stop = threading.Event()
 
     def client_loop():
-        c = cluster_client(cluster[1].port if cluster[1] is not victim else cluster[2].port,
-                           cluster_error_retry_attempts=10)
-        j = 0
+        port = cluster[1].port if cluster[1] is not victim else cluster[2].port
+        c = cluster_client(port)
+        j, failures = 0, 0
         while not stop.is_set():
             tag = tags[j % len(tags)]
             try:
                 if score(c, tag, j % 20) == [b"OK"]:
                     ok[tag] += 1
-            except (redis.RedisError, OSError) as e:
+                failures = 0
+            except Exception as e:  # redis-py's cluster errors are not all RedisErrors
                 errors.append(repr(e))
+                failures += 1
                 time.sleep(0.05)
+                if failures % 5 == 0:
+                    # A fresh client reads the cluster's new layout.
+                    try:
+                        c = cluster_client(next(n.port for n in cluster
+                                                if n is not victim and n.alive()))
+                    except Exception as e2:
+                        errors.append(repr(e2))
             j += 1
 
-    threads = [threading.Thread(target=client_loop) for _ in range(2)]
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(2)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
-    before = dict(ok)
-    victim.kill()
-    survivors = [n for n in cluster if n is not victim]
+    try:
+        time.sleep(0.5)
+        before = dict(ok)
+        victim.kill()
+        survivors = [n for n in cluster if n is not victim]
 
-    def promoted():
-        for n in survivors:
-            c = n.client()
-            if c.cluster("info")["cluster_state"] != "ok":
-                return False
-        return redis.Redis(port=survivors[0].port).cluster("info")["cluster_state"] == "ok"
+        def promoted():
+            return all(n.client().cluster("info")["cluster_state"] == "ok" for n in survivors)
 
-    wait_for(promoted, 30, "the cluster to recover")
-    resumed_from = ok[victim_tag]
-    wait_for(lambda: ok[victim_tag] > resumed_from + 5, 30, "scoring on the failed-over shard")
-    stop.set()
-    for t in threads:
-        t.join()
+        wait_for(promoted, 30, "the cluster to recover")
+        resumed_from = ok[victim_tag]
+        try:
+            wait_for(lambda: ok[victim_tag] > resumed_from + 5, 30,
+                     "scoring on the failed-over shard")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the clients' last errors: {errors[-5:]}") from None
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
     assert all(ok[t] > before[t] for t in tags)
     rc = cluster_client(survivors[0].port)
     new_master = rc.get_node_from_key(victim_tag)

@@ -45,6 +45,8 @@ fn in_module(cmd: &Command) -> bool {
 /// `ctx` is the module's load context.
 pub unsafe fn register(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
     let server = &host().server;
+    let detached = raw::RedisModule_GetDetachedThreadSafeContext.unwrap()(ctx);
+    let _ = DETACHED.set(Detached(detached));
     for cmd in server.commands.commands() {
         if !in_module(cmd) {
             continue;
@@ -354,7 +356,17 @@ struct Pending {
     imported: Imported,
     cmd: Arc<Command>,
     args: Vec<Bytes>,
+    /// The Redis database the call's keys are in.
+    redis_db: c_int,
 }
+
+/// A context of the module's own, not tied to a client, for writing back the outputs of a
+/// call whose client left before its answer (Redis frees such a call's data with a context
+/// that has no database). Used on the main thread only.
+struct Detached(*mut raw::RedisModuleCtx);
+unsafe impl Send for Detached {}
+unsafe impl Sync for Detached {}
+static DETACHED: std::sync::OnceLock<Detached> = std::sync::OnceLock::new();
 
 /// Handed from the engine's side to Redis's main thread when a call answers.
 struct Slot {
@@ -437,6 +449,7 @@ unsafe extern "C" fn on_command(
         imported,
         cmd: Arc::clone(&cmd),
         args,
+        redis_db: raw::RedisModule_GetSelectedDb.unwrap()(ctx),
     };
     match (result, deferred) {
         (Err(e), _) => {
@@ -457,24 +470,61 @@ unsafe extern "C" fn on_command(
             OK
         }
         (Ok(_), Some(fut)) => {
-            let bc = raw::RedisModule_BlockClient.unwrap()(
-                ctx,
-                Some(on_unblocked),
-                None,
-                Some(free_slot),
-                0,
-            );
-            let bc = SendPtr(bc.cast());
-            crate::task::Task::start(fut, h.runtime.handle().clone(), move |r| {
-                let slot = Box::new(Slot {
-                    done: Some((pending, r)),
-                });
-                let bc = bc;
-                raw::RedisModule_UnblockClient.unwrap()(bc.0.cast(), Box::into_raw(slot).cast());
-            });
+            later(ctx, pending, fut);
             OK
         }
     }
+}
+
+/// Where a call answering later stands: its answer arrives on the engine's side, while the
+/// main thread either still watches for it (a lone client) or has blocked the client.
+struct Later {
+    pending: Option<Pending>,
+    answer: Option<Reply>,
+    blocked: Option<SendPtr>,
+}
+
+/// Answers a call that finishes later: at once when its answer comes while a lone client's
+/// call is watched (see `watch`), else through a blocked client.
+unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd::Deferred) {
+    let h = host();
+    let state = Arc::new(parking_lot::Mutex::new(Later {
+        pending: Some(pending),
+        answer: None,
+        blocked: None,
+    }));
+    let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (shared, flag) = (Arc::clone(&state), Arc::clone(&answered));
+    crate::task::Task::start(fut, h.runtime.handle().clone(), move |r| {
+        let mut s = shared.lock();
+        match s.blocked.take() {
+            Some(bc) => {
+                let slot = Box::new(Slot {
+                    done: s.pending.take().map(|p| (p, r)),
+                });
+                raw::RedisModule_UnblockClient.unwrap()(bc.0.cast(), Box::into_raw(slot).cast());
+            }
+            None => {
+                s.answer = Some(r);
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    });
+    let done = || answered.load(std::sync::atomic::Ordering::Acquire);
+    if !done() && crate::watch::alone() {
+        crate::watch::watch(done);
+    }
+    let mut s = state.lock();
+    if let Some(r) = s.answer.take() {
+        let pending = s.pending.take().expect("an unanswered call");
+        drop(s);
+        finish(ctx, pending, !r.is_error());
+        reply::send(ctx, &r);
+        return;
+    }
+    let bc =
+        raw::RedisModule_BlockClient.unwrap()(ctx, Some(on_unblocked), None, Some(free_slot), 0);
+    s.blocked = Some(SendPtr(bc.cast()));
 }
 
 /// Writes back what the call changed and replicates it: a call answered at once as itself
@@ -532,13 +582,14 @@ unsafe extern "C" fn on_unblocked(
 
 /// Frees a call's slot; when its client left before the answer, its outputs are still
 /// stored (the run happened), as they would be on locus-server.
-unsafe extern "C" fn free_slot(ctx: *mut raw::RedisModuleCtx, p: *mut c_void) {
+unsafe extern "C" fn free_slot(_ctx: *mut raw::RedisModuleCtx, p: *mut c_void) {
     if p.is_null() {
         return;
     }
     let slot = Box::from_raw(p.cast::<Slot>());
-    if let Some((pending, r)) = slot.done {
-        finish(ctx, pending, !r.is_error());
+    if let (Some((pending, r)), Some(detached)) = (slot.done, DETACHED.get()) {
+        raw::RedisModule_SelectDb.unwrap()(detached.0, pending.redis_db);
+        finish(detached.0, pending, !r.is_error());
     }
 }
 

@@ -21,6 +21,7 @@ mod reply;
 mod slots;
 mod task;
 mod types;
+mod watch;
 
 use redis_module::{redis_module, Context, RedisString, Status};
 
@@ -49,6 +50,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         overrides.push((pair[0].clone(), pair[1].clone()));
     }
     if let Err(e) = host::Host::start(&overrides) {
+        ctx.log_warning(&format!("Locus: {e}"));
+        return Status::Err;
+    }
+    if let Err(e) = unsafe { watch::start(ctx.ctx) } {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
     }

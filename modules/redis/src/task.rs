@@ -51,6 +51,12 @@ impl Task {
                 return;
             };
             if !self.notified.swap(false, Ordering::AcqRel) {
+                drop(slot);
+                // A wake that came while the lock was held found it taken and left the poll
+                // to its holder: look again now that it is free.
+                if self.notified.load(Ordering::Acquire) {
+                    continue;
+                }
                 return;
             }
             let Some(future) = slot.as_mut() else {
