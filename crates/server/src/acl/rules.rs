@@ -94,10 +94,15 @@ impl PartialEq for KeyPattern {
 impl Eq for KeyPattern {}
 
 impl KeyPattern {
-    fn describe(&self, out: &mut Vec<u8>) {
+    /// The pattern as a rule word. `~*` reads back as `allkeys`, after which no pattern may
+    /// follow, so a read-write `*` beside other patterns (set as `%RW~*`) is described as
+    /// `%RW~*`: Redis describes it as `~*`, a description its own ACL LOAD then refuses.
+    fn describe(&self, out: &mut Vec<u8>, alone: bool) {
+        let both = self.perms == KEY_READ | KEY_WRITE;
         out.extend_from_slice(match self.perms {
             KEY_READ => b"%R~",
             KEY_WRITE => b"%W~",
+            _ if both && !alone && self.pattern.as_ref() == b"*" => b"%RW~",
             _ => b"~",
         });
         out.extend_from_slice(&self.pattern);
@@ -380,8 +385,9 @@ impl Selector {
         if self.allkeys {
             out.extend_from_slice(b"~* ");
         } else {
+            let alone = self.keys.len() == 1;
             for k in &self.keys {
-                k.describe(&mut out);
+                k.describe(&mut out, alone);
                 out.push(b' ');
             }
         }
@@ -405,11 +411,12 @@ impl Selector {
             return b"~*".to_vec();
         }
         let mut out = Vec::new();
+        let alone = self.keys.len() == 1;
         for (i, k) in self.keys.iter().enumerate() {
             if i > 0 {
                 out.push(b' ');
             }
-            k.describe(&mut out);
+            k.describe(&mut out, alone);
         }
         out
     }
@@ -740,6 +747,28 @@ mod tests {
         assert!(d.unrestricted);
         let n = UserRules::new(t.all().len(), false);
         assert_eq!(n.describe(&t), b"off resetchannels -@all");
+    }
+
+    #[test]
+    fn read_write_star_beside_other_patterns_describes_itself_so_it_reads_back() {
+        // Found by the acl fuzz target: Redis describes `%RW~*` as `~*`, which reads back as
+        // allkeys, and then refuses the patterns after it.
+        let t = CommandTable::load();
+        let mut u = UserRules::new(t.all().len(), false);
+        apply_all(&t, &mut u, &words("on %RW~* ~y."));
+        let described = u.describe(&t);
+        assert_eq!(described, b"on %RW~* ~y. resetchannels -@all");
+        let mut again = UserRules::new(t.all().len(), false);
+        apply_all(
+            &t,
+            &mut again,
+            &words(std::str::from_utf8(&described).unwrap()),
+        );
+        assert_eq!(again.describe(&t), described);
+        // Alone, it is `~*`, as in Redis (and the same as allkeys).
+        let mut alone = UserRules::new(t.all().len(), false);
+        apply_all(&t, &mut alone, &words("%RW~*"));
+        assert_eq!(alone.describe(&t), b"off ~* resetchannels -@all");
     }
 
     #[test]
