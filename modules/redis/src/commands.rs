@@ -393,8 +393,15 @@ unsafe extern "C" fn on_command(
     let Some(handler) = cmd.handler else {
         return error(ctx, "ERR unknown command");
     };
-    let keys = keys_of(&cmd, &args);
+    // The call's key arguments, found once: with the call's own strings for the copy-in.
+    let mut named: Vec<(Bytes, *mut raw::RedisModuleString)> = Vec::new();
+    for i in cmd.key_positions(&args) {
+        if let Some(k) = args.get(i) {
+            named.push((k.clone(), *argv.add(i)));
+        }
+    }
     if in_cluster(ctx) {
+        let keys: Vec<Bytes> = named.iter().map(|(k, _)| k.clone()).collect();
         if let Some(e) = spans_slots(&cmd, &keys) {
             return error(ctx, &e);
         }
@@ -412,12 +419,6 @@ unsafe extern "C" fn on_command(
     let Some(db) = h.take_db() else {
         return error(ctx, "ERR too many AI commands in flight");
     };
-    let mut named: Vec<(Bytes, *mut raw::RedisModuleString)> = Vec::with_capacity(keys.len());
-    for i in cmd.key_positions(&args) {
-        if let Some(k) = args.get(i) {
-            named.push((k.clone(), *argv.add(i)));
-        }
-    }
     if cmd.name == "ai.routerset" && args.len() > 2 {
         // A router's targets are checked when it is set: they come in with it.
         if let Ok(def) = locus_engine::router::RouterDef::parse(&args[2..]) {
