@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the hot paths: RESP framing and reply encoding of large
 //! pipelines, tensor VALUES parsing, blob copy into an aligned buffer, batch concatenate / split.
-//! Run with `cargo bench --bench hot_paths`.
+//! Run with `cargo bench -p locus-benches`.
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};

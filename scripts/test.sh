@@ -36,14 +36,21 @@ for line in open("redis-tests/requirements.txt"):
 PYCHECK
 then
     echo "Installing Python test packages"
-    $PY -m pip install -q --disable-pip-version-check -r redis-tests/requirements.txt
+    # uv (from PyPI) installs the set in seconds where pip takes minutes; pip is the fallback.
+    target=$($PY -c 'import sys; print(sys.executable)')
+    if ! { $PY -m pip install -q --disable-pip-version-check uv &&
+        $PY -m uv pip install -q --python "$target" -r redis-tests/requirements.txt; }; then
+        $PY -m pip install -q --disable-pip-version-check -r redis-tests/requirements.txt
+    fi
 fi
 
 python3 scripts/gen_command_reference.py --check
-# The binaries and the Redis module (target/release/liblocus_redis.so, loaded into
-# redis-server by its tests) in one build, so the server library they share is built once.
-cargo build --release -p locus -p locus-redis --lib --bins
-cargo test --release
+# Everything in one build: the binaries, the Redis module (target/release/liblocus_redis.so,
+# loaded into redis-server by its tests) and the Rust tests. One build resolves one feature set
+# (the tests' dev-dependencies widen some crates' features), so no crate is compiled twice.
+PACKAGES=(-p locus -p locus-engine -p locus-redis)
+cargo build --release "${PACKAGES[@]}" --lib --bins --tests
+cargo test --release "${PACKAGES[@]}"
 LOCUS_SERVER="$PWD/target/release/locus-server" $PY -m pytest -q redis-tests
 # The AI suites again, against stock redis-server with the Locus module (tests of what only
 # locus-server has are marked locus_only and skipped there).
