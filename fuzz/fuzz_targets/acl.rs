@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     if rules.selectors.iter().skip(1).any(|s| {
         s.keys.iter().any(|k| paren(&k.pattern))
             || s.channels.iter().any(|c| paren(c))
-            || s.firstarg_words().any(|a| paren(a.as_bytes()))
+            || s.firstarg_words().any(paren)
     }) {
         return;
     }

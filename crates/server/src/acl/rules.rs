@@ -122,7 +122,8 @@ pub struct Selector {
     /// "future commands" bit), which decides whether a description starts `+@all` or `-@all`.
     future: bool,
     bits: Vec<u64>,
-    firstargs: BTreeMap<usize, Vec<String>>,
+    /// First arguments allowed one by one (`+select|0`), per command, as the bytes given.
+    firstargs: BTreeMap<usize, Vec<Vec<u8>>>,
     pub keys: Vec<KeyPattern>,
     pub channels: Vec<Bytes>,
 }
@@ -297,9 +298,14 @@ impl Selector {
                     } else {
                         // Allowing one first argument of an otherwise blocked command
                         // (`+select|0`), which Redis keeps for compatibility.
+                        // The argument's own bytes ('|' is never part of a UTF-8 sequence, so
+                        // the split is the same as in the lossy name).
+                        let raw = &op[1..];
+                        let at = raw.iter().rposition(|&c| c == b'|').expect("a '|'");
+                        let arg = &raw[at + 1..];
                         let list = self.firstargs.entry(cmd.id).or_default();
-                        if !list.iter().any(|a| a.eq_ignore_ascii_case(sub)) {
-                            list.push(sub.to_string());
+                        if !list.iter().any(|a| a.eq_ignore_ascii_case(arg)) {
+                            list.push(arg.to_vec());
                         }
                     }
                 }
@@ -317,15 +323,15 @@ impl Selector {
     /// The command rules that rebuild this selector's bitmap (Redis's
     /// `ACLDescribeSelectorCommandRules`): `+@all` or `-@all`, then the categories that fit
     /// best, then single commands.
-    pub fn describe_commands(&self, table: &CommandTable) -> String {
+    pub fn describe_commands(&self, table: &CommandTable) -> Vec<u8> {
         let n = table.all().len();
-        let mut rules = String::new();
+        let mut rules = Vec::new();
         let additive = !self.future;
         let mut fake = Selector::new(n, false, false);
         if additive {
-            rules.push_str("-@all ");
+            rules.extend_from_slice(b"-@all ");
         } else {
-            rules.push_str("+@all ");
+            rules.extend_from_slice(b"+@all ");
             fake.apply(table, b"+@all").ok();
         }
         let mut temp = self.clone();
@@ -348,9 +354,9 @@ impl Selector {
             let Some(best) = best else { break };
             fake.set_category(table, 1 << best, additive);
             temp.set_category(table, 1 << best, !additive);
-            rules.push_str(if additive { "+@" } else { "-@" });
-            rules.push_str(CATEGORIES[best]);
-            rules.push(' ');
+            rules.extend_from_slice(if additive { b"+@" } else { b"-@" });
+            rules.extend_from_slice(CATEGORIES[best].as_bytes());
+            rules.push(b' ');
             applied[best] = true;
         }
         for cmd in table.commands() {
@@ -360,7 +366,11 @@ impl Selector {
             }
             if !self.bit(cmd.id) {
                 for arg in self.firstargs.get(&cmd.id).into_iter().flatten() {
-                    rules.push_str(&format!("+{}|{} ", cmd.name, arg));
+                    rules.push(b'+');
+                    rules.extend_from_slice(cmd.name.as_bytes());
+                    rules.push(b'|');
+                    rules.extend_from_slice(arg);
+                    rules.push(b' ');
                 }
             }
         }
@@ -368,12 +378,12 @@ impl Selector {
         rules
     }
 
-    fn describe_single(&self, cmd: &Arc<Command>, fake: &mut Selector, rules: &mut String) {
+    fn describe_single(&self, cmd: &Arc<Command>, fake: &mut Selector, rules: &mut Vec<u8>) {
         let user = self.bit(cmd.id);
         if user != fake.bit(cmd.id) {
-            rules.push(if user { '+' } else { '-' });
-            rules.push_str(&cmd.name);
-            rules.push(' ');
+            rules.push(if user { b'+' } else { b'-' });
+            rules.extend_from_slice(cmd.name.as_bytes());
+            rules.push(b' ');
             fake.change_perm(cmd, user);
         }
     }
@@ -401,7 +411,7 @@ impl Selector {
                 out.push(b' ');
             }
         }
-        out.extend_from_slice(self.describe_commands(table).as_bytes());
+        out.extend_from_slice(&self.describe_commands(table));
         out
     }
 
@@ -443,7 +453,7 @@ impl Selector {
             return true;
         }
         match (first_arg, self.firstargs.get(&cmd.id)) {
-            (Some(arg), Some(list)) => list.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(arg)),
+            (Some(arg), Some(list)) => list.iter().any(|a| a.eq_ignore_ascii_case(arg)),
             _ => false,
         }
     }
@@ -458,8 +468,8 @@ impl Selector {
     }
 
     /// The first arguments allowed one by one (`+cmd|arg`), for every command.
-    pub fn firstarg_words(&self) -> impl Iterator<Item = &str> {
-        self.firstargs.values().flatten().map(|a| a.as_str())
+    pub fn firstarg_words(&self) -> impl Iterator<Item = &[u8]> {
+        self.firstargs.values().flatten().map(|a| a.as_slice())
     }
 
     /// Whether a channel (or, for PSUBSCRIBE, a pattern, compared literally) is allowed.
@@ -772,6 +782,31 @@ mod tests {
     }
 
     #[test]
+    fn first_arguments_keep_their_bytes() {
+        // `+select|<arg>` takes any bytes (Redis keeps them as given): a first argument that is
+        // not UTF-8 must allow exactly itself and describe itself unchanged.
+        let t = CommandTable::load();
+        let select = t.get(b"select").expect("SELECT");
+        let mut u = UserRules::new(t.all().len(), false);
+        u.apply(&t, b"+select|\xff\xfe", false).unwrap();
+        u.apply(&t, b"+select|Ab", false).unwrap();
+        let s = &u.selectors[0];
+        assert!(s.allows_command(select, Some(b"\xff\xfe")));
+        assert!(s.allows_command(select, Some(b"aB")));
+        // The lossy text of those bytes is another argument.
+        assert!(!s.allows_command(select, Some("\u{fffd}\u{fffd}".as_bytes())));
+        let described = u.describe(&t);
+        assert_eq!(
+            described,
+            b"off resetchannels -@all +select|\xff\xfe +select|Ab".to_vec()
+        );
+        let mut again = UserRules::new(t.all().len(), false);
+        for w in described.split(|&c| c == b' ') {
+            again.apply(&t, w, false).unwrap();
+        }
+        assert_eq!(again.describe(&t), described);
+    }
+    #[test]
     fn errors_leave_their_text() {
         let t = CommandTable::load();
         let mut u = UserRules::new(t.all().len(), false);
@@ -859,11 +894,11 @@ mod tests {
             }
             let described = sel.describe_commands(&t);
             let mut again = Selector::new(t.all().len(), true, false);
-            for w in described.split(' ') {
-                again.apply(&t, w.as_bytes()).unwrap();
+            for w in described.split(|&c| c == b' ') {
+                again.apply(&t, w).unwrap();
             }
             for c in t.all() {
-                prop_assert_eq!(sel.bit(c.id), again.bit(c.id), "{} after {:?}: {}", c.name, ops, described);
+                prop_assert_eq!(sel.bit(c.id), again.bit(c.id), "{} after {:?}: {}", c.name, ops, String::from_utf8_lossy(&described));
                 prop_assert_eq!(sel.allows_command(c, Some(b"0")), again.allows_command(c, Some(b"0")));
             }
         }

@@ -88,7 +88,7 @@ fn selector_fields(ctx: &Ctx, s: &Selector) -> Vec<(Reply, Reply)> {
     vec![
         (
             Reply::bulk_str("commands"),
-            Reply::bulk_str(&s.describe_commands(&ctx.server.commands)),
+            Reply::bulk(s.describe_commands(&ctx.server.commands)),
         ),
         (Reply::bulk_str("keys"), Reply::bulk(s.keys_field())),
         (Reply::bulk_str("channels"), Reply::bulk(s.channels_field())),
