@@ -458,3 +458,48 @@ def test_concurrent_batched_runs_all_answer(m, module):
         t.join(60)
     assert not any(t.is_alive() for t in threads)
     assert errors == []
+
+
+# redis-py drops the "ERR " of an error reply.
+MODEL_GONE = "model was deleted or replaced while the run was queued; the run was dropped"
+
+
+@pytest.mark.parametrize("how", ["DEL", "UNLINK", "SET", "AI.MODELDEL", "FLUSHDB", "FLUSHALL"])
+@pytest.mark.parametrize("host", ["module", "locus"])
+def test_queued_run_of_a_removed_model_is_dropped(request, host, how):
+    """A run waiting for its batch whose model leaves the keyspace is dropped with the same
+    error on both servers: the module's copy of the call's keys must not keep the model."""
+    srv = request.getfixturevalue(host)
+    c = srv.client(decode_responses=False)
+    c.flushall()
+    c.execute_command("AI.MODELSTORE", "mb", "ONNX", "CPU", "BATCHSIZE", 4, "MINBATCHSIZE", 4,
+                      "BLOB", ADD)
+    c.execute_command("AI.TENSORSET", "x", "FLOAT", 1, 2, "VALUES", 1, 2)
+    got = {}
+
+    def waiting():
+        w = srv.client(socket_timeout=10, decode_responses=False)
+        got["reply"] = outcome(w, "AI.MODELEXECUTE", "mb", "INPUTS", 2, "x", "x",
+                               "OUTPUTS", 1, "o")
+
+    th = threading.Thread(target=waiting)
+    th.start()
+    time.sleep(0.3)
+    assert th.is_alive(), got
+    if how == "SET":
+        assert c.set("mb", "plain")
+    elif how in ("FLUSHDB", "FLUSHALL"):
+        c.execute_command(how)
+    else:
+        assert c.execute_command(how, "mb") in (1, b"OK")
+    th.join(5)
+    assert not th.is_alive(), "the waiting client was never answered"
+    assert got["reply"] == ("error", MODEL_GONE)
+    assert c.exists("o") == 0
+    # The server goes on: the model stored again runs.
+    c.delete("mb")
+    c.execute_command("AI.MODELSTORE", "mb", "ONNX", "CPU", "BLOB", ADD)
+    c.execute_command("AI.TENSORSET", "x", "FLOAT", 1, 2, "VALUES", 1, 2)
+    assert c.execute_command("AI.MODELEXECUTE", "mb", "INPUTS", 2, "x", "x",
+                             "OUTPUTS", 1, "o") == b"OK"
+    assert c.execute_command("AI.TENSORGET", "o", "VALUES") == [b"2", b"4"]

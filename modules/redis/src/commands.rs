@@ -446,6 +446,10 @@ unsafe extern "C" fn on_command(
     drop(c);
     drop(a);
     h.put_client(db, client);
+    let mut imported = imported;
+    if deferred.is_some() && !in_place && runs_models(&cmd) {
+        host::release_models(&mut imported);
+    }
     let pending = Pending {
         imported,
         cmd: Arc::clone(&cmd),
@@ -475,6 +479,11 @@ unsafe extern "C" fn on_command(
             OK
         }
     }
+}
+
+/// Whether the command runs models: a model execution or a DAG.
+fn runs_models(cmd: &Command) -> bool {
+    matches!(cmd.key_proc, KeyProc::Dag | KeyProc::ModelRun) || cmd.name == "ai.modelexecute"
 }
 
 /// Where a call answering later stands: its answer arrives on the engine's side, while the
@@ -537,8 +546,7 @@ unsafe fn finish(ctx: *mut raw::RedisModuleCtx, pending: Pending, ok: bool) {
         return;
     }
     let replaced_other = changes.any && changes.tensors.is_empty() && changes.deleted.is_empty();
-    let is_run = pending.cmd.oom_at_store
-        || matches!(pending.cmd.key_proc, KeyProc::Dag | KeyProc::ModelRun);
+    let is_run = pending.cmd.oom_at_store || runs_models(&pending.cmd);
     if is_run && !replaced_other {
         for (key, t) in &changes.tensors {
             let argv = locus::cmd::tensors::tensorset_command(key, t);

@@ -178,6 +178,34 @@ pub unsafe fn import(
     out
 }
 
+/// Lets go of the models a queued run named, once its handler has taken what the run needs.
+/// A version retires when its last holder drops it, and queued runs of a retired version are
+/// dropped with MODEL_GONE; so Redis's own value must be the last holder, for deleting or
+/// replacing the model in Redis (DEL, AI.MODELDEL, FLUSHALL, …) to drop the run as on
+/// locus-server. Runs through a router keep everything: routing reads its targets' keys as
+/// the run goes.
+pub fn release_models(imported: &mut Imported) {
+    let now = locus::util::now_ms();
+    let db = host().server.store.db(imported.db);
+    let holds = |key: &[u8], router: bool| {
+        db.read(key).get(key, now).is_some_and(|e| match e.value {
+            Value::Router(_) => router,
+            Value::Model(_) => !router,
+            _ => false,
+        })
+    };
+    if imported.keys.iter().any(|(k, _)| holds(k, true)) {
+        return;
+    }
+    imported.keys.retain(|(key, before)| {
+        if !matches!(before, Before::Ai(_)) || !holds(key, false) {
+            return true;
+        }
+        db.write(key).remove(key, now);
+        false
+    });
+}
+
 /// What a command changed in Redis's keyspace.
 #[derive(Default)]
 pub struct Changes {
