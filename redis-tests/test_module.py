@@ -360,6 +360,59 @@ def test_replica_gets_outputs_not_runs():
         master.stop()
 
 
+def test_replica_attached_mid_stream_gets_every_output():
+    """The module builds replicated commands only once replication has begun (Redis would drop
+    them); a replica that attaches while runs go on still ends with every key the master has."""
+    master = ModuleServer()
+    replica = ModuleServer()
+    try:
+        c = master.client()
+        c.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", ADD)
+        c.execute_command("AI.TENSORSET", "t", "FLOAT", 1, 2, "VALUES", 1, 2)
+        stop = threading.Event()
+        made = []
+
+        def stream():
+            w = master.client()
+            i = 0
+            while not stop.is_set():
+                w.execute_command("AI.TENSORSET", f"in{i}", "FLOAT", 1, 2, "VALUES", i, -i)
+                w.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, f"in{i}", "t",
+                                  "OUTPUTS", 1, f"out{i}")
+                i += 1
+            made.append(i)
+
+        th = threading.Thread(target=stream)
+        th.start()
+        time.sleep(0.3)
+        rc = replica.client()
+        rc.replicaof("127.0.0.1", master.port)
+        deadline = time.time() + 20
+        while rc.info("replication").get("master_link_status") != "up":
+            assert time.time() < deadline, "the replica did not sync"
+            time.sleep(0.01)
+        time.sleep(0.3)
+        stop.set()
+        th.join(10)
+        assert c.execute_command("WAIT", 1, 5000) == 1
+        n = made[0]
+        assert n > 100, n
+        assert rc.dbsize() == c.dbsize() == 2 * n + 2
+
+        def outputs(client):
+            p = client.pipeline(transaction=False)
+            for i in range(n):
+                p.execute_command("AI.TENSORGET", f"out{i}", "VALUES")
+            return p.execute()
+
+        got = outputs(c)
+        assert got[n - 1] == [str(n).encode(), str(2 - (n - 1)).encode()]
+        assert outputs(rc) == got
+    finally:
+        replica.stop()
+        master.stop()
+
+
 def check_filled_read_only(c):
     assert c.execute_command("AI.TENSORGET", "t", "VALUES") == [b"1", b"2", b"3", b"4"]
     assert c.execute_command("AI.TENSORGET", "o", "VALUES") == [b"2", b"4", b"6", b"8"]

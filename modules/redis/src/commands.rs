@@ -542,7 +542,7 @@ unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd
 /// replica never runs a model to reproduce an output), a model stored later as itself.
 unsafe fn finish(ctx: *mut raw::RedisModuleCtx, pending: Pending, ok: bool) {
     let changes = host::export(ctx, pending.imported, &pending.cmd.name);
-    if !ok || !pending.cmd.write {
+    if !ok || !pending.cmd.write || !crate::propagation::needed(ctx) {
         return;
     }
     let replaced_other = changes.any && changes.tensors.is_empty() && changes.deleted.is_empty();

@@ -17,6 +17,7 @@
 mod commands;
 mod ffi;
 mod host;
+mod propagation;
 mod reply;
 mod slots;
 mod task;
@@ -54,6 +55,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     if let Err(e) = unsafe { watch::start(ctx.ctx) } {
+        ctx.log_warning(&format!("Locus: {e}"));
+        return Status::Err;
+    }
+    if let Err(e) = unsafe { propagation::start(ctx.ctx) } {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
     }
