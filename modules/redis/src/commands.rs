@@ -429,7 +429,7 @@ unsafe extern "C" fn on_command(
             );
         }
     }
-    let imported = host::import(ctx, db, named);
+    let mut imported = host::import(ctx, db, named);
     let mut client = h.client(db);
     client.proto = if flags & raw::REDISMODULE_CTX_FLAGS_RESP3 != 0 {
         3
@@ -446,7 +446,6 @@ unsafe extern "C" fn on_command(
     drop(c);
     drop(a);
     h.put_client(db, client);
-    let mut imported = imported;
     if deferred.is_some() && !in_place && runs_models(&cmd) {
         host::release_models(&mut imported);
     }

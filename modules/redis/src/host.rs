@@ -125,6 +125,8 @@ pub fn share(v: &Value) -> Option<Value> {
 pub struct Imported {
     pub db: usize,
     pub keys: Vec<(Bytes, Before)>,
+    /// Whether one of the keys holds a router.
+    routed: bool,
 }
 
 /// Copies `keys` (and the models the routers among them send to) from Redis into `db`.
@@ -142,6 +144,7 @@ pub unsafe fn import(
     let mut out = Imported {
         db,
         keys: Vec::with_capacity(keys.len()),
+        routed: false,
     };
     let mut pending = keys;
     while let Some((key, given)) = pending.pop() {
@@ -159,6 +162,7 @@ pub unsafe fn import(
             }
             types::Read::Ai(value) => {
                 if let Value::Router(r) = &value {
+                    out.routed = true;
                     // A router's targets are read when the request is routed.
                     pending.extend(
                         r.def
@@ -185,24 +189,23 @@ pub unsafe fn import(
 /// locus-server. Runs through a router keep everything: routing reads its targets' keys as
 /// the run goes.
 pub fn release_models(imported: &mut Imported) {
-    let now = locus::util::now_ms();
-    let db = host().server.store.db(imported.db);
-    let holds = |key: &[u8], router: bool| {
-        db.read(key).get(key, now).is_some_and(|e| match e.value {
-            Value::Router(_) => router,
-            Value::Model(_) => !router,
-            _ => false,
-        })
-    };
-    if imported.keys.iter().any(|(k, _)| holds(k, true)) {
+    if imported.routed {
         return;
     }
+    let now = locus::util::now_ms();
+    let db = host().server.store.db(imported.db);
     imported.keys.retain(|(key, before)| {
-        if !matches!(before, Before::Ai(_)) || !holds(key, false) {
+        let Before::Ai(id) = before else {
             return true;
+        };
+        let mut shard = db.write(key);
+        let model = shard
+            .get(key, now)
+            .is_some_and(|e| matches!(e.value, Value::Model(_)) && identity(&e.value) == Some(*id));
+        if model {
+            shard.remove(key, now);
         }
-        db.write(key).remove(key, now);
-        false
+        !model
     });
 }
 

@@ -58,6 +58,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
     }
+    if let Err(e) = unsafe { follow_clock(ctx.ctx) } {
+        ctx.log_warning(&format!("Locus: {e}"));
+        return Status::Err;
+    }
     if let Err(e) = unsafe { propagation::start(ctx.ctx) } {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
@@ -67,6 +71,33 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     Status::Ok
+}
+
+unsafe extern "C" fn on_cron(
+    _ctx: *mut redis_module::raw::RedisModuleCtx,
+    _eid: redis_module::raw::RedisModuleEvent,
+    _subevent: u64,
+    _data: *mut std::os::raw::c_void,
+) {
+    locus::util::resync_clock();
+}
+
+/// Re-anchors the engine's fast wall clock (read through the CPU's counter) on the OS clock at
+/// each of Redis's cron ticks, as locus-server does from its own: left alone, it drifts by a
+/// tenth of a second within minutes, and model versions record their store time with it.
+///
+/// # Safety
+/// `ctx` is the module's load context.
+unsafe fn follow_clock(ctx: *mut redis_module::raw::RedisModuleCtx) -> Result<(), String> {
+    use redis_module::raw;
+    // REDISMODULE_EVENT_CRON_LOOP (8).
+    let event = raw::RedisModuleEvent { id: 8, dataver: 1 };
+    if raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx, event, Some(on_cron))
+        != raw::REDISMODULE_OK as i32
+    {
+        return Err("cannot follow Redis's cron".into());
+    }
+    Ok(())
 }
 
 redis_module! {
