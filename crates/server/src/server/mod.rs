@@ -1399,6 +1399,10 @@ impl Server {
 /// Binds the configured listeners and serves until shutdown. Returns when every listener has
 /// stopped and connections have drained (or a grace period passed).
 pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::Result<()> {
+    // Take over SIGTERM and SIGINT before any socket is bound: a client that can connect may
+    // signal at once, and the default action would kill the process without its final save.
+    let terminate = signal(tokio::signal::unix::SignalKind::terminate());
+    let interrupt = signal(tokio::signal::unix::SignalKind::interrupt());
     let port = server.config.get_i64("port") as u16;
     let tcp = if port != 0 {
         bind_tcp(&server.config.get("bind"), port)?
@@ -1481,8 +1485,8 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     let mut stop = server.shutdown.subscribe();
     tokio::select! {
         _ = stop.wait_for(|s| *s) => {}
-        _ = signal(tokio::signal::unix::SignalKind::terminate()) => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-        _ = signal(tokio::signal::unix::SignalKind::interrupt()) => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        _ = terminate.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        _ = interrupt.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
     }
     server.shutdown.trigger();
     for t in tasks {
@@ -1527,13 +1531,23 @@ pub async fn serve(server: Arc<Server>, pool: Arc<io_pool::IoPool>) -> std::io::
     Ok(())
 }
 
-async fn signal(kind: tokio::signal::unix::SignalKind) {
-    match tokio::signal::unix::signal(kind) {
-        Ok(mut s) => {
-            s.recv().await;
+/// A registered signal stream, or none when the handler cannot be installed (then the signal
+/// keeps its default action and `recv` never completes).
+struct Signal(Option<tokio::signal::unix::Signal>);
+
+impl Signal {
+    async fn recv(mut self) {
+        match self.0.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
         }
-        Err(_) => std::future::pending().await,
     }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Signal {
+    Signal(tokio::signal::unix::signal(kind).ok())
 }
 
 /// Writes AOF records out every millisecond (fsyncing once a second under `everysec`), so the
