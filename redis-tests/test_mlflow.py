@@ -15,6 +15,11 @@ import pytest
 from conftest import SERVER_BIN, free_port
 from test_model_lifecycle import run, scale, versions
 
+# No usage telemetry from the mlflow client or server: the test machine has no route out, and
+# the telemetry thread's session state has failed a client call before.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
 mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install mlflow)")
 pytest.importorskip("onnxruntime")
 
