@@ -207,6 +207,7 @@ def test_occlusion_is_the_drop_when_a_feature_takes_its_baseline(c):
     np.testing.assert_allclose(get(c, "attr"), occluded(bg.mean(axis=0)), atol=1e-5)
 
 
+@pytest.mark.locus_only
 def test_background_defaults_to_the_monitors_baseline_then_zeros(c):
     model, features = linear()
     store(c, "lin", (model, features))
@@ -403,6 +404,7 @@ def test_the_v2_http_api_explains_as_ai_explain_does():
         s.stop()
 
 
+@pytest.mark.locus_only
 def test_acl_checks_every_key_an_explanation_reads(c):
     store(c, "m", boosted())
     put(c, "x", data(2, 8, 130))

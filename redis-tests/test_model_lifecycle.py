@@ -236,7 +236,6 @@ def test_only_the_serving_version_keeps_a_session(c):
     assert {v["version"]: v["loaded"] for v in versions(c, "m")} == {1: 1, 2: 0}
 
 
-@pytest.mark.locus_only
 def test_modellist_catalog(c):
     assert is_ok(store(c, "fraud:a", 2, "BATCHSIZE", 8, "META", "owner", "risk"))
     assert is_ok(store(c, "fraud:a", 3))
@@ -257,7 +256,6 @@ def test_modellist_catalog(c):
     assert error_of(c, "AI.MODELLIST", "BOGUS") == "syntax error"
 
 
-@pytest.mark.locus_only
 def test_resp3_shapes(server_port):
     c = _client(server_port, 3, decode=True)
     c.flushall()

@@ -282,7 +282,6 @@ def test_modeldel(rbin, raw):
     assert wire_error(conn, "AI.MODELGET", "m") == MODEL_EMPTY
 
 
-@pytest.mark.locus_only
 def test_modelscan(rbin):
     assert rbin.execute_command("AI._MODELSCAN") == []
     store(rbin, "m1", "add.onnx", "TAG", "alpha")

@@ -55,6 +55,7 @@ def m(module):
 # Calls in order; each is made on both servers and must get the same reply or error.
 ADD = blob("add.onnx")
 SPIN = blob("spin.onnx")
+LINREG = blob("tk_sk_linreg.onnx")
 SCRIPT = [
     ("AI.TENSORSET", "a", "FLOAT", 2, 2, "VALUES", 1, 2, 3, 4),
     ("AI.TENSORSET", "b", "FLOAT", 2, 2, "BLOB", np.array([10, 20, 30, 40], np.float32).tobytes()),
@@ -131,6 +132,31 @@ SCRIPT = [
     ("AI.MODELDEL", "a"),
     ("AI.TENSORSET", "a", "FLOAT", 1, "VALUES", 9),
     ("AI.TENSORGET", "a", "VALUES"),
+    ("HSET", "h", "f1", "1.5", "f2", "-2", "s", "abc"),
+    ("AI.TENSORFROMHASH", "fh", "FLOAT", "h", "f2", "f1", "f2"),
+    ("AI.TENSORGET", "fh", "META", "VALUES"),
+    ("AI.TENSORFROMHASH", "fh", "FLOAT", "h", "f1", "nope"),
+    ("AI.TENSORFROMHASH", "fh", "FLOAT", "h", "s"),
+    ("AI.TENSORFROMHASH", "fh", "FLOAT", "nohash", "f1"),
+    ("AI.TENSORFROMHASH", "fh", "FLOAT", "str", "f1"),
+    ("AI.TENSORFROMHASH", "str", "FLOAT", "h", "f1"),
+    ("AI.TENSORFROMHASH", "fh", "FLOAT", "a", "f1"),
+    ("AI.TENSORFROMHASH", "h", "FLOAT", "h", "f1"),
+    ("TYPE", "h"),
+    ("AI.MODELSTORE", "lin", "ONNX", "CPU", "TAG", "linear", "META", "owner", "risk",
+     "BLOB", LINREG),
+    ("AI.MODELLIST",),
+    ("AI.MODELLIST", "MATCH", "l*", "WITHMETA"),
+    ("AI.MODELLIST", "COUNT", 0),
+    ("AI._MODELSCAN",),
+    ("AI._MODELSCAN", "extra"),
+    ("AI.TENSORSET", "ex", "FLOAT", 2, 6, "VALUES", *range(1, 13)),
+    ("AI.TENSORSET", "ebg", "FLOAT", 1, 6, "VALUES", *([0.5] * 6)),
+    ("AI.EXPLAIN", "lin", "INPUTS", 1, "ex", "BACKGROUND", 1, "ebg", "OUTPUTS", 1, "att",
+     "METHOD", "EXACT"),
+    ("AI.TENSORGET", "att", "META", "VALUES"),
+    ("AI.EXPLAIN", "lin", "INPUTS", 1, "missing", "OUTPUTS", 1, "att"),
+    ("AI.EXPLAIN", "nothing", "INPUTS", 1, "ex", "OUTPUTS", 1, "att"),
 ]
 
 
@@ -164,6 +190,8 @@ def test_same_replies_as_locus_server(module, locus, protocol):
         got, want = outcome(b, *call), outcome(a, *call)
         if call[0] == "AI.MODELVERSIONS":
             got, want = (got[0], normalize(got[1])), (want[0], normalize(want[1]))
+        if call[0] == "AI._MODELSCAN" and got[0] == "ok":
+            got, want = (got[0], sorted(got[1])), (want[0], sorted(want[1]))
         assert got == want, (call[:4], got, want)
 
 
@@ -342,16 +370,24 @@ def test_replica_gets_outputs_not_runs():
         fill(c)
         c.execute_command("AI.DAGEXECUTE", "LOAD", 1, "t", "PERSIST", 1, "d", "|>",
                           "AI.MODELEXECUTE", "m", "INPUTS", 2, "t", "t", "OUTPUTS", 1, "d")
+        # An explanation replicates as the tensor it stored (KernelSHAP samples at random).
+        c.execute_command("AI.MODELSTORE", "lin", "ONNX", "CPU", "BLOB", LINREG)
+        c.execute_command("AI.TENSORSET", "ex", "FLOAT", 3, 6, "VALUES", *range(18))
+        c.execute_command("AI.EXPLAIN", "lin", "INPUTS", 1, "ex", "OUTPUTS", 1, "att",
+                          "METHOD", "KERNELSHAP", "NSAMPLES", 64)
         c.execute_command("WAIT", 1, 5000)
         deadline = time.time() + 10
-        while time.time() < deadline and rc.exists("d") == 0:
+        while time.time() < deadline and (rc.exists("d") == 0 or rc.exists("att") == 0):
             time.sleep(0.05)
         check_filled_read_only(rc)
         assert rc.execute_command("AI.TENSORGET", "d", "VALUES") == [b"2", b"4", b"6", b"8"]
+        assert rc.execute_command("AI.TENSORGET", "att", "BLOB") == \
+            c.execute_command("AI.TENSORGET", "att", "BLOB")
         stats = rc.info("commandstats")
         assert "cmdstat_ai.modelexecute" not in stats and "cmdstat_ai.dagexecute" not in stats
+        assert "cmdstat_ai.explain" not in stats
         assert stats["cmdstat_ai.tensorset"]["calls"] >= 3
-        assert stats["cmdstat_ai.modelstore"]["calls"] == 2
+        assert stats["cmdstat_ai.modelstore"]["calls"] == 3
         # A replica refuses writes, runs included.
         with pytest.raises(redis.ReadOnlyError):
             rc.execute_command("AI.MODELEXECUTE", "m", "INPUTS", 2, "t", "t", "OUTPUTS", 1, "x")

@@ -152,7 +152,6 @@ def test_info_and_reset(con):
     assert con.infoget("m")["calls"] == 0
 
 
-@pytest.mark.locus_only
 def test_modelscan(con):
     con.modelstore("m1", "ONNX", "CPU", blob("add.onnx"), tag="one")
     con.modelstore("m2", "ONNX", "CPU", blob("sum_all.onnx"))

@@ -848,7 +848,6 @@ def test_tensorstack_respects_max_bytes(spawn):
 # ---------------------------------------------------------------- AI.TENSORFROMHASH
 
 
-@pytest.mark.locus_only
 def test_tensorfromhash(rbin):
     rbin.hset("h", mapping={"a": "1", "b": "2.5", "c": "-3", "d": "1e2"})
     assert rbin.execute_command("AI.TENSORFROMHASH", "t", "FLOAT", "h", "a", "b", "c", "d") in (True, b"OK")
@@ -871,7 +870,6 @@ def test_tensorfromhash(rbin):
     assert tget(rbin, "i", "VALUES") == [7]
 
 
-@pytest.mark.locus_only
 def test_tensorfromhash_errors(rb):
     c = rb
     c.hset("h", mapping={"a": "1", "s": "abc", "big": "300"})

@@ -56,7 +56,8 @@ LOCUS_SERVER="$PWD/target/release/locus-server" $PY -m pytest -q redis-tests
 # locus-server has are marked locus_only and skipped there).
 LOCUS_TARGET=module $PY -m pytest -q redis-tests/test_tensors.py redis-tests/test_models.py \
     redis-tests/test_dag.py redis-tests/test_redisai_client.py redis-tests/test_redisai_errors.py \
-    redis-tests/test_redisai_models.py redis-tests/test_routers.py redis-tests/test_model_lifecycle.py
+    redis-tests/test_redisai_models.py redis-tests/test_routers.py redis-tests/test_model_lifecycle.py \
+    redis-tests/test_explain.py
 # A short run of every fuzz target where the nightly toolchain and cargo-fuzz are present
 # (skipped, with a line saying so, elsewhere).
 scripts/fuzz.sh 10

@@ -16,18 +16,10 @@ use std::sync::Arc;
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 
-/// Commands of locus-server that need more of its keyspace than the keys they name (scans of
-/// the whole keyspace, request logs and monitors kept beside it, background jobs): in a
+/// Commands of locus-server that need more than Redis's keyspace holds (request logs,
+/// monitors and alerts kept beside it per database, background jobs over files): in a
 /// cluster those belong to locus-server or to a client that visits every shard.
-const NOT_IN_MODULE: &[&str] = &[
-    "ai._modelscan",
-    "ai._scriptscan",
-    "ai.modellist",
-    "ai.alerts",
-    "ai.score",
-    "ai.explain",
-    "ai.tensorfromhash",
-];
+const NOT_IN_MODULE: &[&str] = &["ai.alerts", "ai.score"];
 
 fn in_module(cmd: &Command) -> bool {
     cmd.name.starts_with("ai.")
@@ -371,6 +363,30 @@ static DETACHED: std::sync::OnceLock<Detached> = std::sync::OnceLock::new();
 /// Handed from the engine's side to Redis's main thread when a call answers.
 struct Slot {
     done: Option<(Pending, Reply)>,
+    /// The blocked client it answers (its key in [`CANCELLABLE`]).
+    blocked: usize,
+}
+
+/// Calls that stop when their client goes away, by blocked client: explanations, which
+/// locus-server drops with their client (a run's outputs are stored all the same). Touched
+/// on the main thread only.
+static CANCELLABLE: parking_lot::Mutex<
+    std::collections::BTreeMap<usize, std::sync::Weak<crate::task::Task>>,
+> = parking_lot::Mutex::new(std::collections::BTreeMap::new());
+
+/// A blocked client left: its explanation stops, and the client is unblocked (Redis asks
+/// that of every blocked client, gone or not).
+unsafe extern "C" fn on_disconnect(
+    _ctx: *mut raw::RedisModuleCtx,
+    bc: *mut raw::RedisModuleBlockedClient,
+) {
+    let task = CANCELLABLE
+        .lock()
+        .get(&(bc as usize))
+        .and_then(|t| t.upgrade());
+    if let Some(task) = task {
+        task.cancel(Reply::Error("ERR the client went away".into()));
+    }
 }
 
 unsafe extern "C" fn on_command(
@@ -393,6 +409,9 @@ unsafe extern "C" fn on_command(
     let Some(handler) = cmd.handler else {
         return error(ctx, "ERR unknown command");
     };
+    if cmd.name == "ai._modelscan" {
+        return model_scan(ctx, &args);
+    }
     // The call's key arguments, found once: with the call's own strings for the copy-in.
     let mut named: Vec<(Bytes, *mut raw::RedisModuleString)> = Vec::new();
     for i in cmd.key_positions(&args) {
@@ -430,6 +449,15 @@ unsafe extern "C" fn on_command(
         }
     }
     let mut imported = host::import(ctx, db, named);
+    match cmd.name.as_str() {
+        "ai.tensorfromhash" => {
+            if let (Some(key), Some(fields)) = (args.get(3), args.get(4..)) {
+                host::import_hash_fields(ctx, &imported, key, *argv.add(3), fields);
+            }
+        }
+        "ai.modellist" => host::import_models(ctx, &mut imported),
+        _ => {}
+    }
     let mut client = h.client(db);
     client.proto = if flags & raw::REDISMODULE_CTX_FLAGS_RESP3 != 0 {
         3
@@ -485,6 +513,44 @@ fn runs_models(cmd: &Command) -> bool {
     matches!(cmd.key_proc, KeyProc::Dag | KeyProc::ModelRun) || cmd.name == "ai.modelexecute"
 }
 
+/// Whether the command replicates as its effects: runs, and explanations (KernelSHAP samples
+/// coalitions at random, and a replica should not pay for the model calls again).
+fn replicates_effects(cmd: &Command) -> bool {
+    cmd.oom_at_store || runs_models(cmd) || cmd.name == "ai.explain"
+}
+
+/// AI._MODELSCAN (RedisAI's): every model of every database with its tag. Answered here, not
+/// by locus-server's handler, which would scan the embedded keyspace's call databases.
+unsafe fn model_scan(ctx: *mut raw::RedisModuleCtx, args: &[Bytes]) -> c_int {
+    if args.len() != 1 {
+        return error(
+            ctx,
+            "ERR wrong number of arguments for 'ai._modelscan' command",
+        );
+    }
+    let select = raw::RedisModule_SelectDb.unwrap();
+    let start = raw::RedisModule_GetSelectedDb.unwrap()(ctx);
+    let mut out = Vec::new();
+    let mut db = 0;
+    while select(ctx, db) == OK {
+        for (key, value) in host::models_in_db(ctx) {
+            let locus::store::Value::Model(m) = value else {
+                continue;
+            };
+            let tag = m
+                .live()
+                .or(m.versions().last())
+                .map(|v| v.model.spec.tag.clone())
+                .unwrap_or_default();
+            out.push(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(tag)]));
+        }
+        db += 1;
+    }
+    select(ctx, start);
+    reply::send(ctx, &Reply::Array(out));
+    OK
+}
+
 /// Where a call answering later stands: its answer arrives on the engine's side, while the
 /// main thread either still watches for it (a lone client) or has blocked the client.
 struct Later {
@@ -504,12 +570,18 @@ unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd
     }));
     let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (shared, flag) = (Arc::clone(&state), Arc::clone(&answered));
-    crate::task::Task::start(fut, h.runtime.handle().clone(), move |r| {
+    let cancellable = state
+        .lock()
+        .pending
+        .as_ref()
+        .is_some_and(|p| p.cmd.name == "ai.explain");
+    let task = crate::task::Task::start(fut, h.runtime.handle().clone(), move |r| {
         let mut s = shared.lock();
         match s.blocked.take() {
             Some(bc) => {
                 let slot = Box::new(Slot {
                     done: s.pending.take().map(|p| (p, r)),
+                    blocked: bc.0 as usize,
                 });
                 raw::RedisModule_UnblockClient.unwrap()(bc.0.cast(), Box::into_raw(slot).cast());
             }
@@ -534,6 +606,13 @@ unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd
     let bc =
         raw::RedisModule_BlockClient.unwrap()(ctx, Some(on_unblocked), None, Some(free_slot), 0);
     s.blocked = Some(SendPtr(bc.cast()));
+    drop(s);
+    if cancellable {
+        CANCELLABLE
+            .lock()
+            .insert(bc as usize, Arc::downgrade(&task));
+        raw::RedisModule_SetDisconnectCallback.unwrap()(bc, Some(on_disconnect));
+    }
 }
 
 /// Writes back what the call changed and replicates it: a call answered at once as itself
@@ -545,8 +624,7 @@ unsafe fn finish(ctx: *mut raw::RedisModuleCtx, pending: Pending, ok: bool) {
         return;
     }
     let replaced_other = changes.any && changes.tensors.is_empty() && changes.deleted.is_empty();
-    let is_run = pending.cmd.oom_at_store || runs_models(&pending.cmd);
-    if is_run && !replaced_other {
+    if replicates_effects(&pending.cmd) && !replaced_other {
         for (key, t) in &changes.tensors {
             let argv = locus::cmd::tensors::tensorset_command(key, t);
             replicate(ctx, &argv);
@@ -595,6 +673,7 @@ unsafe extern "C" fn free_slot(_ctx: *mut raw::RedisModuleCtx, p: *mut c_void) {
         return;
     }
     let slot = Box::from_raw(p.cast::<Slot>());
+    CANCELLABLE.lock().remove(&slot.blocked);
     if let (Some((pending, r)), Some(detached)) = (slot.done, DETACHED.get()) {
         raw::RedisModule_SelectDb.unwrap()(detached.0, pending.redis_db);
         finish(detached.0, pending, !r.is_error());

@@ -12,9 +12,11 @@ use bytes::Bytes;
 use locus::config::Config;
 use locus::server::client::Client;
 use locus::server::Server;
-use locus::store::{Entry, Value};
+use locus::store::{Entry, HashValue, Value};
 use parking_lot::Mutex;
 use redis_module::raw;
+use std::collections::BTreeMap;
+use std::os::raw::{c_int, c_void};
 use std::sync::{Arc, OnceLock};
 
 /// Databases in the pool: the most commands in flight at once (model runs waiting for their
@@ -180,6 +182,108 @@ pub unsafe fn import(
         out.keys.push((key, before));
     }
     out
+}
+
+/// Copies the named fields of the Redis hash at `key` into the call's database, where the
+/// call sees a hash (AI.TENSORFROMHASH reads one; other Redis types stay placeholders that
+/// answer WRONGTYPE). Fields the hash lacks are left out, so the handler names the first
+/// missing one as on locus-server. Only the named fields are read: O(fields), not O(hash).
+///
+/// # Safety
+/// `ctx` holds Redis's lock; `name` is the call's string for `key`.
+pub unsafe fn import_hash_fields(
+    ctx: *mut raw::RedisModuleCtx,
+    imported: &Imported,
+    key: &Bytes,
+    name: *mut raw::RedisModuleString,
+    fields: &[Bytes],
+) {
+    let other = |(k, b): &(Bytes, Before)| k == key && matches!(b, Before::Other);
+    if !imported.keys.iter().any(other) {
+        return;
+    }
+    let handle = raw::RedisModule_OpenKey.unwrap()(ctx, name, raw::REDISMODULE_READ as c_int)
+        .cast::<raw::RedisModuleKey>();
+    if handle.is_null() {
+        return;
+    }
+    if raw::RedisModule_KeyType.unwrap()(handle) != raw::REDISMODULE_KEYTYPE_HASH as c_int {
+        raw::RedisModule_CloseKey.unwrap()(handle);
+        return;
+    }
+    let mut hash = HashValue::default();
+    for field in fields {
+        if hash.contains_key(field) {
+            continue;
+        }
+        let f = RString::new(ctx, field);
+        let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+        raw::RedisModule_HashGet.unwrap()(
+            handle,
+            raw::REDISMODULE_HASH_NONE as c_int,
+            f.ptr,
+            &mut value as *mut *mut raw::RedisModuleString,
+            std::ptr::null_mut::<c_void>(),
+        );
+        if !value.is_null() {
+            hash.insert(field.clone(), Bytes::copy_from_slice(ffi::bytes_of(value)));
+            raw::RedisModule_FreeString.unwrap()(ctx, value);
+        }
+    }
+    raw::RedisModule_CloseKey.unwrap()(handle);
+    let now = locus::util::now_ms();
+    let mut shard = host().server.store.db(imported.db).write(key);
+    shard.insert(key.clone(), Entry::new(Value::Hash(Box::new(hash))), now);
+}
+
+/// The models of the selected Redis database, by key. A scan of the whole keyspace on Redis's
+/// main thread, as KEYS is: for the catalog commands, which read every model.
+///
+/// # Safety
+/// `ctx` is a live command context holding Redis's lock.
+pub unsafe fn models_in_db(ctx: *mut raw::RedisModuleCtx) -> BTreeMap<Bytes, Value> {
+    let mut found: BTreeMap<Bytes, Value> = BTreeMap::new();
+    let cursor = raw::RedisModule_ScanCursorCreate.unwrap()();
+    let data = (&mut found as *mut BTreeMap<Bytes, Value>).cast::<c_void>();
+    while raw::RedisModule_Scan.unwrap()(ctx, cursor, Some(collect_model), data) != 0 {}
+    raw::RedisModule_ScanCursorDestroy.unwrap()(cursor);
+    found
+}
+
+unsafe extern "C" fn collect_model(
+    _ctx: *mut raw::RedisModuleCtx,
+    name: *mut raw::RedisModuleString,
+    key: *mut raw::RedisModuleKey,
+    data: *mut c_void,
+) {
+    if key.is_null() {
+        return;
+    }
+    // A key past its expiry that Redis has not reclaimed yet reads as 0 ms to live.
+    if raw::RedisModule_GetExpire.unwrap()(key) == 0 {
+        return;
+    }
+    if let types::Read::Ai(v @ Value::Model(_)) = types::read_open(key) {
+        let found = &mut *data.cast::<BTreeMap<Bytes, Value>>();
+        found.insert(Bytes::copy_from_slice(ffi::bytes_of(name)), v);
+    }
+}
+
+/// Copies every model of the selected Redis database into the call's database (AI.MODELLIST).
+///
+/// # Safety
+/// `ctx` is a live command context holding Redis's lock.
+pub unsafe fn import_models(ctx: *mut raw::RedisModuleCtx, imported: &mut Imported) {
+    let now = locus::util::now_ms();
+    let db = host().server.store.db(imported.db);
+    for (key, value) in models_in_db(ctx) {
+        if imported.keys.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        let id = identity(&value).expect("an AI value");
+        db.write(&key).insert(key.clone(), Entry::new(value), now);
+        imported.keys.push((key, Before::Ai(id)));
+    }
 }
 
 /// Lets go of the models a queued run named, once its handler has taken what the run needs.

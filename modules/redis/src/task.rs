@@ -33,7 +33,7 @@ impl Task {
         future: Deferred,
         runtime: tokio::runtime::Handle,
         done: impl FnOnce(Reply) + Send + 'static,
-    ) {
+    ) -> Arc<Task> {
         let task = Arc::new(Task {
             future: Mutex::new(Some(future)),
             notified: AtomicBool::new(false),
@@ -41,6 +41,16 @@ impl Task {
             done: Mutex::new(Some(Box::new(done))),
         });
         task.run();
+        task
+    }
+
+    /// Drops the call's future (what it queued is skipped, as when a locus-server client goes
+    /// away) and answers `reply` in its place, unless it has answered already.
+    pub fn cancel(&self, reply: Reply) {
+        drop(self.future.lock().take());
+        if let Some(done) = self.done.lock().take() {
+            done(reply);
+        }
     }
 
     fn run(self: &Arc<Self>) {

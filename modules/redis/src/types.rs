@@ -86,8 +86,18 @@ pub unsafe fn read(ctx: *mut raw::RedisModuleCtx, key: *mut raw::RedisModuleStri
     if handle.is_null() {
         return Read::Absent;
     }
+    let out = read_open(handle);
+    raw::RedisModule_CloseKey.unwrap()(handle);
+    out
+}
+
+/// Reads an open key (see [`read`]).
+///
+/// # Safety
+/// `handle` is an open key and Redis's lock is held.
+pub unsafe fn read_open(handle: *mut raw::RedisModuleKey) -> Read {
     let kind = raw::RedisModule_KeyType.unwrap()(handle);
-    let out = if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+    if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
         Read::Absent
     } else if kind == raw::REDISMODULE_KEYTYPE_MODULE as c_int
         && is_ours(raw::RedisModule_ModuleTypeGetType.unwrap()(handle))
@@ -99,9 +109,7 @@ pub unsafe fn read(ctx: *mut raw::RedisModuleCtx, key: *mut raw::RedisModuleStri
         }
     } else {
         Read::Other
-    };
-    raw::RedisModule_CloseKey.unwrap()(handle);
-    out
+    }
 }
 
 /// Stores an AI value under `key`, replacing what was there.
