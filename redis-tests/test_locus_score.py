@@ -111,18 +111,9 @@ def test_jsonl_and_npy(tmp):
     np.testing.assert_allclose(np.load(out), expected(X), rtol=1e-5, atol=1e-6)
 
 
-def test_an_interrupted_run_resumes_without_duplicate_rows(server_port, tmp):
-    c = redis.Redis(port=server_port)
-    c.flushall()
-    with open(TXN30, "rb") as f:
-        c.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", f.read())
-    n = 60000
-    X = np.random.default_rng(4).standard_normal((n, 30)).astype(np.float32)
-    src = os.path.join(tmp, "in.csv")
-    write_csv(src, X)
-    out = os.path.join(tmp, "out.csv")
-    args = [SCORE_BIN, "--model", "m", "-p", str(server_port), "--input", src, "--columns",
-            ",".join(COLS), "--id-column", "id", "--output", out, "--batch", "16", "--connections", "1"]
+def interrupt_and_resume(args, out, n):
+    """Kills the run `args` once it has checkpointed (no output file may be left), then
+    resumes it, which must go on from the checkpoint."""
     p = subprocess.Popen(args, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while not os.path.exists(out + ".partial.ckpt") and time.time() < deadline:
@@ -136,6 +127,21 @@ def test_an_interrupted_run_resumes_without_duplicate_rows(server_port, tmp):
     r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"resuming after {done} rows" in r.stderr
+
+
+def test_an_interrupted_run_resumes_without_duplicate_rows(server_port, tmp):
+    c = redis.Redis(port=server_port)
+    c.flushall()
+    with open(TXN30, "rb") as f:
+        c.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", f.read())
+    n = 60000
+    X = np.random.default_rng(4).standard_normal((n, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.csv")
+    write_csv(src, X)
+    out = os.path.join(tmp, "out.csv")
+    args = [SCORE_BIN, "--model", "m", "-p", str(server_port), "--input", src, "--columns",
+            ",".join(COLS), "--id-column", "id", "--output", out, "--batch", "16", "--connections", "1"]
+    interrupt_and_resume(args, out, n)
     _, rows = read_csv(out)
     assert [row[0] for row in rows] == [f"tx-{i}" for i in range(n)]
     got = np.array([[float(v) for v in row[1:]] for row in rows], np.float32)
@@ -161,3 +167,90 @@ def test_bad_input_gets_clear_errors_and_no_output(tmp):
     assert r.returncode != 0 and "cannot write" in r.stderr
     r = locus_score("--model", "m", "-p", 1, "--input", src, "--output", out, check=False)
     assert r.returncode != 0 and "cannot connect" in r.stderr
+
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+def write_parquet(path, X, ids, compression="snappy", row_group_size=None, nulls=()):
+    cols = {"id": ids if isinstance(ids, pa.Array) else pa.array(ids)}
+    for j, c in enumerate(COLS):
+        # Half the features as float64, a few as float32: both physical types are read.
+        v = X[:, j].astype(np.float64 if j % 2 else np.float32)
+        mask = np.array([(i, j) in nulls for i in range(len(X))])
+        cols[c] = pa.array(v, mask=mask if mask.any() else None)
+    cols["note"] = pa.array(["a, quoted note"] * len(X))
+    pq.write_table(pa.table(cols), path, compression=compression, row_group_size=row_group_size)
+
+
+@pytest.mark.parametrize("compression", ["snappy", "gzip", "lz4", "zstd", "none"])
+def test_parquet_in_process_matches_onnxruntime(tmp, compression):
+    n = 2500
+    X = np.random.default_rng(5).standard_normal((n, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.parquet")
+    # Row groups of 1,000 rows against batches of 384: chunks span row groups.
+    write_parquet(src, X, [f"tx-{i}" for i in range(n)], compression, 1000, nulls={(7, 3)})
+    out = os.path.join(tmp, "out.parquet")
+    r = locus_score("--inprocess", TXN30, "--input", src, "--columns", ",".join(COLS),
+                    "--id-column", "id", "--output", out, "--batch", 384)
+    assert f"{n - 1} rows scored, 1 rows failed" in r.stderr, r.stderr
+    assert "column 'f3' is null" in r.stderr, r.stderr
+    t = pq.read_table(out)
+    assert t.column_names == ["id", "probabilities_0", "probabilities_1"]
+    assert t.schema.field("id").type == pa.string()
+    assert t.schema.field("probabilities_0").type == pa.float64()
+    keep = [i for i in range(n) if i != 7]
+    assert t.column("id").to_pylist() == [f"tx-{i}" for i in keep]
+    got = np.stack([t.column(c).to_numpy() for c in t.column_names[1:]], axis=1)
+    np.testing.assert_allclose(got, expected(X[keep]), rtol=1e-5, atol=1e-6)
+
+
+def test_parquet_through_the_server_resumes_without_duplicate_rows(server_port, tmp):
+    c = redis.Redis(port=server_port)
+    c.flushall()
+    with open(TXN30, "rb") as f:
+        c.execute_command("AI.MODELSTORE", "m", "ONNX", "CPU", "BLOB", f.read())
+    n = 60000
+    X = np.random.default_rng(6).standard_normal((n, 30)).astype(np.float32)
+    src = os.path.join(tmp, "in.parquet")
+    write_parquet(src, X, list(range(100, 100 + n)), row_group_size=7000)
+    out = os.path.join(tmp, "out.parquet")
+    args = [SCORE_BIN, "--model", "m", "-p", str(server_port), "--input", src, "--columns",
+            ",".join(COLS), "--id-column", "id", "--output", out, "--batch", "16",
+            "--connections", "1"]
+    interrupt_and_resume(args, out, n)
+    t = pq.read_table(out)
+    # Integer ids stay integers.
+    assert t.schema.field("id").type == pa.int64()
+    assert t.column("id").to_pylist() == list(range(100, 100 + n))
+    got = np.stack([t.column(c).to_numpy() for c in t.column_names[1:]], axis=1)
+    np.testing.assert_allclose(got, expected(X), rtol=1e-5, atol=1e-6)
+
+
+def test_parquet_bad_input(tmp):
+    X = np.zeros((3, 30), np.float32)
+    src = os.path.join(tmp, "in.parquet")
+    write_parquet(src, X, ["a", "b", "c"])
+    out = os.path.join(tmp, "out.parquet")
+    bad = os.path.join(tmp, "bad.parquet")
+    with open(bad, "wb") as f:
+        f.write(b"PAR1 this is not a parquet file")
+    cases = [
+        # Without --columns every column but the id is a feature, and `note` is text.
+        (["--input", src, "--id-column", "id"], "column 'note' is BYTE_ARRAY, not a number"),
+        (["--input", src, "--columns", "f0,nope"], "no flat column 'nope'"),
+        (["--input", src, "--columns", ",".join(COLS[:29])], "29"),
+        (["--input", bad], "the Parquet file does not read"),
+    ]
+    for extra, err in cases:
+        r = locus_score("--inprocess", TXN30, "--output", out, *extra, check=False)
+        assert r.returncode != 0 and err in r.stderr, (extra, r.stderr)
+        assert not os.path.exists(out)
+    # No row at all: a valid, empty output with the id and output columns.
+    empty = os.path.join(tmp, "empty.parquet")
+    write_parquet(empty, np.zeros((0, 30), np.float32), pa.array([], pa.string()))
+    locus_score("--inprocess", TXN30, "--input", empty, "--columns", ",".join(COLS),
+                "--id-column", "id", "--output", out)
+    t = pq.read_table(out)
+    assert t.num_rows == 0 and t.column_names[0] == "id"

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! locus-score --model KEY [--version n] (-h host -p port | --inprocess MODEL.onnx)
-//!             --input FILE [--format csv|jsonl|npy] [--columns a,b,…] [--id-column c]
+//!             --input FILE [--format csv|parquet|jsonl|npy] [--columns a,b,…] [--id-column c]
 //!             --output FILE [--batch n] [--connections n] [--resume]
 //! ```
 //!
@@ -39,7 +39,7 @@ struct Opts {
 
 const USAGE: &str =
     "usage: locus-score --model KEY [--version n] (-h host -p port | --inprocess MODEL.onnx) \
---input FILE [--format csv|jsonl|npy] [--columns a,b,...] [--id-column c] --output FILE \
+--input FILE [--format csv|parquet|jsonl|npy] [--columns a,b,...] [--id-column c] --output FILE \
 [--batch n] [--connections n] [--resume]";
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -78,10 +78,9 @@ fn parse_args() -> Opts {
             "--input" => o.input = value().into(),
             "--format" => {
                 let v = value();
-                o.format =
-                    Some(Format::parse(&v).unwrap_or_else(|| {
-                        fail(format!("unknown format '{v}' (csv, jsonl or npy)"))
-                    }))
+                o.format = Some(Format::parse(&v).unwrap_or_else(|| {
+                    fail(format!("unknown format '{v}' (csv, parquet, jsonl or npy)"))
+                }))
             }
             "--columns" => o.columns = Some(value().split(',').map(str::to_string).collect()),
             "--id-column" => o.id_column = Some(value()),

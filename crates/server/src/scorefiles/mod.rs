@@ -1,5 +1,5 @@
-//! The files `locus-score` reads and writes: CSV (with a header row), JSON lines and NPY, read
-//! in chunks of rows, and the output built beside its final name with a checkpoint, so an
+//! The files `locus-score` reads and writes: CSV (with a header row), JSON lines, NPY and
+//! Parquet, read in chunks of rows, and the output built beside its final name with a checkpoint, so an
 //! interrupted run can resume and a failed one leaves no half-written file.
 
 use crate::tensor::{DType, Tensor};
@@ -7,11 +7,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+mod parquet_file;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Csv,
     Jsonl,
     Npy,
+    Parquet,
 }
 
 impl Format {
@@ -20,6 +23,7 @@ impl Format {
             "csv" => Some(Format::Csv),
             "jsonl" | "json" | "ndjson" => Some(Format::Jsonl),
             "npy" => Some(Format::Npy),
+            "parquet" | "pq" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -106,6 +110,9 @@ pub fn open(
             }
             Ok(Box::new(NpySource::new(file)?))
         }
+        Format::Parquet => Ok(Box::new(parquet_file::ParquetSource::new(
+            file, columns, id_column,
+        )?)),
     }
 }
 
@@ -496,7 +503,8 @@ impl Output {
 
 /// The output being built: `path.partial` and its checkpoint `path.partial.ckpt` (input rows
 /// consumed, bytes written), renamed to `path` at the end. CSV and JSON lines are written
-/// as they go; NPY keeps its values in the partial file and gets its header at the end.
+/// as they go; NPY keeps its values in the partial file and gets its header at the end;
+/// Parquet keeps its rows there (id, then the values) and is written from them at the end.
 pub struct Sink {
     path: PathBuf,
     partial: PathBuf,
@@ -641,6 +649,17 @@ impl Sink {
                         }
                     }
                 }
+                Format::Parquet => {
+                    for (r, id) in chunk.ids.iter().enumerate() {
+                        buf.extend_from_slice(&(id.len() as u32).to_le_bytes());
+                        buf.extend_from_slice(id.as_bytes());
+                        for o in outputs {
+                            for v in &o.data[r * o.cols..(r + 1) * o.cols] {
+                                buf.extend_from_slice(&v.to_le_bytes());
+                            }
+                        }
+                    }
+                }
             }
             self.out.write_all(&buf).map_err(io)?;
         }
@@ -687,6 +706,44 @@ impl Sink {
             }
             std::fs::rename(&tmp, &self.partial).map_err(io)?;
         }
+        if self.format == Format::Parquet {
+            let names = match &self.cols {
+                Some(cols) => self.column_names(cols),
+                None => self.output_names.clone(),
+            };
+            let width = names.len();
+            let records = || -> Result<std::io::BufReader<File>, String> {
+                Ok(BufReader::with_capacity(
+                    1 << 20,
+                    File::open(&self.partial).map_err(io)?,
+                ))
+            };
+            // The id column is INT64 when every id is an integer (row numbers, integer ids).
+            let mut integer_ids = true;
+            {
+                let (mut r, mut ids, mut values) = (records()?, Vec::new(), Vec::new());
+                while read_record(&mut r, width, &mut ids, &mut values).map_err(io)? {
+                    integer_ids &= ids.pop().is_some_and(|id| id.parse::<i64>().is_ok());
+                    values.clear();
+                }
+            }
+            let tmp = PathBuf::from(format!("{}.parquet-tmp", self.partial.display()));
+            let mut r = records()?;
+            parquet_file::write(
+                File::create(&tmp).map_err(io)?,
+                &self.id_name,
+                &names,
+                integer_ids,
+                |ids, values, max| {
+                    let mut n = 0;
+                    while n < max && read_record(&mut r, width, ids, values).map_err(io)? {
+                        n += 1;
+                    }
+                    Ok(n)
+                },
+            )?;
+            std::fs::rename(&tmp, &self.partial).map_err(io)?;
+        }
         if self.format == Format::Csv && self.cols.is_none() {
             // No row was scored: the output still gets its header.
             let mut header = vec![self.id_name.clone()];
@@ -698,6 +755,32 @@ impl Sink {
         let _ = std::fs::remove_file(&self.checkpoint);
         Ok(())
     }
+}
+
+/// Reads one row of a Parquet output's partial file (id length, id, `width` values); false at
+/// its end.
+fn read_record(
+    r: &mut impl Read,
+    width: usize,
+    ids: &mut Vec<String>,
+    values: &mut Vec<f64>,
+) -> std::io::Result<bool> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut id)?;
+    ids.push(String::from_utf8_lossy(&id).into_owned());
+    let mut b = vec![0u8; width * 8];
+    r.read_exact(&mut b)?;
+    values.extend(
+        b.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))),
+    );
+    Ok(true)
 }
 
 /// A value as text: integers without a fraction, others in their shortest f32 form.
