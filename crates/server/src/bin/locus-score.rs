@@ -15,6 +15,11 @@
 //! the first ones reported; they never stop the run.
 
 use locus::scorefiles::{self, Chunk, Format, Sink};
+
+// jemalloc, as the server: chunks of rows are allocated and freed over and over, and glibc's
+// allocator hands such blocks back to the kernel, so every chunk paid page faults again.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::exit;
@@ -397,6 +402,7 @@ fn main() {
         &o.output,
         format,
         source.id_name(),
+        source.integer_ids(),
         &scorer.output_names(),
         o.resume,
     )
@@ -411,15 +417,35 @@ fn main() {
     let width = source.width();
     let mut failed_rows = 0u64;
     let mut scored = sink.rows_done();
-    // A chunk is read while the previous one is scored: batches go to the scorers in
-    // parallel, and their answers are put back in order.
+    // Three stages on threads of their own, so that on a machine of a few cores the model
+    // never waits for the file: one thread reads the next chunk, this one scores the current
+    // chunk (its batches in parallel, answers put back in order), and one writes the last.
     let chunk_rows = (o.batch * o.connections.max(1) * 4).max(4096);
-    loop {
-        let chunk: Chunk = match source.next(chunk_rows) {
-            Ok(Some(c)) => c,
-            Ok(None) => break,
-            Err(e) => fail(e),
-        };
+    let position = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (chunks, read) = mpsc::sync_channel::<Chunk>(1);
+    let reader = {
+        let position = Arc::clone(&position);
+        std::thread::spawn(move || loop {
+            match source.next(chunk_rows) {
+                Ok(Some(c)) => {
+                    position.store(source.position(), std::sync::atomic::Ordering::Relaxed);
+                    if chunks.send(c).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => fail(e),
+            }
+        })
+    };
+    let (results, written) = mpsc::sync_channel::<(Chunk, Vec<scorefiles::Output>)>(1);
+    let writer = std::thread::spawn(move || {
+        for (chunk, outputs) in written {
+            sink.write(&chunk, &outputs).unwrap_or_else(|e| fail(e));
+        }
+        sink.finish().unwrap_or_else(|e| fail(e));
+    });
+    for chunk in read {
         for (row, why) in &chunk.failures {
             failed_rows += 1;
             if failed_rows <= 10 {
@@ -428,11 +454,17 @@ fn main() {
         }
         let outputs = score_chunk(&scorer, &chunk, width, o.batch, o.connections)
             .unwrap_or_else(|e| fail(format!("scoring failed: {e}")));
-        sink.write(&chunk, &outputs).unwrap_or_else(|e| fail(e));
         scored += chunk.ids.len() as u64;
-        progress.update(source.position(), scored);
+        if results.send((chunk, outputs)).is_err() {
+            break;
+        }
+        progress.update(position.load(std::sync::atomic::Ordering::Relaxed), scored);
     }
-    sink.finish().unwrap_or_else(|e| fail(e));
+    drop(results);
+    let _ = reader.join();
+    if writer.join().is_err() {
+        fail("writing the output failed".to_string());
+    }
     progress.finish();
     eprintln!(
         "locus-score: {scored} rows scored, {failed_rows} rows failed, {:.1} s",

@@ -68,11 +68,17 @@ impl Chunk {
     }
 }
 
-pub trait Source {
+/// Rows from an input file. Sources are read on a thread of their own (`Send`), a chunk ahead
+/// of the scoring.
+pub trait Source: Send {
     /// Features per row.
     fn width(&self) -> usize;
     /// The id column's name (`row` when rows are numbered).
     fn id_name(&self) -> String;
+    /// Whether every id is an integer (typed outputs keep them as integers).
+    fn integer_ids(&self) -> bool {
+        false
+    }
     /// Up to `max` more rows; `None` at the end.
     fn next(&mut self, max: usize) -> Result<Option<Chunk>, String>;
     /// Skips `n` input rows (resuming).
@@ -447,6 +453,13 @@ impl Source for NpySource {
 
 /// A float32 tensor [rows, width] of row-major values.
 pub fn tensor(x: &[f32], rows: usize, width: usize) -> Tensor {
+    if cfg!(target_endian = "little") {
+        // SAFETY: an f32 slice viewed as its bytes (no padding; u8 has no alignment need).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x))
+        };
+        return Tensor::from_raw(DType::Float, &[rows, width], bytes);
+    }
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     Tensor::from_raw(DType::Float, &[rows, width], &bytes)
 }
@@ -461,6 +474,18 @@ pub struct Output {
 impl Output {
     pub fn from_tensor(t: &Tensor) -> Output {
         let rows = t.shape().first().copied().unwrap_or(1).max(1);
+        if t.dtype() == DType::Float {
+            // The common case, read straight from the blob.
+            let data: Vec<f64> = t
+                .blob()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64)
+                .collect();
+            return Output {
+                cols: data.len() / rows,
+                data,
+            };
+        }
         let data: Vec<f64> = t
             .elements()
             .into_iter()
@@ -518,6 +543,10 @@ pub struct Sink {
     bytes: u64,
     /// Columns per output, learnt from the first batch (NPY's shape, CSV's header).
     cols: Option<Vec<usize>>,
+    /// Parquet: the file being written beside the partial one (which keeps the rows for a
+    /// resume), opened at the first rows; and whether its ids are integers.
+    parquet: Option<parquet_file::ParquetWriter>,
+    integer_ids: bool,
 }
 
 impl Sink {
@@ -525,6 +554,7 @@ impl Sink {
         path: &Path,
         format: Format,
         id_name: String,
+        integer_ids: bool,
         output_names: &[String],
         resume: bool,
     ) -> Result<Sink, String> {
@@ -568,7 +598,41 @@ impl Sink {
             written,
             bytes,
             cols,
+            parquet: None,
+            integer_ids,
         })
+    }
+
+    /// Opens the Parquet file for `names` and writes into it the rows a resumed run's partial
+    /// file already holds.
+    fn open_parquet(&mut self, names: &[String]) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", self.partial.display());
+        let tmp = PathBuf::from(format!("{}.parquet-tmp", self.partial.display()));
+        let mut w = parquet_file::ParquetWriter::new(
+            File::create(&tmp).map_err(io)?,
+            &self.id_name,
+            names,
+            self.integer_ids,
+        )?;
+        if self.bytes > 0 {
+            self.out.flush().map_err(io)?;
+            let mut r = BufReader::with_capacity(1 << 20, File::open(&self.partial).map_err(io)?);
+            let mut r = Read::take(&mut r, self.bytes);
+            let (mut ids, mut values) = (Vec::new(), Vec::new());
+            loop {
+                let more = read_record(&mut r, names.len(), &mut ids, &mut values).map_err(io)?;
+                if !more || ids.len() == 65536 {
+                    w.write_rows(&ids, &values)?;
+                    ids.clear();
+                    values.clear();
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+        self.parquet = Some(w);
+        Ok(())
     }
 
     /// Input rows already covered by the output (resuming).
@@ -590,7 +654,8 @@ impl Sink {
 
     /// Appends a chunk's rows and moves the checkpoint past it.
     pub fn write(&mut self, chunk: &Chunk, outputs: &[Output]) -> Result<(), String> {
-        let io = |e: std::io::Error| format!("cannot write {}: {e}", self.partial.display());
+        let partial = self.partial.display().to_string();
+        let io = |e: std::io::Error| format!("cannot write {partial}: {e}");
         let rows = chunk.ids.len();
         let cols: Vec<usize> = outputs.iter().map(|o| o.cols).collect();
         if rows > 0 {
@@ -650,14 +715,23 @@ impl Sink {
                     }
                 }
                 Format::Parquet => {
+                    let mut values = Vec::with_capacity(rows * cols.iter().sum::<usize>());
                     for (r, id) in chunk.ids.iter().enumerate() {
                         buf.extend_from_slice(&(id.len() as u32).to_le_bytes());
                         buf.extend_from_slice(id.as_bytes());
                         for o in outputs {
                             for v in &o.data[r * o.cols..(r + 1) * o.cols] {
                                 buf.extend_from_slice(&v.to_le_bytes());
+                                values.push(*v);
                             }
                         }
+                    }
+                    if self.parquet.is_none() {
+                        let names = self.column_names(&cols);
+                        self.open_parquet(&names)?;
+                    }
+                    if let Some(w) = self.parquet.as_mut() {
+                        w.write_rows(&chunk.ids, &values)?;
                     }
                 }
             }
@@ -680,7 +754,8 @@ impl Sink {
 
     /// Completes the file (NPY's header) and puts it in place.
     pub fn finish(mut self) -> Result<(), String> {
-        let io = |e: std::io::Error| format!("cannot write {}: {e}", self.path.display());
+        let path = self.path.display().to_string();
+        let io = |e: std::io::Error| format!("cannot write {path}: {e}");
         self.out.flush().map_err(io)?;
         if self.format == Format::Npy {
             let width: usize = self.cols.as_ref().map_or(0, |c| c.iter().sum());
@@ -707,41 +782,17 @@ impl Sink {
             std::fs::rename(&tmp, &self.partial).map_err(io)?;
         }
         if self.format == Format::Parquet {
-            let names = match &self.cols {
-                Some(cols) => self.column_names(cols),
-                None => self.output_names.clone(),
-            };
-            let width = names.len();
-            let records = || -> Result<std::io::BufReader<File>, String> {
-                Ok(BufReader::with_capacity(
-                    1 << 20,
-                    File::open(&self.partial).map_err(io)?,
-                ))
-            };
-            // The id column is INT64 when every id is an integer (row numbers, integer ids).
-            let mut integer_ids = true;
-            {
-                let (mut r, mut ids, mut values) = (records()?, Vec::new(), Vec::new());
-                while read_record(&mut r, width, &mut ids, &mut values).map_err(io)? {
-                    integer_ids &= ids.pop().is_some_and(|id| id.parse::<i64>().is_ok());
-                    values.clear();
-                }
+            if self.parquet.is_none() {
+                let names = match &self.cols {
+                    Some(cols) => self.column_names(cols),
+                    None => self.output_names.clone(),
+                };
+                self.open_parquet(&names)?;
+            }
+            if let Some(w) = self.parquet.take() {
+                w.close()?;
             }
             let tmp = PathBuf::from(format!("{}.parquet-tmp", self.partial.display()));
-            let mut r = records()?;
-            parquet_file::write(
-                File::create(&tmp).map_err(io)?,
-                &self.id_name,
-                &names,
-                integer_ids,
-                |ids, values, max| {
-                    let mut n = 0;
-                    while n < max && read_record(&mut r, width, ids, values).map_err(io)? {
-                        n += 1;
-                    }
-                    Ok(n)
-                },
-            )?;
             std::fs::rename(&tmp, &self.partial).map_err(io)?;
         }
         if self.format == Format::Csv && self.cols.is_none() {
@@ -773,13 +824,15 @@ fn read_record(
     }
     let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
     r.read_exact(&mut id)?;
-    ids.push(String::from_utf8_lossy(&id).into_owned());
-    let mut b = vec![0u8; width * 8];
-    r.read_exact(&mut b)?;
-    values.extend(
-        b.chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))),
+    ids.push(
+        String::from_utf8(id)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
     );
+    let mut b = [0u8; 8];
+    for _ in 0..width {
+        r.read_exact(&mut b)?;
+        values.push(f64::from_le_bytes(b));
+    }
     Ok(true)
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Input: flat (top-level, non-repeated) columns; features may be BOOLEAN, INT32, INT64, FLOAT
 //! or DOUBLE, and a null feature fails its row. The id column may be of any flat type. Output:
-//! the id column (INT64 when every id is an integer, else a UTF-8 string) and one DOUBLE column
-//! per output value, written at the end from the rows the partial file kept.
+//! the id column (INT64 when the input's is an integer column or rows are numbered, else a
+//! UTF-8 string) and one DOUBLE column per output value, a row group per chunk of rows.
 
 use super::{Chunk, Source};
 use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
@@ -23,6 +23,8 @@ struct Column {
     index: usize,
     name: String,
     nullable: bool,
+    /// An INT32 or INT64 column.
+    integer: bool,
     reader: Option<ColumnReader>,
 }
 
@@ -36,8 +38,9 @@ pub struct ParquetSource {
     row: u64,
     rows: u64,
     bytes: u64,
-    /// Per-column scratch, kept between chunks.
-    values: Vec<Vec<Option<f32>>>,
+    /// Rows being assembled (row-major), and each one's first null feature.
+    block: Vec<f32>,
+    nulls: Vec<Option<usize>>,
 }
 
 fn err(e: parquet::errors::ParquetError) -> String {
@@ -74,10 +77,11 @@ impl ParquetSource {
                 .cloned()
                 .ok_or_else(|| format!("the Parquet file has no flat column '{name}'"))
         };
-        let column = |(index, name, nullable, _): (usize, String, bool, Physical)| Column {
+        let column = |(index, name, nullable, kind): (usize, String, bool, Physical)| Column {
             index,
             name,
             nullable,
+            integer: matches!(kind, Physical::INT32 | Physical::INT64),
             reader: None,
         };
         let numeric = |c: &(usize, String, bool, Physical)| {
@@ -115,7 +119,8 @@ impl ParquetSource {
             row: 0,
             rows,
             bytes,
-            values: Vec::new(),
+            block: Vec::new(),
+            nulls: Vec::new(),
         })
     }
 
@@ -136,13 +141,15 @@ impl ParquetSource {
     }
 }
 
-/// Reads `n` records of a flat column into `out` (None for a null), converting each value.
+/// Reads `n` records of a flat column, converting each value: `put(row, value)` for a value,
+/// `null(row)` for a null.
 fn read_typed<T: DataType, X>(
     r: &mut ColumnReaderImpl<T>,
     n: usize,
     nullable: bool,
-    out: &mut Vec<Option<X>>,
     conv: impl Fn(&T::T) -> X,
+    mut put: impl FnMut(usize, X),
+    mut null: impl FnMut(usize),
 ) -> Result<(), String> {
     let mut values: Vec<T::T> = Vec::with_capacity(n);
     let mut defs: Vec<i16> = Vec::with_capacity(if nullable { n } else { 0 });
@@ -154,49 +161,81 @@ fn read_typed<T: DataType, X>(
             "the Parquet file ends early: {records} of {n} rows in a row group"
         ));
     }
-    out.clear();
     if nullable {
         let mut it = values.iter();
-        for d in defs {
-            out.push(if d > 0 { it.next().map(&conv) } else { None });
+        for (row, d) in defs.iter().enumerate() {
+            // A null has a definition level of 0 and no value.
+            match (*d > 0).then(|| it.next()).flatten() {
+                Some(v) => put(row, conv(v)),
+                None => null(row),
+            }
         }
     } else {
-        out.extend(values.iter().map(|v| Some(conv(v))));
+        for (row, v) in values.iter().enumerate() {
+            put(row, conv(v));
+        }
     }
     Ok(())
 }
 
-fn read_numbers(c: &mut Column, n: usize, out: &mut Vec<Option<f32>>) -> Result<(), String> {
+/// Reads `n` values of feature `j` into column `j` of the row-major `block` (`w` wide),
+/// noting in `nulls` the first null feature of each row.
+fn read_numbers(
+    c: &mut Column,
+    n: usize,
+    j: usize,
+    w: usize,
+    block: &mut [f32],
+    nulls: &mut [Option<usize>],
+) -> Result<(), String> {
     let nullable = c.nullable;
+    let put = |row: usize, v: f32| block[row * w + j] = v;
+    let null = |row: usize| {
+        nulls[row].get_or_insert(j);
+    };
     match c.reader.as_mut().expect("an open row group") {
-        ColumnReader::FloatColumnReader(r) => read_typed(r, n, nullable, out, |v| *v),
-        ColumnReader::DoubleColumnReader(r) => read_typed(r, n, nullable, out, |v| *v as f32),
-        ColumnReader::Int32ColumnReader(r) => read_typed(r, n, nullable, out, |v| *v as f32),
-        ColumnReader::Int64ColumnReader(r) => read_typed(r, n, nullable, out, |v| *v as f32),
+        ColumnReader::FloatColumnReader(r) => read_typed(r, n, nullable, |v| *v, put, null),
+        ColumnReader::DoubleColumnReader(r) => read_typed(r, n, nullable, |v| *v as f32, put, null),
+        ColumnReader::Int32ColumnReader(r) => read_typed(r, n, nullable, |v| *v as f32, put, null),
+        ColumnReader::Int64ColumnReader(r) => read_typed(r, n, nullable, |v| *v as f32, put, null),
         ColumnReader::BoolColumnReader(r) => {
-            read_typed(r, n, nullable, out, |v| u8::from(*v) as f32)
+            read_typed(r, n, nullable, |v| u8::from(*v) as f32, put, null)
         }
         _ => Err(format!("column '{}' is not a number", c.name)),
     }
 }
 
-fn read_ids(c: &mut Column, n: usize, out: &mut Vec<Option<String>>) -> Result<(), String> {
+fn read_ids(c: &mut Column, n: usize, out: &mut Vec<String>) -> Result<(), String> {
     let nullable = c.nullable;
+    out.clear();
+    out.resize(n, String::new());
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let put = |row: usize, v: String| out[row] = v;
+    let null = |_: usize| {};
     match c.reader.as_mut().expect("an open row group") {
         ColumnReader::ByteArrayColumnReader(r) => {
-            read_typed(r, n, nullable, out, |v: &ByteArray| text(v.data()))
+            read_typed(r, n, nullable, |v: &ByteArray| text(v.data()), put, null)
         }
         ColumnReader::FixedLenByteArrayColumnReader(r) => {
-            read_typed(r, n, nullable, out, |v| text(v.data()))
+            read_typed(r, n, nullable, |v| text(v.data()), put, null)
         }
-        ColumnReader::Int32ColumnReader(r) => read_typed(r, n, nullable, out, |v| v.to_string()),
-        ColumnReader::Int64ColumnReader(r) => read_typed(r, n, nullable, out, |v| v.to_string()),
-        ColumnReader::FloatColumnReader(r) => read_typed(r, n, nullable, out, |v| v.to_string()),
-        ColumnReader::DoubleColumnReader(r) => read_typed(r, n, nullable, out, |v| v.to_string()),
-        ColumnReader::BoolColumnReader(r) => read_typed(r, n, nullable, out, |v| v.to_string()),
+        ColumnReader::Int32ColumnReader(r) => {
+            read_typed(r, n, nullable, |v| v.to_string(), put, null)
+        }
+        ColumnReader::Int64ColumnReader(r) => {
+            read_typed(r, n, nullable, |v| v.to_string(), put, null)
+        }
+        ColumnReader::FloatColumnReader(r) => {
+            read_typed(r, n, nullable, |v| v.to_string(), put, null)
+        }
+        ColumnReader::DoubleColumnReader(r) => {
+            read_typed(r, n, nullable, |v| v.to_string(), put, null)
+        }
+        ColumnReader::BoolColumnReader(r) => {
+            read_typed(r, n, nullable, |v| v.to_string(), put, null)
+        }
         ColumnReader::Int96ColumnReader(r) => {
-            read_typed(r, n, nullable, out, |v| format!("{:?}", v.data()))
+            read_typed(r, n, nullable, |v| format!("{:?}", v.data()), put, null)
         }
     }
 }
@@ -210,30 +249,46 @@ impl Source for ParquetSource {
         self.id.as_ref().map_or("row".into(), |c| c.name.clone())
     }
 
+    fn integer_ids(&self) -> bool {
+        self.id.as_ref().is_none_or(|c| c.integer)
+    }
+
     fn next(&mut self, max: usize) -> Result<Option<Chunk>, String> {
         let mut c = Chunk::default();
-        let mut ids: Vec<Option<String>> = Vec::new();
-        self.values.resize_with(self.features.len(), Vec::new);
+        let mut ids: Vec<String> = Vec::new();
+        let w = self.features.len();
         while (c.consumed as usize) < max && self.open_group()? {
             let n = self.left.min(max - c.consumed as usize);
-            for (col, out) in self.features.iter_mut().zip(self.values.iter_mut()) {
-                read_numbers(col, n, out)?;
+            self.block.clear();
+            self.block.resize(n * w, 0.0);
+            self.nulls.clear();
+            self.nulls.resize(n, None);
+            for (j, col) in self.features.iter_mut().enumerate() {
+                read_numbers(col, n, j, w, &mut self.block, &mut self.nulls)?;
             }
             if let Some(col) = self.id.as_mut() {
                 read_ids(col, n, &mut ids)?;
             }
-            c.x.reserve(n * self.features.len());
+            let mut ids = ids.drain(..);
+            // Without a null, the block is the chunk's next rows as it stands.
+            let whole = self.nulls.iter().all(Option::is_none);
+            if whole {
+                c.x.extend_from_slice(&self.block);
+            }
             for r in 0..n {
                 let row = self.row + r as u64;
-                let values =
-                    self.features.iter().zip(&self.values).map(|(col, v)| {
-                        v[r].ok_or_else(|| format!("column '{}' is null", col.name))
-                    });
-                let id = || match ids.get_mut(r) {
-                    Some(id) => id.take().unwrap_or_default(),
-                    None => row.to_string(),
-                };
-                c.push_row(row, values, id);
+                let id = ids.next().unwrap_or_else(|| row.to_string());
+                match self.nulls[r] {
+                    None => {
+                        if !whole {
+                            c.x.extend_from_slice(&self.block[r * w..(r + 1) * w]);
+                        }
+                        c.ids.push(id);
+                    }
+                    Some(j) => c
+                        .failures
+                        .push((row, format!("column '{}' is null", self.features[j].name))),
+                }
             }
             self.left -= n;
             self.row += n as u64;
@@ -250,86 +305,102 @@ impl Source for ParquetSource {
     }
 }
 
-/// Rows per row group of the output.
-const GROUP_ROWS: usize = 65536;
-
-/// Writes `rows` (id, values) as a Parquet file: the id column, then one DOUBLE column per
-/// name. `rows` is read in row groups of [`GROUP_ROWS`]; `integer_ids` says whether every id
-/// parses as an integer (the column is then INT64).
-pub fn write(
-    out: File,
-    id_name: &str,
-    names: &[String],
+/// The Parquet output being written: the id column (INT64 or a UTF-8 string), then one
+/// DOUBLE column per name; one row group per [`ParquetWriter::write_rows`].
+pub struct ParquetWriter {
+    writer: SerializedFileWriter<File>,
     integer_ids: bool,
-    mut rows: impl FnMut(&mut Vec<String>, &mut Vec<f64>, usize) -> Result<usize, String>,
-) -> Result<(), String> {
-    let perr = |e: parquet::errors::ParquetError| format!("cannot write the Parquet file: {e}");
-    let id_type = if integer_ids {
-        Type::primitive_type_builder(id_name, Physical::INT64)
-    } else {
-        Type::primitive_type_builder(id_name, Physical::BYTE_ARRAY)
-            .with_logical_type(Some(LogicalType::String))
-    };
-    let mut fields = vec![Arc::new(
-        id_type
-            .with_repetition(Repetition::REQUIRED)
-            .build()
-            .map_err(perr)?,
-    )];
-    for name in names {
-        fields.push(Arc::new(
-            Type::primitive_type_builder(name, Physical::DOUBLE)
+    width: usize,
+}
+
+fn werr(e: parquet::errors::ParquetError) -> String {
+    format!("cannot write the Parquet file: {e}")
+}
+
+impl ParquetWriter {
+    pub fn new(
+        out: File,
+        id_name: &str,
+        names: &[String],
+        integer_ids: bool,
+    ) -> Result<Self, String> {
+        // Integer ids may be null (an input's null id); string ids are never null.
+        let id_type = if integer_ids {
+            Type::primitive_type_builder(id_name, Physical::INT64)
+                .with_repetition(Repetition::OPTIONAL)
+        } else {
+            Type::primitive_type_builder(id_name, Physical::BYTE_ARRAY)
+                .with_logical_type(Some(LogicalType::String))
                 .with_repetition(Repetition::REQUIRED)
-                .build()
-                .map_err(perr)?,
-        ));
-    }
-    let schema = Type::group_type_builder("schema")
-        .with_fields(fields)
-        .build()
-        .map_err(perr)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut writer =
-        SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props)).map_err(perr)?;
-    let (mut ids, mut values) = (Vec::new(), Vec::new());
-    let width = names.len();
-    loop {
-        ids.clear();
-        values.clear();
-        let n = rows(&mut ids, &mut values, GROUP_ROWS)?;
-        if n == 0 {
-            break;
+        };
+        let mut fields = vec![Arc::new(id_type.build().map_err(werr)?)];
+        for name in names {
+            fields.push(Arc::new(
+                Type::primitive_type_builder(name, Physical::DOUBLE)
+                    .with_repetition(Repetition::REQUIRED)
+                    .build()
+                    .map_err(werr)?,
+            ));
         }
-        let mut group = writer.next_row_group().map_err(perr)?;
+        let schema = Type::group_type_builder("schema")
+            .with_fields(fields)
+            .build()
+            .map_err(werr)?;
+        // Snappy, as pyarrow writes by default; no dictionaries (ids and scores rarely repeat).
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(false)
+            .build();
+        let writer =
+            SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props)).map_err(werr)?;
+        Ok(ParquetWriter {
+            writer,
+            integer_ids,
+            width: names.len(),
+        })
+    }
+
+    /// Writes rows (`ids`, and `values` row-major) as one row group.
+    pub fn write_rows(&mut self, ids: &[String], values: &[f64]) -> Result<(), String> {
+        let n = ids.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut group = self.writer.next_row_group().map_err(werr)?;
         let mut index = 0;
-        while let Some(mut col) = group.next_column().map_err(perr)? {
+        while let Some(mut col) = group.next_column().map_err(werr)? {
             if index == 0 {
-                if integer_ids {
-                    let v: Vec<i64> = ids.iter().map(|s| s.parse().unwrap_or(0)).collect();
+                if self.integer_ids {
+                    let parsed: Vec<Option<i64>> = ids.iter().map(|s| s.parse().ok()).collect();
+                    let defs: Vec<i16> = parsed.iter().map(|v| i16::from(v.is_some())).collect();
+                    let v: Vec<i64> = parsed.into_iter().flatten().collect();
                     col.typed::<parquet::data_type::Int64Type>()
-                        .write_batch(&v, None, None)
-                        .map_err(perr)?;
+                        .write_batch(&v, Some(&defs), None)
+                        .map_err(werr)?;
                 } else {
                     let v: Vec<ByteArray> =
                         ids.iter().map(|s| ByteArray::from(s.as_str())).collect();
                     col.typed::<parquet::data_type::ByteArrayType>()
                         .write_batch(&v, None, None)
-                        .map_err(perr)?;
+                        .map_err(werr)?;
                 }
             } else {
                 let j = index - 1;
-                let v: Vec<f64> = (0..n).map(|r| values[r * width + j]).collect();
+                let v: Vec<f64> = (0..n).map(|r| values[r * self.width + j]).collect();
                 col.typed::<parquet::data_type::DoubleType>()
                     .write_batch(&v, None, None)
-                    .map_err(perr)?;
+                    .map_err(werr)?;
             }
-            col.close().map_err(perr)?;
+            col.close().map_err(werr)?;
             index += 1;
         }
-        group.close().map_err(perr)?;
+        group.close().map_err(werr)?;
+        Ok(())
     }
-    writer.close().map_err(perr)?;
-    Ok(())
+
+    /// Writes the footer.
+    pub fn close(self) -> Result<(), String> {
+        self.writer.close().map_err(werr)?;
+        Ok(())
+    }
 }
