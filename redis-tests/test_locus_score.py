@@ -190,17 +190,20 @@ def test_parquet_in_process_matches_onnxruntime(tmp, compression):
     X = np.random.default_rng(5).standard_normal((n, 30)).astype(np.float32)
     src = os.path.join(tmp, "in.parquet")
     # Row groups of 1,000 rows against batches of 384: chunks span row groups.
-    write_parquet(src, X, [f"tx-{i}" for i in range(n)], compression, 1000, nulls={(7, 3)})
+    # Row 7 has nulls in f3 (float64) and f4 (float32): the first is named.
+    write_parquet(src, X, [f"tx-{i}" for i in range(n)], compression, 1000,
+                  nulls={(7, 3), (7, 4), (1500, 4)})
     out = os.path.join(tmp, "out.parquet")
     r = locus_score("--inprocess", TXN30, "--input", src, "--columns", ",".join(COLS),
                     "--id-column", "id", "--output", out, "--batch", 384)
-    assert f"{n - 1} rows scored, 1 rows failed" in r.stderr, r.stderr
-    assert "column 'f3' is null" in r.stderr, r.stderr
+    assert f"{n - 2} rows scored, 2 rows failed" in r.stderr, r.stderr
+    assert "row 7 skipped: column 'f3' is null" in r.stderr, r.stderr
+    assert "row 1500 skipped: column 'f4' is null" in r.stderr, r.stderr
     t = pq.read_table(out)
     assert t.column_names == ["id", "probabilities_0", "probabilities_1"]
     assert t.schema.field("id").type == pa.string()
     assert t.schema.field("probabilities_0").type == pa.float64()
-    keep = [i for i in range(n) if i != 7]
+    keep = [i for i in range(n) if i not in (7, 1500)]
     assert t.column("id").to_pylist() == [f"tx-{i}" for i in keep]
     got = np.stack([t.column(c).to_numpy() for c in t.column_names[1:]], axis=1)
     np.testing.assert_allclose(got, expected(X[keep]), rtol=1e-5, atol=1e-6)
