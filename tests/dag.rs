@@ -396,16 +396,18 @@ fn independent_branches_overlap() {
             }
         })
     };
-    // And they must take less time than two in a row. The machine is shared: another process
-    // holding the second core for a moment makes any two runs take turns, so the timing is
-    // judged over a few spaced attempts (each the best of alternating rounds), and it counts
-    // only where two busy threads of this process can overlap at that moment.
+    // And they must take less time than two in a row. The machine is shared (and other tests
+    // of this binary run beside this one): another process holding the second core for a
+    // moment makes any two runs take turns, so the timing is judged over a few spaced attempts
+    // (each the best of alternating rounds), and it counts only where two busy threads of
+    // this process could overlap both before and after the attempt.
     let mut attempts = Vec::new();
     let mut overlapped = false;
-    for attempt in 0..4 {
+    for attempt in 0..6 {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(500));
         }
+        let free_before = two_cores_free();
         let (mut single, mut pair) = (Duration::MAX, Duration::MAX);
         for _ in 0..5 {
             single = single.min(one(&mut c));
@@ -417,7 +419,7 @@ fn independent_branches_overlap() {
             );
             pair = pair.min(d);
         }
-        attempts.push((pair, single, two_cores_free()));
+        attempts.push((pair, single, free_before && two_cores_free()));
         if pair.as_secs_f64() < single.as_secs_f64() * 1.75 {
             overlapped = true;
             break;
