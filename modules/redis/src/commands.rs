@@ -363,8 +363,8 @@ static DETACHED: std::sync::OnceLock<Detached> = std::sync::OnceLock::new();
 /// Handed from the engine's side to Redis's main thread when a call answers.
 struct Slot {
     done: Option<(Pending, Reply)>,
-    /// The blocked client it answers (its key in [`CANCELLABLE`]).
-    blocked: usize,
+    /// The blocked client it answers, when the call is in [`CANCELLABLE`].
+    cancellable: Option<usize>,
 }
 
 /// Calls that stop when their client goes away, by blocked client: explanations, which
@@ -534,15 +534,9 @@ unsafe fn model_scan(ctx: *mut raw::RedisModuleCtx, args: &[Bytes]) -> c_int {
     let mut db = 0;
     while select(ctx, db) == OK {
         for (key, value) in host::models_in_db(ctx) {
-            let locus::store::Value::Model(m) = value else {
-                continue;
-            };
-            let tag = m
-                .live()
-                .or(m.versions().last())
-                .map(|v| v.model.spec.tag.clone())
-                .unwrap_or_default();
-            out.push(Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(tag)]));
+            if let locus::store::Value::Model(m) = value {
+                out.push(locus::cmd::models::modelscan_entry(key, &m));
+            }
         }
         db += 1;
     }
@@ -562,6 +556,8 @@ struct Later {
 /// Answers a call that finishes later: at once when its answer comes while a lone client's
 /// call is watched (see `watch`), else through a blocked client.
 unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd::Deferred) {
+    // Explanations stop when their client leaves (see `on_disconnect`).
+    let cancellable = pending.cmd.name == "ai.explain";
     let h = host();
     let state = Arc::new(parking_lot::Mutex::new(Later {
         pending: Some(pending),
@@ -570,18 +566,13 @@ unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd
     }));
     let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (shared, flag) = (Arc::clone(&state), Arc::clone(&answered));
-    let cancellable = state
-        .lock()
-        .pending
-        .as_ref()
-        .is_some_and(|p| p.cmd.name == "ai.explain");
     let task = crate::task::Task::start(fut, h.runtime.handle().clone(), move |r| {
         let mut s = shared.lock();
         match s.blocked.take() {
             Some(bc) => {
                 let slot = Box::new(Slot {
                     done: s.pending.take().map(|p| (p, r)),
-                    blocked: bc.0 as usize,
+                    cancellable: cancellable.then_some(bc.0 as usize),
                 });
                 raw::RedisModule_UnblockClient.unwrap()(bc.0.cast(), Box::into_raw(slot).cast());
             }
@@ -673,7 +664,9 @@ unsafe extern "C" fn free_slot(_ctx: *mut raw::RedisModuleCtx, p: *mut c_void) {
         return;
     }
     let slot = Box::from_raw(p.cast::<Slot>());
-    CANCELLABLE.lock().remove(&slot.blocked);
+    if let Some(bc) = slot.cancellable {
+        CANCELLABLE.lock().remove(&bc);
+    }
     if let (Some((pending, r)), Some(detached)) = (slot.done, DETACHED.get()) {
         raw::RedisModule_SelectDb.unwrap()(detached.0, pending.redis_db);
         finish(detached.0, pending, !r.is_error());

@@ -15,16 +15,16 @@
 //! the first ones reported; they never stop the run.
 
 use locus::scorefiles::{self, Chunk, Format, Sink};
-
-// jemalloc, as the server: chunks of rows are allocated and freed over and over, and glibc's
-// allocator hands such blocks back to the kernel, so every chunk paid page faults again.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::exit;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+// jemalloc, as the server: chunks of rows are allocated and freed over and over, and glibc's
+// allocator hands such blocks back to the kernel, so every chunk paid page faults again.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Opts {
     model: String,

@@ -634,17 +634,22 @@ pub fn modelscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             let shard = db.shard(i).read();
             for (k, e) in shard.iter(now) {
                 if let Value::Model(m) = &e.value {
-                    let tag = m
-                        .live()
-                        .or(m.versions().last())
-                        .map(|v| v.model.spec.tag.clone())
-                        .unwrap_or_default();
-                    out.push(Reply::Array(vec![Reply::Bulk(k.clone()), Reply::Bulk(tag)]));
+                    out.push(modelscan_entry(k.clone(), m));
                 }
             }
         }
     }
     Ok(Reply::Array(out))
+}
+
+/// One AI._MODELSCAN entry: the key and the tag of its live (else newest) version.
+pub fn modelscan_entry(key: Bytes, m: &VersionedModel) -> Reply {
+    let tag = m
+        .live()
+        .or(m.versions().last())
+        .map(|v| v.model.spec.tag.clone())
+        .unwrap_or_default();
+    Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(tag)])
 }
 
 /// A parsed MODELEXECUTE / MODELRUN request.

@@ -1,6 +1,6 @@
 //! The files `locus-score` reads and writes: CSV (with a header row), JSON lines, NPY and
-//! Parquet, read in chunks of rows, and the output built beside its final name with a checkpoint, so an
-//! interrupted run can resume and a failed one leaves no half-written file.
+//! Parquet, read in chunks of rows, and the output built beside its final name with a
+//! checkpoint, so an interrupted run can resume and a failed one leaves no half-written file.
 
 use crate::tensor::{DType, Tensor};
 use std::fs::File;
