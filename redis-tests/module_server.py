@@ -61,7 +61,10 @@ class ModuleServer:
         if cluster:
             cmd += ["--cluster-enabled", "yes",
                     "--cluster-config-file", os.path.join(self.workdir, "nodes.conf"),
-                    "--cluster-node-timeout", "2000"]
+                    "--cluster-node-timeout", "2000",
+                    # A new replica syncs at once (Redis 7 waits 5 s by default for more
+                    # replicas to share a diskless transfer).
+                    "--repl-diskless-sync-delay", "0"]
         cmd += [str(a) for a in args]
         if "--save" not in cmd:
             cmd += ["--save", ""]

@@ -51,6 +51,12 @@ def cluster():
         for n in nodes:
             wait_for(lambda n=n: n.client().cluster("info")["cluster_state"] == "ok", 30,
                      f"cluster_state ok on {n.port}")
+        # Every replica has finished its first sync, so WAIT in the tests measures only the
+        # writes they make.
+        for n in nodes:
+            wait_for(lambda n=n: n.client().info("replication")["role"] == "master"
+                     or n.client().info("replication")["master_link_status"] == "up", 30,
+                     f"the replica on {n.port} to finish its first sync")
         yield nodes
     finally:
         for n in nodes:
