@@ -71,6 +71,45 @@ def test_csv_in_process_matches_onnxruntime_and_skips_bad_rows(tmp):
     assert not os.path.exists(out + ".partial") and not os.path.exists(out + ".partial.ckpt")
 
 
+@pytest.mark.parametrize("layout", ["plain", "crlf", "quote_late"])
+def test_plain_numeric_csv_reads_as_the_csv_module_does(tmp, layout):
+    """A CSV of bare numbers (the usual export) is read by locus-score's own block reader on
+    several threads; a CSV that turns to quoting part way through is handed to the csv
+    reader from there. Either way, rows, ids and failures are those Python's csv sees."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((60_000, 30)).astype(np.float32)
+    X[::7] *= 1e6
+    X[::11] /= 1e7
+    src = os.path.join(tmp, "in.csv")
+    eol = "\r\n" if layout == "crlf" else "\n"
+    bad = {1234: ",".join(["1"] * 29), 40_001: ",".join(["1"] * 14 + ["", *["2"] * 15]),
+           59_999: ",".join(["nan?"] * 30)}
+    with open(src, "w", newline="") as f:
+        f.write("id," + ",".join(COLS) + eol)
+        for i, row in enumerate(X):
+            if i in bad:
+                f.write(f"{i},{bad[i]}{eol}")
+                continue
+            if i == 30_000:
+                f.write(eol)  # a blank line is no row
+            ident = f'"tx {i}, late"' if layout == "quote_late" and i >= 50_000 else str(i)
+            f.write(ident + "," + ",".join(repr(float(v)) for v in row) + eol)
+    out = os.path.join(tmp, "out.csv")
+    r = locus_score("--inprocess", TXN30, "--input", src, "--id-column", "id", "--output", out,
+                    "--batch", 1000)
+    assert f"{len(X) - len(bad)} rows scored, {len(bad)} rows failed" in r.stderr
+    assert "row 1234 skipped: the row has 30 fields" in r.stderr
+    assert "row 40001 skipped: '' is not a number" in r.stderr
+    assert "row 59999 skipped: 'nan?' is not a number" in r.stderr
+    header, rows = read_csv(out)
+    keep = [i for i in range(len(X)) if i not in bad]
+    want_ids = [f"tx {i}, late" if layout == "quote_late" and i >= 50_000 else str(i)
+                for i in keep]
+    assert [row[0] for row in rows] == want_ids
+    got = np.array([[float(v) for v in row[1:]] for row in rows], np.float32)
+    np.testing.assert_allclose(got, expected(X[keep]), rtol=1e-5, atol=1e-6)
+
+
 def test_through_the_server_over_several_connections(server_port, tmp):
     c = redis.Redis(port=server_port)
     c.flushall()

@@ -420,7 +420,7 @@ fn main() {
     // Three stages on threads of their own, so that on a machine of a few cores the model
     // never waits for the file: one thread reads the next chunk, this one scores the current
     // chunk (its batches in parallel, answers put back in order), and one writes the last.
-    let chunk_rows = (o.batch * o.connections.max(1) * 4).max(4096);
+    let chunk_rows = (o.batch * o.connections.max(1) * 4).max(16384);
     let position = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (chunks, read) = mpsc::sync_channel::<Chunk>(1);
     let reader = {
