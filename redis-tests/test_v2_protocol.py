@@ -141,7 +141,16 @@ def test_config_and_statistics_extensions(rest, grpc):
     ok = after["inference_stats"]["success"]
     assert ok["count"] - before["inference_stats"]["success"]["count"] == 2
     assert ok["ns"] > before["inference_stats"]["success"]["ns"]
+    # Triton's rule, which perf_analyzer enforces: the three compute counts agree (each
+    # counts requests; Locus times input and output within the run).
+    stages = after["inference_stats"]
+    counts = {stages[k]["count"] for k in ("compute_input", "compute_infer", "compute_output")}
+    assert len(counts) == 1, stages
+    assert stages["compute_infer"]["count"] - before["inference_stats"]["compute_infer"]["count"] == 2
     g = grpc.get_inference_statistics("fraud", as_json=True)["model_stats"][0]
+    g_stages = g["inference_stats"]
+    assert g_stages["compute_input"]["count"] == g_stages["compute_output"]["count"] == \
+        g_stages["compute_infer"]["count"]
     assert int(g["inference_count"]) == after["inference_count"]
     everything = rest.get_inference_statistics()["model_stats"]
     assert {m["name"] for m in everything} >= {"fraud", "labels"}

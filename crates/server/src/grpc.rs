@@ -384,9 +384,9 @@ impl GrpcInferenceService for Service {
                     success: dur(s.success),
                     fail: dur(s.fail),
                     queue: dur(s.queue),
-                    compute_input: dur((0, 0)),
+                    compute_input: dur(s.compute_input),
                     compute_infer: dur(s.compute_infer),
-                    compute_output: dur((0, 0)),
+                    compute_output: dur(s.compute_output),
                 }),
                 batch_stats: Vec::new(),
             });

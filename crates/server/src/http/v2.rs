@@ -228,9 +228,9 @@ fn stats_json(name: &str, d: &Described) -> Json {
             "success": duration(s.success),
             "fail": duration(s.fail),
             "queue": duration(s.queue),
-            "compute_input": duration((0, 0)),
+            "compute_input": duration(s.compute_input),
             "compute_infer": duration(s.compute_infer),
-            "compute_output": duration((0, 0)),
+            "compute_output": duration(s.compute_output),
         },
         "batch_stats": [],
     })

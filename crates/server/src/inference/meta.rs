@@ -128,7 +128,9 @@ pub struct Stats {
     pub success: (u64, u64),
     pub fail: (u64, u64),
     pub queue: (u64, u64),
+    pub compute_input: (u64, u64),
     pub compute_infer: (u64, u64),
+    pub compute_output: (u64, u64),
 }
 
 /// Counts and nanoseconds from the model's statistics (AI.INFO's).
@@ -145,7 +147,13 @@ pub fn stats(m: &Model) -> Stats {
         success: (calls.saturating_sub(errors), total.sum * 1000),
         fail: (errors, 0),
         queue: (queue.count, queue.sum * 1000),
+        // A run's time covers making the input tensors and reading the outputs: Locus does
+        // not time them apart. Triton's clients require the three compute counts to agree
+        // (perf_analyzer stops otherwise), so input and output count the same requests, with
+        // no time of their own.
+        compute_input: (run.count, 0),
         compute_infer: (run.count, run.sum * 1000),
+        compute_output: (run.count, 0),
     }
 }
 
