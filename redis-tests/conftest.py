@@ -263,6 +263,10 @@ ROUTER_TYPE = "AI_ROUTER" if MODULE_TARGET else "AI__ROUTER"
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "locus_only: needs locus-server itself (skipped against the module)")
+    # The test command runs the suite on two pytest-xdist workers, a file to a worker, then
+    # these alone: they measure latency or overlap on an otherwise quiet machine.
+    config.addinivalue_line(
+        "markers", "serial: measures timing; the test command runs it with nothing beside it")
 
 
 def pytest_collection_modifyitems(config, items):

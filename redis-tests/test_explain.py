@@ -298,6 +298,7 @@ def _bad_cases():
     ]
 
 
+@pytest.mark.serial
 def test_other_models_run_while_a_large_explanation_runs(c, server_port):
     store(c, "big", boosted())
     model, features = linear()

@@ -648,6 +648,7 @@ def test_run_time_error_writes_no_output(rb):
 # ---------------------------------------------------------------- kill switch and TIMEOUT
 
 
+@pytest.mark.serial
 def test_kill_switch(spawn):
     srv = spawn_ai(spawn, timeout_ms=500)
     c = srv.client(decode_responses=False)

@@ -255,6 +255,7 @@ def slow_run(c, seconds):
         n *= 2
 
 
+@pytest.mark.serial
 def test_runs_do_not_block_the_main_thread(m, module):
     """A model that computes for a while answers later; meanwhile Redis serves others."""
     m.execute_command("AI.MODELSTORE", "slow", "ONNX", "CPU", "BLOB", blob("slow.onnx"))

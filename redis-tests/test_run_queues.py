@@ -224,6 +224,7 @@ def test_bad_devices_refused(srv, device):
     assert server_text(e.value) == "ERR Invalid DEVICE"
 
 
+@pytest.mark.serial
 def test_devices_have_their_own_queues(spawn):
     """Two slow models on CPU and CPU:1 (one worker per queue) run at the same time."""
     srv = spawn_ai(spawn, timeout_ms=0)

@@ -365,6 +365,7 @@ def _latencies(c, n):
     return np.array(out)
 
 
+@pytest.mark.serial
 def test_a_low_priority_job_leaves_online_latency_within_twice_idle(spawn):
     srv = spawn()
     c = srv.client(decode_responses=False)
