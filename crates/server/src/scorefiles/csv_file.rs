@@ -643,10 +643,10 @@ mod tests {
             if point > 0 && (point as usize) < t.len() {
                 t.insert(t.len() - point as usize, '.');
             }
-            if next() % 3 == 0 {
+            if next().is_multiple_of(3) {
                 t.push_str(&format!("e{}", (next() % 60) as i64 - 30));
             }
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 t.insert(0, '-');
             }
             texts.push(t);
