@@ -54,19 +54,29 @@ impl Chunk {
         values: impl Iterator<Item = Result<f32, String>>,
         id: impl FnOnce() -> String,
     ) {
-        let start = self.x.len();
-        for v in values {
-            match v {
-                Ok(v) => self.x.push(v),
-                Err(why) => {
-                    self.x.truncate(start);
-                    self.failures.push((row, why));
-                    return;
-                }
+        match push_values(&mut self.x, values) {
+            Ok(()) => self.ids.push(id()),
+            Err(why) => self.failures.push((row, why)),
+        }
+    }
+}
+
+/// Appends a row's values to `x`; at the first that fails, leaves `x` as it was and says why.
+fn push_values(
+    x: &mut Vec<f32>,
+    values: impl Iterator<Item = Result<f32, String>>,
+) -> Result<(), String> {
+    let start = x.len();
+    for v in values {
+        match v {
+            Ok(v) => x.push(v),
+            Err(why) => {
+                x.truncate(start);
+                return Err(why);
             }
         }
-        self.ids.push(id());
     }
+    Ok(())
 }
 
 /// Rows from an input file. Sources are read on a thread of their own (`Send`), a chunk ahead
@@ -123,18 +133,6 @@ pub fn open(
             file, columns, id_column,
         )?)),
     }
-}
-
-/// A field as a number. `fast-float2` reads the bytes as they are, without the UTF-8 check
-/// and trim that `str::parse` needs (a third of a numeric CSV's parsing); both round
-/// correctly, so they agree wherever both accept. Padded or otherwise unusual fields go to
-/// `str::parse`, which decides.
-fn parse_value(v: &[u8]) -> Option<f32> {
-    if let Ok(x) = fast_float2::parse::<f32, _>(v) {
-        return Some(x);
-    }
-    let s = std::str::from_utf8(v).ok()?.trim();
-    s.parse::<f32>().ok()
 }
 
 struct JsonlSource {
