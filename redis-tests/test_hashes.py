@@ -3,6 +3,8 @@
 import pytest
 import redis
 
+from conftest import same
+
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INT = "hash value is not an integer"
 NOT_FLOAT = "hash value is not a float"
@@ -313,6 +315,31 @@ def test_hash_keyspace(r):
     assert sorted(r.scan_iter(_type="hash")) == ["h2", "h3"]
     assert r.memory_usage("h2") > 0
     assert r.delete("h2", "h3") == 2
+
+
+def test_small_hashes_are_listpacks_in_insertion_order_as_in_redis(ref_pair):
+    """A small hash answers HGETALL, HKEYS, HVALS and HSCAN in insertion order, as Redis's
+    listpack does, also after updates that change a value's length and after deletes. It turns
+    into a hash table past hash-max-listpack-entries fields or a name or value longer than
+    hash-max-listpack-value bytes, and stays one when it shrinks again."""
+    many = [x for k in range(513) for x in (f"f{k}", k)]
+    cmds = [
+        ("HSET", "h", "z", 1, "a", 2, "m", 3), ("HSET", "h", "a", "a longer value"),
+        ("HDEL", "h", "z"), ("HSET", "h", "z", "0"), ("HSETNX", "h", "q", "new"),
+        ("HINCRBY", "h", "n", 5), ("HINCRBYFLOAT", "h", "m", "1.5"), ("HSET", "h", "a", ""),
+        ("HGETALL", "h"), ("HKEYS", "h"), ("HVALS", "h"), ("HSCAN", "h", 0),
+        ("HSCAN", "h", 0, "MATCH", "[az]"), ("HMGET", "h", "a", "nope", "q"),
+        ("HSTRLEN", "h", "m"), ("OBJECT", "ENCODING", "h"),
+        ("HSET", "big", "a", "1", "b", "x" * 65), ("OBJECT", "ENCODING", "big"),
+        ("HDEL", "big", "b"), ("OBJECT", "ENCODING", "big"), ("HGETALL", "big"),
+        ("HSET", "many", *many[:1024]), ("OBJECT", "ENCODING", "many"), ("HKEYS", "many"),
+        ("HSET", "many", *many[1024:]), ("OBJECT", "ENCODING", "many"), ("HLEN", "many"),
+        ("HSET", "at-limit", "f", "x" * 64, "x" * 64, "v"), ("OBJECT", "ENCODING", "at-limit"),
+        ("HSET", "name-too-long", "x" * 65, "1"), ("OBJECT", "ENCODING", "name-too-long"),
+        ("HDEL", "h", "a", "n", "m", "z", "q"), ("EXISTS", "h"),
+    ]
+    for cmd in cmds:
+        same(ref_pair, *cmd)
 
 
 def test_hrandfield_and_hscan(r2):

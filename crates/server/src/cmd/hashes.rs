@@ -24,6 +24,11 @@ fn hash_mut<'s>(
     Ok(typed_mut(shard, key, now, true)?.expect("created"))
 }
 
+/// A field or value as a reply (copied: a packed hash keeps its entries in one buffer).
+fn bulk(b: &[u8]) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(b))
+}
+
 /// Reads a hash under a shared lock.
 fn read<R>(ctx: &Ctx, key: &[u8], f: impl FnOnce(Option<&HashValue>) -> R) -> Result<R, CmdError> {
     let shard = ctx.db().read(key);
@@ -43,7 +48,7 @@ fn set_pairs(ctx: &mut Ctx, args: &mut Args, name: &str) -> Result<i64, CmdError
     let h = hash_mut(&mut shard, &key, now)?;
     let mut added = 0;
     for p in pairs.chunks(2) {
-        if h.insert(own(p[0].clone()), own(p[1].clone())).is_none() {
+        if h.insert(own(p[0].clone()), own(p[1].clone())) {
             added += 1;
         }
     }
@@ -78,7 +83,7 @@ pub fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 pub fn hget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (key, field) = (args.next()?, args.next()?);
-    read(ctx, &key, |h| h.and_then(|h| h.get(&field)).cloned().into())
+    read(ctx, &key, |h| h.and_then(|h| h.get_bytes(&field)).into())
 }
 
 pub fn hmget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -88,7 +93,7 @@ pub fn hmget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Reply::Array(
             fields
                 .iter()
-                .map(|f| h.and_then(|h| h.get(f)).cloned().into())
+                .map(|f| h.and_then(|h| h.get_bytes(f)).into())
                 .collect(),
         )
     })
@@ -98,9 +103,7 @@ pub fn hgetall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
     read(ctx, &key, |h| {
         Reply::Map(h.map_or_else(Vec::new, |h| {
-            h.iter()
-                .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
-                .collect()
+            h.iter().map(|(k, v)| (bulk(k), bulk(v))).collect()
         }))
     })
 }
@@ -108,14 +111,14 @@ pub fn hgetall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 pub fn hkeys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
     read(ctx, &key, |h| {
-        Reply::Array(h.map_or_else(Vec::new, |h| h.keys().cloned().map(Reply::Bulk).collect()))
+        Reply::Array(h.map_or_else(Vec::new, |h| h.keys().map(bulk).collect()))
     })
 }
 
 pub fn hvals(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
     read(ctx, &key, |h| {
-        Reply::Array(h.map_or_else(Vec::new, |h| h.values().cloned().map(Reply::Bulk).collect()))
+        Reply::Array(h.map_or_else(Vec::new, |h| h.values().map(bulk).collect()))
     })
 }
 
@@ -147,7 +150,7 @@ pub fn hdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let h = hash_mut(&mut shard, &key, now)?;
-    let removed = fields.iter().filter(|f| h.remove(*f).is_some()).count();
+    let removed = fields.iter().filter(|f| h.remove(f)).count();
     let emptied = h.is_empty();
     if removed > 0 {
         ctx.notify(notify::HASH, "hdel", &key);
@@ -235,15 +238,13 @@ pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let proto = ctx.client.proto;
     read(ctx, &key, |h| {
-        let pairs: Vec<(&Bytes, &Bytes)> = h.map(|h| h.iter().collect()).unwrap_or_default();
+        let pairs: Vec<(&[u8], &[u8])> = h.map(|h| h.iter().collect()).unwrap_or_default();
         let mut rng = rand::thread_rng();
         let Some(count) = count else {
-            return Ok(pairs
-                .choose(&mut rng)
-                .map_or(Reply::Null, |(f, _)| Reply::Bulk((*f).clone())));
+            return Ok(pairs.choose(&mut rng).map_or(Reply::Null, |(f, _)| bulk(f)));
         };
         // A positive count gives distinct fields; a negative one may repeat them.
-        let picked: Vec<&(&Bytes, &Bytes)> = if count >= 0 {
+        let picked: Vec<&(&[u8], &[u8])> = if count >= 0 {
             let mut v: Vec<_> = pairs.iter().collect();
             v.shuffle(&mut rng);
             v.truncate(count as usize);
@@ -257,13 +258,10 @@ pub fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         };
         let out = picked.into_iter().map(|(f, v)| {
             match (with_values, proto >= 3) {
-                (false, _) => vec![Reply::Bulk((*f).clone())],
+                (false, _) => vec![bulk(f)],
                 // RESP3 pairs each field with its value in a two-element array.
-                (true, true) => vec![Reply::Array(vec![
-                    Reply::Bulk((*f).clone()),
-                    Reply::Bulk((*v).clone()),
-                ])],
-                (true, false) => vec![Reply::Bulk((*f).clone()), Reply::Bulk((*v).clone())],
+                (true, true) => vec![Reply::Array(vec![bulk(f), bulk(v)])],
+                (true, false) => vec![bulk(f), bulk(v)],
             }
         });
         Ok(Reply::Array(out.flatten().collect()))
@@ -295,8 +293,8 @@ pub fn hscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         let mut items = Vec::new();
         for (f, v) in h.into_iter().flat_map(|h| h.iter()) {
             if matcher.as_ref().is_none_or(|p| p.matches(f)) {
-                items.push(Reply::Bulk(f.clone()));
-                items.push(Reply::Bulk(v.clone()));
+                items.push(bulk(f));
+                items.push(bulk(v));
             }
         }
         Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(items)])

@@ -31,7 +31,7 @@ fn lookup(ctx: &Ctx, pattern: &[u8], element: &Bytes) -> Option<Bytes> {
     let entry = shard.get(&key, ctx.now())?;
     match (arrow, &entry.value) {
         (None, Value::Str(s)) => Some(s.clone()),
-        (Some(a), Value::Hash(h)) => h.get(&pattern[a + 2..]).cloned(),
+        (Some(a), Value::Hash(h)) => h.get_bytes(&pattern[a + 2..]),
         _ => None,
     }
 }

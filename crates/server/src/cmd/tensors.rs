@@ -299,7 +299,7 @@ pub fn tensorfromhash(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         fields
             .iter()
             .map(|f| {
-                h.get(f).cloned().ok_or_else(|| {
+                h.get_bytes(f).ok_or_else(|| {
                     CmdError::new(format!(
                         "ERR hash field '{}' is missing",
                         String::from_utf8_lossy(f)

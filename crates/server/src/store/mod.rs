@@ -5,6 +5,7 @@ mod db;
 pub mod gate;
 pub mod geohash;
 pub mod glob;
+pub mod hash;
 pub mod hll;
 pub mod keyed;
 pub mod stream;

@@ -3,12 +3,10 @@
 use crate::tensor::Tensor;
 use ahash::RandomState;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// A hash's fields.
-pub type HashValue = HashMap<Bytes, Bytes, RandomState>;
+pub use super::hash::HashValue;
 
 /// A value of any Redis or Locus type. Binary-safe: strings are raw bytes, never `String`.
 #[derive(Clone, Debug)]
@@ -59,16 +57,7 @@ impl Value {
                     "raw"
                 }
             }
-            Value::Hash(h) => {
-                let entries = limit(&HASH_MAX_LISTPACK_ENTRIES);
-                let value = limit(&HASH_MAX_LISTPACK_VALUE);
-                if h.len() <= entries && h.iter().all(|(k, v)| k.len() <= value && v.len() <= value)
-                {
-                    "listpack"
-                } else {
-                    "hashtable"
-                }
-            }
+            Value::Hash(h) => h.encoding(),
             // Redis 7.0 keeps every list as a quicklist (listpack lists came in 7.2).
             Value::List(_) => "quicklist",
             // And sets as an intset while all members are integers, else a hash table.
@@ -99,7 +88,7 @@ impl Value {
     pub fn memory_usage(&self) -> usize {
         match self {
             Value::Str(b) => b.len() + 32,
-            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + 80).sum::<usize>() + 48,
+            Value::Hash(h) => h.memory_usage(),
             Value::List(l) => l.iter().map(|v| v.len() + 32).sum::<usize>() + 48,
             Value::Set(s) => s.iter().map(|v| v.len() + 48).sum::<usize>() + 48,
             Value::ZSet(z) => z.memory_usage(),
@@ -130,13 +119,13 @@ pub struct Entry {
 
 /// Redis's encoding thresholds (`hash-max-listpack-entries` and the like), as configured: OBJECT
 /// ENCODING answers with the encoding Redis would give a value like this one.
-pub static HASH_MAX_LISTPACK_ENTRIES: AtomicUsize = AtomicUsize::new(128);
+pub static HASH_MAX_LISTPACK_ENTRIES: AtomicUsize = AtomicUsize::new(512);
 pub static HASH_MAX_LISTPACK_VALUE: AtomicUsize = AtomicUsize::new(64);
 pub static SET_MAX_INTSET_ENTRIES: AtomicUsize = AtomicUsize::new(512);
 pub static ZSET_MAX_LISTPACK_ENTRIES: AtomicUsize = AtomicUsize::new(128);
 pub static ZSET_MAX_LISTPACK_VALUE: AtomicUsize = AtomicUsize::new(64);
 
-fn limit(a: &AtomicUsize) -> usize {
+pub(super) fn limit(a: &AtomicUsize) -> usize {
     a.load(Ordering::Relaxed)
 }
 
