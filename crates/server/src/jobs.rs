@@ -9,6 +9,7 @@ use crate::cmd::routers::{self, RunTarget};
 use crate::engine::model::Model;
 use crate::server::Server;
 use crate::store::glob::GlobPattern;
+use crate::store::hash::prefetch;
 use crate::store::{Entry, Value, SHARDS};
 use crate::tensor::{DType, Tensor};
 use bytes::Bytes;
@@ -227,24 +228,46 @@ impl ScoreHost for KeyspaceHost {
         while at < keys.len() {
             let shard_index = db.shard_index(&keys[at]);
             let shard = db.shard(shard_index).read();
-            while at < keys.len() && db.shard_index(&keys[at]) == shard_index {
-                let key = &keys[at];
-                at += 1;
-                let outcome = match (shard.get(key, now).map(|e| &e.value), &self.job.spec.input) {
+            let run = &keys[at..];
+            let run = &run[..run
+                .iter()
+                .take_while(|k| db.shard_index(k) == shard_index)
+                .count()];
+            at += run.len();
+            // Every key of the run is looked up first, and each packed hash's buffer is asked
+            // for: lookups of different keys overlap in the CPU, and parsing then finds its
+            // rows in the cache instead of waiting on memory row by row.
+            let values: Vec<Option<&Value>> = run
+                .iter()
+                .map(|k| {
+                    let value = shard.get(k, now).map(|e| &e.value);
+                    if let Some(Value::Hash(h)) = value {
+                        h.prefetch();
+                    }
+                    value
+                })
+                .collect();
+            for (key, value) in run.iter().zip(values) {
+                let outcome = match (value, &self.job.spec.input) {
                     (None, _) => {
                         gone += 1;
                         continue;
                     }
                     (Some(Value::Hash(h)), InputSpec::Hash { .. }) => {
                         let mut row = into.hash_row();
-                        if row.walk_beats_lookup(h.len()) {
-                            // The hash's entries in memory order: fewer cache misses than
+                        if h.is_packed() {
+                            // One buffer, read front to back.
+                            for (name, value) in h.iter() {
+                                row.entry(name, value);
+                            }
+                        } else if row.walk_beats_lookup(h.len()) {
+                            // The table's entries in memory order: fewer cache misses than
                             // one lookup per field. Every name and value lives in an
                             // allocation of its own: asking for all of them first lets the
                             // memory fetches overlap instead of waiting for each in turn.
                             for (name, value) in h.iter() {
-                                prefetch(name);
-                                prefetch(value);
+                                prefetch(name.as_ptr());
+                                prefetch(value.as_ptr());
                             }
                             for (name, value) in h.iter() {
                                 row.entry(name, value);
@@ -413,18 +436,6 @@ impl ScoreHost for KeyspaceHost {
     fn publish(&self, job: &Job) {
         publish(&self.server, self.db, job);
     }
-}
-
-/// Asks the CPU to start loading `b`'s first cache line.
-#[inline(always)]
-fn prefetch(b: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        // A hint only: it reads nothing and cannot fault.
-        std::arch::x86_64::_mm_prefetch(b.as_ptr() as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = b;
 }
 
 /// The row type of a model's first input (FLOAT when it is not a plain numeric tensor).

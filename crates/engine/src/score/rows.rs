@@ -107,6 +107,7 @@ impl<'a> BatchBuilder<'a> {
             seen: 0,
             error: None,
             set: vec![false; self.fields.len()],
+            next: 0,
             start,
             size,
             builder: self,
@@ -202,6 +203,9 @@ pub struct HashRow<'b, 'a> {
     seen: usize,
     set: Vec<bool>,
     error: Option<String>,
+    /// The field the next entry is guessed to be: hashes written by the same code hold their
+    /// fields in the same order, and comparing one name is cheaper than hashing it.
+    next: usize,
 }
 
 impl HashRow<'_, '_> {
@@ -218,9 +222,16 @@ impl HashRow<'_, '_> {
     /// One entry of the hash: kept when it is a named field, ignored otherwise.
     #[inline]
     pub fn entry(&mut self, name: &[u8], value: &[u8]) {
-        if let Some(&i) = self.builder.index.get(name) {
-            self.set_at(i, value);
-        }
+        let fields = self.builder.fields;
+        let i = match fields.get(self.next) {
+            Some(guess) if same_name(guess, name) => self.next,
+            _ => match self.builder.index.get(name) {
+                Some(&i) => i,
+                None => return,
+            },
+        };
+        self.next = i + 1;
+        self.set_at(i, value);
     }
 
     /// The value of field `i` (in [`HashRow::fields`] order).
@@ -273,6 +284,17 @@ impl HashRow<'_, '_> {
     pub fn abandon(self) {
         self.builder.buf.truncate(self.start);
     }
+}
+
+/// Byte equality without a call into `memcmp` for the short names fields usually have.
+#[inline(always)]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        } else {
+            a == b
+        }
 }
 
 /// `t` (dimension 0 of size 1) repeated `n` times along dimension 0: a CONST input for a

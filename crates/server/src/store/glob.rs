@@ -28,6 +28,9 @@ pub struct GlobPattern {
     nocase: bool,
     /// The pattern is exactly `*`, which KEYS and SCAN take as "every key" without matching.
     match_all: bool,
+    /// The literal before the pattern's only star, when the pattern is `literal*` (the usual
+    /// `prefix:*` of a job or a scan): matching is then a prefix comparison.
+    prefix: Option<Vec<u8>>,
 }
 
 fn set_bit(set: &mut [u64; 4], c: u8) {
@@ -74,10 +77,21 @@ impl GlobPattern {
             }
         }
         let match_all = pattern == b"*";
+        let prefix = match tokens.split_last() {
+            Some((Token::Star, literal)) if !nocase => literal
+                .iter()
+                .map(|t| match t {
+                    Token::Byte(b) => Some(*b),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
         GlobPattern {
             tokens,
             nocase,
             match_all,
+            prefix,
         }
     }
 
@@ -109,6 +123,9 @@ impl GlobPattern {
         let t = &self.tokens;
         if s.is_empty() {
             return t.is_empty();
+        }
+        if let Some(prefix) = &self.prefix {
+            return s.starts_with(prefix);
         }
         let (mut ti, mut si) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
@@ -388,6 +405,22 @@ mod tests {
                 String::from_utf8_lossy(&pattern), String::from_utf8_lossy(&string), nocase
             );
             prop_assert!(started.elapsed() < Duration::from_millis(100));
+        }
+
+        /// `literal*` patterns (matched as a prefix) agree too, escapes and stars included.
+        #[test]
+        fn prefix_patterns_agree_with_redis(
+            literal in proptest::collection::vec(prop::sample::select(b"ab\\*?A".to_vec()), 0..6),
+            string in proptest::collection::vec(prop::sample::select(b"abA*\\?".to_vec()), 0..8),
+            nocase in any::<bool>(),
+        ) {
+            let mut pattern = literal;
+            pattern.push(b'*');
+            prop_assert_eq!(
+                glob_match(&pattern, &string, nocase),
+                reference(&pattern, &string, nocase),
+                "pattern {:?} string {:?}", String::from_utf8_lossy(&pattern), String::from_utf8_lossy(&string)
+            );
         }
     }
 }
