@@ -62,11 +62,14 @@ export LOCUS_SERVER="$target_dir/ci/locus-server" LOCUS_MODULE="$target_dir/ci/l
 $PY -m pytest -q -n 2 --dist loadfile -m "not serial" redis-tests
 $PY -m pytest -q -m serial redis-tests
 # The AI suites again, against stock redis-server with the Locus module (tests of what only
-# locus-server has are marked locus_only and skipped there).
-LOCUS_TARGET=module $PY -m pytest -q redis-tests/test_tensors.py redis-tests/test_models.py \
-    redis-tests/test_dag.py redis-tests/test_redisai_client.py redis-tests/test_redisai_errors.py \
-    redis-tests/test_redisai_models.py redis-tests/test_routers.py redis-tests/test_model_lifecycle.py \
-    redis-tests/test_explain.py
+# locus-server has are marked locus_only and skipped there), on two workers and then the
+# serial ones alone, as above.
+MODULE_SUITES=(redis-tests/test_tensors.py redis-tests/test_models.py redis-tests/test_dag.py
+    redis-tests/test_redisai_client.py redis-tests/test_redisai_errors.py
+    redis-tests/test_redisai_models.py redis-tests/test_routers.py
+    redis-tests/test_model_lifecycle.py redis-tests/test_explain.py)
+LOCUS_TARGET=module $PY -m pytest -q -n 2 --dist loadfile -m "not serial" "${MODULE_SUITES[@]}"
+LOCUS_TARGET=module $PY -m pytest -q -m serial "${MODULE_SUITES[@]}"
 # A short run of every fuzz target where the nightly toolchain and cargo-fuzz are present
 # (skipped, with a line saying so, elsewhere).
 scripts/fuzz.sh 10
