@@ -269,6 +269,22 @@ pub fn run(job: &Job, host: &(dyn ScoreHost + Sync)) {
 }
 
 fn run_inner(job: &Job, host: &(dyn ScoreHost + Sync)) -> Result<(), String> {
+    // A LOW job reads on its own thread; a NORMAL one uses every core for big batches.
+    let helpers = match job.spec.priority {
+        Priority::Low => 0,
+        Priority::Normal => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)) - 1,
+    };
+    std::thread::scope(|scope| {
+        let readers = Readers::start(scope, host, helpers);
+        run_loop(job, host, &readers)
+    })
+}
+
+fn run_loop<'j>(
+    job: &'j Job,
+    host: &(dyn ScoreHost + Sync),
+    readers: &Readers<'j>,
+) -> Result<(), String> {
     let spec = &job.spec;
     let consts = host.consts()?;
     let (model_type, dims) = host.row_input();
@@ -290,11 +306,6 @@ fn run_inner(job: &Job, host: &(dyn ScoreHost + Sync)) -> Result<(), String> {
     let mut run_failures = RunFailures::default();
     // When this batch's work began (listing, reading, running, writing).
     let mut job_started = Instant::now();
-    // A LOW job reads on its own thread; a NORMAL one uses every core for big batches.
-    let readers = match spec.priority {
-        Priority::Low => 1,
-        Priority::Normal => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
-    };
     loop {
         if job.is_cancelled() {
             return Ok(());
@@ -426,49 +437,81 @@ impl Pace {
     }
 }
 
-/// A reader thread is worth starting for this many keys.
+/// A reader thread is given a part of a batch from this many keys.
 const MIN_KEYS_PER_READER: usize = 64;
+
+/// A part of a batch for a helper: its place in the batch, its keys and the builder to fill.
+type Part<'j> = (usize, Vec<Bytes>, BatchBuilder<'j>);
+/// A helper's filled part: its place, the builder, the failed keys and how many went.
+type ReadPart<'j> = (usize, BatchBuilder<'j>, (Vec<(Bytes, String)>, u64));
+
+/// Threads that read parts of each big batch beside the job's own thread, started once for the
+/// job: a thread started per batch spent more in the kernel (its stack mapped, faulted in and
+/// unmapped, with the TLB shootdowns that brings) than on reading some batches.
+struct Readers<'j> {
+    work: Vec<std::sync::mpsc::Sender<Part<'j>>>,
+    done: std::sync::mpsc::Receiver<ReadPart<'j>>,
+}
+
+impl<'j> Readers<'j> {
+    fn start<'s>(
+        scope: &'s std::thread::Scope<'s, 'j>,
+        host: &'j (dyn ScoreHost + Sync),
+        helpers: usize,
+    ) -> Readers<'j> {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let work = (0..helpers)
+            .map(|_| {
+                let (tx, rx) = std::sync::mpsc::channel::<Part<'j>>();
+                let done_tx = done_tx.clone();
+                scope.spawn(move || {
+                    // Ends when the job's loop ends and drops the senders.
+                    for (at, keys, mut builder) in rx {
+                        let read = host.read(&keys, &mut builder);
+                        if done_tx.send((at, builder, read)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                tx
+            })
+            .collect();
+        Readers { work, done }
+    }
+}
 
 /// Reads and parses a batch's keys: the batch (of the keys that could be used), the keys
 /// that failed, how many went meanwhile, and the checkpoint after the last key.
-fn prepare(
+fn prepare<'j>(
     host: &(dyn ScoreHost + Sync),
     keys: &[(usize, Bytes)],
-    mut builder: BatchBuilder,
-    readers: usize,
+    mut builder: BatchBuilder<'j>,
+    readers: &Readers<'j>,
 ) -> Result<InFlight, String> {
     let names: Vec<Bytes> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let (failed, gone) = if readers <= 1 || names.len() < 2 * MIN_KEYS_PER_READER {
+    let (failed, gone) = if readers.work.is_empty() || names.len() < 2 * MIN_KEYS_PER_READER {
         host.read(&names, &mut builder)
     } else {
         // Reading and parsing is most of a job's work: big batches are read by several
         // threads, each into a builder of its own, appended in key order.
-        let per = names.len().div_ceil(readers).max(MIN_KEYS_PER_READER);
-        let parts: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = names
-                .chunks(per)
-                .skip(1)
-                .map(|chunk| {
-                    let mut b = builder.sibling(chunk.len());
-                    scope.spawn(move || {
-                        let r = host.read(chunk, &mut b);
-                        (b, r)
-                    })
-                })
-                .collect();
-            let first = host.read(&names[..per.min(names.len())], &mut builder);
-            std::iter::once((None, first))
-                .chain(handles.into_iter().map(|h| {
-                    let (b, r) = h.join().expect("reader thread");
-                    (Some(b), r)
-                }))
-                .collect()
-        });
-        let (mut failed, mut gone) = (Vec::new(), 0);
-        for (b, (f, g)) in parts {
-            if let Some(b) = b {
-                builder.append(b);
-            }
+        let per = names
+            .len()
+            .div_ceil(readers.work.len() + 1)
+            .max(MIN_KEYS_PER_READER);
+        let mut sent = 0;
+        for (i, (chunk, tx)) in names.chunks(per).skip(1).zip(&readers.work).enumerate() {
+            tx.send((i, chunk.to_vec(), builder.sibling(chunk.len())))
+                .map_err(|_| "ERR a reader thread of the job stopped".to_string())?;
+            sent += 1;
+        }
+        let (mut failed, mut gone) = host.read(&names[..per.min(names.len())], &mut builder);
+        let mut parts: Vec<ReadPart<'j>> = (0..sent)
+            .map(|_| readers.done.recv())
+            .collect::<Result<_, _>>()
+            .map_err(|_| "ERR a reader thread of the job stopped".to_string())?;
+        parts.sort_by_key(|(at, _, _)| *at);
+        for (_, b, (f, g)) in parts {
+            builder.append(b);
             failed.extend(f);
             gone += g;
         }
