@@ -352,9 +352,10 @@ fn run_loop<'j>(
         }
         match next {
             None => return Ok(()),
-            Some(f) if f.run.is_none() || spec.priority == Priority::Low => {
-                // A LOW job waits for each batch, to size the next one by its time and to
-                // never have two runs queued ahead of online requests.
+            Some(f) if f.run.is_none() || (spec.priority == Priority::Low && pace.online()) => {
+                // While online requests arrive, a LOW job waits for each batch, to size the
+                // next one by its time and to never have two runs queued ahead of them.
+                // Without them it keeps one batch running while it reads the next, as NORMAL.
                 let (rows, started) = (f.batch.row_count(), f.started);
                 run_failures.record(finish(job, host, f)?)?;
                 if rows > 0 {
