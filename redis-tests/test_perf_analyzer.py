@@ -55,13 +55,18 @@ def test_perf_analyzer_loads_both_faces(srv, tmp_path, protocol, batch):
     requests_before, rows_before = successes(srv)
     env = dict(os.environ, LD_LIBRARY_PATH=cuda_runtime_dir())
     # Counted windows of 200 requests; a stability bound this machine's noise cannot fail, since
-    # what is tested is that the tool works against Locus, not how steady the machine is.
-    r = subprocess.run(
-        [PERF_ANALYZER, "-m", "fraud", "-u", f"127.0.0.1:{port}", "-i", protocol, "-b", str(batch),
-         "--concurrency-range", "1:4:3", "--measurement-mode", "count_windows",
-         "--measurement-request-count", "200", "--stability-percentage", "1000",
-         "--max-trials", "3", "-f", str(report)],
-        capture_output=True, text=True, env=env, timeout=300)
+    # what is tested is that the tool works against Locus, not how steady the machine is. Even so
+    # perf_analyzer has given up on stability once with other tests loading both cores: it gets
+    # a second go then (any other failure fails at once).
+    for attempt in range(2):
+        r = subprocess.run(
+            [PERF_ANALYZER, "-m", "fraud", "-u", f"127.0.0.1:{port}", "-i", protocol, "-b",
+             str(batch), "--concurrency-range", "1:4:3", "--measurement-mode", "count_windows",
+             "--measurement-request-count", "200", "--stability-percentage", "1000",
+             "--max-trials", "6", "-f", str(report)],
+            capture_output=True, text=True, env=env, timeout=300)
+        if r.returncode == 0 or "Failed to obtain stable measurement" not in r.stdout:
+            break
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # perf_analyzer prints the server's side of each measurement, from the statistics.
     assert "Server: " in r.stdout and "Successful request count" in r.stdout, r.stdout[-3000:]
