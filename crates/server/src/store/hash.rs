@@ -178,10 +178,27 @@ struct Packed {
 struct Found {
     /// The whole entry, name and value.
     entry: Range<usize>,
+    /// The name's bytes.
+    name: Range<usize>,
     /// The value's length prefix and bytes.
     value_with_len: Range<usize>,
     /// The value's bytes.
     value: Range<usize>,
+}
+
+/// The entry that starts at `at` (the one walk both lookups and iteration use).
+#[inline(always)]
+fn entry_at(buf: &[u8], at: usize) -> Found {
+    let (name_len, name_at) = read_len(buf, at);
+    let name_end = name_at + name_len;
+    let (value_len, value_at) = read_len(buf, name_end);
+    let value_end = value_at + value_len;
+    Found {
+        entry: at..value_end,
+        name: name_at..name_end,
+        value_with_len: name_end..value_end,
+        value: value_at..value_end,
+    }
 }
 
 impl Packed {
@@ -189,18 +206,11 @@ impl Packed {
         let buf = &self.buf[..];
         let mut at = 0;
         while at < buf.len() {
-            let (name_len, name_at) = read_len(buf, at);
-            let name_end = name_at + name_len;
-            let (value_len, value_at) = read_len(buf, name_end);
-            let value_end = value_at + value_len;
-            if name_len == field.len() && &buf[name_at..name_end] == field {
-                return Some(Found {
-                    entry: at..value_end,
-                    value_with_len: name_end..value_end,
-                    value: value_at..value_end,
-                });
+            let found = entry_at(buf, at);
+            if found.name.len() == field.len() && buf[found.name.clone()] == *field {
+                return Some(found);
             }
-            at = value_end;
+            at = found.entry.end;
         }
         None
     }
@@ -301,11 +311,9 @@ impl<'a> Iterator for Iter<'a> {
                     return None;
                 }
                 let buf: &'a [u8] = buf;
-                let (name_len, name_at) = read_len(buf, *at);
-                let name_end = name_at + name_len;
-                let (value_len, value_at) = read_len(buf, name_end);
-                *at = value_at + value_len;
-                Some((&buf[name_at..name_end], &buf[value_at..*at]))
+                let found = entry_at(buf, *at);
+                *at = found.entry.end;
+                Some((&buf[found.name], &buf[found.value]))
             }
             Iter::Table(it) => it.next().map(|(f, v)| (&f[..], &v[..])),
         }
