@@ -382,6 +382,26 @@ def spawn():
         s.stop()
 
 
+@pytest.fixture
+def spawn_target(spawn):
+    """Like `spawn`, but under LOCUS_TARGET=module it starts stock redis-server with the module,
+    given the same arguments (--dir, --appendonly, …): for tests of what both hosts have."""
+    if not MODULE_TARGET:
+        yield spawn
+        return
+    from module_server import ModuleServer
+    servers = []
+
+    def make(*args):
+        s = ModuleServer(*args)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
 class Tap(RawConn):
     """A RawConn that also keeps the raw bytes of the last reply, for byte-for-byte comparisons
     with redis-server."""

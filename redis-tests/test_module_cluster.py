@@ -225,3 +225,75 @@ def test_failover_keeps_scoring(cluster):
     for j in range(20):
         assert rc.exists(f"{victim_tag}tx:{j}") == 1
     assert rc.exists(f"{victim_tag}ref") == 1
+
+
+TXN30 = os.path.join(MODELS, "txn30.onnx")
+FIELDS = [f"f{j}" for j in range(30)]
+
+
+def job_of(node, name):
+    reply = node.client().execute_command("AI.JOB", "GET", name)
+    if isinstance(reply, dict):
+        return {k.decode(): v for k, v in reply.items()}
+    return {k.decode(): v for k, v in zip(reply[::2], reply[1::2])}
+
+
+def test_batch_jobs_score_each_shard_and_resume_after_failover(cluster):
+    """AI.SCORE on every master scores that master's keys; a master killed mid-job has its
+    replica resume the job from the last checkpoint it received, and every key gets scored."""
+    rc = cluster_client(next(n.port for n in cluster if n.alive()))
+    tags = tags_for_masters(rc, prefix="job")
+    with open(TXN30, "rb") as f:
+        deploy_model(rc, "m", f.read(), tags)
+    # The victim: a master with a replica still attached (an earlier test failed one over).
+    by_port = {n.port: n for n in cluster if n.alive()}
+    victim_tag = next(t for t in tags
+                      if by_port[rc.get_node_from_key(t).port].client()
+                      .info("replication")["connected_slaves"] >= 1)
+    victim = by_port[rc.get_node_from_key(victim_tag).port]
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((2600, 30)).astype(np.float32)
+    keys = [f"row:{i}" for i in range(600)] + [f"{victim_tag}row:{i}" for i in range(2000)]
+    p = rc.pipeline(transaction=False)
+    for key, row in zip(keys, X):
+        p.hset(key, mapping={f: repr(float(v)) for f, v in zip(FIELDS, row)})
+    p.execute()
+    # One job per master, each over that master's keys; the victim's job scores a row per
+    # batch, slow enough to be caught midway.
+    for tag in tags:
+        node = by_port[rc.get_node_from_key(tag).port]
+        batch = 1 if node is victim else 64
+        assert node.client().execute_command(
+            "AI.SCORE", "j", "MODEL", f"{tag}m", "MATCH", "*row:*", "HASH", "FIELDS", 30, *FIELDS,
+            "OUTPUT", "FIELD", "p", "BATCH", batch) == b"OK"
+    deadline = time.time() + 30
+    while job_of(victim, "j")["rows_scored"] < 100 and time.time() < deadline:
+        time.sleep(0.001)
+    at_kill = job_of(victim, "j")
+    victim.kill()
+    assert at_kill["state"] == b"running" and at_kill["rows_scored"] < 2000, at_kill
+    survivors = [n for n in cluster if n.alive()]
+
+    def failed_over():
+        owner = cluster_client(survivors[0].port).get_node_from_key(victim_tag).port
+        return owner != victim.port and all(
+            n.client().cluster("info")["cluster_state"] == "ok" for n in survivors)
+
+    wait_for(failed_over, 30, "the victim's replica to take over")
+    rc = cluster_client(survivors[0].port)
+
+    def done_everywhere():
+        return all(job_of(by_port[rc.get_node_from_key(t).port], "j")["state"] == b"done"
+                   for t in tags)
+
+    wait_for(done_everywhere, 60, "every shard's job to finish")
+    # Each master scored its own keys; together, every key once, as onnxruntime would.
+    counts = [job_of(by_port[rc.get_node_from_key(t).port], "j")["keys_scanned"] for t in tags]
+    assert sum(counts) == len(keys), counts
+    sess = ort.InferenceSession(TXN30)
+    want = sess.run(None, {"transaction": X})[0][:, 0]
+    p = rc.pipeline(transaction=False)
+    for key in keys:
+        p.hget(key, "p")
+    got = np.array([float(v) for v in p.execute()], dtype=np.float32)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

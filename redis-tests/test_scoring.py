@@ -17,6 +17,8 @@ import onnxruntime as ort
 import pytest
 import redis
 
+from conftest import MODULE_TARGET
+
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 TXN30 = os.path.join(MODELS, "txn30.onnx")
 FRAUD = os.path.join(MODELS, "fraud.onnx")
@@ -319,7 +321,8 @@ def _long_job_underway(srv, n, seed):
     return c
 
 
-def test_a_job_resumes_from_its_aof_checkpoint_without_rescoring(spawn):
+def test_a_job_resumes_from_its_aof_checkpoint_without_rescoring(spawn_target):
+    spawn = spawn_target
     d = tempfile.mkdtemp(prefix="locus-score-")
     aof = ("--dir", d, "--appendonly", "yes", "--appendfsync", "always")
     n = 3000
@@ -338,7 +341,8 @@ def test_a_job_resumes_from_its_aof_checkpoint_without_rescoring(spawn):
     assert len(counts) == n and set(counts.values()) == {1}, "a key was scored twice"
 
 
-def test_a_job_resumes_from_a_snapshot(spawn):
+def test_a_job_resumes_from_a_snapshot(spawn_target):
+    spawn = spawn_target
     d = tempfile.mkdtemp(prefix="locus-score-")
     srv = spawn("--dir", d)
     n = 3000
@@ -351,6 +355,8 @@ def test_a_job_resumes_from_a_snapshot(spawn):
     # The snapshot's checkpoint matched its data: the resumed job scored exactly the rest.
     assert j["rows_scored"] == n and j["keys_scanned"] == n
     assert all(c2.hexists(f"tx:{i}", "p") for i in range(n))
+    if MODULE_TARGET:
+        return
     check = subprocess.run([srv.binary.replace("locus-server", "locus-check"),
                             os.path.join(d, "dump.locus")], capture_output=True, text=True)
     assert "1 scoring jobs" in check.stdout, check.stdout
@@ -366,7 +372,8 @@ def _latencies(c, n):
 
 
 @pytest.mark.serial
-def test_a_low_priority_job_leaves_online_latency_within_twice_idle(spawn):
+def test_a_low_priority_job_leaves_online_latency_within_twice_idle(spawn_target):
+    spawn = spawn_target
     srv = spawn()
     c = srv.client(decode_responses=False)
     pipe_hashes(srv.port, rows(80000, seed=9))

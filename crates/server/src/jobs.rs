@@ -31,15 +31,24 @@ enum Runner {
     Router(Bytes),
 }
 
+/// What a job runs its batches through, resolved in database `db`: the model version or the
+/// router (with its targets) the job names. The Redis module's jobs use it too, over a
+/// database of the embedded keyspace that holds the job's model or router.
+pub struct JobRunner {
+    server: Arc<Server>,
+    db: usize,
+    runner: Runner,
+    /// The model whose input type and queue the job follows (a router's first model).
+    signature: Arc<Model>,
+}
+
 /// The keyspace side of a running job.
 struct KeyspaceHost {
     server: Arc<Server>,
     db: usize,
     job: Arc<Job>,
     pattern: GlobPattern,
-    runner: Runner,
-    /// The model whose input type and queue the job follows (a router's first model).
-    signature: Arc<Model>,
+    run: JobRunner,
 }
 
 /// Starts `job`'s loop on a thread of its own. A job whose model or version is gone by then
@@ -74,7 +83,7 @@ pub fn start(server: &Arc<Server>, db: usize, job: Arc<Job>) {
 
 /// Lowers this thread's scheduling priority (nice 19): a LOW job's reading and parsing gives
 /// way to the event loops and the model workers.
-fn lower_priority() {
+pub fn lower_priority() {
     #[cfg(target_os = "linux")]
     unsafe {
         // A thread's nice value is set through its thread id on Linux.
@@ -118,8 +127,9 @@ pub fn checkpoint_command(job: &Job, failures_from: usize) -> Vec<Bytes> {
     cmd
 }
 
-impl KeyspaceHost {
-    fn new(server: Arc<Server>, db: usize, job: Arc<Job>) -> Result<KeyspaceHost, String> {
+impl JobRunner {
+    /// Looks up the job's model (at the version it started with) or router in database `db`.
+    pub fn new(server: Arc<Server>, db: usize, job: &Job) -> Result<JobRunner, String> {
         let (runner, signature) = {
             let mut client = server.clients.detached(db);
             let cmd = Arc::clone(server.commands.get(b"ai.score").expect("AI.SCORE is known"));
@@ -133,26 +143,64 @@ impl KeyspaceHost {
             };
             (runner, signature)
         };
-        Ok(KeyspaceHost {
-            pattern: GlobPattern::new(&job.spec.pattern, false),
+        Ok(JobRunner {
             server,
             db,
-            job,
             runner,
             signature,
         })
     }
 
-    /// Keys the job writes (TENSOR outputs, named `key + suffix`) are never its inputs.
-    fn is_output(&self, key: &[u8]) -> bool {
-        match &self.job.spec.output {
-            OutputSpec::Tensor { suffix, .. } => key.ends_with(suffix),
-            OutputSpec::Field { .. } => false,
+    /// The model's row input: its type and its dimensions after the first.
+    pub fn row_input(&self) -> (DType, Vec<i64>) {
+        let dims = self
+            .signature
+            .inputs
+            .first()
+            .map(|p| p.dims.get(1..).unwrap_or_default().to_vec())
+            .unwrap_or_default();
+        (row_type(&self.signature), dims)
+    }
+
+    /// Starts a batch's run in the background (online requests go first).
+    pub fn submit(&self, first_key: &Bytes, inputs: Vec<Arc<Tensor>>) -> Result<Pending, String> {
+        match &self.runner {
+            Runner::Model(m) => {
+                m.admit(&inputs)?;
+                let rx = self.server.engine.submit_background(
+                    Arc::clone(m),
+                    inputs,
+                    Arc::new(AtomicBool::new(false)),
+                );
+                Ok(Box::pin(async move {
+                    rx.await
+                        .unwrap_or_else(|_| Err("ERR model run was abandoned by the engine".into()))
+                }))
+            }
+            Runner::Router(key) => self.submit_routed(key, first_key, inputs),
         }
     }
 
-    fn db(&self) -> &crate::store::Db {
-        self.server.store.db(self.db)
+    /// Online requests seen so far on the model's queue.
+    pub fn online_arrivals(&self) -> u64 {
+        self.server.engine.foreground_arrivals(&self.signature)
+    }
+
+    /// The CONST tensors, read from database `db`.
+    pub fn consts(&self, job: &Job) -> Result<Vec<Arc<Tensor>>, String> {
+        let now = crate::util::now_ms();
+        let db = self.server.store.db(self.db);
+        job.spec
+            .consts
+            .iter()
+            .map(|k| match db.read(k).get(k, now).map(|e| &e.value) {
+                Some(Value::Tensor(t)) => Ok(Arc::clone(t)),
+                _ => Err(format!(
+                    "ERR CONST key '{}' does not hold a tensor",
+                    String::from_utf8_lossy(k)
+                )),
+            })
+            .collect()
     }
 
     /// Runs a batch through the router: one routing decision per batch, sticky on its first key.
@@ -196,6 +244,31 @@ impl KeyspaceHost {
     }
 }
 
+/// Keys a job writes (TENSOR outputs, named `key + suffix`) are never its inputs.
+pub fn is_output(job: &Job, key: &[u8]) -> bool {
+    match &job.spec.output {
+        OutputSpec::Tensor { suffix, .. } => key.ends_with(suffix),
+        OutputSpec::Field { .. } => false,
+    }
+}
+
+impl KeyspaceHost {
+    fn new(server: Arc<Server>, db: usize, job: Arc<Job>) -> Result<KeyspaceHost, String> {
+        let run = JobRunner::new(Arc::clone(&server), db, &job)?;
+        Ok(KeyspaceHost {
+            pattern: GlobPattern::new(&job.spec.pattern, false),
+            server,
+            db,
+            job,
+            run,
+        })
+    }
+
+    fn db(&self) -> &crate::store::Db {
+        self.server.store.db(self.db)
+    }
+}
+
 impl ScoreHost for KeyspaceHost {
     fn partitions(&self) -> usize {
         SHARDS
@@ -210,7 +283,7 @@ impl ScoreHost for KeyspaceHost {
                 .filter(|(k, _)| {
                     after.is_none_or(|a| &k[..] > a)
                         && self.pattern.matches(k)
-                        && !self.is_output(k)
+                        && !is_output(&self.job, k)
                 })
                 .map(|(k, _)| k.clone())
                 .collect()
@@ -300,47 +373,15 @@ impl ScoreHost for KeyspaceHost {
     }
 
     fn consts(&self) -> Result<Vec<Arc<Tensor>>, String> {
-        let now = crate::util::now_ms();
-        self.job
-            .spec
-            .consts
-            .iter()
-            .map(|k| match self.db().read(k).get(k, now).map(|e| &e.value) {
-                Some(Value::Tensor(t)) => Ok(Arc::clone(t)),
-                _ => Err(format!(
-                    "ERR CONST key '{}' does not hold a tensor",
-                    String::from_utf8_lossy(k)
-                )),
-            })
-            .collect()
+        self.run.consts(&self.job)
     }
 
     fn row_input(&self) -> (DType, Vec<i64>) {
-        let dims = self
-            .signature
-            .inputs
-            .first()
-            .map(|p| p.dims.get(1..).unwrap_or_default().to_vec())
-            .unwrap_or_default();
-        (row_type(&self.signature), dims)
+        self.run.row_input()
     }
 
     fn submit(&self, first_key: &Bytes, inputs: Vec<Arc<Tensor>>) -> Result<Pending, String> {
-        match &self.runner {
-            Runner::Model(m) => {
-                m.admit(&inputs)?;
-                let rx = self.server.engine.submit_background(
-                    Arc::clone(m),
-                    inputs,
-                    Arc::new(AtomicBool::new(false)),
-                );
-                Ok(Box::pin(async move {
-                    rx.await
-                        .unwrap_or_else(|_| Err("ERR model run was abandoned by the engine".into()))
-                }))
-            }
-            Runner::Router(key) => self.submit_routed(key, first_key, inputs),
-        }
+        self.run.submit(first_key, inputs)
     }
 
     fn write(
@@ -430,7 +471,7 @@ impl ScoreHost for KeyspaceHost {
     }
 
     fn online_arrivals(&self) -> u64 {
-        self.server.engine.foreground_arrivals(&self.signature)
+        self.run.online_arrivals()
     }
 
     fn publish(&self, job: &Job) {
@@ -448,9 +489,24 @@ pub fn row_type(model: &Model) -> DType {
 
 /// Publishes a job's progress on [`JOBS_CHANNEL`] as JSON.
 pub fn publish(server: &Server, db: usize, job: &Job) {
-    let s = job.snapshot(SHARDS);
+    let (hard, soft, soft_secs) = server.config.pubsub_output_limit();
+    server.pubsub.publish(
+        &Bytes::from_static(JOBS_CHANNEL.as_bytes()),
+        &Bytes::from(progress_message(db, job, SHARDS)),
+        crate::server::pubsub::OutputLimit {
+            hard,
+            soft,
+            soft_secs,
+        },
+    );
+}
+
+/// A job's progress as the JSON message [`JOBS_CHANNEL`] carries (`partitions`: how many the
+/// host's keyspace has, for the ETA).
+pub fn progress_message(db: usize, job: &Job, partitions: usize) -> String {
+    let s = job.snapshot(partitions);
     let p = &s.progress;
-    let message = serde_json::json!({
+    serde_json::json!({
         "job": String::from_utf8_lossy(&job.name),
         "db": db,
         "state": p.state.name(),
@@ -460,15 +516,6 @@ pub fn publish(server: &Server, db: usize, job: &Job) {
         "rows_per_sec": (s.rows_per_sec * 10.0).round() / 10.0,
         "eta_ms": s.eta_ms,
         "time": crate::util::now_ms(),
-    });
-    let (hard, soft, soft_secs) = server.config.pubsub_output_limit();
-    server.pubsub.publish(
-        &Bytes::from_static(JOBS_CHANNEL.as_bytes()),
-        &Bytes::from(message.to_string()),
-        crate::server::pubsub::OutputLimit {
-            hard,
-            soft,
-            soft_secs,
-        },
-    );
+    })
+    .to_string()
 }

@@ -17,9 +17,9 @@ use std::sync::Arc;
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 
 /// Commands of locus-server that need more than Redis's keyspace holds (request logs,
-/// monitors and alerts kept beside it per database, background jobs over files): in a
-/// cluster those belong to locus-server or to a client that visits every shard.
-const NOT_IN_MODULE: &[&str] = &["ai.alerts", "ai.score"];
+/// monitors and alerts kept beside it per database): in a cluster those belong to
+/// locus-server or to a client that visits every shard.
+const NOT_IN_MODULE: &[&str] = &["ai.alerts"];
 
 fn in_module(cmd: &Command) -> bool {
     cmd.name.starts_with("ai.")
@@ -29,6 +29,40 @@ fn in_module(cmd: &Command) -> bool {
         && !["ai.job", "ai.log", "ai.monitor"]
             .iter()
             .any(|family| cmd.name.starts_with(family))
+}
+
+/// AI.JOB and its subcommands (the module's own handler: jobs run over Redis's keyspace).
+unsafe fn register_jobs(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
+    let server = &host().server;
+    let Some(container) = server.commands.get(b"ai.job") else {
+        return Ok(());
+    };
+    let name = CString::new("ai.job").unwrap_or_default();
+    let done =
+        raw::RedisModule_CreateCommand.unwrap()(ctx, name.as_ptr(), None, c"".as_ptr(), 0, 0, 0);
+    if done != OK {
+        return Err("cannot register ai.job".into());
+    }
+    let parent = get_command(ctx, "ai.job");
+    for sub in container.subcommands.values() {
+        let short = sub.name.rsplit('|').next().unwrap_or_default();
+        let n = CString::new(short).unwrap_or_default();
+        let fl = CString::new(module_flags(sub)).unwrap_or_default();
+        let done = raw::RedisModule_CreateSubcommand.unwrap()(
+            parent,
+            n.as_ptr(),
+            Some(on_command),
+            fl.as_ptr(),
+            0,
+            0,
+            0,
+        );
+        if done != OK {
+            return Err(format!("cannot register {}", sub.name));
+        }
+        set_info(ctx, sub)?;
+    }
+    Ok(())
 }
 
 /// Registers every AI command and the AOF rewrite's restore command.
@@ -46,6 +80,7 @@ pub unsafe fn register(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
         create(ctx, &cmd.name, &module_flags(cmd), Some(on_command))?;
         set_info(ctx, cmd)?;
     }
+    register_jobs(ctx)?;
     create(
         ctx,
         &types::RESTORE_COMMAND.to_lowercase(),
@@ -105,7 +140,7 @@ fn module_flags(cmd: &Command) -> String {
             "DENYOOM" => "deny-oom",
             "ADMIN" => "admin",
             "FAST" => "fast",
-            "NOSCRIPT" => "noscript",
+            "NOSCRIPT" => "deny-script",
             "ALLOW_BUSY" => "allow-busy",
             _ => continue,
         };
@@ -411,6 +446,12 @@ unsafe extern "C" fn on_command(
     };
     if cmd.name == "ai._modelscan" {
         return model_scan(ctx, &args);
+    }
+    if cmd.name == "ai.score" {
+        return crate::score::score(ctx, &args);
+    }
+    if cmd.name.starts_with("ai.job|") {
+        return crate::score::job_command(ctx, &args);
     }
     // The call's key arguments, found once: with the call's own strings for the copy-in.
     let mut named: Vec<(Bytes, *mut raw::RedisModuleString)> = Vec::new();

@@ -374,3 +374,11 @@ unsafe fn notify(ctx: *mut raw::RedisModuleCtx, event: &std::ffi::CStr, key: &[u
         k.ptr,
     );
 }
+
+/// Empties database `db` of the embedded keyspace without writing anything back (the copies
+/// a scoring job kept of its model and CONST tensors), and returns it to the pool.
+pub fn discard(db: usize) {
+    let h = host();
+    drop(h.server.store.db(db).clear());
+    h.give_db(db);
+}

@@ -19,6 +19,7 @@ mod ffi;
 mod host;
 mod propagation;
 mod reply;
+mod score;
 mod slots;
 mod task;
 mod types;
@@ -63,6 +64,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     if let Err(e) = unsafe { propagation::start(ctx.ctx) } {
+        ctx.log_warning(&format!("Locus: {e}"));
+        return Status::Err;
+    }
+    if let Err(e) = unsafe { score::init(ctx.ctx) } {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
     }

@@ -21,7 +21,9 @@ const ENCVER: i32 = 5;
 /// The command an AOF rewrite logs each value with (its serialization, as RESTORE takes it).
 pub const RESTORE_COMMAND: &str = "AI._RESTORE";
 
-const fn methods() -> raw::RedisModuleTypeMethods {
+/// The type's callbacks; `jobs`: the one type that also saves the scoring jobs in snapshots
+/// (as auxiliary data after the keys).
+const fn methods(jobs: bool) -> raw::RedisModuleTypeMethods {
     raw::RedisModuleTypeMethods {
         version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
         rdb_load: Some(rdb_load),
@@ -30,10 +32,22 @@ const fn methods() -> raw::RedisModuleTypeMethods {
         mem_usage: Some(mem_usage),
         digest: Some(digest),
         free: Some(free),
-        aux_load: None,
-        aux_save: None,
+        aux_load: if jobs {
+            Some(crate::score::aux_load)
+        } else {
+            None
+        },
+        aux_save: if jobs {
+            Some(crate::score::aux_save)
+        } else {
+            None
+        },
         aux_save2: None,
-        aux_save_triggers: 0,
+        aux_save_triggers: if jobs {
+            raw::REDISMODULE_AUX_AFTER_RDB as i32
+        } else {
+            0
+        },
         free_effort: None,
         unlink: None,
         copy: Some(copy),
@@ -46,9 +60,9 @@ const fn methods() -> raw::RedisModuleTypeMethods {
 }
 
 /// Type names are nine characters; TYPE answers them. Tensors and models have RedisAI's.
-pub static TENSOR_TYPE: RedisType = RedisType::new("AI_TENSOR", ENCVER, methods());
-pub static MODEL_TYPE: RedisType = RedisType::new("AI__MODEL", ENCVER, methods());
-pub static ROUTER_TYPE: RedisType = RedisType::new("AI_ROUTER", ENCVER, methods());
+pub static TENSOR_TYPE: RedisType = RedisType::new("AI_TENSOR", ENCVER, methods(false));
+pub static MODEL_TYPE: RedisType = RedisType::new("AI__MODEL", ENCVER, methods(true));
+pub static ROUTER_TYPE: RedisType = RedisType::new("AI_ROUTER", ENCVER, methods(false));
 
 fn type_of(value: &Value) -> &'static RedisType {
     match value {
@@ -60,6 +74,18 @@ fn type_of(value: &Value) -> &'static RedisType {
 
 fn raw_type(t: &RedisType) -> *mut raw::RedisModuleType {
     *t.raw_type.borrow()
+}
+
+/// The type name of one of the module's types (TYPE's answer).
+pub fn name_of(t: *mut raw::RedisModuleType) -> Option<&'static str> {
+    [
+        (&TENSOR_TYPE, "AI_TENSOR"),
+        (&MODEL_TYPE, "AI__MODEL"),
+        (&ROUTER_TYPE, "AI_ROUTER"),
+    ]
+    .iter()
+    .find(|(ours, _)| raw_type(ours) == t)
+    .map(|(_, name)| *name)
 }
 
 fn is_ours(t: *mut raw::RedisModuleType) -> bool {

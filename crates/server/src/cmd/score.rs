@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// Jobs a database may hold (running or finished); AI.JOB DEL makes room.
 pub const MAX_JOBS: usize = 1024;
 
-fn no_such_job(name: &[u8]) -> CmdError {
+pub fn no_such_job(name: &[u8]) -> CmdError {
     CmdError::new(format!(
         "ERR no such job '{}'",
         String::from_utf8_lossy(name)
@@ -32,18 +32,13 @@ pub fn score(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let server = Arc::clone(ctx.server);
     let db = ctx.client.db;
     if server.store.jobs.get(db, &name).is_some() {
-        return Err(CmdError::new(format!(
-            "ERR job '{}' already exists: AI.JOB DEL it first",
-            String::from_utf8_lossy(&name)
-        )));
+        return Err(already_exists(&name));
     }
     let loading = server.loading.load(std::sync::atomic::Ordering::Relaxed);
     // Replayed from the AOF, the definition was checked when it was given.
     let version = if loading { None } else { check(ctx, &spec)? };
     if !loading && server.store.jobs.count(db) >= MAX_JOBS {
-        return Err(CmdError::new(format!(
-            "ERR this database holds {MAX_JOBS} jobs: AI.JOB DEL finished ones first"
-        )));
+        return Err(too_many_jobs());
     }
     let mut progress = Progress::new(ctx.now());
     progress.version = version;
@@ -56,9 +51,22 @@ pub fn score(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Reply::OK)
 }
 
+pub fn already_exists(name: &[u8]) -> CmdError {
+    CmdError::new(format!(
+        "ERR job '{}' already exists: AI.JOB DEL it first",
+        String::from_utf8_lossy(name)
+    ))
+}
+
+pub fn too_many_jobs() -> CmdError {
+    CmdError::new(format!(
+        "ERR this database holds {MAX_JOBS} jobs: AI.JOB DEL finished ones first"
+    ))
+}
+
 /// Checks a definition against what the keyspace holds: the model or router, its inputs and
 /// outputs, the CONST tensors. Returns the model version the job will use.
-fn check(ctx: &Ctx, spec: &ScoreSpec) -> Result<Option<u64>, CmdError> {
+pub fn check(ctx: &Ctx, spec: &ScoreSpec) -> Result<Option<u64>, CmdError> {
     let target = routers::lookup(ctx, &spec.model, spec.version)?;
     let version = match &target {
         RunTarget::Model(_) => {
@@ -167,7 +175,12 @@ fn field(name: &'static str, value: Reply) -> (Reply, Reply) {
 pub fn get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let name = args.next()?;
     let job = get_job(ctx, &name)?;
-    let s = job.snapshot(SHARDS);
+    Ok(job_reply(&job, SHARDS))
+}
+
+/// AI.JOB GET's reply for `job` over a keyspace of `partitions` partitions.
+pub fn job_reply(job: &Job, partitions: usize) -> Reply {
+    let s = job.snapshot(partitions);
     let p = &s.progress;
     let opt = |v: Option<u64>| v.map_or(Reply::Null, int);
     let mut reply = vec![
@@ -198,7 +211,7 @@ pub fn get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                 "{:.1}%",
                 match p.state {
                     State::Done => 100.0,
-                    _ => p.partition as f64 * 100.0 / SHARDS as f64,
+                    _ => p.partition as f64 * 100.0 / partitions as f64,
                 }
             ))),
         ),
@@ -227,13 +240,13 @@ pub fn get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         "definition",
         Reply::Array(job.spec.to_words().into_iter().map(Reply::Bulk).collect()),
     ));
-    Ok(Reply::Map(reply))
+    Reply::Map(reply)
 }
 
 /// `AI.JOB LIST`: every job of the database with its state, by name.
 pub fn list(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     let db = ctx.client.db;
-    let mut jobs: Vec<(Bytes, Arc<Job>)> = ctx
+    let jobs: Vec<(Bytes, Arc<Job>)> = ctx
         .server
         .store
         .jobs
@@ -242,8 +255,13 @@ pub fn list(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
         .filter(|(d, _, _)| *d == db)
         .map(|(_, k, j)| (k, j))
         .collect();
+    Ok(list_reply(jobs))
+}
+
+/// AI.JOB LIST's reply: the jobs by name with their states.
+pub fn list_reply(mut jobs: Vec<(Bytes, Arc<Job>)>) -> Reply {
     jobs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Reply::Map(
+    Reply::Map(
         jobs.into_iter()
             .map(|(k, j)| {
                 let state = j.progress.lock().state.name();
@@ -253,7 +271,7 @@ pub fn list(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
                 )
             })
             .collect(),
-    ))
+    )
 }
 
 /// `AI.JOB CANCEL job`: stops a running job after the batch in hand; what it wrote stays.
@@ -261,16 +279,25 @@ pub fn cancel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let name = args.next()?;
     let job = get_job(ctx, &name)?;
     if !job.cancel(ctx.now()) {
-        return Err(CmdError::new(format!(
-            "ERR job '{}' is not running (it is {})",
-            String::from_utf8_lossy(&name),
-            job.progress.lock().state.name()
-        )));
+        return Err(not_running(&job));
     }
     jobs::publish(ctx.server, ctx.client.db, &job);
     ctx.dirty(1);
     Ok(Reply::OK)
 }
+
+/// AI.JOB CANCEL's error for a job that has ended.
+pub fn not_running(job: &Job) -> CmdError {
+    CmdError::new(format!(
+        "ERR job '{}' is not running (it is {})",
+        String::from_utf8_lossy(&job.name),
+        job.progress.lock().state.name()
+    ))
+}
+
+/// The error AI.JOB CHECKPOINT gives a client: only the server writes it.
+pub const ERR_CHECKPOINT_SENT: &str =
+    "ERR AI.JOB CHECKPOINT is written by the server to its append-only file, not sent";
 
 /// `AI.JOB DEL job`: cancels the job if it runs and forgets it. 1 when there was one, else 0.
 pub fn del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
@@ -292,9 +319,7 @@ pub fn checkpoint(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .loading
         .load(std::sync::atomic::Ordering::Relaxed)
     {
-        return Err(CmdError::new(
-            "ERR AI.JOB CHECKPOINT is written by the server to its append-only file, not sent",
-        ));
+        return Err(CmdError::new(ERR_CHECKPOINT_SENT));
     }
     let name = args.next()?;
     let job = get_job(ctx, &name)?;
