@@ -2,8 +2,8 @@
 //!
 //! The job loop is the engine's (`locus_engine::score`), as in locus-server; this file is its
 //! host over Redis. A job runs on a thread of its own and takes Redis's lock (the module API's
-//! thread-safe context) only to list keys and to copy a batch's fields out, a few dozen keys at
-//! a time, and to write a batch's predictions back, so Redis's clients are served in between.
+//! thread-safe context) only to list keys, to copy a batch's fields out and to write its
+//! predictions back, a few keys at a time, so Redis's clients are served in between.
 //! Numbers are parsed and the model runs with the lock released.
 //!
 //! - Partitions are Redis Cluster's 16,384 hash slots (on a node outside a cluster too), so a
@@ -46,9 +46,11 @@ const SLOTS: usize = 16384;
 /// Keys one listing window aims to hold (each a few dozen bytes).
 const WINDOW_KEYS: usize = 262_144;
 
-/// Keys read per hold of Redis's lock: a batch's keys are read in parts this large, so that
-/// Redis serves its clients between them.
+/// Keys read or written per hold of Redis's lock: a batch's keys are taken in parts this
+/// large, so that Redis serves its clients between them.
 const KEYS_PER_LOCK: usize = 64;
+/// The same for a PRIORITY LOW job, which gives Redis's main thread the lock more often.
+const KEYS_PER_LOCK_LOW: usize = 8;
 
 /// Scan steps (hash buckets) per hold of Redis's lock while listing.
 const SCAN_STEPS_PER_LOCK: usize = 256;
@@ -133,6 +135,13 @@ enum Raw {
 }
 
 impl RedisHost {
+    fn keys_per_lock(&self) -> usize {
+        match self.job.spec.priority {
+            locus_engine::score::Priority::Low => KEYS_PER_LOCK_LOW,
+            locus_engine::score::Priority::Normal => KEYS_PER_LOCK,
+        }
+    }
+
     /// Fills the listing with the keys of the slots from `slot` on, as many slots as fit
     /// about [`WINDOW_KEYS`] keys, by one scan of the database.
     fn fill(&self, listing: &mut Listing, slot: usize) {
@@ -193,7 +202,7 @@ impl RedisHost {
     unsafe fn read_raw(&self, keys: &[Bytes], buf: &mut Vec<u8>) -> Vec<Raw> {
         let ctx = self.held.ctx.0;
         let mut out = Vec::with_capacity(keys.len());
-        for part in keys.chunks(KEYS_PER_LOCK) {
+        for part in keys.chunks(self.keys_per_lock()) {
             let _l = Locked::take(&self.held.ctx);
             for key in part {
                 let name = RString::new(std::ptr::null_mut(), key);
@@ -368,27 +377,41 @@ impl ScoreHost for RedisHost {
         let failures_before = job.progress.lock().failures.len();
         let mut unwritten: Vec<(Bytes, String)> = Vec::new();
         let ctx = self.held.ctx.0;
-        // A batch's writes and its checkpoint are made under one hold of the lock, so they
-        // reach the AOF and the replicas as one transaction: a job resumed from either
-        // rescoring nothing it had written (reads, in contrast, let go of the lock every
-        // KEYS_PER_LOCK keys).
-        let _l = Locked::take(&self.held.ctx);
-        // Cancelled (AI.JOB CANCEL, DEL, FLUSHALL) while the batch ran: it writes nothing.
-        if job.is_cancelled() {
-            return;
-        }
-        let replicating = unsafe { crate::propagation::needed(ctx) };
-        for (key, pred) in keys.iter().zip(preds) {
-            unsafe {
-                if let Err(e) = self.write_one(key, pred, replicating) {
-                    unwritten.push((key.clone(), e));
+        let mut preds = preds.into_iter();
+        // (A batch whose keys all failed still commits its checkpoint: one empty part.)
+        let per = self.keys_per_lock();
+        let parts: Vec<&[Bytes]> = if keys.is_empty() {
+            vec![keys]
+        } else {
+            keys.chunks(per).collect()
+        };
+        let last = parts.len() - 1;
+        // Each part's writes replicate as they are made (in Redis's order); the last part
+        // commits the checkpoint with its own writes. A server that stops between two parts
+        // rescores the batch's keys when the job resumes, writing the same predictions.
+        for (n, part) in parts.into_iter().enumerate() {
+            let _l = Locked::take(&self.held.ctx);
+            // Cancelled (AI.JOB CANCEL, DEL, FLUSHALL) while the batch ran: it writes nothing
+            // more.
+            if job.is_cancelled() {
+                return;
+            }
+            let replicating = unsafe { crate::propagation::needed(ctx) };
+            for key in part {
+                let Some(pred) = preds.next() else { break };
+                unsafe {
+                    if let Err(e) = self.write_one(key, pred, replicating) {
+                        unwritten.push((key.clone(), e));
+                    }
                 }
             }
-        }
-        commit(&unwritten);
-        if replicating {
-            let words = locus::jobs::checkpoint_command(job, failures_before);
-            unsafe { self.replicate(&words) };
+            if n == last {
+                commit(&unwritten);
+                if replicating {
+                    let words = locus::jobs::checkpoint_command(job, failures_before);
+                    unsafe { self.replicate(&words) };
+                }
+            }
         }
     }
 
