@@ -130,6 +130,8 @@ enum Raw {
     Gone,
     /// The named fields' values, as ranges of the read buffer (`None`: the field is missing).
     Hash(Vec<Option<(usize, usize)>>),
+    /// Every entry of a small hash (name, then value), as ranges of the read buffer.
+    Entries(Vec<[usize; 4]>),
     Tensor(Arc<Tensor>),
     Wrong(String),
 }
@@ -219,6 +221,14 @@ impl RedisHost {
                 let kind = raw::RedisModule_KeyType.unwrap()(handle);
                 let raw_value = match (&self.job.spec.input, kind as isize) {
                     (_, raw::REDISMODULE_KEYTYPE_EMPTY) => Raw::Gone,
+                    (InputSpec::Hash { .. }, raw::REDISMODULE_KEYTYPE_HASH)
+                        if raw::RedisModule_ValueLength.unwrap()(handle)
+                            <= 4 * self.held.fields.0.len() =>
+                    {
+                        // A small hash is read in one pass over its entries: looking each
+                        // field up walks the entries once per field.
+                        Raw::Entries(entries_of(handle, buf))
+                    }
                     (InputSpec::Hash { .. }, raw::REDISMODULE_KEYTYPE_HASH) => {
                         let mut values = Vec::with_capacity(self.held.fields.0.len());
                         for field in &self.held.fields.0 {
@@ -288,6 +298,41 @@ impl RedisHost {
     }
 }
 
+/// Every entry of an open hash, copied into `buf` (name, then value, as ranges of it).
+///
+/// # Safety
+/// `handle` is an open hash key and Redis's lock is held.
+unsafe fn entries_of(handle: *mut raw::RedisModuleKey, buf: &mut Vec<u8>) -> Vec<[usize; 4]> {
+    struct Out<'a> {
+        buf: &'a mut Vec<u8>,
+        entries: Vec<[usize; 4]>,
+    }
+    unsafe extern "C" fn entry(
+        _key: *mut raw::RedisModuleKey,
+        field: *mut raw::RedisModuleString,
+        value: *mut raw::RedisModuleString,
+        data: *mut c_void,
+    ) {
+        let out = &mut *data.cast::<Out>();
+        let a = out.buf.len();
+        out.buf.extend_from_slice(bytes_of(field));
+        let b = out.buf.len();
+        if !value.is_null() {
+            out.buf.extend_from_slice(bytes_of(value));
+        }
+        out.entries.push([a, b, b, out.buf.len()]);
+    }
+    let mut out = Out {
+        buf,
+        entries: Vec::new(),
+    };
+    let cursor = raw::RedisModule_ScanCursorCreate.unwrap()();
+    let data = (&mut out as *mut Out).cast::<c_void>();
+    while raw::RedisModule_ScanKey.unwrap()(handle, cursor, Some(entry), data) != 0 {}
+    raw::RedisModule_ScanCursorDestroy.unwrap()(cursor);
+    out.entries
+}
+
 /// TYPE's answer for an open key (a module type's own name).
 unsafe fn type_name(handle: *mut raw::RedisModuleKey, kind: c_int) -> String {
     match kind as isize {
@@ -342,6 +387,13 @@ impl ScoreHost for RedisHost {
                         if let Some((a, b)) = v {
                             row.set_at(i, &buf[a..b]);
                         }
+                    }
+                    row.finish(key.clone())
+                }
+                Raw::Entries(entries) => {
+                    let mut row = into.hash_row();
+                    for [a, b, c, d] in entries {
+                        row.entry(&buf[a..b], &buf[c..d]);
                     }
                     row.finish(key.clone())
                 }
