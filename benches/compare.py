@@ -928,10 +928,51 @@ def section_module(args):
         print(f"Commands: `benches/compare.py --sections module --rounds {args.rounds}`: `locus-benchmark --model-key fr1 -c 1 -n 5000` "
               f"and `--model-key fr32 -c 32 -n {n32}` on each server in random order each round; medians of per-round "
               "figures.\n")
+        _module_scoring(args, servers, blob)
     finally:
         for _, p in servers.values():
             p.terminate()
             p.wait()
+
+
+def _module_scoring(args, servers, fraud_blob):
+    """AI.SCORE over the same hashes on both hosts (the fraud model with a CONST reference,
+    PRIORITY NORMAL), the servers in random order each round."""
+    import numpy as np
+    import redis
+    n = args.module_score_rows
+    X = np.random.default_rng(1).standard_normal((n, 30)).astype(np.float32)
+    ref = np.random.default_rng(3).standard_normal((1, 256)).astype(np.float32)
+    fields = [f"f{j}" for j in range(30)]
+    for port, _ in servers.values():
+        _pipe_hashes(port, X, "tx:")
+        c = redis.Redis(port=port)
+        c.execute_command("AI.MODELSTORE", "fraud", "ONNX", "CPU", "BLOB", fraud_blob)
+        c.execute_command("AI.TENSORSET", "ref", "FLOAT", 1, 256, "BLOB", ref.tobytes())
+    shuffler = random.Random(17)
+    order = list(servers)
+    rounds = []
+    for r in range(args.rounds):
+        shuffler.shuffle(order)
+        row = {}
+        for name in order:
+            port, proc = servers[name]
+            took, _ = _run_job(redis.Redis(port=port), proc.pid, f"bench{r}", "MODEL", "fraud", "MATCH", "tx:*",
+                               "HASH", "FIELDS", 30, *fields, "CONST", 1, "ref", "OUTPUT", "FIELD", "score",
+                               "INDEX", 1, "PRIORITY", "NORMAL")
+            row[name] = n / took
+        row["ratio"] = row["module"] / row["locus"]
+        rounds.append(row)
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    print(f"AI.SCORE over {n:,} hashes of 30 fields (fraud model, CONST reference, PRIORITY NORMAL, BATCH 256), "
+          "on each host in random order each round:\n")
+    print("| host | rows/s | module against locus-server |")
+    print("|---|---|---|")
+    print(f"| module (redis-server 7.0) | {med['module']:,.0f} | **{med['ratio']:.2f}x** |")
+    print(f"| locus-server | {med['locus']:,.0f} | |")
+    print()
+    print(f"Command: the same section (`--module-score-rows {n}`); per-round ratios: "
+          + ", ".join(f"{r['ratio']:.2f}" for r in rounds) + ".\n")
 
 
 def redis_benchmark(port, *args):
@@ -1241,6 +1282,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sections", default="resp,durability,tensors,memory,models,dag,lifecycle,routers,observability,scoring,v2,metrics,acl,tls,explain,datatypes,import,module")
     ap.add_argument("--score-rows", type=int, default=1_000_000, help="hashes the scoring section scores")
+    ap.add_argument("--module-score-rows", type=int, default=200_000,
+                    help="hashes the module section scores on both hosts")
     ap.add_argument("--no-metrics", help="a locus-server built with --no-default-features, for the metrics section")
     ap.add_argument("--baseline", help="an earlier locus-server for the lifecycle section's before/after ratios")
     args = ap.parse_args()
