@@ -373,7 +373,7 @@ unsafe fn report_keys(ctx: *mut raw::RedisModuleCtx, args: &[Bytes]) {
     }
 }
 
-unsafe fn error(ctx: *mut raw::RedisModuleCtx, text: &str) -> c_int {
+pub(crate) unsafe fn error(ctx: *mut raw::RedisModuleCtx, text: &str) -> c_int {
     reply::send(ctx, &Reply::Error(text.to_string()));
     OK
 }
@@ -444,14 +444,12 @@ unsafe extern "C" fn on_command(
     let Some(handler) = cmd.handler else {
         return error(ctx, "ERR unknown command");
     };
-    if cmd.name == "ai._modelscan" {
-        return model_scan(ctx, &args);
-    }
-    if cmd.name == "ai.score" {
-        return crate::score::score(ctx, &args);
-    }
-    if cmd.name.starts_with("ai.job|") {
-        return crate::score::job_command(ctx, &args);
+    // Answered here, not through the embedded keyspace: these read or run over Redis's own.
+    match cmd.name.as_str() {
+        "ai._modelscan" => return model_scan(ctx, &args),
+        "ai.score" => return crate::score::score(ctx, &args),
+        name if name.starts_with("ai.job|") => return crate::score::job_command(ctx, &args),
+        _ => {}
     }
     // The call's key arguments, found once: with the call's own strings for the copy-in.
     let mut named: Vec<(Bytes, *mut raw::RedisModuleString)> = Vec::new();
@@ -669,7 +667,9 @@ unsafe fn finish(ctx: *mut raw::RedisModuleCtx, pending: Pending, ok: bool) {
     }
 }
 
-unsafe fn replicate(ctx: *mut raw::RedisModuleCtx, argv: &[Bytes]) {
+/// Replicates `argv` to the AOF and the replicas (from a command, an unblocked client or a
+/// job's thread-safe context).
+pub(crate) unsafe fn replicate(ctx: *mut raw::RedisModuleCtx, argv: &[Bytes]) {
     let Some((name, rest)) = argv.split_first() else {
         return;
     };

@@ -18,6 +18,7 @@
 //! - Snapshots keep the jobs (the module's auxiliary data); FLUSHALL and FLUSHDB cancel and
 //!   forget the jobs of the databases they empty.
 
+use crate::commands::error;
 use crate::ffi::{self, bytes_of, RString};
 use crate::host::{self, host};
 use crate::reply;
@@ -279,22 +280,7 @@ impl RedisHost {
     }
 
     unsafe fn replicate(&self, argv: &[Bytes]) {
-        let Some((name, rest)) = argv.split_first() else {
-            return;
-        };
-        let name = std::ffi::CString::new(name.to_vec()).unwrap_or_default();
-        let strings: Vec<RString> = rest
-            .iter()
-            .map(|a| RString::new(std::ptr::null_mut(), a))
-            .collect();
-        let mut ptrs: Vec<*mut raw::RedisModuleString> = strings.iter().map(|s| s.ptr).collect();
-        raw::RedisModule_Replicate.unwrap()(
-            self.held.ctx.0,
-            name.as_ptr(),
-            c"v".as_ptr(),
-            ptrs.as_mut_ptr(),
-            ptrs.len(),
-        );
+        crate::commands::replicate(self.held.ctx.0, argv);
     }
 }
 
@@ -558,11 +544,6 @@ impl RedisHost {
             }
         }
     }
-}
-
-fn error(ctx: *mut raw::RedisModuleCtx, text: &str) -> c_int {
-    unsafe { reply::send(ctx, &Reply::Error(text.to_string())) };
-    OK
 }
 
 /// Whether the call comes from Redis itself (its AOF, its master's stream): the job is then
