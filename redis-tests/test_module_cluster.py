@@ -146,6 +146,51 @@ def test_cross_slot_calls_say_where_keys_live(cluster):
     assert str(e.value) == "CROSSSLOT Keys in request don't hash to the same slot"
 
 
+def test_request_logs_and_monitors_live_beside_their_model(cluster):
+    """AI.LOG and AI.MONITOR on one shard: the log stream and the baselines are keys of the
+    model's slot (Redis refuses others with CROSSSLOT), entries land in the shard's stream and
+    reach its replica, and the monitor sees the shard's runs."""
+    rc = cluster_client(cluster[0].port)
+    tag = tags_for_masters(rc, prefix="obs")[0]
+    with open(FRAUD, "rb") as f:
+        (model,) = deploy_model(rc, "fraud", f.read(), [tag])
+    node = rc.get_node_from_key(model)
+    direct = redis.Redis(port=node.port)
+    elsewhere = "{elsewhere}log"
+    assert rc.keyslot(elsewhere) != rc.keyslot(model)
+    with pytest.raises(redis.ResponseError) as e:
+        direct.execute_command("AI.LOG", "SET", model, "STREAM", elsewhere)
+    assert str(e.value).startswith("CROSSSLOT")
+    assert rc.execute_command("AI.LOG", "SET", model, "STREAM", f"{tag}log",
+                              "PAYLOAD", "DIGEST") == b"OK"
+    rng = np.random.default_rng(9)
+    put(rc, f"{tag}base", rng.standard_normal((200, 30)).astype(np.float32))
+    with pytest.raises(redis.ResponseError) as e:
+        direct.execute_command("AI.MONITOR", "SET", model, "BASELINE", "{elsewhere}base")
+    assert str(e.value).startswith("CROSSSLOT")
+    assert rc.execute_command("AI.MONITOR", "SET", model, "BASELINE", f"{tag}base",
+                              "WINDOW", 10, "EVERY", 10) == b"OK"
+    tx, ref = features(rng, 3)
+    put(rc, f"{tag}ref", ref)
+    for j in range(3):
+        put(rc, f"{tag}tx:{j}", tx[j:j + 1])
+        assert score(rc, tag, j) == [b"OK"]
+    entries = rc.xrange(f"{tag}log")
+    assert len(entries) == 3
+    fields = entries[0][1]
+    assert fields[b"key"] == model.encode() and fields[b"outcome"] == b"ok"
+    assert fields[b"inputs"] == f"{tag}tx:0,{tag}ref".encode()
+    mon = dict(zip(*[iter(rc.execute_command("AI.MONITOR", "GET", model))] * 2))
+    assert int(mon[b"rows_seen"]) == 3
+    # The entries reach the shard's replica as they are, ids included.
+    replicas = direct.execute_command("ROLE")[2]
+    assert replicas, "the shard has a replica"
+    replica = redis.Redis(port=int(replicas[0][1]), single_connection_client=True)
+    replica.execute_command("READONLY")
+    wait_for(lambda: replica.xlen(f"{tag}log") == 3, 30, "the log entries on the replica")
+    assert replica.xrange(f"{tag}log") == entries
+
+
 def test_failover_keeps_scoring(cluster):
     rc = cluster_client(cluster[0].port)
     tags = tags_for_masters(rc, prefix="fo")

@@ -147,11 +147,12 @@ def test_bad_settings_and_inputs(c):
 
 
 @pytest.mark.parametrize("how", ["snapshot", "aof", "aof-rewrite"])
-def test_monitors_survive_restarts(spawn, how):
+def test_monitors_survive_restarts(spawn_target, how):
     """The definition and its baselines persist, even after the baseline keys are gone; the
     window fills again after the restart, and drift is still caught."""
     import tempfile
 
+    spawn = spawn_target
     d = tempfile.mkdtemp(prefix="locus-monitors-")
     args = ["--dir", d] + (["--appendonly", "yes"] if how != "snapshot" else [])
     srv = spawn(*args)
@@ -185,6 +186,7 @@ def test_monitors_survive_restarts(spawn, how):
     assert min(floats(get(c2, "m")["scores"])) > 0.3
 
 
+@pytest.mark.locus_only  # error rates are read from the models of locus-server's own keyspace
 def test_a_failing_model_raises_an_error_rate_alert(c):
     """A version failing more than alert-error-rate (5%) of its requests over the window (with
     at least 20 requests) raises `error-rate`; a healthy one does not."""

@@ -67,7 +67,8 @@ $PY -m pytest -q -m serial redis-tests
 MODULE_SUITES=(redis-tests/test_tensors.py redis-tests/test_models.py redis-tests/test_dag.py
     redis-tests/test_redisai_client.py redis-tests/test_redisai_errors.py
     redis-tests/test_redisai_models.py redis-tests/test_routers.py
-    redis-tests/test_model_lifecycle.py redis-tests/test_explain.py redis-tests/test_scoring.py)
+    redis-tests/test_model_lifecycle.py redis-tests/test_explain.py redis-tests/test_scoring.py
+    redis-tests/test_monitors.py redis-tests/test_request_log.py)
 LOCUS_TARGET=module $PY -m pytest -q -n 2 --dist loadfile -m "not serial" "${MODULE_SUITES[@]}"
 LOCUS_TARGET=module $PY -m pytest -q -m serial "${MODULE_SUITES[@]}"
 # A short run of every fuzz target where the nightly toolchain and cargo-fuzz are present

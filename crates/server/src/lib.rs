@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod memory;
 pub mod model_uri;
 pub mod notify;
+pub mod outbox;
 pub mod persist;
 pub mod request_log;
 pub mod scorefiles;

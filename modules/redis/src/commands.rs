@@ -16,34 +16,32 @@ use std::sync::Arc;
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 
-/// Commands of locus-server that need more than Redis's keyspace holds (request logs,
-/// monitors and alerts kept beside it per database): in a cluster those belong to
-/// locus-server or to a client that visits every shard.
-const NOT_IN_MODULE: &[&str] = &["ai.alerts"];
-
+/// Whether `cmd` is registered with the rest: every AI command but the containers (AI.JOB,
+/// AI.LOG, AI.MONITOR), which are registered with their subcommands.
 fn in_module(cmd: &Command) -> bool {
     cmd.name.starts_with("ai.")
         && cmd.subcommands.is_empty()
         && !cmd.name.contains('|')
-        && !NOT_IN_MODULE.contains(&cmd.name.as_str())
-        && !["ai.job", "ai.log", "ai.monitor"]
-            .iter()
-            .any(|family| cmd.name.starts_with(family))
+        && !CONTAINERS.iter().any(|family| cmd.name.starts_with(family))
 }
 
-/// AI.JOB and its subcommands (the module's own handler: jobs run over Redis's keyspace).
-unsafe fn register_jobs(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
+/// Commands registered as a container and its subcommands.
+const CONTAINERS: &[&str] = &["ai.job", "ai.log", "ai.monitor"];
+
+/// A container command and its subcommands (AI.JOB's are answered over Redis's keyspace by
+/// the module's own handler, the others through the embedded keyspace as any command).
+unsafe fn register_container(ctx: *mut raw::RedisModuleCtx, name: &str) -> Result<(), String> {
     let server = &host().server;
-    let Some(container) = server.commands.get(b"ai.job") else {
+    let Some(container) = server.commands.get(name.as_bytes()) else {
         return Ok(());
     };
-    let name = CString::new("ai.job").unwrap_or_default();
+    let c_name = CString::new(name).unwrap_or_default();
     let done =
-        raw::RedisModule_CreateCommand.unwrap()(ctx, name.as_ptr(), None, c"".as_ptr(), 0, 0, 0);
+        raw::RedisModule_CreateCommand.unwrap()(ctx, c_name.as_ptr(), None, c"".as_ptr(), 0, 0, 0);
     if done != OK {
-        return Err("cannot register ai.job".into());
+        return Err(format!("cannot register {name}"));
     }
-    let parent = get_command(ctx, "ai.job");
+    let parent = get_command(ctx, name);
     for sub in container.subcommands.values() {
         let short = sub.name.rsplit('|').next().unwrap_or_default();
         let n = CString::new(short).unwrap_or_default();
@@ -80,7 +78,9 @@ pub unsafe fn register(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
         create(ctx, &cmd.name, &module_flags(cmd), Some(on_command))?;
         set_info(ctx, cmd)?;
     }
-    register_jobs(ctx)?;
+    for name in CONTAINERS {
+        register_container(ctx, name)?;
+    }
     create(
         ctx,
         &types::RESTORE_COMMAND.to_lowercase(),
@@ -448,6 +448,7 @@ unsafe extern "C" fn on_command(
     match cmd.name.as_str() {
         "ai._modelscan" => return model_scan(ctx, &args),
         "ai.score" => return crate::score::score(ctx, &args),
+        "ai.alerts" => return crate::outbox::alerts(ctx, &args),
         name if name.starts_with("ai.job|") => return crate::score::job_command(ctx, &args),
         _ => {}
     }
@@ -477,6 +478,9 @@ unsafe extern "C" fn on_command(
     let Some(db) = h.take_db() else {
         return error(ctx, "ERR too many AI commands in flight");
     };
+    let redis_db = raw::RedisModule_GetSelectedDb.unwrap()(ctx);
+    // The call's settings (AI.LOG, AI.MONITOR) and streams are those of its Redis database.
+    server.outbox.lend(db, redis_db as usize);
     if cmd.name == "ai.routerset" && args.len() > 2 {
         // A router's targets are checked when it is set: they come in with it.
         if let Ok(def) = locus_engine::router::RouterDef::parse(&args[2..]) {
@@ -520,7 +524,7 @@ unsafe extern "C" fn on_command(
         imported,
         cmd: Arc::clone(&cmd),
         args,
-        redis_db: raw::RedisModule_GetSelectedDb.unwrap()(ctx),
+        redis_db,
     };
     match (result, deferred) {
         (Err(e), _) => {
@@ -650,6 +654,8 @@ unsafe fn later(ctx: *mut raw::RedisModuleCtx, pending: Pending, fut: locus::cmd
 /// replica never runs a model to reproduce an output), a model stored later as itself.
 unsafe fn finish(ctx: *mut raw::RedisModuleCtx, pending: Pending, ok: bool) {
     let changes = host::export(ctx, pending.imported, &pending.cmd.name);
+    // Request-log entries and alerts of the call, before its answer.
+    crate::outbox::apply();
     if !ok || !pending.cmd.write || !crate::propagation::needed(ctx) {
         return;
     }

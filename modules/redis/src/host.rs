@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 /// Databases in the pool: the most commands in flight at once (model runs waiting for their
 /// batch count; every other command returns its database before the next one starts).
-const POOL: usize = 4096;
+pub const POOL: usize = 4096;
 
 pub struct Host {
     pub server: Arc<Server>,
@@ -48,6 +48,9 @@ impl Host {
         // The embedded keyspace is never saved: Redis persists the module's values itself.
         settings.push(("save".into(), String::new()));
         settings.push(("appendonly".into(), "no".into()));
+        // No audit stream: Redis replays a replicated store as a command, so each node would
+        // audit it again; the module's stores are in Redis's own AOF and replication stream.
+        settings.push(("audit-stream".into(), String::new()));
         let config = Config::load(None, &settings)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -160,6 +163,13 @@ pub unsafe fn import(
             types::Read::Other => {
                 let mut shard = server.store.db(db).write(&key);
                 shard.insert(key.clone(), Entry::new(Value::Str(Bytes::new())), now);
+                Before::Other
+            }
+            // An empty stand-in: the command sees the type (AI.LOG SET's stream), never the
+            // entries, and nothing of it is written back.
+            types::Read::Stream => {
+                let mut shard = server.store.db(db).write(&key);
+                shard.insert(key.clone(), Entry::new(Value::Stream(Box::default())), now);
                 Before::Other
             }
             types::Read::Ai(value) => {

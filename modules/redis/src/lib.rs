@@ -17,6 +17,7 @@
 mod commands;
 mod ffi;
 mod host;
+mod outbox;
 mod propagation;
 mod reply;
 mod score;
@@ -55,6 +56,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
     }
+    unsafe { outbox::start(ctx.ctx) };
     if let Err(e) = unsafe { watch::start(ctx.ctx) } {
         ctx.log_warning(&format!("Locus: {e}"));
         return Status::Err;
@@ -85,6 +87,8 @@ unsafe extern "C" fn on_cron(
     _data: *mut std::os::raw::c_void,
 ) {
     locus::util::resync_clock();
+    // Alerts raised between calls (a router's guard, a shadow's run).
+    unsafe { outbox::apply() };
 }
 
 /// Re-anchors the engine's fast wall clock (read through the CPU's counter) on the OS clock at

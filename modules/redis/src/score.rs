@@ -519,6 +519,7 @@ impl RedisHost {
                 let k = RString::new(std::ptr::null_mut(), &target);
                 match crate::types::read(ctx, k.ptr) {
                     crate::types::Read::Other
+                    | crate::types::Read::Stream
                     | crate::types::Read::Ai(
                         locus::store::Value::Model(_) | locus::store::Value::Router(_),
                     ) => {
@@ -858,6 +859,11 @@ unsafe extern "C" fn on_flush(
         return;
     }
     let info = &*data.cast::<raw::RedisModuleFlushInfo>();
+    // Request logs and monitors go with their database's keys, as on locus-server.
+    let store = &crate::host::host().server.store;
+    let db = (info.dbnum >= 0).then_some(info.dbnum as usize);
+    store.request_logs.clear(db);
+    store.monitors.clear(db);
     let now = locus::util::now_ms();
     JOBS.lock().retain(|(d, _), job| {
         let flushed = info.dbnum == -1 || info.dbnum == *d;
@@ -892,8 +898,9 @@ pub unsafe fn init(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
     Ok(())
 }
 
-/// The encoding version of the jobs in snapshots.
-pub const AUX_ENCVER: c_int = 5;
+/// The encoding version of the module's auxiliary data in snapshots, the model type's (5: jobs;
+/// 6: jobs, then request logs and monitors).
+pub const AUX_ENCVER: c_int = crate::types::ENCVER;
 
 unsafe fn save_words(rdb: *mut raw::RedisModuleIO, words: &[Bytes]) {
     raw::RedisModule_SaveUnsigned.unwrap()(rdb, words.len() as u64);
@@ -932,6 +939,28 @@ pub unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
         save_words(rdb, &job.spec.to_words());
         save_words(rdb, &job.progress.lock().to_words(0));
     }
+    // Settings kept per Redis database and key: request logs, then monitors (as words).
+    let store = &crate::host::host().server.store;
+    let logs: Vec<(usize, Bytes, Vec<Bytes>)> = store
+        .request_logs
+        .all()
+        .into_iter()
+        .map(|(db, key, spec)| (db, key, spec.to_words()))
+        .collect();
+    let monitors: Vec<(usize, Bytes, Vec<Bytes>)> = store
+        .monitors
+        .all()
+        .into_iter()
+        .map(|(db, key, m)| (db, key, locus::cmd::monitors::to_words(&m.lock())))
+        .collect();
+    for set in [logs, monitors] {
+        raw::RedisModule_SaveUnsigned.unwrap()(rdb, set.len() as u64);
+        for (db, key, words) in set {
+            raw::RedisModule_SaveUnsigned.unwrap()(rdb, db as u64);
+            raw::RedisModule_SaveStringBuffer.unwrap()(rdb, key.as_ptr().cast(), key.len());
+            save_words(rdb, &words);
+        }
+    }
 }
 
 /// Loads the jobs a snapshot holds (running ones resume when the load ends, on a master).
@@ -960,6 +989,31 @@ pub unsafe extern "C" fn aux_load(
         }
         JOBS.lock()
             .insert((redis_db, name.clone()), Arc::new(Job::new(name, spec, p)));
+    }
+    if encver < 6 {
+        // Written before request logs and monitors were saved.
+        return OK;
+    }
+    let store = &crate::host::host().server.store;
+    for kind in 0..2 {
+        let n = raw::RedisModule_LoadUnsigned.unwrap()(rdb);
+        for _ in 0..n {
+            let db = raw::RedisModule_LoadUnsigned.unwrap()(rdb) as usize;
+            let (Some(key), Some(words)) = (load_bytes(rdb), load_words(rdb)) else {
+                return raw::REDISMODULE_ERR as c_int;
+            };
+            if kind == 0 {
+                let Ok(spec) = locus::request_log::LogSpec::parse(&words) else {
+                    return raw::REDISMODULE_ERR as c_int;
+                };
+                store.request_logs.set(db, key, spec);
+            } else {
+                let Ok(m) = locus::cmd::monitors::from_words(&words) else {
+                    return raw::REDISMODULE_ERR as c_int;
+                };
+                store.monitors.set(db, key, parking_lot::Mutex::new(m));
+            }
+        }
     }
     OK
 }

@@ -15,8 +15,9 @@ use std::os::raw::{c_char, c_int, c_void};
 
 /// The encoding version of the values' serialization in RDB files: above every version RedisAI
 /// 1.2 wrote (0 to 4) under the same type names, so neither reads the other's values wrongly
-/// (each refuses a version it does not know).
-const ENCVER: i32 = 5;
+/// (each refuses a version it does not know). 6: the module's auxiliary data also holds request
+/// logs and monitors (values are written as in 5).
+pub const ENCVER: i32 = 6;
 
 /// The command an AOF rewrite logs each value with (its serialization, as RESTORE takes it).
 pub const RESTORE_COMMAND: &str = "AI._RESTORE";
@@ -99,6 +100,8 @@ fn is_ours(t: *mut raw::RedisModuleType) -> bool {
 pub enum Read {
     Absent,
     Other,
+    /// A Redis stream (a request log's stream is checked to be one).
+    Stream,
     Ai(Value),
 }
 
@@ -133,6 +136,8 @@ pub unsafe fn read_open(handle: *mut raw::RedisModuleKey) -> Read {
             Some(v) => Read::Ai(v),
             None => Read::Other,
         }
+    } else if kind == raw::REDISMODULE_KEYTYPE_STREAM as c_int {
+        Read::Stream
     } else {
         Read::Other
     }

@@ -269,14 +269,14 @@ fn dag_generic(ctx: &mut Ctx, args: &mut Args, flavor: Flavor, read_only: bool) 
                         "ERR TIMEOUT not allowed within a DAG command",
                     ));
                 }
-                let db = ctx.client.db;
+                let home = ctx.server.outbox.home(ctx.client.db);
                 let log = ctx
                     .server
                     .store
                     .request_logs
-                    .get(db, &req.key)
-                    .map(|spec| super::models::RunLog::start(ctx, spec, &req.node));
-                let monitor = ctx.server.store.monitors.get(db, &req.key);
+                    .get(home, &req.key)
+                    .map(|spec| super::models::RunLog::start(ctx, spec, &req.key, &req.node));
+                let monitor = ctx.server.store.monitors.get(home, &req.key);
                 let watch = log.is_some() || monitor.is_some();
                 if watch {
                     watchers.push(Watcher {

@@ -193,7 +193,11 @@ pub fn join_background(parts: &[Arc<Tensor>], max_bytes: usize) -> Result<Arc<Te
 /// The input baseline of the monitor on `key`, at most [`MONITOR_BACKGROUND_ROWS`] rows of it
 /// (evenly spaced).
 pub fn monitor_background(ctx: &Ctx, key: &[u8]) -> Option<Arc<Tensor>> {
-    let monitor = ctx.server.store.monitors.get(ctx.client.db, key)?;
+    let monitor = ctx
+        .server
+        .store
+        .monitors
+        .get(ctx.server.outbox.home(ctx.client.db), key)?;
     let baseline = monitor.lock().baselines().0.clone();
     let n = *baseline.shape().first()?;
     if n <= MONITOR_BACKGROUND_ROWS {

@@ -856,12 +856,14 @@ fn execute_generic(ctx: &mut Ctx, args: &mut Args, counted: bool) -> CmdResult {
     check_outputs(ctx, &req.outputs)?;
     let server = ctx.server.clone();
     let db = ctx.client.db;
+    // Settings belong to the database the call serves (itself, except in a stand-in).
+    let home = server.outbox.home(db);
     let log = server
         .store
         .request_logs
-        .get(db, &req.key)
-        .map(|spec| RunLog::start(ctx, spec, &req.node));
-    let monitor = server.store.monitors.get(db, &req.key);
+        .get(home, &req.key)
+        .map(|spec| RunLog::start(ctx, spec, &req.key, &req.node));
+    let monitor = server.store.monitors.get(home, &req.key);
     if let Some(sink) = req.events.clone() {
         return ctx.defer(run_routed(server, db, req, tensors, sink, log, monitor));
     }
@@ -932,20 +934,46 @@ pub struct RunLog {
     decisions: Vec<(Bytes, Bytes)>,
     actor: Actor,
     started: std::time::Instant,
+    /// The version number of the model a direct run runs, found when it starts (while the
+    /// key is at hand: a stand-in database lets go of it once the run is queued).
+    version: Option<u64>,
 }
 
 impl RunLog {
-    pub fn start(ctx: &Ctx, spec: Arc<crate::request_log::LogSpec>, node: &Node) -> RunLog {
+    pub fn start(
+        ctx: &Ctx,
+        spec: Arc<crate::request_log::LogSpec>,
+        key: &[u8],
+        node: &Node,
+    ) -> RunLog {
+        let version = match &node.exec {
+            Exec::Model(m) => {
+                let shard = ctx.db().read(key);
+                match shard.get(key, ctx.now()) {
+                    Some(Entry {
+                        value: Value::Model(vm),
+                        ..
+                    }) => vm
+                        .versions()
+                        .iter()
+                        .find(|v| Arc::ptr_eq(&v.model, m))
+                        .map(|v| v.number),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         RunLog {
             spec,
             decisions: node.decisions(),
             actor: Actor::of(ctx.client),
             started: std::time::Instant::now(),
+            version,
         }
     }
 
     /// Appends the run to the log stream (when sampled) and logs that to the AOF. `model` is
-    /// the model of a direct run, whose version number is looked up now.
+    /// the model of a direct run (whose version the log records).
     pub fn finish(
         self,
         server: &Server,
@@ -956,20 +984,7 @@ impl RunLog {
         outputs: &Result<Vec<Tensor>, Reply>,
     ) {
         let now = crate::util::now_ms();
-        let version = model.and_then(|m| {
-            let shard = server.store.db(db).read(req.key);
-            match shard.get(req.key, now) {
-                Some(Entry {
-                    value: Value::Model(vm),
-                    ..
-                }) => vm
-                    .versions()
-                    .iter()
-                    .find(|v| Arc::ptr_eq(&v.model, m))
-                    .map(|v| v.number),
-                _ => None,
-            }
-        });
+        let version = model.and(self.version);
         let error = match outputs {
             Err(Reply::Error(e)) => Some(e.clone()),
             Err(Reply::Status(s)) => Some(s.to_string()),

@@ -142,10 +142,11 @@ pub fn monitor_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         None => None,
     };
     let monitor = Monitor::new(spec, &base, out.as_deref()).map_err(CmdError)?;
-    ctx.server
-        .store
-        .monitors
-        .set(ctx.client.db, key, Mutex::new(monitor));
+    ctx.server.store.monitors.set(
+        ctx.server.outbox.home(ctx.client.db),
+        key,
+        Mutex::new(monitor),
+    );
     ctx.dirty(1);
     Ok(Reply::OK)
 }
@@ -237,7 +238,12 @@ pub fn from_words(words: &[Bytes]) -> Result<Monitor, String> {
 /// outlier rate and the state; null when the key is not watched.
 pub fn monitor_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    let Some(m) = ctx.server.store.monitors.get(ctx.client.db, &key) else {
+    let Some(m) = ctx
+        .server
+        .store
+        .monitors
+        .get(ctx.server.outbox.home(ctx.client.db), &key)
+    else {
         return Ok(Reply::Null);
     };
     let m = m.lock();
@@ -272,7 +278,11 @@ pub fn monitor_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// `AI.MONITOR DEL key`: 1 when the key was watched, else 0.
 pub fn monitor_del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    let removed = ctx.server.store.monitors.remove(ctx.client.db, &key);
+    let removed = ctx
+        .server
+        .store
+        .monitors
+        .remove(ctx.server.outbox.home(ctx.client.db), &key);
     if removed {
         ctx.dirty(1);
     }

@@ -45,7 +45,10 @@ pub fn log_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             )));
         }
     }
-    ctx.server.store.request_logs.set(ctx.client.db, key, spec);
+    ctx.server
+        .store
+        .request_logs
+        .set(ctx.server.outbox.home(ctx.client.db), key, spec);
     ctx.dirty(1);
     Ok(Reply::OK)
 }
@@ -53,7 +56,12 @@ pub fn log_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// `AI.LOG GET key`: the settings, or null when the key's runs are not logged.
 pub fn log_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    let Some(spec) = ctx.server.store.request_logs.get(ctx.client.db, &key) else {
+    let Some(spec) = ctx
+        .server
+        .store
+        .request_logs
+        .get(ctx.server.outbox.home(ctx.client.db), &key)
+    else {
         return Ok(Reply::Null);
     };
     let words = spec.to_words();
@@ -75,7 +83,11 @@ pub fn log_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// `AI.LOG DEL key`: 1 when the key's runs were logged, else 0.
 pub fn log_del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next()?;
-    let removed = ctx.server.store.request_logs.remove(ctx.client.db, &key);
+    let removed = ctx
+        .server
+        .store
+        .request_logs
+        .remove(ctx.server.outbox.home(ctx.client.db), &key);
     if removed {
         ctx.dirty(1);
     }

@@ -378,6 +378,11 @@ impl EventSink for RouterEvents {
             db: self.db,
         };
         let (key, router) = (key.clone(), Arc::clone(router));
+        // A host with stand-in databases (no AOF of its own) handles it at once, while the
+        // router is still in the call's database.
+        if self.server.outbox.is_on() {
+            return this.handle(&key, &router, event);
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 h.spawn(async move { this.handle(&key, &router, event) });
@@ -466,6 +471,7 @@ pub fn raise_alert(
     kind: &str,
     fields: &[(&str, String)],
 ) -> Option<Vec<Bytes>> {
+    let db = server.outbox.home(db);
     // The same alert (kind and subject) at most once a minute.
     let cause = format!(
         "{db}\0{kind}\0{}",
@@ -496,16 +502,26 @@ pub fn raise_alert(
         message.insert(k.to_string(), v.clone().into());
     }
     message.insert("time".into(), now.into());
-    let (hard, soft, soft_secs) = server.config.pubsub_output_limit();
-    server.pubsub.publish(
-        &Bytes::from_static(ALERTS_CHANNEL.as_bytes()),
-        &Bytes::from(serde_json::Value::Object(message).to_string()),
-        crate::server::pubsub::OutputLimit {
-            hard,
-            soft,
-            soft_secs,
-        },
+    let (channel, message) = (
+        Bytes::from_static(ALERTS_CHANNEL.as_bytes()),
+        Bytes::from(serde_json::Value::Object(message).to_string()),
     );
+    if server.outbox.is_on() {
+        server
+            .outbox
+            .push(crate::outbox::Forward::Publish { channel, message });
+    } else {
+        let (hard, soft, soft_secs) = server.config.pubsub_output_limit();
+        server.pubsub.publish(
+            &channel,
+            &message,
+            crate::server::pubsub::OutputLimit {
+                hard,
+                soft,
+                soft_secs,
+            },
+        );
+    }
     let stream = server.config.live.alert_stream.read().clone();
     if stream.is_empty() || server.loading.load(std::sync::atomic::Ordering::Relaxed) {
         return None;

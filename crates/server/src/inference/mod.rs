@@ -308,7 +308,7 @@ fn prepare(server: &Arc<Server>, call: Call) -> Result<Prepared, Failure> {
             .store
             .request_logs
             .get(DB, &key)
-            .map(|spec| RunLog::start(ctx, spec, &node));
+            .map(|spec| RunLog::start(ctx, spec, &key, &node));
         let monitor = server.store.monitors.get(DB, &key);
         let input_names = model
             .inputs

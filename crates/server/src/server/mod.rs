@@ -122,6 +122,8 @@ pub struct Server {
     pub acl: crate::acl::Acl,
     /// The TLS port's handshake settings (replaced when CONFIG SET changes a `tls-*` file).
     pub tls: parking_lot::RwLock<Option<tokio_rustls::TlsAcceptor>>,
+    /// Writes for a host running commands in stand-in databases (off in locus-server).
+    pub outbox: crate::outbox::Outbox,
 }
 
 /// Redis 7.0's reply to a connection refused by protected mode, word for word.
@@ -169,6 +171,7 @@ impl Server {
             commands,
             acl,
             tls: parking_lot::RwLock::new(None),
+            outbox: Default::default(),
             clients: ClientRegistry::default(),
             stats: Stats::default(),
             slowlog: Mutex::new(SlowLog::default()),
