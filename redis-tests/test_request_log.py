@@ -211,3 +211,31 @@ def test_dag_model_ops_are_logged_with_their_routing_and_monitored(c):
         1, 2, 3, "|>", "AI.MODELEXECUTE", "r", "INPUTS", 1, "a", "OUTPUTS", 1, "b")
     failed = entries(c, "log:r")[-1]
     assert b"Expected: 4" in failed["outcome"] and failed["input_shapes"] == b"1x3"
+
+
+def test_settings_follow_swapdb_and_go_with_flushdb(server_port):
+    """Request logs and monitors belong to their database: SWAPDB moves them with the keys,
+    FLUSHDB drops them (on locus-server and in the module, which follows Redis's events)."""
+    c0 = _client(server_port, 2, decode=False)
+    c1 = redis.Redis(host="127.0.0.1", port=server_port, db=1, socket_timeout=10)
+    try:
+        c0.flushall()
+        assert is_ok(store(c0, "m", scale(2)))
+        put(c0, "base", np.ones((20, 4), np.float32))
+        assert is_ok(c0.execute_command("AI.LOG", "SET", "m", "STREAM", "lg"))
+        assert is_ok(c0.execute_command("AI.MONITOR", "SET", "m", "BASELINE", "base"))
+        assert c0.swapdb(0, 1)
+        assert c0.execute_command("AI.LOG", "GET", "m") is None
+        assert c1.execute_command("AI.LOG", "GET", "m")[:2] == [b"stream", b"lg"]
+        assert c1.execute_command("AI.MONITOR", "GET", "m") is not None
+        # Runs in database 1 are logged there.
+        put(c1, "x", np.ones((1, 4), np.float32))
+        assert is_ok(execute(c1, "m", "x", "y"))
+        assert c1.xlen("lg") == 1 and c0.exists("lg") == 0
+        c1.flushdb()
+        assert c1.execute_command("AI.LOG", "GET", "m") is None
+        assert c1.execute_command("AI.MONITOR", "GET", "m") is None
+    finally:
+        c0.flushall()
+        c0.close()
+        c1.close()

@@ -874,6 +874,23 @@ unsafe extern "C" fn on_flush(
     });
 }
 
+/// SWAPDB: request logs and monitors follow their databases' keys, as on locus-server.
+unsafe extern "C" fn on_swapdb(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    _subevent: u64,
+    data: *mut c_void,
+) {
+    if data.is_null() {
+        return;
+    }
+    let info = &*data.cast::<raw::RedisModuleSwapDbInfo>();
+    let (a, b) = (info.dbnum_first, info.dbnum_second);
+    let store = &crate::host::host().server.store;
+    store.request_logs.swap(a as usize, b as usize);
+    store.monitors.swap(a as usize, b as usize);
+}
+
 /// Follows loading, role changes and flushes.
 ///
 /// # Safety
@@ -881,18 +898,19 @@ unsafe extern "C" fn on_flush(
 pub unsafe fn init(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
     let own = raw::RedisModule_GetDetachedThreadSafeContext.unwrap()(ctx);
     let _ = RESUMER.set(Resumer(own));
-    let events: [(u64, raw::RedisModuleEventCallback); 3] = [
+    let events: [(u64, raw::RedisModuleEventCallback); 4] = [
         (raw::REDISMODULE_EVENT_LOADING, Some(on_loading)),
         (
             raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
             Some(on_role),
         ),
         (raw::REDISMODULE_EVENT_FLUSHDB, Some(on_flush)),
+        (raw::REDISMODULE_EVENT_SWAPDB, Some(on_swapdb)),
     ];
     for (id, callback) in events {
         let event = raw::RedisModuleEvent { id, dataver: 1 };
         if raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx, event, callback) != OK {
-            return Err("cannot follow loading, role changes and flushes".into());
+            return Err("cannot follow loading, role changes, flushes and SWAPDB".into());
         }
     }
     Ok(())
