@@ -155,18 +155,11 @@ pub fn append_entry(
     // A host with stand-in databases writes the entry into its own keyspace.
     let db = server.outbox.home(db);
     if server.outbox.is_on() {
-        let owned = [
-            &server.config.live.audit_stream,
-            &server.config.live.alert_stream,
-        ]
-        .iter()
-        .any(|name| *name.read() == key);
         server.outbox.push(crate::outbox::Forward::Entry {
             db,
             key,
             maxlen,
             fields,
-            owned,
         });
         return None;
     }

@@ -19,13 +19,11 @@ use std::sync::OnceLock;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Forward {
     /// `XADD key MAXLEN maxlen * fields…` in database `db` (no bound when `maxlen` is 0).
-    /// `owned`: a stream the server owns (alerts), not one a user named (request logs).
     Entry {
         db: usize,
         key: Bytes,
         maxlen: u64,
         fields: Vec<Bytes>,
-        owned: bool,
     },
     /// `PUBLISH channel message`.
     Publish { channel: Bytes, message: Bytes },
@@ -37,6 +35,8 @@ pub struct Outbox {
     on: AtomicBool,
     homes: OnceLock<Vec<AtomicUsize>>,
     queue: Mutex<Vec<Forward>>,
+    /// Whether `queue` may hold writes: the host looks after every call, without the lock.
+    queued: AtomicBool,
 }
 
 impl Outbox {
@@ -69,20 +69,19 @@ impl Outbox {
 
     pub fn push(&self, f: Forward) {
         self.queue.lock().push(f);
+        self.queued.store(true, Ordering::Release);
     }
 
     /// Takes the queued writes, oldest first.
     pub fn drain(&self) -> Vec<Forward> {
         let mut q = self.queue.lock();
-        if q.is_empty() {
-            return Vec::new();
-        }
+        self.queued.store(false, Ordering::Release);
         std::mem::take(&mut *q)
     }
 
-    /// Whether writes wait (a cheap look before taking the lock).
+    /// Whether writes wait (one atomic load).
     pub fn pending(&self) -> bool {
-        self.is_on() && !self.queue.lock().is_empty()
+        self.queued.load(Ordering::Acquire)
     }
 }
 

@@ -97,3 +97,22 @@ pub unsafe fn identify(ctx: *mut raw::RedisModuleCtx, client: &mut locus::server
         None => client.set_user(locus::acl::internal_user()),
     }
 }
+
+/// The value of a hash field (a string the caller frees), or null when the hash lacks it.
+///
+/// # Safety
+/// `handle` is an open hash key and `field` a live module string; Redis's lock is held.
+pub unsafe fn hash_get(
+    handle: *mut raw::RedisModuleKey,
+    field: *mut raw::RedisModuleString,
+) -> *mut raw::RedisModuleString {
+    let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
+    raw::RedisModule_HashGet.unwrap()(
+        handle,
+        raw::REDISMODULE_HASH_NONE as std::os::raw::c_int,
+        field,
+        &mut value as *mut *mut raw::RedisModuleString,
+        std::ptr::null_mut::<c_void>(),
+    );
+    value
+}

@@ -227,14 +227,7 @@ pub unsafe fn import_hash_fields(
             continue;
         }
         let f = RString::new(ctx, field);
-        let mut value: *mut raw::RedisModuleString = std::ptr::null_mut();
-        raw::RedisModule_HashGet.unwrap()(
-            handle,
-            raw::REDISMODULE_HASH_NONE as c_int,
-            f.ptr,
-            &mut value as *mut *mut raw::RedisModuleString,
-            std::ptr::null_mut::<c_void>(),
-        );
+        let value = ffi::hash_get(handle, f.ptr);
         if !value.is_null() {
             hash.insert(field.clone(), Bytes::copy_from_slice(ffi::bytes_of(value)));
             raw::RedisModule_FreeString.unwrap()(ctx, value);

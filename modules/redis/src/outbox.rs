@@ -56,7 +56,6 @@ pub unsafe fn apply() {
                 key,
                 maxlen,
                 fields,
-                ..
             } => append(w.0, db, key, maxlen, fields),
             Forward::Publish { channel, message } => {
                 let (c, m) = (RString::new(w.0, &channel), RString::new(w.0, &message));
@@ -156,24 +155,9 @@ unsafe fn call(
 /// # Safety
 /// `ctx` is a live command context.
 pub unsafe fn alerts(ctx: *mut raw::RedisModuleCtx, args: &[Bytes]) -> c_int {
-    let count = if args.len() == 1 {
-        10
-    } else {
-        if !args[1].eq_ignore_ascii_case(b"COUNT") {
-            return crate::commands::error(ctx, "ERR syntax error");
-        }
-        let n = args
-            .get(2)
-            .and_then(|a| std::str::from_utf8(a).ok())
-            .and_then(|s| s.parse::<i64>().ok())
-            .filter(|n| *n > 0);
-        let Some(n) = n else {
-            return crate::commands::error(ctx, "ERR COUNT must be a positive integer");
-        };
-        if args.len() > 3 {
-            return crate::commands::error(ctx, "ERR syntax error");
-        }
-        n as usize
+    let count = match locus::cmd::routers::alerts_count(&args[1..]) {
+        Ok(n) => n,
+        Err(e) => return crate::commands::error(ctx, &e.0),
     };
     let key = host().server.config.live.alert_stream.read().clone();
     let mut out = Vec::new();
@@ -195,33 +179,21 @@ pub unsafe fn alerts(ctx: *mut raw::RedisModuleCtx, args: &[Bytes]) -> c_int {
     raw::REDISMODULE_OK as c_int
 }
 
-/// XREVRANGE's entries as AI.ALERTS gives them: a map of the id and each field.
+/// XREVRANGE's entries as AI.ALERTS gives them.
 unsafe fn entries(r: *mut raw::RedisModuleCallReply) -> Vec<Reply> {
     let len = raw::RedisModule_CallReplyLength.unwrap()(r);
     let element = raw::RedisModule_CallReplyArrayElement.unwrap();
+    let bytes = |e| Bytes::copy_from_slice(element_bytes(e));
     (0..len)
         .filter_map(|i| {
             let e = element(r, i);
-            let id = element(e, 0);
-            let fields = element(e, 1);
+            let (id, fields) = (element(e, 0), element(e, 1));
             if id.is_null() || fields.is_null() {
                 return None;
             }
-            let mut pairs = vec![(
-                Reply::bulk_str("id"),
-                Reply::Bulk(Bytes::copy_from_slice(element_bytes(id))),
-            )];
             let n = raw::RedisModule_CallReplyLength.unwrap()(fields);
-            for j in (0..n.saturating_sub(1)).step_by(2) {
-                pairs.push((
-                    Reply::Bulk(Bytes::copy_from_slice(element_bytes(element(fields, j)))),
-                    Reply::Bulk(Bytes::copy_from_slice(element_bytes(element(
-                        fields,
-                        j + 1,
-                    )))),
-                ));
-            }
-            Some(Reply::Map(pairs))
+            let fields: Vec<Bytes> = (0..n).map(|j| bytes(element(fields, j))).collect();
+            Some(locus::cmd::routers::alert_entry(bytes(id), &fields))
         })
         .collect()
 }

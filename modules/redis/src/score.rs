@@ -233,14 +233,7 @@ impl RedisHost {
                     (InputSpec::Hash { .. }, raw::REDISMODULE_KEYTYPE_HASH) => {
                         let mut values = Vec::with_capacity(self.held.fields.0.len());
                         for field in &self.held.fields.0 {
-                            let mut v: *mut raw::RedisModuleString = std::ptr::null_mut();
-                            raw::RedisModule_HashGet.unwrap()(
-                                handle,
-                                raw::REDISMODULE_HASH_NONE as c_int,
-                                field.ptr,
-                                &mut v as *mut *mut raw::RedisModuleString,
-                                std::ptr::null_mut::<c_void>(),
-                            );
+                            let v = crate::ffi::hash_get(handle, field.ptr);
                             if v.is_null() {
                                 values.push(None);
                             } else {

@@ -833,19 +833,7 @@ pub fn routerreward(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// `AI.ALERTS [COUNT n]`: the latest alerts of the client's database (the alert stream),
 /// newest first, each its id and fields; 10 unless COUNT says otherwise.
 pub fn alerts(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let mut count = 10usize;
-    if !args.is_empty() {
-        if !args.eat("COUNT") {
-            return Err(CmdError::syntax());
-        }
-        count = args
-            .next_i64()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| CmdError::new("ERR COUNT must be a positive integer"))?
-            as usize;
-        args.finish()?;
-    }
+    let count = alerts_count(&args.rest())?;
     let key = ctx.server.config.live.alert_stream.read().clone();
     if key.is_empty() {
         return Ok(Reply::Array(Vec::new()));
@@ -862,15 +850,38 @@ pub fn alerts(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         .iter()
         .rev()
         .take(count)
-        .map(|(id, fields)| {
-            let mut pairs = vec![(Reply::bulk_str("id"), Reply::Bulk(id.to_bytes()))];
-            pairs.extend(
-                fields
-                    .chunks(2)
-                    .map(|kv| (Reply::Bulk(kv[0].clone()), Reply::Bulk(kv[1].clone()))),
-            );
-            Reply::Map(pairs)
-        })
+        .map(|(id, fields)| alert_entry(id.to_bytes(), fields))
         .collect();
     Ok(Reply::Array(out))
+}
+
+/// AI.ALERTS' arguments (after the command name): `[COUNT n]`, 10 by default.
+pub fn alerts_count(words: &[Bytes]) -> Result<usize, CmdError> {
+    let Some((first, rest)) = words.split_first() else {
+        return Ok(10);
+    };
+    if !first.eq_ignore_ascii_case(b"COUNT") {
+        return Err(CmdError::syntax());
+    }
+    let count = rest
+        .first()
+        .and_then(|w| std::str::from_utf8(w).ok())
+        .and_then(|w| w.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::new("ERR COUNT must be a positive integer"))?;
+    if rest.len() > 1 {
+        return Err(CmdError::syntax());
+    }
+    Ok(count as usize)
+}
+
+/// One alert as AI.ALERTS lists it: its stream id, then each field.
+pub fn alert_entry(id: Bytes, fields: &[Bytes]) -> Reply {
+    let mut pairs = vec![(Reply::bulk_str("id"), Reply::Bulk(id))];
+    pairs.extend(
+        fields
+            .chunks_exact(2)
+            .map(|kv| (Reply::Bulk(kv[0].clone()), Reply::Bulk(kv[1].clone()))),
+    );
+    Reply::Map(pairs)
 }
